@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what poold needs to build and test: libev, jansson, check,
+# pkg-config, mandoc (man page lint) and Node.js (contrib/node tests).
+# Debian/Ubuntu (apt-get) or macOS (Homebrew).  Idempotent.
+set -eu
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if command -v apt-get >/dev/null 2>&1; then
+	pkgs="build-essential pkg-config libev-dev libjansson-dev check mandoc socat"
+	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# shellcheck disable=SC2086
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs
+elif command -v brew >/dev/null 2>&1; then
+	brew install libev jansson check pkg-config mandoc socat node
+else
+	echo "install-deps: need apt-get (Debian/Ubuntu) or brew (macOS)" >&2
+	exit 1
+fi

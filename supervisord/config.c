@@ -1,0 +1,746 @@
+/*
+ * config.c — the JSON config file; see poold.json(5).
+ *
+ * Unknown keys are errors: a typo must not silently fall back to a default.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "poold.h"
+#include "proto.h"
+
+#define CONF_OUTBUF_MIN_BYTES	(64 * 1024)
+#define CONF_COUNT_MAX		INT_MAX
+#define SUN_PATH_BYTES		sizeof(((struct sockaddr_un *)0)->sun_path)
+
+static const char *const default_command[] = {
+	"llama-server", "-m", "{path}", "--host", "127.0.0.1",
+	"--port", "{port}", "-c", "8192", NULL
+};
+
+/* Where we are in the file, for error messages. */
+struct loadctx {
+	const char	*path;
+	const char	*model;		/* inside "models", else NULL */
+	const char	*key;
+	char		*err;
+	size_t		 errlen;
+};
+
+enum keytype {
+	K_FUNC,		/* fn does it all */
+	K_PATH,		/* char *, non-empty string */
+	K_PATH_OR_NULL,
+	K_SIZE,		/* uint64_t */
+	K_SIZE_POS,
+	K_IDLE,		/* int64_t ms, 0 allowed */
+	K_DURATION,	/* int64_t ms, > 0 */
+	K_COUNT,	/* unsigned, >= 1 */
+};
+
+struct key {
+	const char	*name;
+	enum keytype	 type;
+	size_t		 off;
+	int		(*fn)(void *, json_t *, struct loadctx *);
+};
+
+static int	 keyerr(struct loadctx *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("strdup");
+	return p;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+	void	*p;
+
+	if ((p = calloc(n, size)) == NULL)
+		fatal("calloc");
+	return p;
+}
+
+static void
+strv_free(char **v)
+{
+	size_t	 i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Writes 'file: [model "m": ]"key": message' and returns -1. */
+static int
+keyerr(struct loadctx *lc, const char *fmt, ...)
+{
+	char	 msg[512], where[256] = "";
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (lc->model != NULL)
+		snprintf(where, sizeof(where), "model \"%s\": ", lc->model);
+	snprintf(lc->err, lc->errlen, "%s: %s\"%s\": %s",
+	    lc->path, where, lc->key, msg);
+	return -1;
+}
+
+/* --- sizes and durations --- */
+
+struct decimal {
+	uint64_t	 ip;		/* integer part */
+	const char	*frac;		/* digits after '.', or NULL */
+	size_t		 nfrac;
+};
+
+/* Reads "123" or "123.45" at s; returns what follows, or NULL. */
+static const char *
+scan_decimal(const char *s, struct decimal *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (!isdigit((unsigned char)*s))
+		return NULL;
+	for (; isdigit((unsigned char)*s); s++) {
+		if (d->ip > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return NULL;
+		d->ip = d->ip * 10 + (uint64_t)(*s - '0');
+	}
+	if (*s == '.') {
+		d->frac = ++s;
+		for (; isdigit((unsigned char)*s); s++)
+			d->nfrac++;
+		if (d->nfrac == 0)
+			return NULL;
+	}
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+/* d * mult, the fraction rounded down; -1 on overflow. */
+static int
+decimal_scale(const struct decimal *d, uint64_t mult, uint64_t *out)
+{
+	uint64_t	 acc = 0;
+	size_t		 i;
+
+	if (d->ip > UINT64_MAX / mult)
+		return -1;
+	/* floor(0.d1d2...dn * mult), last digit first: exact, no overflow */
+	for (i = d->nfrac; i-- > 0; )
+		acc = (acc + (uint64_t)(d->frac[i] - '0') * mult) / 10;
+	if (d->ip * mult > UINT64_MAX - acc)
+		return -1;
+	*out = d->ip * mult + acc;
+	return 0;
+}
+
+/* "", "K", "KB", "KiB" … "T", "B": the multiplier, or 0. */
+static uint64_t
+size_unit(const char *u)
+{
+	static const char	 prefixes[] = "KMGT";
+	const char		*p;
+	int			 shift = 0;
+
+	if (*u != '\0' && (p = strchr(prefixes,
+	    toupper((unsigned char)*u))) != NULL) {
+		shift = 10 * (int)(p - prefixes + 1);
+		if (*++u == 'i' || *u == 'I') {
+			if (*++u != 'B' && *u != 'b')
+				return 0;
+		}
+	}
+	if (*u == 'B' || *u == 'b')
+		u++;
+	return *u == '\0' ? 1ULL << shift : 0;
+}
+
+int
+parse_size(const char *s, uint64_t *out)
+{
+	struct decimal	 d;
+	const char	*u;
+	uint64_t	 mult;
+
+	if ((u = scan_decimal(s, &d)) == NULL || (mult = size_unit(u)) == 0)
+		return -1;
+	if (mult == 1 && d.nfrac > 0)
+		return -1;		/* no fractions of a byte */
+	return decimal_scale(&d, mult, out);
+}
+
+int
+parse_duration(const char *s, int64_t *out)
+{
+	static const struct { const char *name; uint64_t ms; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 },
+		{ "h", 60 * 60 * 1000 },
+	};
+	struct decimal	 d;
+	const char	*u;
+	uint64_t	 ms;
+	size_t		 i;
+
+	if ((u = scan_decimal(s, &d)) == NULL)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(u, units[i].name) != 0)
+			continue;
+		if (decimal_scale(&d, units[i].ms, &ms) == -1 ||
+		    ms > INT64_MAX)
+			return -1;
+		*out = (int64_t)ms;
+		return 0;
+	}
+	return -1;
+}
+
+/* --- typed values --- */
+
+static int
+get_size(json_t *v, struct loadctx *lc, uint64_t *out)
+{
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (json_is_string(v) && parse_size(json_string_value(v), out) == 0)
+		return 0;
+	return keyerr(lc, "expected a size like \"18G\", \"512MiB\" "
+	    "or a number of bytes");
+}
+
+static int
+get_duration(json_t *v, struct loadctx *lc, int64_t *out)
+{
+	json_int_t	 i;
+	double		 r;
+
+	if (json_is_integer(v) && (i = json_integer_value(v)) >= 0 &&
+	    i <= INT64_MAX / 1000) {
+		*out = (int64_t)i * 1000;
+		return 0;
+	}
+	if (json_is_real(v) && (r = json_real_value(v)) >= 0 &&
+	    r < (double)(INT64_MAX / 1000)) {
+		*out = (int64_t)(r * 1000 + 0.5);
+		return 0;
+	}
+	if (json_is_string(v) &&
+	    parse_duration(json_string_value(v), out) == 0)
+		return 0;
+	return keyerr(lc, "expected a duration like \"30m\", \"1500ms\" "
+	    "or a number of seconds");
+}
+
+static int
+get_count(json_t *v, struct loadctx *lc, unsigned *out)
+{
+	json_int_t	 i;
+
+	if (!json_is_integer(v) || (i = json_integer_value(v)) < 1 ||
+	    i > CONF_COUNT_MAX)
+		return keyerr(lc, "expected an integer from 1 to %d",
+		    CONF_COUNT_MAX);
+	*out = (unsigned)i;
+	return 0;
+}
+
+static int
+get_path(json_t *v, struct loadctx *lc, char **out, bool nullok)
+{
+	if (nullok && json_is_null(v)) {
+		free(*out);
+		*out = NULL;
+		return 0;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return keyerr(lc, "expected a non-empty string%s",
+		    nullok ? " or null" : "");
+	free(*out);
+	*out = xstrdup(json_string_value(v));
+	return 0;
+}
+
+/* An argv template: non-empty strings, naming {path} and {port}. */
+static int
+get_command(json_t *v, struct loadctx *lc, char ***out)
+{
+	static const char	*need[] = { "{path}", "{port}" };
+	json_t			*arg;
+	char			**argv;
+	size_t			 i, j;
+
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return keyerr(lc, "expected a non-empty array of strings");
+	json_array_foreach(v, i, arg) {
+		if (!json_is_string(arg) || json_string_length(arg) == 0)
+			return keyerr(lc, "argument %zu is not a non-empty "
+			    "string", i);
+	}
+	for (j = 0; j < 2; j++) {
+		json_array_foreach(v, i, arg)
+			if (strstr(json_string_value(arg), need[j]) != NULL)
+				break;
+		if (i == json_array_size(v))
+			return keyerr(lc, "no %s in the command", need[j]);
+	}
+	argv = xcalloc(json_array_size(v) + 1, sizeof(*argv));
+	json_array_foreach(v, i, arg)
+		argv[i] = xstrdup(json_string_value(arg));
+	strv_free(*out);
+	*out = argv;
+	return 0;
+}
+
+/* --- top-level keys that need more than a type --- */
+
+static int
+set_socket(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	if (json_is_string(v) && json_string_length(v) >= SUN_PATH_BYTES)
+		return keyerr(lc, "path longer than %zu bytes",
+		    SUN_PATH_BYTES - 1);
+	return get_path(v, lc, &c->socket, false);
+}
+
+static int
+set_socket_mode(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	const char	*s;
+	char		*end;
+	long		 mode = -1;
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= 0777)
+		mode = (long)json_integer_value(v);
+	else if (json_is_string(v) && (s = json_string_value(v))[0] >= '0' &&
+	    s[0] <= '7' && strlen(s) <= 4) {
+		mode = strtol(s, &end, 8);
+		if (*end != '\0' || mode > 0777)
+			mode = -1;
+	}
+	if (mode == -1)
+		return keyerr(lc, "expected an octal mode like \"0660\"");
+	c->socket_mode = (unsigned)mode;
+	return 0;
+}
+
+static int
+set_command(void *base, json_t *v, struct loadctx *lc)
+{
+	return get_command(v, lc, &((struct config *)base)->command);
+}
+
+static int
+set_health_path(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	const char	*s;
+
+	if (!json_is_string(v) || (s = json_string_value(v))[0] != '/')
+		return keyerr(lc, "expected a string starting with \"/\"");
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return keyerr(lc, "spaces and control characters "
+			    "are not allowed");
+	return get_path(v, lc, &c->health_path, false);
+}
+
+static int
+set_ports(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	json_t		*lo, *hi;
+
+	if (!json_is_array(v) || json_array_size(v) != 2 ||
+	    !json_is_integer(lo = json_array_get(v, 0)) ||
+	    !json_is_integer(hi = json_array_get(v, 1)) ||
+	    json_integer_value(lo) < 1 ||
+	    json_integer_value(lo) > json_integer_value(hi) ||
+	    json_integer_value(hi) > 65535)
+		return keyerr(lc, "expected [min, max] with "
+		    "1 <= min <= max <= 65535");
+	c->port_min = (int)json_integer_value(lo);
+	c->port_max = (int)json_integer_value(hi);
+	return 0;
+}
+
+static bool
+is_auto(json_t *v)
+{
+	return json_is_string(v) && strcmp(json_string_value(v), "auto") == 0;
+}
+
+static int
+set_memory_limit(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	if ((c->memory_limit_auto = is_auto(v)))
+		return 0;
+	if (get_size(v, lc, &c->memory_limit) == -1 || c->memory_limit == 0)
+		return keyerr(lc, "expected \"auto\" or a size like \"64G\"");
+	return 0;
+}
+
+static int
+set_max_servers(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	if ((c->max_servers_auto = is_auto(v)))
+		return 0;
+	if (get_count(v, lc, &c->max_servers) == -1)
+		return keyerr(lc, "expected \"auto\" or an integer >= 1");
+	return 0;
+}
+
+static int
+set_outbuf_bytes(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	uint64_t	 n;
+
+	if (get_size(v, lc, &n) == -1)
+		return -1;
+	if (n < CONF_OUTBUF_MIN_BYTES || n > SIZE_MAX / 2)
+		return keyerr(lc, "must be at least 64K");
+	c->outbuf_bytes = (size_t)n;
+	return 0;
+}
+
+/* --- models --- */
+
+static int
+set_model_command(void *base, json_t *v, struct loadctx *lc)
+{
+	return get_command(v, lc, &((struct model_conf *)base)->command);
+}
+
+static bool
+env_name_ok(const char *s)
+{
+	if (!isalpha((unsigned char)*s) && *s != '_')
+		return false;
+	for (s++; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
+static int
+set_model_env(void *base, json_t *v, struct loadctx *lc)
+{
+	struct model_conf	*m = base;
+	const char		*k;
+	json_t			*val;
+	size_t			 i = 0, len;
+
+	if (!json_is_object(v))
+		return keyerr(lc, "expected an object of strings");
+	json_object_foreach(v, k, val) {
+		if (!env_name_ok(k))
+			return keyerr(lc, "bad variable name \"%s\"", k);
+		if (!json_is_string(val))
+			return keyerr(lc, "value of %s is not a string", k);
+	}
+	strv_free(m->env);
+	m->env = xcalloc(json_object_size(v) + 1, sizeof(*m->env));
+	json_object_foreach(v, k, val) {
+		len = strlen(k) + json_string_length(val) + 2;
+		m->env[i] = xcalloc(1, len);
+		snprintf(m->env[i++], len, "%s=%s", k, json_string_value(val));
+	}
+	return 0;
+}
+
+static const struct key model_keys[] = {
+	{ "memory", K_SIZE_POS, offsetof(struct model_conf, memory), NULL },
+	{ "idle_timeout", K_IDLE,
+	    offsetof(struct model_conf, idle_timeout_ms), NULL },
+	{ "command", K_FUNC, 0, set_model_command },
+	{ "env", K_FUNC, 0, set_model_env },
+	{ NULL, K_FUNC, 0, NULL }
+};
+
+static int	 apply_keys(const struct key *, void *, json_t *,
+		    struct loadctx *);
+
+/* As proto_model_name_ok(), which we do not link here. */
+static bool
+model_name_ok(const char *s)
+{
+	size_t	 n;
+
+	if (*s == '.' || (n = strlen(s)) == 0 || n > PROTO_MODEL_NAME_MAX)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("._+-", *s) == NULL)
+			return false;
+	return true;
+}
+
+static void
+model_free(struct model_conf *m)
+{
+	free(m->name);
+	strv_free(m->command);
+	strv_free(m->env);
+}
+
+static int
+set_models(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config		*c = base;
+	struct model_conf	*m;
+	const char		*name;
+	json_t			*mv;
+
+	if (!json_is_object(v))
+		return keyerr(lc, "expected an object of models");
+	json_object_foreach(v, name, mv) {
+		if (!model_name_ok(name))
+			return keyerr(lc, "bad model name \"%s\": use letters, "
+			    "digits and \"._+-\"", name);
+		if (!json_is_object(mv))
+			return keyerr(lc, "model \"%s\" is not an object",
+			    name);
+	}
+	while (c->nmodels > 0)
+		model_free(&c->models[--c->nmodels]);
+	free(c->models);
+	c->models = xcalloc(json_object_size(v) + 1, sizeof(*c->models));
+	json_object_foreach(v, name, mv) {
+		m = &c->models[c->nmodels++];
+		m->name = xstrdup(name);
+		m->idle_timeout_ms = -1;
+		lc->model = name;
+		if (apply_keys(model_keys, m, mv, lc) == -1)
+			return -1;
+	}
+	lc->model = NULL;
+	return 0;
+}
+
+static const struct key top_keys[] = {
+#define OFF(f)	offsetof(struct config, f)
+	{ "socket", K_FUNC, 0, set_socket },
+	{ "socket_mode", K_FUNC, 0, set_socket_mode },
+	{ "models_dir", K_PATH, OFF(models_dir), NULL },
+	{ "command", K_FUNC, 0, set_command },
+	{ "health_path", K_FUNC, 0, set_health_path },
+	{ "ports", K_FUNC, 0, set_ports },
+	{ "memory_limit", K_FUNC, 0, set_memory_limit },
+	{ "reserved", K_SIZE, OFF(reserved), NULL },
+	{ "per_model", K_SIZE_POS, OFF(per_model), NULL },
+	{ "max_servers", K_FUNC, 0, set_max_servers },
+	{ "idle_timeout", K_IDLE, OFF(idle_timeout_ms), NULL },
+	{ "start_timeout", K_DURATION, OFF(start_timeout_ms), NULL },
+	{ "stop_timeout", K_DURATION, OFF(stop_timeout_ms), NULL },
+	{ "acquire_timeout", K_DURATION, OFF(acquire_timeout_ms), NULL },
+	{ "log_dir", K_PATH_OR_NULL, OFF(log_dir), NULL },
+	{ "max_clients", K_COUNT, OFF(max_clients), NULL },
+	{ "max_pending", K_COUNT, OFF(max_pending), NULL },
+	{ "max_waiters", K_COUNT, OFF(max_waiters), NULL },
+	{ "outbuf_bytes", K_FUNC, 0, set_outbuf_bytes },
+	{ "models", K_FUNC, 0, set_models },
+	{ NULL, K_FUNC, 0, NULL }
+#undef OFF
+};
+
+static int
+apply_key(const struct key *k, void *base, json_t *v, struct loadctx *lc)
+{
+	void	*p = (char *)base + k->off;
+
+	switch (k->type) {
+	case K_FUNC:
+		return k->fn(base, v, lc);
+	case K_PATH:
+	case K_PATH_OR_NULL:
+		return get_path(v, lc, p, k->type == K_PATH_OR_NULL);
+	case K_SIZE:
+		return get_size(v, lc, p);
+	case K_SIZE_POS:
+		if (get_size(v, lc, p) == -1)
+			return -1;
+		return *(uint64_t *)p > 0 ? 0 : keyerr(lc, "must be > 0");
+	case K_IDLE:
+		return get_duration(v, lc, p);
+	case K_DURATION:
+		if (get_duration(v, lc, p) == -1)
+			return -1;
+		return *(int64_t *)p > 0 ? 0 : keyerr(lc, "must be > 0");
+	case K_COUNT:
+		return get_count(v, lc, p);
+	}
+	return -1;
+}
+
+static int
+apply_keys(const struct key *keys, void *base, json_t *obj,
+    struct loadctx *lc)
+{
+	const struct key	*k;
+	const char		*name;
+	json_t			*v;
+
+	json_object_foreach(obj, name, v) {
+		for (k = keys; k->name != NULL; k++)
+			if (strcmp(k->name, name) == 0)
+				break;
+		lc->key = name;
+		if (k->name == NULL) {
+			snprintf(lc->err, lc->errlen, "%s: %s%s%sunknown key "
+			    "\"%s\"", lc->path, lc->model ? "model \"" : "",
+			    lc->model ? lc->model : "",
+			    lc->model ? "\": " : "", name);
+			return -1;
+		}
+		if (apply_key(k, base, v, lc) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* --- the public face --- */
+
+void
+config_defaults(struct config *c)
+{
+	size_t	 i, n = sizeof(default_command) / sizeof(default_command[0]);
+
+	memset(c, 0, sizeof(*c));
+	c->socket_mode = CONF_DEFAULT_SOCKET_MODE;
+	c->models_dir = xstrdup(CONF_DEFAULT_MODELS_DIR);
+	c->command = xcalloc(n, sizeof(*c->command));
+	for (i = 0; default_command[i] != NULL; i++)
+		c->command[i] = xstrdup(default_command[i]);
+	c->health_path = xstrdup(CONF_DEFAULT_HEALTH_PATH);
+	c->port_min = CONF_DEFAULT_PORT_MIN;
+	c->port_max = CONF_DEFAULT_PORT_MAX;
+	c->memory_limit_auto = true;
+	c->reserved = CONF_DEFAULT_RESERVED;
+	c->per_model = CONF_DEFAULT_PER_MODEL;
+	c->max_servers_auto = true;
+	c->idle_timeout_ms = CONF_DEFAULT_IDLE_MS;
+	c->start_timeout_ms = CONF_DEFAULT_START_MS;
+	c->stop_timeout_ms = CONF_DEFAULT_STOP_MS;
+	c->acquire_timeout_ms = CONF_DEFAULT_ACQUIRE_MS;
+	c->max_clients = CONF_DEFAULT_MAX_CLIENTS;
+	c->max_pending = CONF_DEFAULT_MAX_PENDING;
+	c->max_waiters = CONF_DEFAULT_MAX_WAITERS;
+	c->outbuf_bytes = CONF_DEFAULT_OUTBUF_BYTES;
+}
+
+/* The file's top-level object, or NULL with a message. */
+static json_t *
+read_json(const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+	json_error_t	 je;
+	json_t		*root;
+	FILE		*fp;
+
+	if ((fp = fopen(path, "r")) == NULL || fstat(fileno(fp), &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fp != NULL)
+			fclose(fp);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		fclose(fp);
+		return NULL;
+	}
+	root = json_loadf(fp, JSON_REJECT_DUPLICATES, &je);
+	fclose(fp);
+	if (root == NULL && je.line > 0)
+		snprintf(err, errlen, "%s: line %d column %d: %s",
+		    path, je.line, je.column, je.text);
+	else if (root == NULL)
+		snprintf(err, errlen, "%s: %s", path, je.text);
+	else if (!json_is_object(root)) {
+		snprintf(err, errlen, "%s: expected a JSON object", path);
+		json_decref(root);
+		root = NULL;
+	}
+	return root;
+}
+
+/* On error *cfg is left as it was. */
+int
+config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct loadctx	 lc = { path, NULL, NULL, err, errlen };
+	struct config	 nc;
+	json_t		*root;
+	int		 rc;
+
+	if ((root = read_json(path, err, errlen)) == NULL)
+		return -1;
+	config_defaults(&nc);
+	nc.path = xstrdup(path);
+	rc = apply_keys(top_keys, &nc, root, &lc);
+	json_decref(root);
+	if (rc == -1) {
+		config_free(&nc);
+		return -1;
+	}
+	config_free(cfg);
+	*cfg = nc;
+	return 0;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t	 i;
+
+	free(c->path);
+	free(c->socket);
+	free(c->models_dir);
+	strv_free(c->command);
+	free(c->health_path);
+	free(c->log_dir);
+	for (i = 0; i < c->nmodels; i++)
+		model_free(&c->models[i]);
+	free(c->models);
+	memset(c, 0, sizeof(*c));
+}
+
+const struct model_conf *
+config_model(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nmodels; i++)
+		if (strcmp(c->models[i].name, name) == 0)
+			return &c->models[i];
+	return NULL;
+}

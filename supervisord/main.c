@@ -1,0 +1,174 @@
+/*
+ * main.c — poold: options, config, signals, the loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "poold.h"
+
+#define DEFAULT_CONFIG	"/etc/poold/poold.json"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: poold [-nv] [-f file] [-m dir] [-s socket]\n"
+	    "       poold --budget [-f file]\n"
+	    "       poold --version\n");
+}
+
+struct options {
+	const char	*config;
+	const char	*models_dir;
+	const char	*socket;
+	bool		 check;
+	bool		 budget;
+	bool		 verbose;
+};
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_BUDGET = 256, OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'f' },
+		{ "models-dir",	required_argument,	NULL, 'm' },
+		{ "socket",	required_argument,	NULL, 's' },
+		{ "check",	no_argument,		NULL, 'n' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "budget",	no_argument,		NULL, OPT_BUDGET },
+		{ "version",	no_argument,		NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt_long(argc, argv, "f:m:s:nvh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			o->config = optarg;
+			break;
+		case 'm':
+			o->models_dir = optarg;
+			break;
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'n':
+			o->check = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_BUDGET:
+			o->budget = true;
+			break;
+		case OPT_VERSION:
+			printf("poold %s\n", POOLD_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(1);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(1);
+	}
+}
+
+static int
+replace(char **field, const char *value)
+{
+	char *s;
+
+	if ((s = strdup(value)) == NULL)
+		return -1;
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+/* Config file (given, or the default one if it exists), then flags. */
+static void
+load_config(const struct options *o, struct config *conf)
+{
+	const char *path = o->config;
+	char err[1024], sock[512];
+
+	config_defaults(conf);
+	if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+		path = DEFAULT_CONFIG;
+	if (path != NULL && config_load(conf, path, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (o->models_dir != NULL && replace(&conf->models_dir,
+	    o->models_dir) == -1)
+		fatal("options");
+	if (o->socket != NULL && replace(&conf->socket, o->socket) == -1)
+		fatal("options");
+	if (conf->socket == NULL) {
+		if (proto_default_socket(sock, sizeof(sock)) == NULL)
+			fatalx("the default socket path is too long; set "
+			    "\"socket\" in the config");
+		if (replace(&conf->socket, sock) == -1)
+			fatal("options");
+	}
+}
+
+static void
+print_budget(const struct config *conf)
+{
+	struct budget b;
+	char err[512];
+
+	if (budget_compute(conf, &b, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	budget_print(conf, &b, stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+	struct config conf;
+	struct daemon d;
+	struct ev_loop *loop;
+	char err[1024];
+
+	parse_options(argc, argv, &o);
+	log_init("poold", o.verbose);
+	load_config(&o, &conf);
+	if (o.budget || o.check) {
+		print_budget(&conf);
+		if (o.check)
+			printf("configuration OK\n");
+		config_free(&conf);
+		return 0;
+	}
+	/* A client that hangs up mid-reply is an EPIPE, not our death. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+		fatalx("cannot initialise libev");
+	if (daemon_init(&d, loop, &conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	log_info("poold %s ready on %s: %zu models in %s, budget %s for at "
+	    "most %u servers", POOLD_VERSION, conf.socket, d.pool->nmodels,
+	    conf.models_dir, pool_format_size(d.budget.budget, err,
+	    sizeof(err)), d.budget.max_servers);
+	ev_run(loop, 0);
+	log_info("stopped; bye");
+	daemon_fini(&d);
+	config_free(&conf);
+	ev_loop_destroy(loop);
+	return 0;
+}

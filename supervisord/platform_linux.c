@@ -1,0 +1,221 @@
+/*
+ * platform_linux.c — memory facts from /proc and the cgroup, parent death.
+ */
+#include <sys/prctl.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "poold.h"
+
+#define PROC_READ_MAX_BYTES	16384
+#define CGROUP_ROOT		"/sys/fs/cgroup"
+#define CGROUP_V1_MEMORY	"/sys/fs/cgroup/memory/"
+#define CGROUP_V1_ABSURD	(1ULL << 60)	/* v1's "no limit" */
+
+/* Reads at most len - 1 bytes of path into buf, NUL-terminated. */
+static int
+read_small(const char *path, char *buf, size_t len)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+	int	 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while (off < len - 1) {
+		if ((n = read(fd, buf + off, len - 1 - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	close(fd);
+	return 0;
+}
+
+/* A decimal number, then only whitespace; -1 otherwise. */
+static int
+parse_u64(const char *s, const char **end, uint64_t *out)
+{
+	unsigned long long	 v;
+	char			*e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &e, 10);
+	if (errno == ERANGE)
+		return -1;
+	*out = v;
+	if (end != NULL)
+		*end = e;
+	return 0;
+}
+
+/* "Key:   123 kB" in a /proc file → bytes. */
+static int
+proc_field_kb(const char *path, const char *key, uint64_t *out)
+{
+	char		 buf[PROC_READ_MAX_BYTES], *p;
+	const char	*e;
+	size_t		 klen = strlen(key);
+	uint64_t	 kb;
+
+	if (read_small(path, buf, sizeof(buf)) == -1)
+		return -1;
+	for (p = buf; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (strncmp(p, key, klen) != 0 || p[klen] != ':')
+			continue;
+		if (parse_u64(p + klen + 1, &e, &kb) == -1 ||
+		    strncmp(e, " kB", 3) != 0 || kb > UINT64_MAX / 1024)
+			break;
+		*out = kb * 1024;
+		return 0;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+/* A cgroup file holding one number; "max" and the like are -1. */
+static int
+cgroup_value(const char *path, uint64_t *out)
+{
+	char		 buf[64];
+	const char	*e;
+
+	if (read_small(path, buf, sizeof(buf)) == -1 ||
+	    parse_u64(buf, &e, out) == -1 || (*e != '\n' && *e != '\0'))
+		return -1;
+	return 0;
+}
+
+/* Our cgroup v2 path ("0::/a/b" in /proc/self/cgroup) into buf. */
+static int
+cgroup2_path(char *buf, size_t len)
+{
+	char	 file[4096], *p, *nl;
+
+	if (read_small("/proc/self/cgroup", file, sizeof(file)) == -1)
+		return -1;
+	for (p = file; p != NULL; p = nl) {
+		if ((nl = strchr(p, '\n')) != NULL)
+			*nl++ = '\0';
+		if (strncmp(p, "0::/", 4) != 0)
+			continue;
+		/* outside our cgroup namespace: only the root is visible */
+		if (strstr(p, "/..") != NULL)
+			p = "0::/";
+		if (snprintf(buf, len, "%s", p + 3) >= (int)len)
+			return -1;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * The tightest cgroup limit on us and the room left under it (limit
+ * minus usage), over every level of the v2 hierarchy, else v1.
+ * -1 when nothing limits us.
+ */
+static int
+cgroup_limit(uint64_t *limit, uint64_t *room)
+{
+	char		 cg[PATH_MAX], file[PATH_MAX + 64], *slash;
+	uint64_t	 max, cur;
+	bool		 found = false;
+
+	*limit = *room = UINT64_MAX;
+	if (cgroup2_path(cg, sizeof(cg)) == -1)
+		cg[0] = '\0';
+	while (cg[0] == '/') {
+		snprintf(file, sizeof(file), CGROUP_ROOT "%s/memory.max", cg);
+		if (cgroup_value(file, &max) == 0) {
+			found = true;
+			snprintf(file, sizeof(file),
+			    CGROUP_ROOT "%s/memory.current", cg);
+			if (cgroup_value(file, &cur) == -1)
+				cur = 0;
+			*limit = max < *limit ? max : *limit;
+			cur = cur < max ? max - cur : 0;
+			*room = cur < *room ? cur : *room;
+		}
+		if ((slash = strrchr(cg, '/')) == NULL || cg[1] == '\0')
+			break;
+		slash[slash == cg ? 1 : 0] = '\0';
+	}
+	if (found)
+		return 0;
+	if (cgroup_value(CGROUP_V1_MEMORY "memory.limit_in_bytes", &max) ==
+	    -1 || max >= CGROUP_V1_ABSURD)
+		return -1;
+	if (cgroup_value(CGROUP_V1_MEMORY "memory.usage_in_bytes", &cur) == -1)
+		cur = 0;
+	*limit = max;
+	*room = cur < max ? max - cur : 0;
+	return 0;
+}
+
+int
+platform_total_memory(uint64_t *out)
+{
+	uint64_t	 total, limit, room;
+
+	if (proc_field_kb("/proc/meminfo", "MemTotal", &total) == -1)
+		return -1;
+	if (cgroup_limit(&limit, &room) == 0 && limit < total)
+		total = limit;
+	*out = total;
+	return 0;
+}
+
+int
+platform_available_memory(uint64_t *out)
+{
+	uint64_t	 avail, limit, room;
+
+	if (proc_field_kb("/proc/meminfo", "MemAvailable", &avail) == -1)
+		return -1;
+	if (cgroup_limit(&limit, &room) == 0 && room < avail)
+		avail = room;
+	*out = avail;
+	return 0;
+}
+
+int
+platform_process_rss(pid_t pid, uint64_t *out)
+{
+	char	 path[64];
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	return proc_field_kb(path, "VmRSS", out);
+}
+
+int
+platform_die_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+		return -1;
+	/* the parent died before prctl: no signal will come */
+	if (getppid() != parent) {
+		errno = ESRCH;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,1024 @@
+/*
+ * pool.c — the pool's decisions: who starts, who waits, who is evicted.
+ *
+ * Pure: no fork, socket, clock or libev.  Time comes in as `now`, effects
+ * leave through p->ops.  The rules are in docs/DESIGN.md.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+#define MODEL_BUCKETS_MIN	1024
+#define LEASE_BUCKETS_MIN	256
+
+static void	 schedule(struct pool *, pool_ms);
+static void	 stop_server(struct pool *, pool_ms, struct pool_server *,
+		    enum pool_stop_reason);
+
+/* --- small helpers --- */
+
+char *
+pool_format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const unit[] = {
+	    "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"
+	};
+	double v = (double)bytes;
+	int i = -1;
+
+	if (bytes < 1024) {
+		snprintf(buf, len, "%" PRIu64 " B", bytes);
+		return buf;
+	}
+	while (v >= 1024 && i < 5) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, len, "%.1f %s", v, unit[i]);
+	return buf;
+}
+
+static void
+plog(struct pool *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+plog(struct pool *p, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (p->ops->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	p->ops->log(p->ctx, line);
+}
+
+static uint64_t
+hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+const char *
+pool_state_name(enum pool_state s)
+{
+	switch (s) {
+	case POOL_STARTING:	return "starting";
+	case POOL_READY:	return "ready";
+	case POOL_STOPPING:	return "stopping";
+	}
+	return "unknown";
+}
+
+const char *
+pool_stop_reason_name(enum pool_stop_reason r)
+{
+	switch (r) {
+	case POOL_STOP_NONE:		return "none";
+	case POOL_STOP_LRU:		return "lru";
+	case POOL_STOP_IDLE:		return "idle";
+	case POOL_STOP_ADMIN:		return "evict";
+	case POOL_STOP_START_TIMEOUT:	return "start_timeout";
+	case POOL_STOP_SHUTDOWN:	return "shutdown";
+	}
+	return "unknown";
+}
+
+unsigned
+pool_waiting(const struct pool *p)
+{
+	return p->nwaiters;
+}
+
+/* --- life of the pool --- */
+
+struct pool *
+pool_new(const struct pool_limits *lim, const struct pool_ops *ops,
+    void *ctx, pool_ms now)
+{
+	struct pool *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->lim = *lim;
+	p->ops = ops;
+	p->ctx = ctx;
+	TAILQ_INIT(&p->servers);
+	TAILQ_INIT(&p->pending);
+	p->port_cursor = lim->port_min;
+	p->started_at = now;
+	p->nbuckets = MODEL_BUCKETS_MIN;
+	p->nlease_buckets = LEASE_BUCKETS_MIN;
+	p->models = calloc(p->nbuckets, sizeof(*p->models));
+	p->leases = calloc(p->nlease_buckets, sizeof(*p->leases));
+	if (p->models == NULL || p->leases == NULL) {
+		pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+pool_free(struct pool *p)
+{
+	struct pool_server *srv, *tsrv;
+	struct pool_model *m, *tm;
+	struct pool_lease *l, *tl;
+	size_t i;
+
+	if (p == NULL)
+		return;
+	TAILQ_FOREACH_SAFE(srv, &p->servers, link, tsrv)
+		free(srv);
+	for (i = 0; p->leases != NULL && i < p->nlease_buckets; i++)
+		for (l = p->leases[i]; l != NULL; l = tl) {
+			tl = l->hash_next;
+			free(l);
+		}
+	for (i = 0; p->models != NULL && i < p->nbuckets; i++)
+		for (m = p->models[i]; m != NULL; m = tm) {
+			tm = m->hash_next;
+			free(m->name);
+			free(m);
+		}
+	free(p->leases);
+	free(p->models);
+	free(p);
+}
+
+/* --- the catalog --- */
+
+struct pool_model *
+pool_model_find(const struct pool *p, const char *name)
+{
+	struct pool_model *m;
+
+	m = p->models[hash_name(name) % p->nbuckets];
+	for (; m != NULL; m = m->hash_next)
+		if (strcmp(m->name, name) == 0)
+			return m;
+	return NULL;
+}
+
+/* Keeps chains short as the catalog grows to 10,000 models and more. */
+static void
+grow_models(struct pool *p)
+{
+	struct pool_model **nb, *m, *next;
+	size_t n = p->nbuckets * 4, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < p->nbuckets; i++)
+		for (m = p->models[i]; m != NULL; m = next) {
+			next = m->hash_next;
+			m->hash_next = nb[hash_name(m->name) % n];
+			nb[hash_name(m->name) % n] = m;
+		}
+	free(p->models);
+	p->models = nb;
+	p->nbuckets = n;
+}
+
+struct pool_model *
+pool_model_add(struct pool *p, const char *name, uint64_t mem,
+    pool_ms idle_timeout)
+{
+	struct pool_model *m;
+	size_t b;
+
+	if ((m = pool_model_find(p, name)) != NULL) {
+		m->mem = mem;
+		m->idle_timeout = idle_timeout;
+		return m;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	if ((m->name = strdup(name)) == NULL) {
+		free(m);
+		return NULL;
+	}
+	m->mem = mem;
+	m->idle_timeout = idle_timeout;
+	TAILQ_INIT(&m->queued);
+	if (p->nmodels >= p->nbuckets * 2)
+		grow_models(p);
+	b = hash_name(name) % p->nbuckets;
+	m->hash_next = p->models[b];
+	p->models[b] = m;
+	p->nmodels++;
+	return m;
+}
+
+/* --- leases --- */
+
+static struct pool_lease **
+lease_slot(const struct pool *p, int64_t id)
+{
+	return &p->leases[(uint64_t)id % p->nlease_buckets];
+}
+
+static struct pool_lease *
+lease_find(const struct pool *p, int64_t id)
+{
+	struct pool_lease *l;
+
+	for (l = *lease_slot(p, id); l != NULL; l = l->hash_next)
+		if (l->id == id)
+			return l;
+	return NULL;
+}
+
+static void
+grow_leases(struct pool *p)
+{
+	struct pool_lease **nb, *l, *next;
+	size_t n = p->nlease_buckets * 4, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;
+	for (i = 0; i < p->nlease_buckets; i++)
+		for (l = p->leases[i]; l != NULL; l = next) {
+			next = l->hash_next;
+			l->hash_next = nb[(uint64_t)l->id % n];
+			nb[(uint64_t)l->id % n] = l;
+		}
+	free(p->leases);
+	p->leases = nb;
+	p->nlease_buckets = n;
+}
+
+static struct pool_lease *
+lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
+{
+	struct pool_lease *l, **slot;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	if (p->nleases >= p->nlease_buckets * 2)
+		grow_leases(p);
+	l->id = ++p->next_lease;
+	l->server = srv;
+	l->owner = owner;
+	TAILQ_INSERT_TAIL(&srv->lease_list, l, server_link);
+	if (owner != NULL)
+		TAILQ_INSERT_TAIL(&owner->leases, l, owner_link);
+	slot = lease_slot(p, l->id);
+	l->hash_next = *slot;
+	*slot = l;
+	p->nleases++;
+	srv->leases++;
+	return l;
+}
+
+/* Ends a lease; its server (if any) is used now, which LRU reads. */
+static void
+lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
+{
+	struct pool_lease **pp;
+	struct pool_server *srv = l->server;
+
+	for (pp = lease_slot(p, l->id); *pp != l; pp = &(*pp)->hash_next)
+		;
+	*pp = l->hash_next;
+	p->nleases--;
+	if (l->owner != NULL)
+		TAILQ_REMOVE(&l->owner->leases, l, owner_link);
+	if (srv != NULL) {
+		TAILQ_REMOVE(&srv->lease_list, l, server_link);
+		srv->leases--;
+		srv->last_used = now;
+		srv->model->last_used = now;
+	}
+	p->counters.releases++;
+	free(l);
+}
+
+/* --- waiters --- */
+
+static void
+waiter_link(struct pool *p, struct pool_waiter *w, struct pool_waiter_list *on)
+{
+	w->list = on;
+	TAILQ_INSERT_TAIL(on, w, link);
+	if (w->owner != NULL)
+		TAILQ_INSERT_TAIL(&w->owner->waiters, w, owner_link);
+	if (w->kind == POOL_WAIT_ACQUIRE)
+		p->nwaiters++;
+}
+
+/* Takes w off every list; a model nobody waits for leaves the queue. */
+static void
+waiter_unlink(struct pool *p, struct pool_waiter *w)
+{
+	struct pool_model *m = w->model;
+
+	TAILQ_REMOVE(w->list, w, link);
+	if (w->owner != NULL)
+		TAILQ_REMOVE(&w->owner->waiters, w, owner_link);
+	if (w->kind == POOL_WAIT_ACQUIRE)
+		p->nwaiters--;
+	if (w->list == &m->queued && TAILQ_EMPTY(&m->queued) &&
+	    m->is_pending) {
+		TAILQ_REMOVE(&p->pending, m, pending);
+		m->is_pending = false;
+	}
+	w->list = NULL;
+}
+
+static void
+answer_error(struct pool *p, struct pool_waiter *w, enum proto_err err,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+answer_error(struct pool *p, struct pool_waiter *w, enum proto_err err,
+    const char *fmt, ...)
+{
+	struct pool_answer a = { .err = err };
+	char msg[POOL_ERROR_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	a.message = msg;
+	if (err == PROTO_E_BUSY)
+		p->counters.busy++;
+	else if (err == PROTO_E_TIMEOUT)
+		p->counters.timeouts++;
+	p->ops->answer(p->ctx, w, &a);
+}
+
+/* Answers an ACQUIRE with srv, taking a lease if it asked to hold one. */
+static void
+grant(struct pool *p, pool_ms now, struct pool_waiter *w,
+    struct pool_server *srv, bool cold)
+{
+	struct pool_answer a = { .err = PROTO_OK, .server = srv, .cold = cold };
+	struct pool_model *m = srv->model;
+	struct pool_lease *l;
+
+	if (w->hold) {
+		if ((l = lease_new(p, srv, w->owner)) == NULL) {
+			answer_error(p, w, PROTO_E_INTERNAL,
+			    "out of memory taking a lease");
+			return;
+		}
+		a.lease = l->id;
+	}
+	srv->last_used = m->last_used = now;
+	a.wait_ms = now - w->since;
+	p->counters.acquires++;
+	m->counters.acquires++;
+	if (cold) {
+		p->counters.misses++;
+		m->counters.misses++;
+	} else {
+		p->counters.hits++;
+		m->counters.hits++;
+	}
+	p->ops->answer(p->ctx, w, &a);
+}
+
+static void
+fail_all(struct pool *p, struct pool_waiter_list *list, enum proto_err err,
+    const char *msg)
+{
+	struct pool_waiter *w;
+
+	while ((w = TAILQ_FIRST(list)) != NULL) {
+		waiter_unlink(p, w);
+		answer_error(p, w, err, "%s", msg);
+	}
+}
+
+/* --- failures and backoff --- */
+
+static pool_ms
+backoff_delay(unsigned failures)
+{
+	pool_ms d = POOL_BACKOFF_MIN_MS;
+
+	while (failures-- > 1 && d < POOL_BACKOFF_MAX_MS)
+		d *= 2;
+	return d < POOL_BACKOFF_MAX_MS ? d : POOL_BACKOFF_MAX_MS;
+}
+
+/* A start failed: remember why, and hold the next one back. */
+static void
+start_failed(struct pool *p, pool_ms now, struct pool_model *m,
+    const char *why)
+{
+	pool_ms delay;
+
+	m->failures++;
+	delay = backoff_delay(m->failures);
+	m->retry_at = now + delay;
+	snprintf(m->last_error, sizeof(m->last_error), "%s", why);
+	p->counters.start_failures++;
+	m->counters.start_failures++;
+	plog(p, "start failed %s (%u in a row, next try in %.1f s): %s",
+	    m->name, m->failures, (double)delay / 1000, why);
+}
+
+/* --- servers --- */
+
+static bool
+port_taken(const struct pool *p, int port)
+{
+	const struct pool_server *srv;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->port == port)
+			return true;
+	return false;
+}
+
+/* Round robin over the range, so a just-freed port rests a while. */
+static int
+pick_port(struct pool *p)
+{
+	int span = p->lim.port_max - p->lim.port_min + 1, i, port;
+
+	for (i = 0; i < span; i++) {
+		port = p->port_cursor;
+		p->port_cursor = port >= p->lim.port_max ?
+		    p->lim.port_min : port + 1;
+		if (port_taken(p, port))
+			continue;
+		if (p->ops->port_free != NULL &&
+		    !p->ops->port_free(p->ctx, port))
+			continue;
+		return port;
+	}
+	return -1;
+}
+
+static void
+server_remove(struct pool *p, struct pool_server *srv)
+{
+	struct pool_lease *l;
+
+	if (srv->model->server == srv)
+		srv->model->server = NULL;
+	TAILQ_REMOVE(&p->servers, srv, link);
+	p->nservers--;
+	p->used -= srv->mem;
+	/* Leases outlive their server; RELEASE must still answer ok. */
+	while ((l = TAILQ_FIRST(&srv->lease_list)) != NULL) {
+		TAILQ_REMOVE(&srv->lease_list, l, server_link);
+		l->server = NULL;
+	}
+	srv->leases = 0;
+}
+
+/* Spawns the head of the queue; it fits (checked by the caller). */
+static void
+start(struct pool *p, pool_ms now, struct pool_model *m)
+{
+	struct pool_server *srv;
+	struct pool_waiter *w;
+	char err[POOL_ERROR_MAX], used[32], budget[32], mem[32];
+	int port;
+
+	if ((port = pick_port(p)) < 0) {
+		snprintf(err, sizeof(err), "no free port in %d-%d",
+		    p->lim.port_min, p->lim.port_max);
+		start_failed(p, now, m, err);
+		fail_all(p, &m->queued, PROTO_E_START_FAILED, err);
+		return;
+	}
+	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+		fail_all(p, &m->queued, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	srv->model = m;
+	srv->state = POOL_STARTING;
+	srv->port = port;
+	srv->mem = m->mem;
+	srv->spawned_at = srv->last_used = now;
+	TAILQ_INIT(&srv->waiters);
+	TAILQ_INIT(&srv->evicts);
+	TAILQ_INIT(&srv->lease_list);
+	TAILQ_INSERT_TAIL(&p->servers, srv, link);
+	p->nservers++;
+	p->used += srv->mem;
+	m->server = srv;
+	/* The model's waiters now wait for this start, not for room. */
+	while ((w = TAILQ_FIRST(&m->queued)) != NULL) {
+		TAILQ_REMOVE(&m->queued, w, link);
+		w->list = &srv->waiters;
+		TAILQ_INSERT_TAIL(&srv->waiters, w, link);
+	}
+	TAILQ_REMOVE(&p->pending, m, pending);
+	m->is_pending = false;
+	p->counters.starts++;
+	m->counters.starts++;
+
+	err[0] = '\0';
+	if (p->ops->spawn(p->ctx, srv, err, sizeof(err)) == -1) {
+		server_remove(p, srv);
+		start_failed(p, now, m, err[0] ? err : "spawn failed");
+		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, m->last_error);
+		free(srv);
+		return;
+	}
+	plog(p, "start %s port %d pid %ld (%s, %s of %s in use)", m->name,
+	    port, srv->pid, pool_format_size(srv->mem, mem, sizeof(mem)),
+	    pool_format_size(p->used, used, sizeof(used)),
+	    pool_format_size(p->lim.budget, budget, sizeof(budget)));
+}
+
+static const char *
+stop_message(const struct pool_server *srv, enum pool_stop_reason why,
+    char *buf, size_t len)
+{
+	const char *name = srv->model->name;
+
+	switch (why) {
+	case POOL_STOP_START_TIMEOUT:
+		snprintf(buf, len, "'%s' was not ready within %.1f s and was "
+		    "stopped", name, (double)(srv->stop_at - srv->spawned_at) /
+		    1000);
+		break;
+	case POOL_STOP_SHUTDOWN:
+		snprintf(buf, len, "poold is shutting down");
+		break;
+	default:
+		snprintf(buf, len, "'%s' was evicted while it was starting",
+		    name);
+		break;
+	}
+	return buf;
+}
+
+static void
+stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
+    enum pool_stop_reason why)
+{
+	struct pool_model *m = srv->model;
+	char msg[POOL_ERROR_MAX];
+	bool starting = srv->state == POOL_STARTING;
+
+	if (srv->state == POOL_STOPPING)
+		return;
+	srv->state = POOL_STOPPING;
+	srv->stop_reason = why;
+	srv->stop_at = now;
+	if (m->server == srv)
+		m->server = NULL;
+	switch (why) {
+	case POOL_STOP_LRU:
+		p->counters.evictions++;
+		m->counters.evictions++;
+		break;
+	case POOL_STOP_IDLE:
+		p->counters.idle_stops++;
+		m->counters.idle_stops++;
+		break;
+	case POOL_STOP_ADMIN:
+		p->counters.admin_stops++;
+		m->counters.admin_stops++;
+		break;
+	default:
+		break;
+	}
+	if (starting)
+		fail_all(p, &srv->waiters, why == POOL_STOP_SHUTDOWN ?
+		    PROTO_E_SHUTTING_DOWN : PROTO_E_START_FAILED,
+		    stop_message(srv, why, msg, sizeof(msg)));
+	p->ops->stop(p->ctx, srv);
+}
+
+/* --- scheduling: the pending queue, strict FIFO --- */
+
+static bool
+fits(const struct pool *p, const struct pool_model *m)
+{
+	return p->used + m->mem <= p->lim.budget &&
+	    p->nservers + 1 <= p->lim.max_servers;
+}
+
+static bool
+evictable(const struct pool_server *srv)
+{
+	return srv->state == POOL_READY && srv->leases == 0;
+}
+
+static struct pool_server *
+least_recently_used(const struct pool *p)
+{
+	struct pool_server *srv, *lru = NULL;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (evictable(srv) && (lru == NULL ||
+		    srv->last_used < lru->last_used))
+			lru = srv;
+	return lru;
+}
+
+/*
+ * The head m does not fit.  Stop the fewest least recently used idle
+ * servers that make it fit once reaped — or none, if even all of them
+ * would not (leases hold the memory; m waits).
+ */
+static void
+make_room(struct pool *p, pool_ms now, struct pool_model *m)
+{
+	struct pool_server *srv;
+	uint64_t freeing = 0, idle_mem = 0;
+	unsigned stopping = 0, idle = 0;
+	int64_t mem_short, count_short;
+	char size[32], idle_for[32];
+
+	TAILQ_FOREACH(srv, &p->servers, link) {
+		if (srv->state == POOL_STOPPING) {
+			freeing += srv->mem;
+			stopping++;
+		} else if (evictable(srv)) {
+			idle_mem += srv->mem;
+			idle++;
+		}
+	}
+	mem_short = (int64_t)(p->used - freeing + m->mem) -
+	    (int64_t)p->lim.budget;
+	count_short = (int64_t)(p->nservers - stopping + 1) -
+	    (int64_t)p->lim.max_servers;
+	if (mem_short <= 0 && count_short <= 0)
+		return;			/* room comes with the reaps */
+	if ((int64_t)idle_mem < mem_short || (int64_t)idle < count_short)
+		return;			/* leased servers hold it; wait */
+	while ((mem_short > 0 || count_short > 0) &&
+	    (srv = least_recently_used(p)) != NULL) {
+		snprintf(idle_for, sizeof(idle_for), "%.0f",
+		    (double)(now - srv->last_used) / 1000);
+		plog(p, "evict LRU %s for %s: idle %s s, frees %s",
+		    srv->model->name, m->name, idle_for,
+		    pool_format_size(srv->mem, size, sizeof(size)));
+		mem_short -= (int64_t)srv->mem;
+		count_short--;
+		stop_server(p, now, srv, POOL_STOP_LRU);
+	}
+}
+
+static void
+schedule(struct pool *p, pool_ms now)
+{
+	struct pool_model *m;
+
+	if (p->shutting_down)
+		return;
+	while ((m = TAILQ_FIRST(&p->pending)) != NULL) {
+		if (!fits(p, m)) {
+			make_room(p, now, m);
+			return;
+		}
+		start(p, now, m);
+	}
+}
+
+/* --- requests --- */
+
+void
+pool_owner_init(struct pool_owner *o)
+{
+	TAILQ_INIT(&o->leases);
+	TAILQ_INIT(&o->waiters);
+}
+
+static void
+waiter_init(struct pool_waiter *w, enum pool_wait_kind kind,
+    struct pool_owner *owner, struct pool_model *m, pool_ms now)
+{
+	w->kind = kind;
+	w->owner = owner;
+	w->model = m;
+	w->since = now;
+	w->list = NULL;
+	w->queued = false;
+}
+
+void
+pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
+    struct pool_owner *owner, struct pool_model *m, bool hold,
+    pool_ms deadline)
+{
+	struct pool_server *srv = m->server;
+	char need[32], budget[32];
+
+	waiter_init(w, POOL_WAIT_ACQUIRE, owner, m, now);
+	w->hold = hold;
+	w->deadline = deadline;
+	if (p->shutting_down) {
+		answer_error(p, w, PROTO_E_SHUTTING_DOWN,
+		    "poold is shutting down");
+		return;
+	}
+	if (srv != NULL && srv->state == POOL_READY) {
+		grant(p, now, w, srv, false);
+		return;
+	}
+	if (m->mem > p->lim.budget) {
+		answer_error(p, w, PROTO_E_TOO_LARGE,
+		    "'%s' needs %s but the whole budget is %s", m->name,
+		    pool_format_size(m->mem, need, sizeof(need)),
+		    pool_format_size(p->lim.budget, budget, sizeof(budget)));
+		return;
+	}
+	if (p->nwaiters >= p->lim.max_waiters) {
+		answer_error(p, w, PROTO_E_BUSY, "too many requests waiting "
+		    "(%u); try again later", p->nwaiters);
+		return;
+	}
+	if (srv != NULL) {		/* starting: one start per model */
+		waiter_link(p, w, &srv->waiters);
+		return;
+	}
+	if (now < m->retry_at) {
+		answer_error(p, w, PROTO_E_START_FAILED, "'%s' failed to start "
+		    "%u time%s in a row; next try in %.1f s; last error: %s",
+		    m->name, m->failures, m->failures == 1 ? "" : "s",
+		    (double)(m->retry_at - now) / 1000, m->last_error);
+		return;
+	}
+	w->queued = true;
+	waiter_link(p, w, &m->queued);
+	if (!m->is_pending) {
+		TAILQ_INSERT_TAIL(&p->pending, m, pending);
+		m->is_pending = true;
+	}
+	schedule(p, now);
+}
+
+int
+pool_release(struct pool *p, pool_ms now, int64_t id)
+{
+	struct pool_lease *l;
+
+	if ((l = lease_find(p, id)) == NULL)
+		return -1;
+	lease_end(p, now, l);
+	schedule(p, now);
+	return 0;
+}
+
+void
+pool_owner_gone(struct pool *p, pool_ms now, struct pool_owner *o)
+{
+	struct pool_waiter *w;
+	struct pool_lease *l;
+
+	while ((w = TAILQ_FIRST(&o->waiters)) != NULL) {
+		waiter_unlink(p, w);
+		w->owner = NULL;
+	}
+	while ((l = TAILQ_FIRST(&o->leases)) != NULL)
+		lease_end(p, now, l);
+	schedule(p, now);
+}
+
+static struct pool_server *
+stopping_server_of(const struct pool *p, const struct pool_model *m)
+{
+	struct pool_server *srv;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->model == m && srv->state == POOL_STOPPING)
+			return srv;
+	return NULL;
+}
+
+void
+pool_evict(struct pool *p, pool_ms now, struct pool_waiter *w,
+    struct pool_owner *owner, struct pool_model *m, bool force)
+{
+	struct pool_server *srv = m->server;
+	struct pool_answer a = { .err = PROTO_OK };
+
+	waiter_init(w, POOL_WAIT_EVICT, owner, m, now);
+	w->deadline = INT64_MAX;
+	if (srv == NULL && (srv = stopping_server_of(p, m)) != NULL) {
+		waiter_link(p, w, &srv->evicts);
+		return;
+	}
+	if (srv == NULL) {
+		if (m->failures > 0) {	/* an admin's word ends the backoff */
+			m->failures = 0;
+			m->retry_at = 0;
+			plog(p, "evict %s: backoff cleared", m->name);
+			p->ops->answer(p->ctx, w, &a);
+			return;
+		}
+		answer_error(p, w, PROTO_E_NOT_FOUND, "'%s' is not running",
+		    m->name);
+		return;
+	}
+	if (srv->leases > 0 && !force) {
+		answer_error(p, w, PROTO_E_BUSY, "'%s' has %u lease%s; add "
+		    "\"force\":true to stop it anyway", m->name, srv->leases,
+		    srv->leases == 1 ? "" : "s");
+		return;
+	}
+	plog(p, "evict %s: asked by a client%s (%u lease%s)", m->name,
+	    force ? ", forced" : "", srv->leases, srv->leases == 1 ? "" : "s");
+	waiter_link(p, w, &srv->evicts);
+	stop_server(p, now, srv, POOL_STOP_ADMIN);
+}
+
+/* --- from supervision --- */
+
+void
+pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
+{
+	struct pool_model *m = srv->model;
+	struct pool_waiter *w;
+
+	if (srv->state != POOL_STARTING)
+		return;
+	srv->state = POOL_READY;
+	srv->ready_at = srv->last_used = now;
+	m->last_load_ms = now - srv->spawned_at;
+	m->failures = 0;
+	m->retry_at = 0;
+	p->counters.load_ms_total += (uint64_t)m->last_load_ms;
+	plog(p, "ready %s in %" PRId64 " ms", m->name, m->last_load_ms);
+	while ((w = TAILQ_FIRST(&srv->waiters)) != NULL) {
+		waiter_unlink(p, w);
+		grant(p, now, w, srv, true);
+	}
+}
+
+void
+pool_exited(struct pool *p, pool_ms now, struct pool_server *srv,
+    const char *why)
+{
+	struct pool_model *m = srv->model;
+	struct pool_answer a = { .err = PROTO_OK, .server = srv };
+	struct pool_waiter *w;
+	char msg[POOL_ERROR_MAX];
+
+	server_remove(p, srv);
+	switch (srv->state) {
+	case POOL_STARTING:
+		snprintf(msg, sizeof(msg), "'%s' failed to start: %s",
+		    m->name, why);
+		start_failed(p, now, m, msg);
+		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, msg);
+		break;
+	case POOL_READY:
+		p->counters.crashes++;
+		m->counters.crashes++;
+		snprintf(m->last_error, sizeof(m->last_error),
+		    "'%s' exited: %s", m->name, why);
+		plog(p, "exit %s: %s (not asked to stop; %u lease%s lost)",
+		    m->name, why, srv->leases, srv->leases == 1 ? "" : "s");
+		break;
+	case POOL_STOPPING:
+		plog(p, "exit %s: %s (%s)", m->name, why,
+		    pool_stop_reason_name(srv->stop_reason));
+		break;
+	}
+	while ((w = TAILQ_FIRST(&srv->evicts)) != NULL) {
+		waiter_unlink(p, w);
+		p->ops->answer(p->ctx, w, &a);
+	}
+	free(srv);
+	schedule(p, now);
+}
+
+/* --- time --- */
+
+static pool_ms
+earliest(pool_ms a, pool_ms b)
+{
+	if (a < 0)
+		return b;
+	return b < a ? b : a;
+}
+
+static pool_ms
+server_deadline(const struct pool *p, const struct pool_server *srv)
+{
+	const struct pool_waiter *w;
+	pool_ms t = -1;
+
+	if (srv->state == POOL_STARTING)
+		t = srv->spawned_at + p->lim.start_timeout;
+	else if (srv->state == POOL_READY && srv->leases == 0 &&
+	    srv->model->idle_timeout > 0)
+		t = srv->last_used + srv->model->idle_timeout;
+	TAILQ_FOREACH(w, &srv->waiters, link)
+		t = earliest(t, w->deadline);
+	return t;
+}
+
+pool_ms
+pool_next_deadline(const struct pool *p, pool_ms now)
+{
+	const struct pool_server *srv;
+	const struct pool_model *m;
+	const struct pool_waiter *w;
+	pool_ms t = -1;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state != POOL_STOPPING)
+			t = earliest(t, server_deadline(p, srv));
+	TAILQ_FOREACH(m, &p->pending, pending)
+		TAILQ_FOREACH(w, &m->queued, link)
+			t = earliest(t, w->deadline);
+	if (t >= 0 && t < now)
+		t = now;
+	return t;
+}
+
+static void
+expire_waiters(struct pool *p, pool_ms now, struct pool_waiter_list *list)
+{
+	struct pool_waiter *w, *tw;
+	struct pool_model *m;
+	char held[32];
+
+	TAILQ_FOREACH_SAFE(w, list, link, tw) {
+		if (w->deadline > now)
+			continue;
+		m = w->model;
+		waiter_unlink(p, w);
+		if (w->queued && m->server == NULL)
+			answer_error(p, w, PROTO_E_BUSY, "no room for '%s' "
+			    "within %" PRId64 " ms: %s of the budget is held "
+			    "by servers in use", m->name, now - w->since,
+			    pool_format_size(p->used, held, sizeof(held)));
+		else
+			answer_error(p, w, PROTO_E_TIMEOUT, "'%s' is still "
+			    "starting after %" PRId64 " ms; it goes on "
+			    "loading, ask again", m->name, now - w->since);
+	}
+}
+
+static void
+tick_server(struct pool *p, pool_ms now, struct pool_server *srv)
+{
+	struct pool_model *m = srv->model;
+	char msg[POOL_ERROR_MAX];
+
+	if (srv->state == POOL_STARTING &&
+	    now >= srv->spawned_at + p->lim.start_timeout) {
+		snprintf(msg, sizeof(msg), "'%s' was not ready within %.1f s",
+		    m->name, (double)p->lim.start_timeout / 1000);
+		start_failed(p, now, m, msg);
+		stop_server(p, now, srv, POOL_STOP_START_TIMEOUT);
+		return;
+	}
+	if (srv->state == POOL_READY && srv->leases == 0 &&
+	    m->idle_timeout > 0 && now >= srv->last_used + m->idle_timeout) {
+		plog(p, "stop idle %s after %.0f s", m->name,
+		    (double)(now - srv->last_used) / 1000);
+		stop_server(p, now, srv, POOL_STOP_IDLE);
+		return;
+	}
+	expire_waiters(p, now, &srv->waiters);
+}
+
+void
+pool_tick(struct pool *p, pool_ms now)
+{
+	struct pool_server *srv, *tsrv;
+	struct pool_model *m, *tm;
+
+	TAILQ_FOREACH_SAFE(srv, &p->servers, link, tsrv)
+		tick_server(p, now, srv);
+	/* A model leaves the queue when its last waiter expires. */
+	TAILQ_FOREACH_SAFE(m, &p->pending, pending, tm)
+		expire_waiters(p, now, &m->queued);
+	schedule(p, now);
+}
+
+void
+pool_shutdown(struct pool *p, pool_ms now)
+{
+	struct pool_server *srv, *tsrv;
+	struct pool_model *m;
+
+	if (p->shutting_down)
+		return;
+	p->shutting_down = true;
+	while ((m = TAILQ_FIRST(&p->pending)) != NULL)
+		fail_all(p, &m->queued, PROTO_E_SHUTTING_DOWN,
+		    "poold is shutting down");
+	TAILQ_FOREACH_SAFE(srv, &p->servers, link, tsrv)
+		stop_server(p, now, srv, POOL_STOP_SHUTDOWN);
+}

@@ -1,0 +1,253 @@
+/*
+ * pool.h — the pool's decisions, with no I/O.
+ *
+ * Who starts, who waits, who is evicted, when a server is idle, whether a
+ * start fits the budget.  Time comes in as an argument (monotonic ms);
+ * effects go out through struct pool_ops, which the daemon implements with
+ * fork/signals/sockets and the unit tests implement with a recorder.  No
+ * fork, socket, libev or clock in pool.c.  See docs/DESIGN.md.
+ *
+ * The ops callbacks must not call back into the pool.
+ */
+#ifndef POOLD_POOL_H
+#define POOLD_POOL_H
+
+#include <sys/queue.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* glibc's <sys/queue.h> lacks the _SAFE variants. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) && ((tvar) = TAILQ_NEXT(var, field), 1);		\
+	    (var) = (tvar))
+#endif
+
+typedef int64_t pool_ms;	/* monotonic milliseconds */
+
+#define POOL_BACKOFF_MIN_MS	1000
+#define POOL_BACKOFF_MAX_MS	60000
+#define POOL_ERROR_MAX		512
+
+enum pool_state {
+	POOL_STARTING,		/* spawned, not yet healthy */
+	POOL_READY,		/* healthy; may be leased */
+	POOL_STOPPING,		/* told to stop; memory and port held until reaped */
+};
+
+enum pool_stop_reason {
+	POOL_STOP_NONE = 0,
+	POOL_STOP_LRU,		/* evicted to make room */
+	POOL_STOP_IDLE,		/* idle timeout */
+	POOL_STOP_ADMIN,	/* EVICT */
+	POOL_STOP_START_TIMEOUT,/* never became ready */
+	POOL_STOP_SHUTDOWN,
+};
+
+struct pool_server;
+struct pool_waiter;
+
+TAILQ_HEAD(pool_waiter_list, pool_waiter);
+TAILQ_HEAD(pool_lease_list, pool_lease);
+
+struct pool_counters {
+	uint64_t	acquires;	/* ACQUIREs answered with a server */
+	uint64_t	hits;		/* ... that found it ready */
+	uint64_t	misses;		/* ... that waited for a start */
+	uint64_t	releases;
+	uint64_t	starts;		/* processes spawned */
+	uint64_t	start_failures;	/* crashed, never ready, spawn failed */
+	uint64_t	crashes;	/* exits nobody asked for, after ready */
+	uint64_t	evictions;	/* LRU stops to make room */
+	uint64_t	idle_stops;
+	uint64_t	admin_stops;
+	uint64_t	busy;		/* waits that ran out of time in the queue */
+	uint64_t	timeouts;	/* waits that ran out of time while starting */
+	uint64_t	load_ms_total;	/* sum of spawn-to-ready times */
+};
+
+struct pool_model {
+	char			*name;
+	uint64_t		 mem;		/* accounted per server, bytes */
+	pool_ms			 idle_timeout;	/* 0: never stopped for idleness */
+	void			*udata;		/* the daemon's catalog entry */
+
+	struct pool_server	*server;	/* live server (not stopping) */
+	struct pool_waiter_list	 queued;	/* waiting for room to start */
+	TAILQ_ENTRY(pool_model)	 pending;	/* on pool.pending while queued */
+	bool			 is_pending;
+
+	unsigned		 failures;	/* consecutive failed starts */
+	pool_ms			 retry_at;	/* no start before this */
+	char			 last_error[POOL_ERROR_MAX];
+	pool_ms			 last_load_ms;	/* last spawn-to-ready time */
+	pool_ms			 last_used;	/* last ACQUIRE/RELEASE, any server */
+	struct pool_counters	 counters;
+
+	struct pool_model	*hash_next;
+};
+
+struct pool_server {
+	struct pool_model	*model;
+	enum pool_state		 state;
+	enum pool_stop_reason	 stop_reason;
+	int			 port;
+	long			 pid;		/* set by ops->spawn */
+	uint64_t		 mem;		/* accounted until reaped */
+	unsigned		 leases;
+	pool_ms			 spawned_at;
+	pool_ms			 ready_at;
+	pool_ms			 stop_at;
+	pool_ms			 last_used;
+	struct pool_waiter_list	 waiters;	/* ACQUIREs waiting for ready */
+	struct pool_waiter_list	 evicts;	/* EVICTs waiting for the reap */
+	struct pool_lease_list	 lease_list;
+	void			*udata;		/* the daemon's child record */
+	TAILQ_ENTRY(pool_server) link;
+};
+
+/* Everything a client connection holds in the pool; embedded by the daemon. */
+struct pool_owner {
+	struct pool_lease_list	 leases;
+	struct pool_waiter_list	 waiters;
+};
+
+enum pool_wait_kind { POOL_WAIT_ACQUIRE, POOL_WAIT_EVICT };
+
+/* A request the pool answers later; embedded by the daemon in its own record. */
+struct pool_waiter {
+	enum pool_wait_kind	 kind;
+	struct pool_model	*model;
+	struct pool_owner	*owner;
+	bool			 hold;
+	bool			 queued;	/* waited for room (not only the start) */
+	pool_ms			 since;
+	pool_ms			 deadline;
+	struct pool_waiter_list	*list;		/* the list link is on */
+	TAILQ_ENTRY(pool_waiter) link;		/* on a model, server or evicts */
+	TAILQ_ENTRY(pool_waiter) owner_link;
+};
+
+struct pool_lease {
+	int64_t			 id;
+	struct pool_server	*server;	/* NULL once the server is gone */
+	struct pool_owner	*owner;
+	TAILQ_ENTRY(pool_lease)	 server_link;
+	TAILQ_ENTRY(pool_lease)	 owner_link;
+	struct pool_lease	*hash_next;
+};
+
+/* How a waiter is answered. */
+struct pool_answer {
+	enum proto_err		 err;		/* PROTO_OK or the error */
+	const char		*message;	/* for errors */
+	const struct pool_server *server;	/* for PROTO_OK acquires */
+	int64_t			 lease;		/* 0 when not held */
+	bool			 cold;
+	pool_ms			 wait_ms;
+};
+
+struct pool_ops {
+	/*
+	 * Start srv's process (srv->port and srv->mem are set).  Returns 0
+	 * and sets srv->pid, or -1 with a message in err: the start failed
+	 * and no process is left.
+	 */
+	int	(*spawn)(void *ctx, struct pool_server *srv, char *err,
+		    size_t errlen);
+	/* Begin stopping srv; call pool_exited() once it has been reaped. */
+	void	(*stop)(void *ctx, struct pool_server *srv);
+	/* Answer w; the pool has already unlinked it. */
+	void	(*answer)(void *ctx, struct pool_waiter *w,
+		    const struct pool_answer *);
+	/* Is this loopback TCP port free to give to a server?  May be NULL. */
+	bool	(*port_free)(void *ctx, int port);
+	/* One event, one line, no newline.  May be NULL. */
+	void	(*log)(void *ctx, const char *line);
+};
+
+struct pool_limits {
+	uint64_t	budget;		/* bytes all servers may take together */
+	unsigned	max_servers;
+	int		port_min, port_max;
+	pool_ms		start_timeout;
+	unsigned	max_waiters;	/* ACQUIREs waiting at once, in total */
+};
+
+struct pool {
+	struct pool_limits	 lim;
+	const struct pool_ops	*ops;
+	void			*ctx;
+
+	TAILQ_HEAD(, pool_server) servers;	/* every unreaped server */
+	TAILQ_HEAD(, pool_model) pending;	/* FIFO of models waiting for room */
+	unsigned		 nservers;
+	unsigned		 nwaiters;
+	uint64_t		 used;		/* accounted bytes, all servers */
+	int64_t			 next_lease;
+	int			 port_cursor;
+	bool			 shutting_down;
+	pool_ms			 started_at;
+
+	struct pool_model	**models;	/* hash by name */
+	size_t			 nbuckets, nmodels;
+	struct pool_lease	**leases;	/* hash by id */
+	size_t			 nlease_buckets, nleases;
+
+	struct pool_counters	 counters;
+};
+
+struct pool	*pool_new(const struct pool_limits *, const struct pool_ops *,
+		    void *ctx, pool_ms now);
+void		 pool_free(struct pool *);
+
+/* The catalog.  Names are copied.  add returns NULL on ENOMEM. */
+struct pool_model *pool_model_add(struct pool *, const char *name,
+		    uint64_t mem, pool_ms idle_timeout);
+struct pool_model *pool_model_find(const struct pool *, const char *name);
+
+void		 pool_owner_init(struct pool_owner *);
+/* A client went away: drop its waiters unanswered, release its leases. */
+void		 pool_owner_gone(struct pool *, pool_ms now, struct pool_owner *);
+
+/*
+ * ACQUIRE.  w is answered through ops->answer, at once (hot server or an
+ * error) or later (start, room, timeout).  deadline is absolute.
+ */
+void		 pool_acquire(struct pool *, pool_ms now, struct pool_waiter *w,
+		    struct pool_owner *, struct pool_model *, bool hold,
+		    pool_ms deadline);
+/* RELEASE: 0, or -1 if no such lease. */
+int		 pool_release(struct pool *, pool_ms now, int64_t lease);
+/* EVICT: answered through ops->answer once the server is reaped, or at
+ * once with not_found / busy. */
+void		 pool_evict(struct pool *, pool_ms now, struct pool_waiter *w,
+		    struct pool_owner *, struct pool_model *, bool force);
+
+/* From the daemon's supervision. */
+void		 pool_ready(struct pool *, pool_ms now, struct pool_server *);
+/* The process was reaped; why says how it ended (status, last stderr). */
+void		 pool_exited(struct pool *, pool_ms now, struct pool_server *,
+		    const char *why);
+
+/* Time.  Next instant pool_tick() has work, or -1 for none. */
+pool_ms		 pool_next_deadline(const struct pool *, pool_ms now);
+void		 pool_tick(struct pool *, pool_ms now);
+
+/* Refuse new work, answer every waiter shutting_down, stop every server. */
+void		 pool_shutdown(struct pool *, pool_ms now);
+
+/* Writes "18.0 GiB", "512.0 MiB", "900 B" into buf; returns buf. */
+char		*pool_format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Helpers for readers of the pool (STATS). */
+const char	*pool_state_name(enum pool_state);
+const char	*pool_stop_reason_name(enum pool_stop_reason);
+unsigned	 pool_waiting(const struct pool *);
+
+#endif /* POOLD_POOL_H */

@@ -1,0 +1,235 @@
+/*
+ * poold.h — the daemon's private header, prototypes grouped by file.
+ */
+#ifndef POOLD_POOLD_H
+#define POOLD_POOLD_H
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOLD_VERSION		"0.1.0"
+
+/* Defaults of the config file; see poold.json(5). */
+#define CONF_DEFAULT_MODELS_DIR		"/srv/models"
+#define CONF_DEFAULT_HEALTH_PATH	"/health"
+#define CONF_DEFAULT_PORT_MIN		8080
+#define CONF_DEFAULT_PORT_MAX		8179
+#define CONF_DEFAULT_RESERVED		(20ULL << 30)
+#define CONF_DEFAULT_PER_MODEL		(18ULL << 30)
+#define CONF_DEFAULT_IDLE_MS		(30LL * 60 * 1000)
+#define CONF_DEFAULT_START_MS		(120LL * 1000)
+#define CONF_DEFAULT_STOP_MS		(10LL * 1000)
+#define CONF_DEFAULT_ACQUIRE_MS		(120LL * 1000)
+#define CONF_DEFAULT_MAX_CLIENTS	1024
+#define CONF_DEFAULT_MAX_PENDING	64	/* unanswered requests per client */
+#define CONF_DEFAULT_MAX_WAITERS	4096	/* waiting ACQUIREs in total */
+#define CONF_DEFAULT_OUTBUF_BYTES	(1024 * 1024)
+#define CONF_DEFAULT_SOCKET_MODE	0660
+
+/* Per-model settings from the "models" object; unset fields are 0/NULL. */
+struct model_conf {
+	char		 *name;
+	uint64_t	  memory;		/* 0: per_model */
+	int64_t		  idle_timeout_ms;	/* -1: the global one */
+	char		**command;		/* NULL-terminated; NULL: global */
+	char		**env;			/* "K=V", NULL-terminated */
+};
+
+struct config {
+	char		 *path;			/* the file read, or NULL */
+	char		 *socket;
+	unsigned	  socket_mode;
+	char		 *models_dir;
+	char		**command;		/* NULL-terminated argv template */
+	char		 *health_path;
+	int		  port_min, port_max;
+	bool		  memory_limit_auto;
+	uint64_t	  memory_limit;		/* when not auto */
+	uint64_t	  reserved;
+	uint64_t	  per_model;
+	bool		  max_servers_auto;
+	unsigned	  max_servers;		/* when not auto */
+	int64_t		  idle_timeout_ms;	/* 0: never */
+	int64_t		  start_timeout_ms;
+	int64_t		  stop_timeout_ms;
+	int64_t		  acquire_timeout_ms;
+	char		 *log_dir;		/* per-model server logs; NULL: none */
+	unsigned	  max_clients;
+	unsigned	  max_pending;
+	unsigned	  max_waiters;
+	size_t		  outbuf_bytes;
+	struct model_conf *models;
+	size_t		  nmodels;
+};
+
+/* config.c */
+void	 config_defaults(struct config *);
+/* Reads path over the defaults.  -1 with a message naming the key. */
+int	 config_load(struct config *, const char *path, char *err, size_t);
+void	 config_free(struct config *);
+const struct model_conf *config_model(const struct config *, const char *);
+/* "18G", "512M", 1024 → bytes; -1 on a bad value. */
+int	 parse_size(const char *, uint64_t *);
+/* "30m", "2h", "1500ms", "10s", 10 (seconds) → ms; -1 on a bad value. */
+int	 parse_duration(const char *, int64_t *);
+
+/* budget.c: the memory calculator (poold --budget) and the limits */
+struct budget {
+	uint64_t	total;		/* RAM (cgroup-limited) or memory_limit */
+	uint64_t	reserved;
+	uint64_t	budget;		/* total - reserved, or 0 */
+	uint64_t	per_model;
+	unsigned	max_servers;
+	bool		total_detected;
+};
+int	 budget_compute(const struct config *, struct budget *, char *, size_t);
+void	 budget_print(const struct config *, const struct budget *, FILE *);
+
+/* catalog.c: which models the folder holds */
+/*
+ * If filename is a model ("x.gguf", or the first part "x-00001-of-00003.gguf"
+ * of a split model), writes its name and returns 0; else -1.
+ */
+int	 catalog_model_name(const char *filename, char *name, size_t);
+/* Calls found() for every model in dir.  -1 with a message if unreadable. */
+int	 catalog_scan(const char *dir,
+	    void (*found)(void *ctx, const char *name, const char *path),
+	    void *ctx, char *err, size_t);
+
+/* platform_linux.c, platform_darwin.c */
+int	 platform_total_memory(uint64_t *);	/* RAM, lowered by a cgroup limit */
+int	 platform_available_memory(uint64_t *);
+int	 platform_process_rss(pid_t, uint64_t *);
+/* In a child after fork: die when poold dies.  -1 if unsupported. */
+int	 platform_die_with_parent(pid_t parent);
+
+/* fd.c */
+int	 fd_cloexec(int);
+int	 fd_nonblock(int);
+int	 fd_pipe(int[2]);		/* close-on-exec */
+int	 fd_socket(int domain, int type);	/* close-on-exec, non-blocking */
+int	 fd_accept(int listener);	/* close-on-exec, non-blocking */
+
+/* log.c */
+void	 log_init(const char *progname, bool verbose);
+void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	 fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * The running daemon.  One of each; the loop is libev's default loop
+ * (ev_child works only there).
+ */
+#include <ev.h>
+#include <jansson.h>
+#include "pool.h"
+
+#define CHILD_TAIL_BYTES	4096	/* last output of a server, for errors */
+#define CHILD_TERM_AGAIN_MS	1000	/* second SIGTERM (llama-server needs it) */
+#define PROBE_TIMEOUT_MS	1000	/* one health probe, connect to status */
+#define PROBE_INTERVAL_MIN_MS	5
+#define PROBE_INTERVAL_MAX_MS	25
+#define CATALOG_RESCAN_MIN_MS	1000	/* unknown names rescan at most this often */
+
+struct daemon;
+
+/* A model file of the catalog; the udata of its pool_model. */
+struct model_entry {
+	char			*path;
+	const struct model_conf	*conf;		/* NULL: defaults */
+};
+
+/* A health probe of one starting server. */
+struct probe {
+	ev_timer	 timer;		/* next probe, or this probe's timeout */
+	ev_io		 io;
+	int		 fd;
+	bool		 in_flight;
+	bool		 wrote;
+	pool_ms		 interval;
+	unsigned	 sent;
+	char		 buf[64];
+	size_t		 len;
+};
+
+/* A server process; the udata of its pool_server. */
+struct child {
+	struct daemon		*d;
+	struct pool_server	*srv;
+	pid_t			 pid;
+	ev_child		 exit_watcher;
+	ev_io			 out_watcher;	/* its stdout and stderr */
+	int			 out_fd;
+	int			 log_fd;	/* log_dir/MODEL.log, or -1 */
+	char			 tail[CHILD_TAIL_BYTES];
+	size_t			 tail_len;
+	ev_timer		 stop_timer;
+	int			 stop_stage;	/* 0 running, 1 TERM, 2 TERM again, 3 KILL */
+	struct probe		 probe;
+};
+
+struct daemon {
+	struct ev_loop		*loop;
+	struct config		*conf;
+	struct budget		 budget;
+	struct pool		*pool;
+	ev_timer		 pool_timer;	/* the pool's next deadline */
+	ev_prepare		 prepare;	/* re-arms pool_timer, reaps clients */
+	ev_signal		 sig_term, sig_int, sig_hup;
+	struct control		*control;
+	pool_ms			 last_scan;
+	bool			 stopping;
+	int			 lock_fd;
+	char			*lock_path;
+};
+
+/* daemon.c */
+pool_ms	 daemon_now(void);
+int	 daemon_init(struct daemon *, struct ev_loop *, struct config *,
+	    char *err, size_t);
+void	 daemon_fini(struct daemon *);
+/* Looks a model up, rescanning the folder (rate-limited) on a miss. */
+struct pool_model *daemon_model(struct daemon *, const char *name);
+int	 daemon_rescan(struct daemon *, char *err, size_t);
+json_t	*daemon_stats(struct daemon *);
+json_t	*daemon_models(struct daemon *);
+void	 daemon_shutdown(struct daemon *);
+
+/* child.c */
+int	 child_spawn(struct daemon *, struct pool_server *, char *, size_t);
+void	 child_stop(struct daemon *, struct pool_server *);
+/* Sends SIGKILL to every server's process group (a second SIGTERM). */
+void	 child_kill_all(struct daemon *);
+bool	 child_port_free(int port);
+
+/* probe.c */
+void	 probe_start(struct child *);
+void	 probe_stop(struct child *);
+/* The child wrote something: it may be ready; probe soon. */
+void	 probe_hint(struct child *);
+
+/* control.c */
+struct control;
+struct control *control_open(struct daemon *, const char *path,
+	    unsigned mode, char *err, size_t);
+/* Stop accepting; existing clients stay until they close. */
+void	 control_close_listener(struct control *);
+void	 control_free(struct control *);
+unsigned control_clients(const struct control *);
+/* Before the loop blocks: close clients marked dead. */
+void	 control_reap(struct control *);
+/* struct pool_ops.answer */
+void	 control_answer(void *ctx, struct pool_waiter *,
+	    const struct pool_answer *);
+
+#endif /* POOLD_POOLD_H */

@@ -1,0 +1,217 @@
+/*
+ * probe.c — is a starting server healthy yet?
+ *
+ * GET health_path on 127.0.0.1:port, non-blocking, one probe in flight per
+ * server.  llama-server refuses connections at first, then answers 503
+ * while loading, then 200.  Probes start 5 ms apart and back off to 25 ms,
+ * so the reply to a waiting ACQUIRE leaves at most ~25 ms after the server
+ * is ready; output from the server (it logs when it finishes loading)
+ * brings the next probe forward.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "poold.h"
+
+static void	probe_timer_cb(struct ev_loop *, ev_timer *, int);
+static void	probe_io_cb(struct ev_loop *, ev_io *, int);
+
+static void
+probe_close(struct child *c)
+{
+	struct probe *pr = &c->probe;
+
+	if (pr->fd != -1) {
+		ev_io_stop(c->d->loop, &pr->io);
+		close(pr->fd);
+		pr->fd = -1;
+	}
+	pr->in_flight = false;
+	pr->wrote = false;
+	pr->len = 0;
+}
+
+static void
+probe_later(struct child *c, pool_ms after)
+{
+	struct probe *pr = &c->probe;
+
+	ev_timer_stop(c->d->loop, &pr->timer);
+	ev_timer_set(&pr->timer, (double)after / 1000, 0);
+	ev_timer_start(c->d->loop, &pr->timer);
+}
+
+/* Not healthy yet: try again, a little later each time. */
+static void
+probe_retry(struct child *c)
+{
+	struct probe *pr = &c->probe;
+
+	probe_close(c);
+	probe_later(c, pr->interval);
+	pr->interval *= 2;
+	if (pr->interval > PROBE_INTERVAL_MAX_MS)
+		pr->interval = PROBE_INTERVAL_MAX_MS;
+}
+
+static void
+probe_send(struct child *c)
+{
+	struct probe *pr = &c->probe;
+	struct sockaddr_in sin;
+
+	if ((pr->fd = fd_socket(AF_INET, SOCK_STREAM)) == -1) {
+		log_warn("probe %s", c->srv->model->name);
+		probe_retry(c);
+		return;
+	}
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)c->srv->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	pr->sent++;
+	if (connect(pr->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	    errno != EINPROGRESS) {
+		probe_retry(c);		/* refused: not listening yet */
+		return;
+	}
+	pr->in_flight = true;
+	ev_io_init(&pr->io, probe_io_cb, pr->fd, EV_WRITE);
+	pr->io.data = c;
+	ev_io_start(c->d->loop, &pr->io);
+	probe_later(c, PROBE_TIMEOUT_MS);
+}
+
+static void
+probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+
+	if (c->probe.in_flight) {	/* this probe timed out */
+		probe_retry(c);
+		return;
+	}
+	probe_send(c);
+}
+
+static void
+probe_write(struct child *c)
+{
+	struct probe *pr = &c->probe;
+	char req[512];
+	int err = 0, n;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(pr->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
+	    err != 0) {
+		probe_retry(c);
+		return;
+	}
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d"
+	    "\r\nConnection: close\r\n\r\n", c->d->conf->health_path,
+	    c->srv->port);
+	/* A fresh socket's buffer takes a few hundred bytes whole. */
+	if (n < 0 || (size_t)n >= sizeof(req) ||
+	    send(pr->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+		probe_retry(c);
+		return;
+	}
+	pr->wrote = true;
+	ev_io_stop(c->d->loop, &pr->io);
+	ev_io_set(&pr->io, pr->fd, EV_READ);
+	ev_io_start(c->d->loop, &pr->io);
+}
+
+/* -1: need more; else the status code (0 for garbage). */
+static int
+status_code(const struct probe *pr)
+{
+	int code;
+
+	if (memchr(pr->buf, '\n', pr->len) == NULL &&
+	    pr->len < sizeof(pr->buf) - 1)
+		return -1;
+	if (sscanf(pr->buf, "HTTP/%*d.%*d %3d", &code) != 1)
+		return 0;
+	return code;
+}
+
+static void
+probe_read(struct child *c)
+{
+	struct probe *pr = &c->probe;
+	struct pool_server *srv = c->srv;
+	ssize_t n;
+	int code;
+
+	n = read(pr->fd, pr->buf + pr->len, sizeof(pr->buf) - 1 - pr->len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		probe_retry(c);
+		return;
+	}
+	pr->len += (size_t)n;
+	pr->buf[pr->len] = '\0';
+	if ((code = status_code(pr)) == -1)
+		return;
+	if (code != 200) {
+		probe_retry(c);
+		return;
+	}
+	log_debug("probe %s: healthy after %u probes", srv->model->name,
+	    pr->sent);
+	probe_stop(c);
+	pool_ready(c->d->pool, daemon_now(), srv);
+}
+
+static void
+probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = w->data;
+
+	if (!c->probe.wrote)
+		probe_write(c);
+	else
+		probe_read(c);
+}
+
+void
+probe_start(struct child *c)
+{
+	struct probe *pr = &c->probe;
+
+	pr->fd = -1;
+	pr->interval = PROBE_INTERVAL_MIN_MS;
+	ev_timer_init(&pr->timer, probe_timer_cb, 0, 0);
+	pr->timer.data = c;
+	probe_later(c, PROBE_INTERVAL_MIN_MS);
+}
+
+void
+probe_stop(struct child *c)
+{
+	probe_close(c);
+	ev_timer_stop(c->d->loop, &c->probe.timer);
+}
+
+void
+probe_hint(struct child *c)
+{
+	struct probe *pr = &c->probe;
+
+	if (pr->in_flight || !ev_is_active(&pr->timer))
+		return;
+	if (ev_timer_remaining(c->d->loop, &pr->timer) * 1000 >
+	    PROBE_INTERVAL_MIN_MS) {
+		pr->interval = PROBE_INTERVAL_MIN_MS;
+		probe_later(c, PROBE_INTERVAL_MIN_MS);
+	}
+}
