@@ -20,6 +20,12 @@
 
 #include "poold.h"
 
+#ifdef __APPLE__
+#define MTIME_NSEC(st)	((st).st_mtimespec.tv_nsec)
+#else
+#define MTIME_NSEC(st)	((st).st_mtim.tv_nsec)
+#endif
+
 pool_ms
 daemon_now(void)
 {
@@ -100,12 +106,29 @@ catalog_found(void *ctx, const char *name, const char *path)
 	log_debug("model %s: %s", name, path);
 }
 
+/* The folder's mtime changes when a file is added, renamed or removed. */
+static bool
+models_dir_changed(struct daemon *d)
+{
+	struct stat st;
+
+	if (stat(d->conf->models_dir, &st) == -1)
+		return true;
+	return st.st_mtime != d->scan_mtime.tv_sec ||
+	    MTIME_NSEC(st) != d->scan_mtime.tv_nsec;
+}
+
 int
 daemon_rescan(struct daemon *d, char *err, size_t len)
 {
 	size_t before = d->pool->nmodels;
+	struct stat st;
 
 	d->last_scan = daemon_now();
+	if (stat(d->conf->models_dir, &st) == 0) {
+		d->scan_mtime.tv_sec = st.st_mtime;
+		d->scan_mtime.tv_nsec = MTIME_NSEC(st);
+	}
 	if (catalog_scan(d->conf->models_dir, catalog_found, d, err, len) == -1)
 		return -1;
 	if (d->pool->nmodels != before)
@@ -123,8 +146,13 @@ daemon_model(struct daemon *d, const char *name)
 
 	if ((m = pool_model_find(d->pool, name)) != NULL)
 		return m;
-	/* A new file can be used without a restart; scans are rate-limited. */
-	if (daemon_now() - d->last_scan < CATALOG_RESCAN_MIN_MS)
+	/*
+	 * A new file can be used without a restart.  Unknown names cost a
+	 * stat(2), a full scan only when the folder changed (or, for file
+	 * systems with coarse times, when the last scan is a while ago).
+	 */
+	if (!models_dir_changed(d) &&
+	    daemon_now() - d->last_scan < CATALOG_RESCAN_MIN_MS)
 		return NULL;
 	if (daemon_rescan(d, err, sizeof(err)) == -1)
 		log_warnx("%s", err);

@@ -125,15 +125,24 @@ load_config(const struct options *o, struct config *conf)
 	}
 }
 
-static void
+/* The memory calculator; 1 if poold would refuse to start with it. */
+static int
 print_budget(const struct config *conf)
 {
 	struct budget b;
 	char err[512];
+	int rc;
 
-	if (budget_compute(conf, &b, err, sizeof(err)) == -1)
+	rc = budget_compute(conf, &b, err, sizeof(err));
+	if (rc == -1 && b.total == 0)
 		fatalx("%s", err);
 	budget_print(conf, &b, stdout);
+	if (rc == -1) {
+		printf("\npoold will not start: %s; lower \"reserved\" or "
+		    "\"per_model\", or set \"memory_limit\"\n", err);
+		return 1;
+	}
+	return 0;
 }
 
 int
@@ -149,11 +158,12 @@ main(int argc, char **argv)
 	log_init("poold", o.verbose);
 	load_config(&o, &conf);
 	if (o.budget || o.check) {
-		print_budget(&conf);
-		if (o.check)
+		int rc = print_budget(&conf);
+
+		if (o.check && rc == 0)
 			printf("configuration OK\n");
 		config_free(&conf);
-		return 0;
+		return rc;
 	}
 	/* A client that hangs up mid-reply is an EPIPE, not our death. */
 	signal(SIGPIPE, SIG_IGN);

@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <time.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -188,6 +190,7 @@ struct daemon {
 	ev_signal		 sig_term, sig_int, sig_hup;
 	struct control		*control;
 	pool_ms			 last_scan;
+	struct timespec		 scan_mtime;	/* models_dir's, at last_scan */
 	bool			 stopping;
 	int			 lock_fd;
 	char			*lock_path;

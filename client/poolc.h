@@ -1,0 +1,156 @@
+/*
+ * poolc.h — libpoolc, the C client of poold.  See libpoolc(3).
+ *
+ * A connection is an opaque struct poolc.  Every call is synchronous: it
+ * sends one request and waits for the reply carrying that request's id
+ * (replies to other ids are skipped).  Calls return 0 on success and -1 on
+ * failure; poolc_error(), poolc_errstr(), poolc_errno() and
+ * poolc_server_error() then say why.
+ *
+ * Errors that leave the byte stream in an unknown state are sticky: after
+ * POOLC_ERR_IO, POOLC_ERR_PROTOCOL or POOLC_ERR_TIMEOUT every call fails
+ * at once with the same error until poolc_reconnect().  The socket stays
+ * open until then, and with it the leases the connection holds.
+ * POOLC_ERR_SERVER, POOLC_ERR_ARG and POOLC_ERR_NOMEM are not sticky: the
+ * next call clears them.
+ *
+ * Leases belong to the connection: poold ends them when it closes, so
+ * poolc_free() and poolc_reconnect() release every lease it held.
+ *
+ * The library keeps no global state, never prints, never exits and never
+ * raises SIGPIPE; its socket is close-on-exec.  One connection must not be
+ * used by two threads at once; different connections are independent.
+ * Every function but poolc_free() needs a connection, never NULL.
+ */
+#ifndef POOLC_H
+#define POOLC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define POOLC_VERSION		"0.1.0"
+
+/* Longest model name, in bytes, without the NUL. */
+#define POOLC_MODEL_MAX		128
+/* Room for an endpoint such as "http://127.0.0.1:65535", with the NUL. */
+#define POOLC_ENDPOINT_MAX	64
+/* A reply line longer than this is a protocol error (a large MODELS
+ * catalog must still fit). */
+#define POOLC_REPLY_MAX_BYTES	(4 * 1024 * 1024)
+
+enum poolc_err {
+	POOLC_OK = 0,
+	POOLC_ERR_IO,		/* connect, read or write failed, poold
+				 * closed the connection, or memory ran out
+				 * in the middle of a reply; sticky */
+	POOLC_ERR_PROTOCOL,	/* a reply that is not poold's protocol, or a
+				 * line over POOLC_REPLY_MAX_BYTES; sticky */
+	POOLC_ERR_TIMEOUT,	/* no connection or no reply in time; sticky */
+	POOLC_ERR_SERVER,	/* poold answered "ok":false; see
+				 * poolc_server_error() */
+	POOLC_ERR_ARG,		/* a bad argument (model name, lease); nothing
+				 * was sent */
+	POOLC_ERR_NOMEM,	/* out of memory; nothing was lost */
+};
+
+/* What a successful ACQUIRE answers.  All fields are copies. */
+struct poolc_server {
+	char		model[POOLC_MODEL_MAX + 1];
+	int		port;
+	char		endpoint[POOLC_ENDPOINT_MAX];	/* "http://127.0.0.1:PORT" */
+	int64_t		lease;		/* 0 when no lease is held */
+	bool		cold;		/* the request waited for a start */
+	int64_t		wait_ms;	/* how long poold took to answer */
+};
+
+/* Options of poolc_acquire().  All zeros (or a NULL pointer) means: hold
+ * a lease, use the daemon's acquire_timeout. */
+struct poolc_acquire_opts {
+	int		timeout_ms;	/* > 0: poold answers "busy" or
+					 * "timeout" after this long */
+	bool		no_lease;	/* start or touch the model only */
+};
+
+struct poolc;
+
+/*
+ * Connects to poold's socket at path, or at the default path when path is
+ * NULL ($POOLD_SOCKET, then /run/poold/poold.sock for root, then
+ * $XDG_RUNTIME_DIR/poold/poold.sock, then /tmp/poold-UID/poold.sock).
+ * timeout_ms bounds the connect and the wait for each reply; 0 or less
+ * waits without limit.  An ACQUIRE with a timeout_ms of its own waits that
+ * long plus this; one without waits for as long as poold takes.
+ *
+ * Returns NULL only when out of memory.  Otherwise the caller owns the
+ * connection, frees it with poolc_free() whether or not it connected, and
+ * checks poolc_error(): a failed connect is a sticky POOLC_ERR_IO (or
+ * POOLC_ERR_TIMEOUT) that poolc_reconnect() retries.
+ */
+struct poolc	*poolc_connect(const char *path, int timeout_ms);
+/* Closes the socket (ending its leases) and frees c.  NULL is allowed. */
+void		 poolc_free(struct poolc *c);
+/* Closes the socket (ending its leases), forgets any error and connects
+ * again to the same path.  0, or -1 with the error set. */
+int		 poolc_reconnect(struct poolc *c);
+/* Changes the timeout given to poolc_connect() for the calls that follow. */
+void		 poolc_set_timeout(struct poolc *c, int timeout_ms);
+/* The socket path; owned by c, valid until poolc_free(). */
+const char	*poolc_path(const struct poolc *c);
+
+/*
+ * Starts model if it is not running, waits until it is ready, and fills
+ * *out.  opts may be NULL.  Unless opts->no_lease, out->lease is a lease
+ * that keeps the server from being stopped for idleness or room until
+ * poolc_release() or the end of the connection.  model is a name as in
+ * poolc_models(); a name poold could never accept is POOLC_ERR_ARG.
+ */
+int		 poolc_acquire(struct poolc *c, const char *model,
+		    const struct poolc_acquire_opts *opts,
+		    struct poolc_server *out);
+/* Ends a lease from poolc_acquire(). */
+int		 poolc_release(struct poolc *c, int64_t lease);
+/*
+ * Stops model's server and waits until it is gone.  With force, a server
+ * that holds leases is stopped too.  *freed (if not NULL) receives the
+ * bytes of the budget given back.
+ */
+int		 poolc_evict(struct poolc *c, const char *model, bool force,
+		    int64_t *freed);
+/*
+ * The STATS (pool, budget, servers, counters) and MODELS (the catalog)
+ * replies, as the JSON text of the reply line, NUL-terminated and without
+ * the newline.  On success *json is malloc'd and the caller frees it with
+ * free(); on failure *json is NULL.
+ */
+int		 poolc_stats(struct poolc *c, char **json);
+int		 poolc_models(struct poolc *c, char **json);
+/* Checks that poold answers.  If version is not NULL, poold's version is
+ * copied into it (at most len bytes, NUL-terminated). */
+int		 poolc_ping(struct poolc *c, char *version, size_t len);
+
+/* The last call's error; POOLC_OK after a call that succeeded. */
+enum poolc_err	 poolc_error(const struct poolc *c);
+/* A one-line message for a person, "" when there is no error, for
+ * example "busy: no room for 18.0G" or "cannot connect to /run/poold/
+ * poold.sock: No such file or directory".  Owned by c; valid until the
+ * next call on c. */
+const char	*poolc_errstr(const struct poolc *c);
+/* The errno behind POOLC_ERR_IO, POOLC_ERR_TIMEOUT (ETIMEDOUT),
+ * POOLC_ERR_ARG (EINVAL) and POOLC_ERR_NOMEM (ENOMEM); 0 otherwise,
+ * and 0 when poold closed the connection. */
+int		 poolc_errno(const struct poolc *c);
+/* poold's error code after POOLC_ERR_SERVER ("busy", "unknown_model",
+ * "timeout", … see poold-protocol(7)), else "".  Owned by c; valid until
+ * the next call on c. */
+const char	*poolc_server_error(const struct poolc *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POOLC_H */

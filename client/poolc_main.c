@@ -1,0 +1,767 @@
+/*
+ * poolc_main.c — poolc(1), the command line over libpoolc.
+ *
+ * A thin shell: it parses the command line, makes one or two library
+ * calls and formats what comes back.  Requests are encoded only by the
+ * library; jansson is used here to read the STATS and MODELS replies.
+ */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "poolc.h"
+
+#define EXIT_SERVER		1	/* poold reported an error */
+#define EXIT_USAGE		2
+#define EXIT_CONNECT		3	/* cannot connect, or I/O failure */
+/* exec(3) failures, as sh(1) reports them. */
+#define EXIT_NOEXEC		126
+#define EXIT_NOTFOUND		127
+
+#define DEFAULT_TIMEOUT_MS	30000
+#define TIMEOUT_MAX_S		86400.0
+#define CELL_MAX		64
+
+static const char usage_line[] =
+    "usage: poolc [-hV] [-s socket] [-t timeout] command [argument ...]\n";
+static const char usage_commands[] =
+    "commands:\n"
+    "  acquire model                        start or touch model, print its endpoint\n"
+    "  run model -- command [argument ...]  run command while holding a lease\n"
+    "  stats | ps [--json]                  the servers and the budget\n"
+    "  models [--json]                      the catalog\n"
+    "  budget                               the memory budget\n"
+    "  evict model [--force]                stop model's server\n"
+    "  ping                                 check that poold answers\n";
+
+/* --- command line --- */
+
+enum {
+	ARG_MODEL	= 1 << 0,	/* one model name */
+	ARG_COMMAND	= 1 << 1,	/* then [--] command [argument ...] */
+	OPT_JSON	= 1 << 2,
+	OPT_FORCE	= 1 << 3,
+};
+
+struct args {
+	const char	*model;
+	char		**command;	/* NULL-terminated */
+	bool		 json;
+	bool		 force;
+	int		 timeout_ms;	/* 0: none given */
+};
+
+struct cmd {
+	const char	*name;
+	unsigned	 takes;
+	int		(*run)(struct poolc *, const struct args *);
+};
+
+static _Noreturn void
+usage(const char *problem)
+{
+	if (problem != NULL)
+		fprintf(stderr, "poolc: %s\n", problem);
+	fputs(usage_line, stderr);
+	exit(EXIT_USAGE);
+}
+
+static _Noreturn void
+help(void)
+{
+	fputs(usage_line, stdout);
+	fputs(usage_commands, stdout);
+	exit(0);
+}
+
+/* getopt_long() returned ':' or '?'. */
+static _Noreturn void
+bad_option(int ch, const char *arg)
+{
+	char	 msg[256];
+
+	if (ch == ':')
+		snprintf(msg, sizeof(msg), "option %s needs an argument", arg);
+	else if (optopt != 0)
+		snprintf(msg, sizeof(msg), "unknown option -%c", optopt);
+	else
+		snprintf(msg, sizeof(msg), "unknown option %s", arg);
+	usage(msg);
+}
+
+/* Seconds, fractions allowed, as milliseconds. */
+static int
+parse_timeout(const char *s)
+{
+	char	*end;
+	double	 sec;
+
+	errno = 0;
+	sec = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(sec > 0) ||
+	    sec > TIMEOUT_MAX_S)
+		usage("timeout must be a number of seconds from 0.001 to 86400");
+	/* No libm for lround(): poolc links only libpoolc and jansson. */
+	return sec < 0.001 ? 1 : (int)(sec * 1000 + 0.5);
+}
+
+/* One option of a command; false if the command does not take it. */
+static bool
+command_option(const struct cmd *cmd, const char *arg, struct args *a)
+{
+	if ((cmd->takes & OPT_JSON) && strcmp(arg, "--json") == 0)
+		a->json = true;
+	else if ((cmd->takes & OPT_FORCE) && strcmp(arg, "--force") == 0)
+		a->force = true;
+	else
+		return false;
+	return true;
+}
+
+static _Noreturn void
+command_usage(const struct cmd *cmd, const char *problem, const char *arg)
+{
+	char	 msg[256];
+
+	snprintf(msg, sizeof(msg), "%s: %s%s", cmd->name, problem, arg);
+	usage(msg);
+}
+
+/* Options may come before or after the model; run's command starts
+ * right after the model, behind an optional "--". */
+static void
+parse_command(const struct cmd *cmd, int argc, char **argv, struct args *a)
+{
+	int	 i;
+
+	for (i = 1; i < argc; i++) {
+		if ((cmd->takes & ARG_COMMAND) && a->model != NULL) {
+			if (strcmp(argv[i], "--") == 0)
+				i++;
+			break;
+		}
+		if (strcmp(argv[i], "--") == 0)
+			continue;
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			if (!command_option(cmd, argv[i], a))
+				command_usage(cmd, "unknown option ", argv[i]);
+		} else if ((cmd->takes & ARG_MODEL) && a->model == NULL)
+			a->model = argv[i];
+		else
+			command_usage(cmd, "unexpected argument ", argv[i]);
+	}
+	if ((cmd->takes & ARG_MODEL) && a->model == NULL)
+		command_usage(cmd, "a model is needed", "");
+	if (cmd->takes & ARG_COMMAND) {
+		if (i >= argc)
+			command_usage(cmd, "a command is needed", "");
+		a->command = argv + i;
+	}
+}
+
+/* --- reporting --- */
+
+/* Prints c's error in one line and returns the exit status it means. */
+static int
+report(struct poolc *c)
+{
+	fprintf(stderr, "poolc: %s\n", poolc_errstr(c));
+	switch (poolc_error(c)) {
+	case POOLC_ERR_SERVER:
+		return EXIT_SERVER;
+	case POOLC_ERR_ARG:
+		return EXIT_USAGE;
+	default:
+		return EXIT_CONNECT;
+	}
+}
+
+static int
+report_connect(struct poolc *c)
+{
+	int	 e = poolc_errno(c);
+
+	fprintf(stderr, "poolc: %s%s\n", poolc_errstr(c),
+	    e == ENOENT || e == ECONNREFUSED ? " (is poold running?)" : "");
+	return EXIT_CONNECT;
+}
+
+/* --- formatting --- */
+
+/* 18.0G, 512.0M, 900B: binary units, one decimal. */
+static const char *
+human_size(char *buf, size_t len, int64_t bytes)
+{
+	static const char	 units[] = "KMGTPE";
+	double			 v = (double)bytes;
+	size_t			 u = 0;
+
+	if (bytes < 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	if (bytes < 1024) {
+		snprintf(buf, len, "%" PRId64 "B", bytes);
+		return buf;
+	}
+	v /= 1024;
+	/* 1023.96K would print as "1024.0K". */
+	while (v >= 1023.95 && u + 1 < sizeof(units) - 1) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%.1f%c", v, units[u]);
+	return buf;
+}
+
+/* 45s, 3m12s, 2h05m, 3d04h. */
+static const char *
+human_duration(char *buf, size_t len, int64_t ms)
+{
+	int64_t	 s = ms / 1000;
+
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (s < 60)
+		snprintf(buf, len, "%" PRId64 "s", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600,
+		    s % 3600 / 60);
+	else
+		snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", s / 86400,
+		    s % 86400 / 3600);
+	return buf;
+}
+
+static int64_t
+jint(const json_t *o, const char *key, int64_t def)
+{
+	json_t	*v = json_object_get(o, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+static const char *
+jstr(const json_t *o, const char *key, const char *def)
+{
+	const char	*s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : def;
+}
+
+/* A number, or "-" when the field is absent or not positive. */
+static const char *
+cell_int(char *buf, size_t len, const json_t *o, const char *key)
+{
+	int64_t	 v = jint(o, key, -1);
+
+	if (v <= 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%" PRId64, v);
+	return buf;
+}
+
+/* --- tables --- */
+
+#define TABLE_COLS_MAX	8
+
+/* Rows of copied strings, printed in columns two spaces apart. */
+struct table {
+	size_t		 ncols, nrows, cap;
+	unsigned	 right;		/* bit i: right-align column i */
+	char		**cells;
+};
+
+static int
+table_add(struct table *t, const char *const *row)
+{
+	char	**p;
+	size_t	 i;
+
+	if (t->nrows == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 16;
+		if ((p = realloc(t->cells, t->cap * t->ncols *
+		    sizeof(*p))) == NULL)
+			return -1;
+		t->cells = p;
+	}
+	for (i = 0; i < t->ncols; i++)
+		if ((t->cells[t->nrows * t->ncols + i] =
+		    strdup(row[i])) == NULL)
+			return -1;	/* the row's cells leak; we exit */
+	t->nrows++;
+	return 0;
+}
+
+static void
+table_print(const struct table *t)
+{
+	size_t	 w[TABLE_COLS_MAX] = { 0 }, r, i, n;
+	char	*s;
+
+	for (r = 0; r < t->nrows; r++)
+		for (i = 0; i < t->ncols; i++)
+			if ((n = strlen(t->cells[r * t->ncols + i])) > w[i])
+				w[i] = n;
+	for (r = 0; r < t->nrows; r++) {
+		for (i = 0; i < t->ncols; i++) {
+			s = t->cells[r * t->ncols + i];
+			if (i + 1 == t->ncols && !(t->right & 1u << i))
+				printf("%s", s);
+			else
+				printf(t->right & 1u << i ? "%*s" : "%-*s",
+				    (int)w[i], s);
+			if (i + 1 < t->ncols)
+				fputs("  ", stdout);
+		}
+		putchar('\n');
+	}
+}
+
+static void
+table_free(struct table *t)
+{
+	size_t	 i;
+
+	for (i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+/* --- commands --- */
+
+static int
+cmd_acquire(struct poolc *c, const struct args *a)
+{
+	struct poolc_acquire_opts	 opts = { a->timeout_ms, true };
+	struct poolc_server		 s;
+
+	if (poolc_acquire(c, a->model, &opts, &s) == -1)
+		return report(c);
+	printf("%s\n", s.endpoint);
+	return 0;
+}
+
+static volatile sig_atomic_t	 run_child;
+
+/* poolc is killed, not the terminal: pass it on so CMD can clean up. */
+static void
+forward_signal(int sig)
+{
+	if (run_child > 0)
+		kill((pid_t)run_child, sig);
+}
+
+static void
+handle(int sig, void (*fn)(int))
+{
+	struct sigaction	 sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(sig, &sa, NULL);
+}
+
+static int
+export_server(const struct poolc_server *s)
+{
+	char	 port[16];
+
+	snprintf(port, sizeof(port), "%d", s->port);
+	if (setenv("POOLD_ENDPOINT", s->endpoint, 1) == -1 ||
+	    setenv("POOLD_PORT", port, 1) == -1 ||
+	    setenv("POOLD_MODEL", s->model, 1) == -1) {
+		fprintf(stderr, "poolc: setenv: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Never returns: execs argv or exits as sh(1) would. */
+static _Noreturn void
+exec_child(char **argv, const sigset_t *mask)
+{
+	int	 e;
+
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	execvp(argv[0], argv);
+	e = errno;
+	fprintf(stderr, "poolc: %s: %s\n", argv[0], strerror(e));
+	_exit(e == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC);
+}
+
+/*
+ * Runs argv and waits for it.  Like system(3), poolc ignores the
+ * terminal's SIGINT and SIGQUIT meanwhile (the child gets them too) and
+ * passes SIGTERM and SIGHUP on.  They stay blocked across fork() so no
+ * signal can slip in before the handlers are set.
+ */
+static int
+spawn_and_wait(char **argv, int *status)
+{
+	sigset_t	 block, old;
+	pid_t		 pid;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	fflush(NULL);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	if ((pid = fork()) == -1) {
+		fprintf(stderr, "poolc: fork: %s\n", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return -1;
+	}
+	if (pid == 0)
+		exec_child(argv, &old);
+	run_child = pid;
+	handle(SIGINT, SIG_IGN);
+	handle(SIGQUIT, SIG_IGN);
+	handle(SIGTERM, forward_signal);
+	handle(SIGHUP, forward_signal);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	while (waitpid(pid, status, 0) == -1) {
+		if (errno != EINTR) {
+			fprintf(stderr, "poolc: waitpid: %s\n",
+			    strerror(errno));
+			return -1;
+		}
+	}
+	run_child = 0;
+	return 0;
+}
+
+static int
+cmd_run(struct poolc *c, const struct args *a)
+{
+	struct poolc_acquire_opts	 opts = { a->timeout_ms, false };
+	struct poolc_server		 s;
+	int				 status;
+
+	/* The connection stays open while the command runs: closing it
+	 * would end the lease. */
+	if (poolc_acquire(c, a->model, &opts, &s) == -1)
+		return report(c);
+	if (export_server(&s) == -1 || spawn_and_wait(a->command,
+	    &status) == -1)
+		return EXIT_CONNECT;
+	/* Not fatal: the lease ends when poolc exits anyway. */
+	if (poolc_release(c, s.lease) == -1)
+		fprintf(stderr, "poolc: release of lease %" PRId64 ": %s\n",
+		    s.lease, poolc_errstr(c));
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return EXIT_CONNECT;
+}
+
+/* Fetches STATS or MODELS, prints it raw with --json or parses it. */
+static int
+fetch(struct poolc *c, int (*call)(struct poolc *, char **), bool raw,
+    json_t **root, int *status)
+{
+	json_error_t	 jerr;
+	char		*text;
+
+	*root = NULL;
+	if (call(c, &text) == -1) {
+		*status = report(c);
+		return -1;
+	}
+	if (raw) {
+		printf("%s\n", text);
+		free(text);
+		*status = 0;
+		return -1;
+	}
+	*root = json_loads(text, 0, &jerr);
+	free(text);
+	if (*root == NULL) {
+		fprintf(stderr, "poolc: cannot read the reply: %s\n",
+		    jerr.text);
+		*status = EXIT_CONNECT;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_budget_line(const json_t *root)
+{
+	const json_t	*m = json_object_get(root, "memory");
+	char		 t[CELL_MAX], r[CELL_MAX], b[CELL_MAX], u[CELL_MAX],
+			 f[CELL_MAX];
+
+	printf("total %s  reserved %s  budget %s  used %s  free %s  "
+	    "servers %" PRId64 "/%" PRId64,
+	    human_size(t, sizeof(t), jint(m, "total", -1)),
+	    human_size(r, sizeof(r), jint(m, "reserved", -1)),
+	    human_size(b, sizeof(b), jint(m, "budget", -1)),
+	    human_size(u, sizeof(u), jint(m, "used", -1)),
+	    human_size(f, sizeof(f), jint(m, "free", -1)),
+	    jint(root, "running", 0), jint(root, "max_servers", 0));
+	if (jint(root, "waiting", 0) > 0)
+		printf("  waiting %" PRId64, jint(root, "waiting", 0));
+	putchar('\n');
+}
+
+static int
+add_server_row(struct table *t, const json_t *s)
+{
+	char		 port[CELL_MAX], pid[CELL_MAX], leases[CELL_MAX],
+			 idle[CELL_MAX], mem[CELL_MAX], up[CELL_MAX];
+	const char	*row[8];
+
+	snprintf(leases, sizeof(leases), "%" PRId64, jint(s, "leases", 0));
+	row[0] = jstr(s, "model", "?");
+	row[1] = jstr(s, "state", "?");
+	row[2] = cell_int(port, sizeof(port), s, "port");
+	row[3] = cell_int(pid, sizeof(pid), s, "pid");
+	row[4] = leases;
+	row[5] = human_duration(idle, sizeof(idle), jint(s, "idle_ms", -1));
+	row[6] = human_size(mem, sizeof(mem), jint(s, "mem", -1));
+	row[7] = human_duration(up, sizeof(up), jint(s, "uptime_ms", -1));
+	return table_add(t, row);
+}
+
+static int
+print_servers(const json_t *servers)
+{
+	static const char *const head[] = { "MODEL", "STATE", "PORT", "PID",
+	    "LEASES", "IDLE", "MEM", "UPTIME" };
+	struct table	 t = { .ncols = 8, .right = 0xfc };
+	json_t		*s;
+	size_t		 i;
+	int		 r = 0;
+
+	if (json_array_size(servers) == 0) {
+		printf("no servers running\n");
+		return 0;
+	}
+	r = table_add(&t, head);
+	json_array_foreach(servers, i, s)
+		if (r == 0)
+			r = add_server_row(&t, s);
+	if (r == 0)
+		table_print(&t);
+	else
+		fprintf(stderr, "poolc: out of memory\n");
+	table_free(&t);
+	return r == 0 ? 0 : EXIT_CONNECT;
+}
+
+static int
+cmd_stats(struct poolc *c, const struct args *a)
+{
+	json_t	*root;
+	int	 status;
+
+	if (fetch(c, poolc_stats, a->json, &root, &status) == -1)
+		return status;
+	print_budget_line(root);
+	status = print_servers(json_object_get(root, "servers"));
+	json_decref(root);
+	return status;
+}
+
+static int
+cmd_budget(struct poolc *c, const struct args *a)
+{
+	static const char *const keys[] = { "total", "reserved", "budget",
+	    "used", "free" };
+	const json_t	*m;
+	json_t		*root;
+	char		 size[CELL_MAX];
+	size_t		 i;
+	int		 status;
+
+	if (fetch(c, poolc_stats, false, &root, &status) == -1)
+		return status;
+	m = json_object_get(root, "memory");
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		printf("%-9s %s\n", keys[i],
+		    human_size(size, sizeof(size), jint(m, keys[i], -1)));
+	printf("%-9s %" PRId64 "/%" PRId64 "\n", "servers",
+	    jint(root, "running", 0), jint(root, "max_servers", 0));
+	json_decref(root);
+	return 0;
+}
+
+static int
+add_model_row(struct table *t, const json_t *m)
+{
+	char		 port[CELL_MAX], mem[CELL_MAX];
+	const char	*row[5];
+
+	row[0] = jstr(m, "model", "?");
+	row[1] = jstr(m, "state", "?");
+	row[2] = cell_int(port, sizeof(port), m, "port");
+	row[3] = human_size(mem, sizeof(mem), jint(m, "memory", -1));
+	row[4] = jstr(m, "path", "-");
+	return table_add(t, row);
+}
+
+static int
+cmd_models(struct poolc *c, const struct args *a)
+{
+	static const char *const head[] = { "MODEL", "STATE", "PORT",
+	    "MEMORY", "PATH" };
+	struct table	 t = { .ncols = 5, .right = 0x0c };
+	json_t		*root, *models, *m;
+	size_t		 i;
+	int		 r, status;
+
+	if (fetch(c, poolc_models, a->json, &root, &status) == -1)
+		return status;
+	models = json_object_get(root, "models");
+	if (json_array_size(models) == 0) {
+		printf("no models in %s\n", jstr(root, "models_dir", "?"));
+		json_decref(root);
+		return 0;
+	}
+	r = table_add(&t, head);
+	json_array_foreach(models, i, m)
+		if (r == 0)
+			r = add_model_row(&t, m);
+	if (r == 0)
+		table_print(&t);
+	else
+		fprintf(stderr, "poolc: out of memory\n");
+	table_free(&t);
+	json_decref(root);
+	return r == 0 ? 0 : EXIT_CONNECT;
+}
+
+static int
+cmd_evict(struct poolc *c, const struct args *a)
+{
+	int64_t	 freed;
+	char	 size[CELL_MAX];
+
+	if (poolc_evict(c, a->model, a->force, &freed) == -1)
+		return report(c);
+	printf("evicted %s, freed %s\n", a->model,
+	    human_size(size, sizeof(size), freed));
+	return 0;
+}
+
+static int
+cmd_ping(struct poolc *c, const struct args *a)
+{
+	char	 version[64];
+
+	if (poolc_ping(c, version, sizeof(version)) == -1)
+		return report(c);
+	printf("poold %s at %s\n", version[0] ? version : "(unknown version)",
+	    poolc_path(c));
+	return 0;
+}
+
+static const struct cmd cmds[] = {
+	{ "acquire",	ARG_MODEL,		cmd_acquire },
+	{ "run",	ARG_MODEL | ARG_COMMAND, cmd_run },
+	{ "stats",	OPT_JSON,		cmd_stats },
+	{ "ps",		OPT_JSON,		cmd_stats },
+	{ "models",	OPT_JSON,		cmd_models },
+	{ "budget",	0,			cmd_budget },
+	{ "evict",	ARG_MODEL | OPT_FORCE,	cmd_evict },
+	{ "ping",	0,			cmd_ping },
+};
+
+static const struct cmd *
+find_command(const char *name)
+{
+	char	 msg[256];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	snprintf(msg, sizeof(msg), "unknown command %s", name);
+	usage(msg);
+	return NULL;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "socket",	required_argument,	NULL, 's' },
+		{ "timeout",	required_argument,	NULL, 't' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	const struct cmd	*cmd;
+	struct args		 a;
+	struct poolc		*c;
+	const char		*socket = NULL;
+	int			 ch, status;
+
+	memset(&a, 0, sizeof(a));
+	/* "+": stop at the command, whose arguments are its own; ":" and
+	 * opterr = 0: our own messages, which say "poolc", not argv[0]. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:hs:t:V", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			help();
+			break;
+		case 's':
+			socket = optarg;
+			break;
+		case 't':
+			a.timeout_ms = parse_timeout(optarg);
+			break;
+		case 'V':
+			printf("poolc %s\n", POOLC_VERSION);
+			return 0;
+		default:
+			bad_option(ch, argv[optind - 1]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		usage("a command is needed");
+	cmd = find_command(argv[0]);
+	parse_command(cmd, argc, argv, &a);
+
+	c = poolc_connect(socket, a.timeout_ms > 0 ? a.timeout_ms :
+	    DEFAULT_TIMEOUT_MS);
+	if (c == NULL) {
+		fprintf(stderr, "poolc: out of memory\n");
+		return EXIT_CONNECT;
+	}
+	if (poolc_error(c) != POOLC_OK)
+		status = report_connect(c);
+	else
+		status = cmd->run(c, &a);
+	poolc_free(c);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "poolc: stdout: %s\n", strerror(errno));
+		if (status == 0)
+			status = EXIT_CONNECT;
+	}
+	return status;
+}
