@@ -1,0 +1,47 @@
+#!/bin/sh
+# t_node.sh — the Node.js client's tests (contrib/node/test/), against the
+# real poold with stand-in servers.  Run by `make check`, which sets
+# POOLD_BIN, FAKELLAMA_BIN and POOLD_SRCDIR.
+
+set -u
+
+srcdir=${POOLD_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+POOLD_BIN=${POOLD_BIN:-$srcdir/build/poold}
+FAKELLAMA_BIN=${FAKELLAMA_BIN:-$srcdir/build/fakellama}
+export POOLD_BIN FAKELLAMA_BIN
+
+fail() {
+	echo "t_node: FAIL: $*" >&2
+	exit 1
+}
+
+command -v node >/dev/null 2>&1 || fail "node is not installed (Node.js >= 18 is required)"
+major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$major" -ge 18 ] 2>/dev/null || fail "node $major is too old (>= 18 needed)"
+for b in "$POOLD_BIN" "$FAKELLAMA_BIN"; do
+	[ -x "$b" ] || fail "$b is not built (run make)"
+done
+
+# Everything the tests start lives under $work; whatever is left there when
+# we leave (a test killed half-way) is ended by pid.
+work=$(mktemp -d "${TMPDIR:-/tmp}/t_node.XXXXXX") || fail "mktemp"
+cleanup() {
+	for pid in $(pgrep -f "$work/" 2>/dev/null); do
+		[ "$pid" = "$$" ] || kill -9 "$pid" 2>/dev/null
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export POOLD_TEST_TMPDIR="$work"
+
+cd "$srcdir" || fail "cannot cd to $srcdir"
+node --test contrib/node/test/
+rc=$?
+if [ $rc -eq 0 ]; then
+	echo "t_node: PASS"
+else
+	echo "t_node: FAIL: node --test exited $rc" >&2
+fi
+exit $rc
