@@ -1,0 +1,1625 @@
+/*
+ * check_daemon.c — integration tests: the real poold, its real socket,
+ * real child processes (the stand-in build/fakellama).
+ *
+ * Every test starts its own poold on a temporary folder (testlib.c) and
+ * ends with tl_daemon_finish(): no zombie among poold's children, SIGTERM
+ * makes it exit 0 in time, none of the processes the test saw is left,
+ * the socket is removed.  Model files hold key=value lines the stand-in
+ * reads.  A model accounted 8M really uses mem=4M plus the stand-in's own
+ * ~2M, so the real RSS of the children can be checked against the budget.
+ *
+ * Environment: POOLD_BIN, FAKELLAMA_BIN (make check sets them).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "testlib.h"
+
+#define MIB		(1024LL * 1024)
+/* Slack for timing assertions on a loaded machine. */
+#define LATE_MS		1500
+
+/* --- small helpers ------------------------------------------------ */
+
+static json_t *
+acq_req(const char *model, long long timeout_ms, bool hold)
+{
+	json_t *req;
+
+	req = json_pack("{s:s, s:s, s:b}", "cmd", "ACQUIRE", "model", model,
+	    "hold", hold);
+	if (timeout_ms >= 0)
+		json_object_set_new(req, "timeout_ms", json_integer(timeout_ms));
+	return req;
+}
+
+/* A failed reply with this code, a message, and the id if one is given. */
+static void
+expect_error(json_t *rep, const char *code, json_t *id, const char *what)
+{
+	const char *msg = tl_str(rep, "message");
+
+	TL_ASSERT(rep != NULL, "%s: no reply", what);
+	TL_ASSERT(json_is_false(json_object_get(rep, "ok")),
+	    "%s: expected ok:false with %s, got %s", what, code, tl_dump(rep));
+	TL_ASSERT(strcmp(tl_err(rep), code) == 0,
+	    "%s: expected error %s, got %s", what, code, tl_dump(rep));
+	TL_ASSERT(msg != NULL && msg[0] != '\0',
+	    "%s: error without a message: %s", what, tl_dump(rep));
+	if (id != NULL)
+		TL_ASSERT(json_equal(json_object_get(rep, "id"), id),
+		    "%s: reply does not echo id %s: %s", what, tl_dump(id),
+		    tl_dump(rep));
+}
+
+static bool
+matches(const char *text, const char *ere)
+{
+	regex_t re;
+	bool m;
+
+	if (text == NULL || regcomp(&re, ere, REG_EXTENDED | REG_ICASE |
+	    REG_NOSUB) != 0)
+		return false;
+	m = regexec(&re, text, 0, NULL, 0) == 0;
+	regfree(&re);
+	return m;
+}
+
+static bool
+has_server(struct tl_daemon *d, struct tl_conn *mon, const char *model)
+{
+	json_t *st = tl_stats(d, mon);
+	bool has = tl_server(st, model) != NULL;
+
+	json_decref(st);
+	return has;
+}
+
+/* The leases of model's server, -1 if it is not running. */
+static long long
+server_leases(struct tl_daemon *d, struct tl_conn *mon, const char *model)
+{
+	json_t *st = tl_stats(d, mon), *s;
+	long long n = -1;
+
+	if ((s = tl_server(st, model)) != NULL)
+		n = tl_int(s, "leases");
+	json_decref(st);
+	return n;
+}
+
+static long long
+stats_int(struct tl_daemon *d, struct tl_conn *mon, const char *path)
+{
+	json_t *st = tl_stats(d, mon);
+	long long v = tl_int(st, path);
+
+	json_decref(st);
+	return v;
+}
+
+static long long
+counter(struct tl_daemon *d, struct tl_conn *mon, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "counters.%s", name);
+	return stats_int(d, mon, path);
+}
+
+/* The pid of model's server, 0 if it is not running. */
+static pid_t
+stats_pid(struct tl_daemon *d, struct tl_conn *mon, const char *model)
+{
+	json_t *st = tl_stats(d, mon);
+	pid_t pid = tl_server_pid(st, model);
+
+	json_decref(st);
+	return pid;
+}
+
+/* Stand-in children of poold running model. */
+static int
+standins_of(struct tl_daemon *d, const char *model)
+{
+	pid_t kids[1024];
+	char m[256];
+	int i, n, k = 0;
+
+	n = tl_standins(d->pid, kids, 1024);
+	for (i = 0; i < n; i++) {
+		tl_track(kids[i]);
+		if (tl_proc_model(kids[i], m, sizeof(m)) == 0 &&
+		    strcmp(m, model) == 0)
+			k++;
+	}
+	return k;
+}
+
+static int
+cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+assert_dead(pid_t pid, const char *what)
+{
+	TL_ASSERT(!tl_pid_exists(pid), "%s: process %d still exists (state %c,"
+	    " parent %d)", what, (int)pid, tl_proc_state(pid),
+	    (int)tl_proc_ppid(pid));
+}
+
+/* --- 1. LRU ------------------------------------------------------- */
+
+/*
+ * Pass: room for 27 (216M / 8M).  After m01..m27 were each acquired and
+ * released in order and m01, m02 touched again, ACQUIRE m28 stops exactly
+ * m03 (the least recently used): when that ACQUIRE is answered m03's
+ * process no longer exists (not even as a zombie: m28 may only be spawned
+ * after the reap), STATS shows every model but m03, evictions == 1, and no
+ * STATS sample, also those taken during m28's start, shows more than 27
+ * servers or more memory than the budget.
+ */
+START_TEST(test_lru_evicts_exactly_the_oldest)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *st, *rep;
+	char name[16];
+	long long lease, id, waits[28], t0;
+	pid_t pid3, kids[64];
+	int i, n;
+
+	tl_daemon_init(&d, 1);
+	for (i = 1; i <= 30; i++) {
+		snprintf(name, sizeof(name), "m%02d", i);
+		tl_model(&d, name, "load_ms=50\nmem=4M\n");
+	}
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "max_servers") == 27 &&
+	    tl_int(st, "memory.budget") == 216 * MIB,
+	    "expected budget 216M and max_servers 27: %s", tl_dump(st));
+	json_decref(st);
+
+	for (i = 1; i <= 27; i++) {
+		snprintf(name, sizeof(name), "m%02d", i);
+		rep = tl_acquire(c, name, 20000, true);
+		TL_ASSERT(tl_ok(rep) && json_is_true(tl_get(rep, "cold")),
+		    "cold ACQUIRE %s: %s", name, tl_dump(rep));
+		waits[i] = tl_int(rep, "wait_ms");
+		lease = tl_int(rep, "lease");
+		json_decref(rep);
+		TL_ASSERT(server_leases(&d, mon, name) == 1,
+		    "%s not running with 1 lease", name);
+		tl_release(c, lease);
+	}
+	st = tl_stats(&d, mon);
+	TL_ASSERT(json_array_size(tl_get(st, "servers")) == 27,
+	    "27 servers expected: %s", tl_dump(st));
+	pid3 = tl_server_pid(st, "m03");
+	TL_ASSERT(pid3 > 0, "no pid for m03: %s", tl_dump(st));
+	json_decref(st);
+	n = tl_standins(d.pid, kids, 64);
+	TL_ASSERT(n == 27, "27 stand-in children expected, found %d", n);
+
+	/* Touch m01 and m02: hits, so m03 is the oldest. */
+	for (i = 1; i <= 2; i++) {
+		snprintf(name, sizeof(name), "m%02d", i);
+		rep = tl_acquire(c, name, 20000, true);
+		TL_ASSERT(tl_ok(rep) && json_is_false(tl_get(rep, "cold")),
+		    "ACQUIRE %s should be a hit: %s", name, tl_dump(rep));
+		lease = tl_int(rep, "lease");
+		json_decref(rep);
+		tl_release(c, lease);
+	}
+
+	/* m28, sampling STATS while it starts. */
+	t0 = tl_now_ms();
+	id = tl_send_req(c, acq_req("m28", 20000, true));
+	for (;;) {
+		if ((rep = tl_recv_id(c, id, 0)) != NULL)
+			break;
+		json_decref(tl_stats(&d, mon));
+		TL_ASSERT(tl_now_ms() - t0 < 20000, "no reply to ACQUIRE m28");
+		tl_sleep_ms(2);
+	}
+	assert_dead(pid3, "m03 evicted, ACQUIRE m28 answered");
+	TL_ASSERT(tl_ok(rep), "ACQUIRE m28: %s", tl_dump(rep));
+	lease = tl_int(rep, "lease");
+	json_decref(rep);
+
+	st = tl_stats(&d, mon);
+	n = (int)json_array_size(tl_get(st, "servers"));
+	TL_ASSERT(n == 27, "27 servers expected after m28: %s", tl_dump(st));
+	TL_ASSERT(tl_server(st, "m03") == NULL, "m03 still listed: %s",
+	    tl_dump(st));
+	for (i = 1; i <= 28; i++) {
+		snprintf(name, sizeof(name), "m%02d", i);
+		if (i != 3)
+			TL_ASSERT(tl_server(st, name) != NULL,
+			    "%s was stopped, only m03 should be: %s", name,
+			    tl_dump(st));
+	}
+	TL_ASSERT(tl_int(st, "counters.evictions") == 1 &&
+	    tl_int(st, "counters.starts") == 28,
+	    "expected 1 eviction, 28 starts: %s", tl_dump(st));
+	json_decref(st);
+	tl_release(c, lease);
+	TL_ASSERT(tl_check_rss(&d, 216 * MIB) > 0, "no RSS measured");
+
+	qsort(waits + 1, 27, sizeof(waits[0]), cmp_ll);
+	fprintf(stderr, "lru: %u servers at once, %u STATS samples, max RSS"
+	    " of the children %.1f MiB; cold wait_ms with load_ms=50: min %lld"
+	    " median %lld max %lld\n", d.max_servers_seen, d.samples,
+	    (double)d.max_rss_seen / MIB, waits[1], waits[14], waits[27]);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 2. idle timeout ---------------------------------------------- */
+
+/*
+ * Pass: x and y have idle_timeout 1s.  x, released at t0, leaves STATS
+ * between 0.8 s and 5 s after t0 and its process is gone; y, leased all
+ * along, is still ready with the same pid 2.5 s after it was acquired
+ * (sampled every 50 ms meanwhile); once released, y is stopped for
+ * idleness too.
+ */
+START_TEST(test_idle_timeout)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	long long lx, ly, ty, t0, dt;
+	json_t *st, *s;
+	pid_t px, py;
+	bool ok;
+
+	tl_daemon_init(&d, 2);
+	tl_model(&d, "x", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "y", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, "{\"models\":{\"x\":{\"idle_timeout\":\"1s\"},"
+	    "\"y\":{\"idle_timeout\":\"1s\"}}}");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	ly = tl_acquire_ok(c, "y", true, NULL);
+	ty = tl_now_ms();
+	lx = tl_acquire_ok(c, "x", true, NULL);
+	st = tl_stats(&d, mon);
+	px = tl_server_pid(st, "x");
+	py = tl_server_pid(st, "y");
+	TL_ASSERT(px > 0 && py > 0, "x and y should run: %s", tl_dump(st));
+	json_decref(st);
+
+	t0 = tl_now_ms();
+	tl_release(c, lx);
+	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "x"), 5000);
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(ok, "x (idle_timeout 1s) still running 5 s after RELEASE");
+	TL_ASSERT(dt >= 800, "x stopped %lld ms after RELEASE, before its"
+	    " idle timeout of 1 s", dt);
+	TL_ASSERT(tl_wait_gone(px, 1000), "x's process %d still exists",
+	    (int)px);
+	TL_ASSERT(counter(&d, mon, "idle_stops") == 1, "idle_stops != 1");
+
+	while (tl_now_ms() < ty + 2500) {
+		TL_ASSERT(server_leases(&d, mon, "y") == 1,
+		    "leased y was stopped (or lost its lease) after %lld ms",
+		    tl_now_ms() - ty);
+		tl_sleep_ms(50);
+	}
+	st = tl_stats(&d, mon);
+	s = tl_server(st, "y");
+	TL_ASSERT(s != NULL && strcmp(tl_str(s, "state"), "ready") == 0 &&
+	    tl_int(s, "pid") == py && tl_int(s, "leases") == 1,
+	    "y should be ready, pid %d, 1 lease after 2.5 s: %s", (int)py,
+	    tl_dump(st));
+	TL_ASSERT(tl_int(st, "counters.idle_stops") == 1,
+	    "a leased server was stopped for idleness: %s", tl_dump(st));
+	json_decref(st);
+	TL_ASSERT(tl_pid_exists(py), "y's process is gone");
+
+	t0 = tl_now_ms();
+	tl_release(c, ly);
+	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "y"), 5000);
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(ok && dt >= 800, "y not stopped 0.8-5 s after RELEASE"
+	    " (%lld ms)", dt);
+	TL_ASSERT(tl_wait_gone(py, 1000), "y's process %d still exists",
+	    (int)py);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 3. random workload ------------------------------------------- */
+
+#define RW_CLIENTS	6
+#define RW_OPS		300
+#define RW_BUDGET	(96 * MIB)
+
+enum rw_state { RW_IDLE, RW_ACQ, RW_HOLD, RW_REL };
+
+struct rw_client {
+	struct tl_conn	*c;
+	enum rw_state	 st;
+	long long	 id, lease, until;
+	const char	*model;
+	bool		 hold;
+};
+
+static uint64_t rw_x = 0x9e3779b97f4a7c15ULL;
+
+static unsigned
+rw_rand(unsigned n)
+{
+	rw_x ^= rw_x << 13;
+	rw_x ^= rw_x >> 7;
+	rw_x ^= rw_x << 17;
+	return (unsigned)(rw_x % n);
+}
+
+/*
+ * Pass: 6 clients run 300 ACQUIREs (80% held 0-60 ms then released, 20%
+ * "hold":false) of 12 models of 8M, 16M and 32M under a 96M budget, with
+ * a fixed seed.  STATS and the /proc RSS of all of poold's stand-in
+ * children are sampled every 10 ms and after every answer: accounted
+ * "used" never exceeds the budget (and equals the sum of the servers'
+ * mem, with no more than max_servers servers), the children's real RSS
+ * never exceeds the budget, every ACQUIRE succeeds, and at the end the
+ * counters match what the clients did, no lease or waiter is left and no
+ * child is a zombie.
+ */
+START_TEST(test_random_workload)
+{
+	static const char *small[] = { "s1", "s2", "s3", "s4", "s5", "s6" };
+	static const char *medium[] = { "m1", "m2", "m3", "m4" };
+	static const char *large[] = { "l1", "l2" };
+	struct rw_client cl[RW_CLIENTS];
+	struct pollfd pfd[RW_CLIENTS];
+	struct tl_daemon d;
+	struct tl_conn *mon;
+	json_t *st, *rep, *s;
+	long long now, last = 0, t0, oks = 0, rels = 0, colds = 0;
+	int issued = 0, busy, i, r;
+	size_t k;
+
+	tl_daemon_init(&d, 3);
+	for (i = 0; i < 6; i++)
+		tl_model(&d, small[i], "load_ms=%d\nmem=4M\n", 30 + 10 * i);
+	for (i = 0; i < 4; i++)
+		tl_model(&d, medium[i], "load_ms=%d\nmem=12M\n", 40 + 10 * i);
+	for (i = 0; i < 2; i++)
+		tl_model(&d, large[i], "load_ms=%d\nmem=28M\n", 60 + 20 * i);
+	tl_daemon_start(&d, "{\"memory_limit\":\"96M\",\"models\":{"
+	    "\"m1\":{\"memory\":\"16M\"},\"m2\":{\"memory\":\"16M\"},"
+	    "\"m3\":{\"memory\":\"16M\"},\"m4\":{\"memory\":\"16M\"},"
+	    "\"l1\":{\"memory\":\"32M\"},\"l2\":{\"memory\":\"32M\"}}}");
+	mon = tl_connect(&d);
+	for (i = 0; i < RW_CLIENTS; i++) {
+		memset(&cl[i], 0, sizeof(cl[i]));
+		cl[i].c = tl_connect(&d);
+	}
+	t0 = tl_now_ms();
+	for (;;) {
+		busy = 0;
+		now = tl_now_ms();
+		TL_ASSERT(now - t0 < 50000, "workload did not finish in 50 s:"
+		    " %d issued, %lld answered", issued, oks);
+		for (i = 0; i < RW_CLIENTS; i++) {
+			struct rw_client *w = &cl[i];
+
+			switch (w->st) {
+			case RW_IDLE:
+				if (issued >= RW_OPS)
+					break;
+				r = (int)rw_rand(100);
+				w->model = r < 50 ? small[rw_rand(6)] :
+				    r < 85 ? medium[rw_rand(4)] :
+				    large[rw_rand(2)];
+				w->hold = rw_rand(100) < 80;
+				w->id = tl_send_req(w->c, acq_req(w->model,
+				    15000, w->hold));
+				w->st = RW_ACQ;
+				issued++;
+				break;
+			case RW_ACQ:
+				if ((rep = tl_recv_id(w->c, w->id, 0)) == NULL)
+					break;
+				TL_ASSERT(tl_ok(rep), "ACQUIRE %s: %s",
+				    w->model, tl_dump(rep));
+				oks++;
+				if (json_is_true(tl_get(rep, "cold")))
+					colds++;
+				if (w->hold) {
+					w->lease = tl_int(rep, "lease");
+					w->until = now + rw_rand(61);
+					w->st = RW_HOLD;
+				} else
+					w->st = RW_IDLE;
+				json_decref(rep);
+				json_decref(tl_stats(&d, mon));
+				tl_check_rss(&d, RW_BUDGET);
+				break;
+			case RW_HOLD:
+				if (now < w->until)
+					break;
+				w->id = tl_send_req(w->c, json_pack("{s:s, s:I}",
+				    "cmd", "RELEASE", "lease",
+				    (json_int_t)w->lease));
+				w->st = RW_REL;
+				break;
+			case RW_REL:
+				if ((rep = tl_recv_id(w->c, w->id, 0)) == NULL)
+					break;
+				TL_ASSERT(tl_ok(rep), "RELEASE: %s",
+				    tl_dump(rep));
+				rels++;
+				json_decref(rep);
+				w->st = RW_IDLE;
+				break;
+			}
+			if (w->st != RW_IDLE)
+				busy++;
+		}
+		if (busy == 0 && issued >= RW_OPS)
+			break;
+		if (now - last >= 10) {
+			json_decref(tl_stats(&d, mon));
+			tl_check_rss(&d, RW_BUDGET);
+			last = now;
+		}
+		for (i = 0; i < RW_CLIENTS; i++) {
+			pfd[i].fd = cl[i].c->fd;
+			pfd[i].events = POLLIN;
+		}
+		poll(pfd, RW_CLIENTS, 5);
+	}
+
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "counters.acquires") == oks &&
+	    tl_int(st, "counters.releases") == rels,
+	    "counters disagree with %lld ACQUIREs and %lld RELEASEs: %s", oks,
+	    rels, tl_dump(st));
+	TL_ASSERT(tl_int(st, "waiting") == 0, "waiters left: %s", tl_dump(st));
+	json_array_foreach(tl_get(st, "servers"), k, s)
+		TL_ASSERT(tl_int(s, "leases") == 0, "leases left: %s",
+		    tl_dump(st));
+	fprintf(stderr, "random: %lld ACQUIREs (%lld cold, %lld starts, %lld"
+	    " evictions) in %lld ms; %u samples; at most %u servers, %.0f MiB"
+	    " accounted, %.1f MiB RSS of %.0f MiB%s\n", oks, colds,
+	    tl_int(st, "counters.starts"), tl_int(st, "counters.evictions"),
+	    tl_now_ms() - t0, d.samples, d.max_servers_seen,
+	    (double)d.max_used_seen / MIB, (double)d.max_rss_seen / MIB,
+	    (double)RW_BUDGET / MIB, d.rss_sanitized == 1 ?
+	    " (ASan stand-ins: RSS not checked)" : "");
+	json_decref(st);
+	for (i = 0; i < RW_CLIENTS; i++)
+		tl_close(cl[i].c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 4. leases block eviction ------------------------------------- */
+
+/*
+ * Pass: budget for 2 (16M / 8M).  With a and b leased, ACQUIRE c with
+ * timeout_ms 500 answers busy after 450 ms to 2 s and nothing was
+ * stopped (same pids, no eviction).  After RELEASE of a, ACQUIRE c
+ * succeeds and a's process is gone by then (evicted).  A waiting ACQUIRE
+ * of a (b and c leased) is not answered while the leases hold, and is
+ * answered ok once b is released, b being evicted.
+ */
+START_TEST(test_leases_block_eviction)
+{
+	struct tl_daemon d;
+	struct tl_conn *c1, *c2, *mon;
+	long long la, lb, lc, la2, t0, dt, id;
+	json_t *st, *rep;
+	pid_t pa, pb;
+	bool ok;
+
+	tl_daemon_init(&d, 4);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"16M\"}");
+	c1 = tl_connect(&d);
+	c2 = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	la = tl_acquire_ok(c1, "a", true, NULL);
+	lb = tl_acquire_ok(c1, "b", true, NULL);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "max_servers") == 2, "max_servers 2: %s",
+	    tl_dump(st));
+	pa = tl_server_pid(st, "a");
+	pb = tl_server_pid(st, "b");
+	json_decref(st);
+
+	t0 = tl_now_ms();
+	rep = tl_acquire(c2, "c", 500, true);
+	dt = tl_now_ms() - t0;
+	expect_error(rep, "busy", NULL, "ACQUIRE c with a, b leased");
+	json_decref(rep);
+	TL_ASSERT(dt >= 450 && dt <= 500 + LATE_MS,
+	    "busy after %lld ms, expected about 500", dt);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server_pid(st, "a") == pa && tl_server_pid(st, "b") == pb
+	    && tl_server(st, "c") == NULL &&
+	    tl_int(st, "counters.evictions") == 0 &&
+	    tl_int(st, "counters.busy") == 1 && tl_int(st, "waiting") == 0,
+	    "a and b should still run, nothing evicted, one busy: %s",
+	    tl_dump(st));
+	json_decref(st);
+	TL_ASSERT(tl_pid_exists(pa) && tl_pid_exists(pb),
+	    "a leased server's process is gone");
+
+	tl_release(c1, la);
+	rep = tl_acquire(c2, "c", 5000, true);
+	TL_ASSERT(tl_ok(rep), "ACQUIRE c after RELEASE a: %s", tl_dump(rep));
+	lc = tl_int(rep, "lease");
+	json_decref(rep);
+	assert_dead(pa, "a evicted for c");
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server(st, "a") == NULL && tl_server_pid(st, "b") == pb &&
+	    tl_server(st, "c") != NULL && tl_int(st, "counters.evictions") == 1,
+	    "a should be evicted, b kept, c running: %s", tl_dump(st));
+	json_decref(st);
+
+	/* b and c leased: ACQUIRE a waits, then gets b's room. */
+	id = tl_send_req(c2, acq_req("a", 10000, true));
+	t0 = tl_now_ms();
+	TL_WAIT_UNTIL(ok, stats_int(&d, mon, "waiting") >= 1, 2000);
+	TL_ASSERT(ok, "the queued ACQUIRE a is not counted in waiting");
+	TL_ASSERT(tl_recv_id(c2, id, 300) == NULL,
+	    "ACQUIRE a answered while b and c are leased");
+	TL_ASSERT(stats_pid(&d, mon, "b") == pb,
+	    "leased b was stopped");
+	tl_release(c1, lb);
+	rep = tl_recv_id(c2, id, 10000);
+	TL_ASSERT(tl_ok(rep), "waiting ACQUIRE a: %s", tl_dump(rep));
+	TL_ASSERT(tl_int(rep, "wait_ms") >= 250 && tl_now_ms() - t0 >= 300,
+	    "waiting ACQUIRE a reports wait_ms %lld", tl_int(rep, "wait_ms"));
+	la2 = tl_int(rep, "lease");
+	json_decref(rep);
+	assert_dead(pb, "b evicted for a");
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server(st, "b") == NULL && tl_server(st, "a") != NULL &&
+	    tl_server(st, "c") != NULL, "b should be evicted for a: %s",
+	    tl_dump(st));
+	json_decref(st);
+	tl_release(c2, lc);
+	tl_release(c2, la2);
+	tl_close(c1);
+	tl_close(c2);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 5. one start for many ---------------------------------------- */
+
+#define CONC	20
+
+/*
+ * Pass: 20 ACQUIREs of cold m from 20 connections, sent before m can be
+ * ready (load_ms 300), all answer ok with the same port and 20 distinct
+ * leases; counters.starts is 1 and poold has exactly one stand-in child
+ * for m.  The same with 20 ACQUIREs of n pipelined in one write on one
+ * connection (starts then 2, one child for n).  Closing the connections
+ * releases all 40 leases.
+ */
+START_TEST(test_one_start_for_concurrent_acquires)
+{
+	struct tl_daemon d;
+	struct tl_conn *cs[CONC], *p, *mon;
+	long long ids[CONC], leases[CONC];
+	json_t *st, *rep;
+	char *buf = NULL;
+	size_t len = 0;
+	int i, j, port = 0, colds = 0;
+	FILE *f;
+	bool ok;
+
+	tl_daemon_init(&d, 5);
+	tl_model(&d, "m", "load_ms=300\nmem=4M\n");
+	tl_model(&d, "n", "load_ms=300\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	mon = tl_connect(&d);
+	for (i = 0; i < CONC; i++)
+		cs[i] = tl_connect(&d);
+	for (i = 0; i < CONC; i++)
+		ids[i] = tl_send_req(cs[i], acq_req("m", 10000, true));
+	for (i = 0; i < CONC; i++) {
+		rep = tl_recv_id(cs[i], ids[i], 15000);
+		TL_ASSERT(tl_ok(rep), "ACQUIRE m #%d: %s", i, tl_dump(rep));
+		if (i == 0)
+			port = (int)tl_int(rep, "port");
+		TL_ASSERT(tl_int(rep, "port") == port,
+		    "ACQUIRE m #%d on another port: %s", i, tl_dump(rep));
+		leases[i] = tl_int(rep, "lease");
+		for (j = 0; j < i; j++)
+			TL_ASSERT(leases[j] != leases[i], "lease %lld given"
+			    " twice", leases[i]);
+		if (json_is_true(tl_get(rep, "cold")))
+			colds++;
+		json_decref(rep);
+	}
+	TL_ASSERT(colds >= 1, "no ACQUIRE of cold m says cold");
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "counters.starts") == 1 &&
+	    tl_int(tl_server(st, "m"), "leases") == CONC,
+	    "one start and 20 leases expected: %s", tl_dump(st));
+	json_decref(st);
+	TL_ASSERT(standins_of(&d, "m") == 1, "%d processes for m",
+	    standins_of(&d, "m"));
+
+	p = tl_connect(&d);
+	f = open_memstream(&buf, &len);
+	for (i = 1; i <= CONC; i++)
+		fprintf(f, "{\"cmd\":\"ACQUIRE\",\"model\":\"n\",\"id\":%d,"
+		    "\"timeout_ms\":10000}\n", i);
+	fclose(f);
+	TL_ASSERT(tl_send(p, buf, len) == 0, "send: %s", strerror(errno));
+	free(buf);
+	for (i = 1; i <= CONC; i++) {
+		rep = tl_recv_id(p, i, 15000);
+		TL_ASSERT(tl_ok(rep), "pipelined ACQUIRE n id %d: %s", i,
+		    tl_dump(rep));
+		if (i == 1)
+			port = (int)tl_int(rep, "port");
+		TL_ASSERT(tl_int(rep, "port") == port,
+		    "ACQUIRE n id %d on another port: %s", i, tl_dump(rep));
+		json_decref(rep);
+	}
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "counters.starts") == 2 &&
+	    tl_int(tl_server(st, "n"), "leases") == CONC,
+	    "two starts and 20 leases on n expected: %s", tl_dump(st));
+	json_decref(st);
+	TL_ASSERT(standins_of(&d, "n") == 1, "%d processes for n",
+	    standins_of(&d, "n"));
+
+	for (i = 0; i < CONC; i++)
+		tl_close(cs[i]);
+	tl_close(p);
+	TL_WAIT_UNTIL(ok, server_leases(&d, mon, "m") == 0 &&
+	    server_leases(&d, mon, "n") == 0, 2000);
+	TL_ASSERT(ok, "closed connections' leases not released");
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 6. failing servers ------------------------------------------- */
+
+#define EXIT_STATUS_RE	"(exit|status|code)[^0-9]{0,16}1([^0-9]|$)"
+#define BACKOFF_RE	"back.?off|backing off|retry|try again|next (try|" \
+			"attempt|start)|until|in [0-9.]+ ?(ms|s)"
+
+static json_t *
+model_entry(json_t *stats, const char *model)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(tl_get(stats, "models"), i, m)
+		if (tl_str(m, "model") && strcmp(tl_str(m, "model"), model) == 0)
+			return m;
+	return NULL;
+}
+
+/*
+ * Pass (start_timeout 1s, stop_timeout 2s):
+ * crash_start → start_failed naming "cannot load model" and exit status
+ * 1, the process reaped; an immediate retry → start_failed at once (under
+ * 500 ms) mentioning the backoff, nothing spawned; after 1.1 s a retry
+ * spawns and fails again; 1.2 s after that (backoff doubled to 2 s) no
+ * spawn yet.  never_ready → start_failed 0.9-2.5 s after the ACQUIRE, its
+ * process gone within stop_timeout + 1 s.  ignore_term, leased, EVICT
+ * force → answered 1.8-3.5 s later, after the reap (process gone at the
+ * answer, not a zombie), freed 8M, the lease still RELEASEs ok.
+ * term_twice, EVICT → answered after the second SIGTERM (0.9-1.95 s, not
+ * the SIGKILL at 2 s).  fork_child, EVICT → the grandchild, which ignores
+ * SIGTERM, is gone within 1 s of the answer.  crash_later (SIGSEGV
+ * 300 ms after ready) while leased → removed from STATS, reaped,
+ * counters.crashes and its model's crashes 1, the lease still RELEASEs ok.
+ */
+START_TEST(test_failing_servers)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	long long s0, t0, dt, tfail, id, lease;
+	const char *msg;
+	json_t *st, *rep, *m;
+	pid_t pn, ps, pt, pf, gc, kids[8];
+	bool ok;
+
+	tl_daemon_init(&d, 6);
+	tl_model(&d, "crash", "load_ms=50\nmem=4M\nmode=crash_start\n");
+	tl_model(&d, "never", "load_ms=50\nmem=4M\nmode=never_ready\n");
+	tl_model(&d, "stubborn", "load_ms=50\nmem=4M\nmode=ignore_term\n");
+	tl_model(&d, "twice", "load_ms=50\nmem=4M\nmode=term_twice\n");
+	tl_model(&d, "forker", "load_ms=50\nmem=4M\nmode=fork_child\n");
+	tl_model(&d, "later", "load_ms=50\nmem=4M\nmode=crash_later\n"
+	    "crash_after_ms=300\ncrash_signal=11\n");
+	tl_daemon_start(&d, "{\"start_timeout\":\"1s\",\"stop_timeout\":\"2s\"}");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	/* crash at start */
+	s0 = counter(&d, mon, "starts");
+	rep = tl_acquire(c, "crash", 10000, true);
+	expect_error(rep, "start_failed", NULL, "ACQUIRE crash_start");
+	msg = tl_str(rep, "message");
+	TL_ASSERT(strstr(msg, "cannot load model") != NULL,
+	    "start_failed without the server's last stderr line: %s", msg);
+	TL_ASSERT(matches(msg, EXIT_STATUS_RE),
+	    "start_failed without the exit status 1: %s", msg);
+	json_decref(rep);
+	tfail = tl_now_ms();
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "counters.starts") == s0 + 1 &&
+	    tl_server(st, "crash") == NULL &&
+	    tl_int(st, "counters.start_failures") == 1,
+	    "one failed start, no server left: %s", tl_dump(st));
+	m = model_entry(st, "crash");
+	TL_ASSERT(m != NULL && tl_int(m, "failures") >= 1 &&
+	    tl_str(m, "last_error") != NULL &&
+	    strstr(tl_str(m, "last_error"), "cannot load model") != NULL,
+	    "STATS models[] should show crash's failure: %s", tl_dump(st));
+	json_decref(st);
+
+	t0 = tl_now_ms();
+	rep = tl_acquire(c, "crash", 10000, true);
+	dt = tl_now_ms() - t0;
+	expect_error(rep, "start_failed", NULL, "retry of crash in backoff");
+	TL_ASSERT(dt < 500, "retry in backoff took %lld ms", dt);
+	TL_ASSERT(matches(tl_str(rep, "message"), BACKOFF_RE),
+	    "retry in backoff does not say so: %s", tl_dump(rep));
+	json_decref(rep);
+	TL_ASSERT(counter(&d, mon, "starts") == s0 + 1,
+	    "a start was spawned during the backoff");
+
+	tl_sleep_ms(tfail + 1100 - tl_now_ms());
+	rep = tl_acquire(c, "crash", 10000, true);
+	expect_error(rep, "start_failed", NULL, "retry of crash after 1.1 s");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "cannot load model") != NULL,
+	    "second failure without the stderr line: %s", tl_dump(rep));
+	json_decref(rep);
+	tfail = tl_now_ms();
+	TL_ASSERT(counter(&d, mon, "starts") == s0 + 2,
+	    "no new start 1.1 s after the first failure");
+	tl_sleep_ms(tfail + 1200 - tl_now_ms());
+	rep = tl_acquire(c, "crash", 10000, true);
+	expect_error(rep, "start_failed", NULL, "retry 1.2 s after 2nd fail");
+	json_decref(rep);
+	TL_ASSERT(counter(&d, mon, "starts") == s0 + 2,
+	    "backoff did not double: spawned 1.2 s after the second failure");
+
+	/* never ready */
+	id = tl_send_req(c, acq_req("never", 10000, true));
+	t0 = tl_now_ms();
+	pn = 0;
+	TL_WAIT_UNTIL(ok, (pn = stats_pid(&d, mon, "never")) > 0,
+	    900);
+	TL_ASSERT(ok, "never_ready's server not in STATS while starting");
+	rep = tl_recv_id(c, id, 10000);
+	dt = tl_now_ms() - t0;
+	expect_error(rep, "start_failed", NULL, "ACQUIRE never_ready");
+	json_decref(rep);
+	TL_ASSERT(dt >= 900 && dt <= 1000 + LATE_MS,
+	    "never_ready failed after %lld ms, start_timeout is 1 s", dt);
+	TL_ASSERT(tl_wait_gone(pn, 3000), "never_ready's process %d still"
+	    " exists (state %c)", (int)pn, tl_proc_state(pn));
+	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "never"), 1000);
+	TL_ASSERT(ok, "never_ready still listed after its process is gone");
+
+	/* ignores SIGTERM: only the SIGKILL at stop_timeout ends it */
+	lease = tl_acquire_ok(c, "stubborn", true, NULL);
+	ps = stats_pid(&d, mon, "stubborn");
+	t0 = tl_now_ms();
+	rep = tl_evict(c, "stubborn", true, 10000);
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(tl_ok(rep), "EVICT force stubborn: %s", tl_dump(rep));
+	assert_dead(ps, "EVICT of ignore_term answered");
+	TL_ASSERT(dt >= 1800 && dt <= 2000 + LATE_MS,
+	    "EVICT of ignore_term answered after %lld ms, stop_timeout 2 s",
+	    dt);
+	TL_ASSERT(tl_int(rep, "freed") == 8 * MIB, "EVICT freed: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	tl_release(c, lease);
+	TL_ASSERT(!has_server(&d, mon, "stubborn"), "stubborn still listed");
+
+	/* exits on the second SIGTERM */
+	tl_acquire_ok(c, "twice", false, NULL);
+	pt = stats_pid(&d, mon, "twice");
+	t0 = tl_now_ms();
+	rep = tl_evict(c, "twice", false, 10000);
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(tl_ok(rep), "EVICT twice: %s", tl_dump(rep));
+	json_decref(rep);
+	assert_dead(pt, "EVICT of term_twice answered");
+	TL_ASSERT(dt >= 900 && dt < 1950, "term_twice stopped after %lld ms:"
+	    " expected the second SIGTERM at 1 s", dt);
+
+	/* leaves a grandchild in its process group */
+	tl_acquire_ok(c, "forker", false, NULL);
+	pf = stats_pid(&d, mon, "forker");
+	TL_WAIT_UNTIL(ok, tl_children(pf, kids, 8) > 0, 2000);
+	TL_ASSERT(ok, "fork_child's grandchild not found");
+	gc = kids[0];
+	tl_track(gc);
+	rep = tl_evict(c, "forker", false, 10000);
+	TL_ASSERT(tl_ok(rep), "EVICT forker: %s", tl_dump(rep));
+	json_decref(rep);
+	assert_dead(pf, "EVICT of fork_child answered");
+	TL_WAIT_UNTIL(ok, tl_pid_gone_reap(gc), 1000);
+	TL_ASSERT(ok, "grandchild %d of fork_child survived EVICT (state %c)",
+	    (int)gc, tl_proc_state(gc));
+
+	/* crashes (SIGSEGV) 300 ms after ready, while leased */
+	lease = tl_acquire_ok(c, "later", true, NULL);
+	pf = stats_pid(&d, mon, "later");
+	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "later"), 3000);
+	TL_ASSERT(ok, "crashed server still listed 3 s after ready");
+	assert_dead(pf, "crashed server no longer listed");
+	st = tl_stats(&d, mon);
+	m = model_entry(st, "later");
+	TL_ASSERT(tl_int(st, "counters.crashes") == 1 && m != NULL &&
+	    tl_int(m, "crashes") == 1, "one crash expected: %s", tl_dump(st));
+	json_decref(st);
+	tl_release(c, lease);	/* still valid, pointing at no server */
+
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 7. disconnect releases --------------------------------------- */
+
+/*
+ * Pass: c1 holds 2 leases on a, c2 holds 1; closing c1 brings a's leases
+ * to 1 within 2 s (c2's stays); c2's RELEASE brings it to 0.
+ */
+START_TEST(test_disconnect_releases)
+{
+	struct tl_daemon d;
+	struct tl_conn *c1, *c2, *mon;
+	long long l2;
+	bool ok;
+
+	tl_daemon_init(&d, 7);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c1 = tl_connect(&d);
+	c2 = tl_connect(&d);
+	mon = tl_connect(&d);
+	tl_acquire_ok(c1, "a", true, NULL);
+	tl_acquire_ok(c1, "a", true, NULL);
+	l2 = tl_acquire_ok(c2, "a", true, NULL);
+	TL_ASSERT(server_leases(&d, mon, "a") == 3, "3 leases expected");
+	tl_close(c1);
+	TL_WAIT_UNTIL(ok, server_leases(&d, mon, "a") == 1, 2000);
+	TL_ASSERT(ok, "a has %lld leases 2 s after the holder closed",
+	    server_leases(&d, mon, "a"));
+	tl_release(c2, l2);
+	TL_ASSERT(server_leases(&d, mon, "a") == 0, "lease left after RELEASE");
+	tl_close(c2);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 8. shutdown -------------------------------------------------- */
+
+/*
+ * Pass: with 5 servers running (2 leased, one of those ignoring SIGTERM),
+ * SIGTERM makes poold exit 0 within stop_timeout + 2 s; none of the 5
+ * processes exists afterwards (not even as a zombie); the socket file is
+ * removed.  An ACQUIRE sent during the shutdown gets shutting_down (or
+ * the connection is closed).
+ */
+START_TEST(test_sigterm_stops_everything)
+{
+	static const char *names[] = { "s1", "s2", "s3", "s4", "stubborn" };
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	pid_t pids[5];
+	json_t *st, *rep;
+	long long t0, dt;
+	int i;
+
+	tl_daemon_init(&d, 8);
+	for (i = 0; i < 4; i++)
+		tl_model(&d, names[i], "load_ms=50\nmem=4M\n");
+	tl_model(&d, "stubborn", "load_ms=50\nmem=4M\nmode=ignore_term\n");
+	tl_daemon_start(&d, "{\"stop_timeout\":\"2s\"}");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+	for (i = 0; i < 5; i++)
+		tl_acquire_ok(c, names[i], i == 0 || i == 4, NULL);
+	st = tl_stats(&d, mon);
+	for (i = 0; i < 5; i++) {
+		pids[i] = tl_server_pid(st, names[i]);
+		TL_ASSERT(pids[i] > 0, "%s not running: %s", names[i],
+		    tl_dump(st));
+	}
+	json_decref(st);
+	TL_ASSERT(tl_standins(d.pid, (pid_t[8]){0}, 8) == 5,
+	    "5 stand-in children expected");
+
+	t0 = tl_now_ms();
+	TL_ASSERT(kill(d.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	tl_sleep_ms(100);
+	/* poold may also just close its clients: then send or read fails. */
+	if (tl_sendf(mon, "{\"cmd\":\"ACQUIRE\",\"model\":\"s2\","
+	    "\"id\":77}\n") == 0 && (rep = tl_recv_id(mon, 77, 3000)) != NULL) {
+		expect_error(rep, "shutting_down", NULL,
+		    "ACQUIRE during shutdown");
+		json_decref(rep);
+	}
+	TL_ASSERT(tl_daemon_wait(&d, 2000 + 2000),
+	    "poold did not exit within stop_timeout + 2 s of SIGTERM");
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0,
+	    "poold's exit status after SIGTERM: 0x%x", d.status);
+	for (i = 0; i < 5; i++)
+		assert_dead(pids[i], names[i]);
+	TL_ASSERT(access(d.sock, F_OK) == -1, "socket not removed");
+	fprintf(stderr, "shutdown: 5 servers (one ignoring SIGTERM) stopped"
+	    " in %lld ms\n", dt);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 9. malformed lines ------------------------------------------- */
+
+struct bad_line {
+	const char	*desc;
+	const char	*bytes;
+	size_t		 len;		/* 0: strlen */
+	const char	*code;
+	const char	*id;		/* JSON of the echoed id; NULL: none */
+};
+
+#define BL(desc, s, code, id)	{ desc, s, sizeof(s) - 1, code, id }
+
+static const struct bad_line bad_lines[] = {
+	BL("not JSON", "not json\n", "bad_request", NULL),
+	BL("an array", "[]\n", "bad_request", NULL),
+	BL("a number", "42\n", "bad_request", NULL),
+	BL("unknown command", "{\"cmd\":\"FROB\",\"id\":5}\n",
+	    "unknown_command", "5"),
+	BL("no cmd", "{\"model\":\"a\",\"id\":51}\n", "bad_request", "51"),
+	BL("missing model", "{\"cmd\":\"ACQUIRE\",\"id\":6}\n",
+	    "bad_request", "6"),
+	BL("model not a string", "{\"cmd\":\"ACQUIRE\",\"model\":5,\"id\":7}\n",
+	    "bad_request", "7"),
+	BL("timeout_ms a string", "{\"cmd\":\"ACQUIRE\",\"model\":\"a\","
+	    "\"timeout_ms\":\"soon\",\"id\":8}\n", "bad_request", "8"),
+	BL("lease a string", "{\"cmd\":\"RELEASE\",\"lease\":\"x\",\"id\":9}\n",
+	    "bad_request", "9"),
+	BL("missing lease", "{\"cmd\":\"RELEASE\",\"id\":91}\n",
+	    "bad_request", "91"),
+	BL("cmd a number", "{\"cmd\":42,\"id\":10}\n", "bad_request", "10"),
+	BL("hold a string, string id", "{\"cmd\":\"ACQUIRE\",\"model\":\"a\","
+	    "\"hold\":\"yes\",\"id\":\"s11\"}\n", "bad_request", "\"s11\""),
+	BL("invalid UTF-8", "{\"cmd\":\"PING\",\"id\":\"\xff\xfe\"}\n",
+	    "bad_request", NULL),
+	BL("NUL in a string", "{\"cmd\":\"PI\0NG\",\"id\":12}\n",
+	    "bad_request", NULL),
+	BL("NUL after the object", "{\"cmd\":\"PING\",\"id\":13}\0\n",
+	    "bad_request", NULL),
+	BL("duplicate key", "{\"cmd\":\"PING\",\"cmd\":\"STATS\",\"id\":14}\n",
+	    "bad_request", NULL),
+};
+
+/*
+ * Pass: each malformed line gets one reply with the expected code
+ * (bad_request, or unknown_command) and a message, echoing the id when
+ * the line had a readable one, on a connection that stays usable (an
+ * empty line is ignored, a lower-case "ping" then answers ok).  A
+ * 70000-byte line, and 70000 bytes with no newline, each get bad_request
+ * and their connection is closed.  Meanwhile another client keeps its
+ * lease and gets STATS answered, the server keeps its pid, the set of
+ * stand-in children is unchanged, and a new connection still works.
+ */
+START_TEST(test_malformed_lines)
+{
+	struct tl_daemon d;
+	struct tl_conn *h, *b, *big;
+	pid_t before[16], after[16], pa;
+	json_t *rep, *id, *st;
+	char *line, *pad;
+	size_t i, n;
+	long long lease;
+	int nb, na, k;
+
+	tl_daemon_init(&d, 9);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	h = tl_connect(&d);
+	b = tl_connect(&d);
+	lease = tl_acquire_ok(h, "a", true, NULL);
+	st = tl_stats(&d, h);
+	pa = tl_server_pid(st, "a");
+	json_decref(st);
+	nb = tl_standins(d.pid, before, 16);
+
+	for (i = 0; i < sizeof(bad_lines) / sizeof(bad_lines[0]); i++) {
+		const struct bad_line *bl = &bad_lines[i];
+
+		TL_ASSERT(tl_send(b, bl->bytes, bl->len) == 0,
+		    "send %s: %s", bl->desc, strerror(errno));
+		rep = tl_recv(b, 5000);
+		TL_ASSERT(rep != NULL, "no reply to %s%s", bl->desc,
+		    b->eof ? " (connection closed)" : "");
+		id = bl->id ? json_loads(bl->id, JSON_DECODE_ANY, NULL) : NULL;
+		expect_error(rep, bl->code, id, bl->desc);
+		json_decref(id);
+		json_decref(rep);
+		TL_ASSERT(server_leases(&d, h, "a") == 1,
+		    "the other client's lease is gone after %s", bl->desc);
+	}
+	TL_ASSERT(tl_send(b, "\n\r\n{\"cmd\":\"ping\",\"id\":15}\n", 27) == 0,
+	    "send ping");
+	rep = tl_recv(b, 5000);
+	TL_ASSERT(tl_ok(rep) && tl_int(rep, "id") == 15,
+	    "empty lines then lower-case ping: %s", tl_dump(rep));
+	json_decref(rep);
+
+	/* A line over the 64 KiB limit: bad_request, then closed. */
+	n = 70000;
+	pad = malloc(n + 1);
+	memset(pad, 'x', n);
+	k = snprintf(pad, n, "{\"cmd\":\"PING\",\"id\":18,\"pad\":\"");
+	pad[k] = 'x';
+	memcpy(pad + n - 3, "\"}\n", 3);
+	big = tl_connect(&d);
+	tl_send(big, pad, n);	/* may fail once poold has closed */
+	rep = tl_recv(big, 5000);
+	TL_ASSERT(rep != NULL, "no reply to a 70000-byte line");
+	expect_error(rep, "bad_request", NULL, "70000-byte line");
+	json_decref(rep);
+	line = tl_recv_line(big, 3000, NULL);
+	TL_ASSERT(line == NULL && big->eof,
+	    "connection not closed after a too-long line: %.100s", line);
+	tl_close(big);
+
+	big = tl_connect(&d);
+	memset(pad, 'x', n);
+	tl_send(big, pad, n);
+	rep = tl_recv(big, 5000);
+	TL_ASSERT(rep != NULL, "no reply to 70000 bytes without a newline");
+	expect_error(rep, "bad_request", NULL, "70000 bytes, no newline");
+	json_decref(rep);
+	line = tl_recv_line(big, 3000, NULL);
+	TL_ASSERT(line == NULL && big->eof,
+	    "connection not closed after 70000 bytes without a newline");
+	tl_close(big);
+	free(pad);
+
+	st = tl_stats(&d, h);
+	TL_ASSERT(tl_server_pid(st, "a") == pa &&
+	    tl_int(tl_server(st, "a"), "leases") == 1,
+	    "a should keep its pid and lease: %s", tl_dump(st));
+	json_decref(st);
+	na = tl_standins(d.pid, after, 16);
+	TL_ASSERT(na == nb && na == 1 && after[0] == before[0],
+	    "stand-in children changed: %d before, %d after", nb, na);
+	big = tl_connect(&d);
+	rep = tl_call(big, json_pack("{s:s}", "cmd", "PING"), 5000);
+	TL_ASSERT(tl_ok(rep), "PING on a new connection: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_close(big);
+	tl_release(h, lease);
+	tl_close(h);
+	tl_close(b);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 10. the catalog ---------------------------------------------- */
+
+/*
+ * Pass: "nope" → unknown_model; a file added after start is found
+ * without a restart; "../x" (T/x.gguf exists) is refused (unknown_model,
+ * or bad_request for the bad name) and nothing is spawned; a split model
+ * "split-00001-of-00002.gguf" is model "split" and its second part is
+ * not a model; MODELS and PING answer ok.
+ */
+START_TEST(test_catalog)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	char path[TL_PATH_MAX + 32];
+	json_t *rep;
+	long long s0;
+
+	tl_daemon_init(&d, 10);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	snprintf(path, sizeof(path), "%s/x.gguf", d.dir);
+	tl_write_file(path, "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	rep = tl_acquire(c, "nope", 5000, true);
+	expect_error(rep, "unknown_model", NULL, "ACQUIRE nope");
+	json_decref(rep);
+
+	tl_model(&d, "late", "load_ms=50\nmem=4M\n");
+	tl_acquire_ok(c, "late", false, NULL);
+
+	s0 = counter(&d, mon, "starts");
+	rep = tl_acquire(c, "../x", 5000, true);
+	TL_ASSERT(!tl_ok(rep) && (strcmp(tl_err(rep), "unknown_model") == 0 ||
+	    strcmp(tl_err(rep), "bad_request") == 0),
+	    "ACQUIRE ../x: %s", tl_dump(rep));
+	fprintf(stderr, "catalog: ACQUIRE ../x → %s\n", tl_err(rep));
+	json_decref(rep);
+	TL_ASSERT(counter(&d, mon, "starts") == s0, "../x spawned something");
+
+	tl_model(&d, "split-00001-of-00002", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "split-00002-of-00002", "load_ms=50\nmem=4M\n");
+	tl_acquire_ok(c, "split", false, NULL);
+	rep = tl_acquire(c, "split-00002-of-00002", 5000, true);
+	expect_error(rep, "unknown_model", NULL, "second part of a split");
+	json_decref(rep);
+
+	rep = tl_call(c, json_pack("{s:s}", "cmd", "MODELS"), 5000);
+	TL_ASSERT(tl_ok(rep), "MODELS: %s", tl_dump(rep));
+	json_decref(rep);
+	rep = tl_call(c, json_pack("{s:s}", "cmd", "PING"), 5000);
+	TL_ASSERT(tl_ok(rep), "PING: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 11. pipelining ----------------------------------------------- */
+
+/*
+ * Pass: a cold ACQUIRE (load_ms 500) and a STATS written together on one
+ * connection: the STATS reply (id 2) comes first, within 400 ms; then the
+ * ACQUIRE's (id 1), ok, cold, wait_ms ≥ 400.
+ */
+START_TEST(test_pipelining)
+{
+	static const char two[] =
+	    "{\"cmd\":\"ACQUIRE\",\"model\":\"slow\",\"id\":1}\n"
+	    "{\"cmd\":\"STATS\",\"id\":2}\n";
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep;
+	long long t0, dt;
+
+	tl_daemon_init(&d, 11);
+	tl_model(&d, "slow", "load_ms=500\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	t0 = tl_now_ms();
+	TL_ASSERT(tl_send(c, two, sizeof(two) - 1) == 0, "send");
+	rep = tl_recv(c, 5000);
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(rep != NULL && tl_int(rep, "id") == 2 && tl_ok(rep),
+	    "first reply should be STATS's: %s", tl_dump(rep));
+	TL_ASSERT(dt < 400, "STATS answered after %lld ms", dt);
+	json_decref(rep);
+	rep = tl_recv(c, 5000);
+	TL_ASSERT(rep != NULL && tl_int(rep, "id") == 1 && tl_ok(rep) &&
+	    json_is_true(tl_get(rep, "cold")) && tl_int(rep, "wait_ms") >= 400,
+	    "then the cold ACQUIRE: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 12. EVICT ---------------------------------------------------- */
+
+/*
+ * Pass: EVICT of a leased a without force → busy, a keeps running with
+ * the same pid; EVICT of b (not running) → not_found; after RELEASE,
+ * EVICT a → ok, model a, freed 8M, answered after the reap (process gone
+ * at the answer), a no longer listed, admin_stops 1.
+ */
+START_TEST(test_evict)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *rep, *st;
+	long long lease;
+	pid_t pa;
+
+	tl_daemon_init(&d, 12);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+	lease = tl_acquire_ok(c, "a", true, NULL);
+	pa = stats_pid(&d, mon, "a");
+
+	rep = tl_evict(c, "a", false, 5000);
+	expect_error(rep, "busy", NULL, "EVICT leased a");
+	json_decref(rep);
+	TL_ASSERT(stats_pid(&d, mon, "a") == pa &&
+	    tl_pid_exists(pa), "a was stopped by a refused EVICT");
+	rep = tl_evict(c, "b", false, 5000);
+	expect_error(rep, "not_found", NULL, "EVICT b, not running");
+	json_decref(rep);
+
+	tl_release(c, lease);
+	rep = tl_evict(c, "a", false, 5000);
+	TL_ASSERT(tl_ok(rep) && tl_str(rep, "model") &&
+	    strcmp(tl_str(rep, "model"), "a") == 0 &&
+	    tl_int(rep, "freed") == 8 * MIB, "EVICT a: %s", tl_dump(rep));
+	json_decref(rep);
+	assert_dead(pa, "EVICT a answered");
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server(st, "a") == NULL &&
+	    tl_int(st, "counters.admin_stops") == 1,
+	    "a gone, one admin stop: %s", tl_dump(st));
+	json_decref(st);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 13. too large ------------------------------------------------ */
+
+/*
+ * Pass: big (memory 64M) with a 16M budget → too_large within 500 ms,
+ * nothing started, nobody waiting.
+ */
+START_TEST(test_too_large)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep, *st;
+	long long t0, dt;
+
+	tl_daemon_init(&d, 13);
+	tl_model(&d, "big", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"16M\","
+	    "\"models\":{\"big\":{\"memory\":\"64M\"}}}");
+	c = tl_connect(&d);
+	t0 = tl_now_ms();
+	rep = tl_acquire(c, "big", 5000, true);
+	dt = tl_now_ms() - t0;
+	expect_error(rep, "too_large", NULL, "ACQUIRE big");
+	json_decref(rep);
+	TL_ASSERT(dt < 500, "too_large took %lld ms", dt);
+	st = tl_stats(&d, c);
+	TL_ASSERT(tl_int(st, "counters.starts") == 0 &&
+	    tl_int(st, "waiting") == 0, "nothing should start or wait: %s",
+	    tl_dump(st));
+	json_decref(st);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 14. poold killed --------------------------------------------- */
+
+/*
+ * Pass: SIGKILL to poold with 2 servers running: both stand-ins are gone
+ * within 3 s (PR_SET_PDEATHSIG), no server outlives poold.
+ */
+START_TEST(test_sigkill_leaves_no_server)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *st;
+	pid_t p1, p2;
+	bool ok;
+
+	tl_daemon_init(&d, 14);
+	tl_model(&d, "k1", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "k2", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "k1", false, NULL);
+	tl_acquire_ok(c, "k2", true, NULL);
+	st = tl_stats(&d, c);
+	p1 = tl_server_pid(st, "k1");
+	p2 = tl_server_pid(st, "k2");
+	json_decref(st);
+	TL_ASSERT(kill(d.pid, SIGKILL) == 0, "kill: %s", strerror(errno));
+	TL_ASSERT(tl_daemon_wait(&d, 2000), "poold survived SIGKILL");
+	TL_WAIT_UNTIL(ok, tl_pid_gone_reap(p1) && tl_pid_gone_reap(p2), 3000);
+	TL_ASSERT(ok, "a server outlived poold's SIGKILL: %d %c, %d %c",
+	    (int)p1, tl_proc_state(p1), (int)p2, tl_proc_state(p2));
+	unlink(d.sock);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 15. bad config ----------------------------------------------- */
+
+/*
+ * Pass: an unknown key, then a bad size, each make poold exit with status
+ * 1 within 5 s, naming the key on stderr, with no socket created.
+ */
+START_TEST(test_bad_config)
+{
+	static const struct { const char *over, *key; } bad[] = {
+		{ "{\"frobnicate\":1}", "frobnicate" },
+		{ "{\"memory_limit\":\"lots\"}", "memory_limit" },
+	};
+	struct tl_daemon d;
+	size_t i;
+
+	tl_daemon_init(&d, 15);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tl_write_config(&d, bad[i].over);
+		truncate(d.log, 0);
+		tl_daemon_spawn(&d);
+		TL_ASSERT(tl_daemon_wait(&d, 5000), "poold kept running with"
+		    " config %s", bad[i].over);
+		TL_ASSERT(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 1,
+		    "config %s: status 0x%x, expected exit 1", bad[i].over,
+		    d.status);
+		TL_ASSERT(tl_log_has(&d, bad[i].key), "config %s: the message"
+		    " does not name %s", bad[i].over, bad[i].key);
+		TL_ASSERT(access(d.sock, F_OK) == -1,
+		    "config %s: socket created", bad[i].over);
+	}
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 16. LRU by size ---------------------------------------------- */
+
+/*
+ * Pass (budget 32M; a, b 8M; c, big, big2 16M; huge 24M):
+ * a, b, c used in that order, all idle: ACQUIRE big stops a and b (the
+ * oldest, just enough) and not c.  Then ACQUIRE a stops only c (the
+ * oldest, 16M is enough), big stays.  With big leased and a idle, huge
+ * (needs 24M, idle a frees only 8M + 8M free) stops nothing and gets busy
+ * after its 500 ms; a keeps its pid.
+ */
+START_TEST(test_lru_by_size)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *st, *rep;
+	long long lbig;
+	pid_t pc, pa;
+
+	tl_daemon_init(&d, 16);
+	tl_model(&d, "a", "load_ms=30\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=30\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=30\nmem=12M\n");
+	tl_model(&d, "big", "load_ms=30\nmem=12M\n");
+	tl_model(&d, "huge", "load_ms=30\nmem=20M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"32M\",\"models\":{"
+	    "\"c\":{\"memory\":\"16M\"},\"big\":{\"memory\":\"16M\"},"
+	    "\"huge\":{\"memory\":\"24M\"}}}");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+	tl_release(c, tl_acquire_ok(c, "a", true, NULL));
+	tl_release(c, tl_acquire_ok(c, "b", true, NULL));
+	tl_release(c, tl_acquire_ok(c, "c", true, NULL));
+	pc = stats_pid(&d, mon, "c");
+
+	tl_release(c, tl_acquire_ok(c, "big", true, NULL));
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server(st, "a") == NULL && tl_server(st, "b") == NULL &&
+	    tl_server_pid(st, "c") == pc && tl_server(st, "big") != NULL &&
+	    tl_int(st, "counters.evictions") == 2,
+	    "big should evict a and b only: %s", tl_dump(st));
+	json_decref(st);
+
+	tl_release(c, tl_acquire_ok(c, "a", true, NULL));
+	assert_dead(pc, "c evicted for a");
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server(st, "c") == NULL && tl_server(st, "big") != NULL &&
+	    tl_server(st, "a") != NULL && tl_int(st, "counters.evictions") == 3,
+	    "a should evict c only: %s", tl_dump(st));
+	pa = tl_server_pid(st, "a");
+	json_decref(st);
+
+	lbig = tl_acquire_ok(c, "big", true, NULL);
+	rep = tl_acquire(c, "huge", 500, true);
+	expect_error(rep, "busy", NULL, "huge with big leased");
+	json_decref(rep);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server_pid(st, "a") == pa &&
+	    tl_int(st, "counters.evictions") == 3,
+	    "idle a was stopped although that could not make room: %s",
+	    tl_dump(st));
+	json_decref(st);
+	tl_release(c, lbig);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 17. ports ---------------------------------------------------- */
+
+/*
+ * Pass (ports [P, P+2]): with P held by a listener of ours, a server gets
+ * another port of the range.  While an ignore_term server on P+1 is being
+ * stopped (EVICT force, 2 s), a new server does not get P+1; once it is
+ * reaped, P+1 is given again.
+ */
+START_TEST(test_ports)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *ev, *mon;
+	struct sockaddr_in sin;
+	char over[256];
+	json_t *rep;
+	long long id;
+	int lfd, pa, ps, pb, pc, one = 1;
+
+	tl_daemon_init(&d, 17);
+	tl_model(&d, "a", "load_ms=30\nmem=4M\n");
+	tl_model(&d, "stubborn", "load_ms=30\nmem=4M\nmode=ignore_term\n");
+	tl_model(&d, "b", "load_ms=30\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=30\nmem=4M\n");
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)d.port_min);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	TL_ASSERT(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    listen(lfd, 1) == 0, "cannot hold port %d: %s", d.port_min,
+	    strerror(errno));
+	snprintf(over, sizeof(over), "{\"ports\":[%d,%d]}", d.port_min,
+	    d.port_min + 2);
+	tl_daemon_start(&d, over);
+	c = tl_connect(&d);
+	ev = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	tl_acquire_ok(c, "a", false, &pa);
+	TL_ASSERT(pa == d.port_min + 1 || pa == d.port_min + 2,
+	    "a got port %d; %d is taken, range %d-%d", pa, d.port_min,
+	    d.port_min, d.port_min + 2);
+	tl_acquire_ok(c, "stubborn", false, &ps);
+	TL_ASSERT(ps != pa && ps > d.port_min && ps <= d.port_min + 2,
+	    "stubborn got port %d (a has %d)", ps, pa);
+	rep = tl_evict(c, "a", false, 5000);
+	TL_ASSERT(tl_ok(rep), "EVICT a: %s", tl_dump(rep));
+	json_decref(rep);
+
+	id = tl_send_req(ev, json_pack("{s:s, s:s, s:b}", "cmd", "EVICT",
+	    "model", "stubborn", "force", true));
+	tl_sleep_ms(200);
+	TL_ASSERT(tl_recv_id(ev, id, 0) == NULL, "ignore_term EVICT answered"
+	    " in 200 ms");
+	tl_acquire_ok(c, "b", false, &pb);
+	TL_ASSERT(pb == pa, "b got port %d while stubborn still holds %d",
+	    pb, ps);
+	rep = tl_recv_id(ev, id, 5000);
+	TL_ASSERT(tl_ok(rep), "EVICT stubborn: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_acquire_ok(c, "c", false, &pc);
+	TL_ASSERT(pc == ps, "c got port %d; %d is the only free one", pc, ps);
+	close(lfd);
+	tl_close(c);
+	tl_close(ev);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 18. readiness ------------------------------------------------ */
+
+/*
+ * Pass: a server that refuses connections for 300 ms and answers 503
+ * until 400 ms is answered only once ready: wait_ms ≥ 350 and GET
+ * /health on the port answers 200 right after the reply.
+ */
+START_TEST(test_readiness)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep;
+	int port, st;
+
+	tl_daemon_init(&d, 18);
+	tl_model(&d, "slow", "listen_delay_ms=300\nload_ms=400\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	rep = tl_acquire(c, "slow", 10000, false);
+	TL_ASSERT(tl_ok(rep) && tl_int(rep, "wait_ms") >= 350,
+	    "ACQUIRE slow: %s", tl_dump(rep));
+	port = (int)tl_int(rep, "port");
+	json_decref(rep);
+	st = tl_http_status(port, "/health", 2000);
+	TL_ASSERT(st == 200, "GET /health on %d right after ACQUIRE: %d",
+	    port, st);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- the suite ---------------------------------------------------- */
+
+static void
+add(Suite *s, const char *name, const TTest *t)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, TL_TEST_TIMEOUT_S);
+	tcase_add_test(tc, t);
+	suite_add_tcase(s, tc);
+}
+
+int
+main(void)
+{
+	Suite *s = suite_create("daemon");
+	SRunner *sr;
+	int failed;
+
+	add(s, "lru", test_lru_evicts_exactly_the_oldest);
+	add(s, "idle", test_idle_timeout);
+	add(s, "random", test_random_workload);
+	add(s, "leases", test_leases_block_eviction);
+	add(s, "concurrent", test_one_start_for_concurrent_acquires);
+	add(s, "failing", test_failing_servers);
+	add(s, "disconnect", test_disconnect_releases);
+	add(s, "sigterm", test_sigterm_stops_everything);
+	add(s, "malformed", test_malformed_lines);
+	add(s, "catalog", test_catalog);
+	add(s, "pipelining", test_pipelining);
+	add(s, "evict", test_evict);
+	add(s, "too_large", test_too_large);
+	add(s, "sigkill", test_sigkill_leaves_no_server);
+	add(s, "bad_config", test_bad_config);
+	add(s, "lru_sizes", test_lru_by_size);
+	add(s, "ports", test_ports);
+	add(s, "readiness", test_readiness);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
