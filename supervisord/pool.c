@@ -356,10 +356,6 @@ answer_error(struct pool *p, struct pool_waiter *w, enum proto_err err,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	a.message = msg;
-	if (err == PROTO_E_BUSY)
-		p->counters.busy++;
-	else if (err == PROTO_E_TIMEOUT)
-		p->counters.timeouts++;
 	p->ops->answer(p->ctx, w, &a);
 }
 
@@ -837,6 +833,8 @@ pool_evict(struct pool *p, pool_ms now, struct pool_waiter *w,
 	    force ? ", forced" : "", srv->leases, srv->leases == 1 ? "" : "s");
 	waiter_link(p, w, &srv->evicts);
 	stop_server(p, now, srv, POOL_STOP_ADMIN);
+	/* What it frees counts now: the head may need fewer evictions. */
+	schedule(p, now);
 }
 
 /* --- from supervision --- */
@@ -860,6 +858,8 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 		waiter_unlink(p, w);
 		grant(p, now, w, srv, true);
 	}
+	/* Unleased, it may be what the head of the queue can evict. */
+	schedule(p, now);
 }
 
 void
@@ -902,11 +902,14 @@ pool_exited(struct pool *p, pool_ms now, struct pool_server *srv,
 
 /* --- time --- */
 
+/* The earlier of two instants; -1 stands for "none". */
 static pool_ms
 earliest(pool_ms a, pool_ms b)
 {
 	if (a < 0)
 		return b;
+	if (b < 0)
+		return a;
 	return b < a ? b : a;
 }
 
@@ -957,15 +960,18 @@ expire_waiters(struct pool *p, pool_ms now, struct pool_waiter_list *list)
 			continue;
 		m = w->model;
 		waiter_unlink(p, w);
-		if (w->queued && m->server == NULL)
+		if (w->queued && m->server == NULL) {
+			p->counters.busy++;
 			answer_error(p, w, PROTO_E_BUSY, "no room for '%s' "
 			    "within %" PRId64 " ms: %s of the budget is held "
 			    "by servers in use", m->name, now - w->since,
 			    pool_format_size(p->used, held, sizeof(held)));
-		else
+		} else {
+			p->counters.timeouts++;
 			answer_error(p, w, PROTO_E_TIMEOUT, "'%s' is still "
 			    "starting after %" PRId64 " ms; it goes on "
 			    "loading, ask again", m->name, now - w->since);
+		}
 	}
 }
 
