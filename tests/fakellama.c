@@ -319,6 +319,21 @@ die_of_signal(int signo)
 	_exit(128 + signo);
 }
 
+/*
+ * Started with stdout closed, the listening socket would become fd 1 and
+ * get the "listening" line: park /dev/null on any missing stdio fd first.
+ */
+static void
+keep_stdio_open(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) != -1 && fd <= STDERR_FILENO)
+		;
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
 /* --- settings ------------------------------------------------------ */
 
 static void
@@ -1521,6 +1536,7 @@ main(int argc, char **argv)
 {
 	struct settings *s = &fk.set;
 
+	keep_stdio_open();
 	fk.listen_fd = -1;
 	set_defaults(s);
 	parse_args(argc, argv, s);
