@@ -268,29 +268,50 @@ model_state(const struct pool *p, const struct pool_model *m)
 	return m->failures > 0 ? "failed" : "stopped";
 }
 
+static int
+by_name(const void *a, const void *b)
+{
+	const struct pool_model *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+static json_t *
+model_json(const struct pool *p, const struct pool_model *m)
+{
+	const struct model_entry *e = m->udata;
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:I, s:s}", "model", m->name, "path",
+	    e->path, "memory", (json_int_t)m->mem, "state", model_state(p, m));
+	if (o != NULL && m->server != NULL)
+		json_object_set_new(o, "port", json_integer(m->server->port));
+	return o;
+}
+
+/* The catalog, by name: people read it. */
 json_t *
 daemon_models(struct daemon *d)
 {
-	const struct pool_model *m;
-	const struct model_entry *e;
-	json_t *a, *o;
+	struct pool_model *m, **all;
+	size_t n = 0;
+	json_t *a;
 	char err[256];
 
 	if (daemon_rescan(d, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
-	if ((a = json_array()) == NULL)
+	if ((a = json_array()) == NULL ||
+	    (all = calloc(d->pool->nmodels + 1, sizeof(*all))) == NULL) {
+		json_decref(a);
 		return NULL;
+	}
 	for (size_t i = 0; i < d->pool->nbuckets; i++)
-		for (m = d->pool->models[i]; m != NULL; m = m->hash_next) {
-			e = m->udata;
-			o = json_pack("{s:s, s:s, s:I, s:s}", "model", m->name,
-			    "path", e->path, "memory", (json_int_t)m->mem,
-			    "state", model_state(d->pool, m));
-			if (o != NULL && m->server != NULL)
-				json_object_set_new(o, "port",
-				    json_integer(m->server->port));
-			json_array_append_new(a, o);
-		}
+		for (m = d->pool->models[i]; m != NULL; m = m->hash_next)
+			all[n++] = m;
+	qsort(all, n, sizeof(*all), by_name);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, model_json(d->pool, all[i]));
+	free(all);
 	return json_pack("{s:s, s:o}", "models_dir", d->conf->models_dir,
 	    "models", a);
 }

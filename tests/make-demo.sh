@@ -30,8 +30,8 @@ bin=$bindir/$(basename "$2")
 check_path "$dir"
 check_path "$bin"
 
-# Four models fit the 48M slot poold accounts each; tiny-e really needs
-# 64M, more than it is accounted, as a model with a wrong size would.
+# Four models fit the 48M slot poold accounts each; tiny-e needs 64M and
+# says so in the config ("models"), as a big model of a real pool would.
 for m in a b c d e; do
 	mem=32M
 	[ "$m" = e ] && mem=64M
@@ -52,7 +52,8 @@ cat > "$dir/poold.json" <<CONF
   "reserved": "0",
   "per_model": "48M",
   "ports": [18080, 18179],
-  "idle_timeout": "5m"
+  "idle_timeout": "5m",
+  "models": { "tiny-e": { "memory": "80M" } }
 }
 CONF
 
