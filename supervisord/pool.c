@@ -98,6 +98,23 @@ pool_stop_reason_name(enum pool_stop_reason r)
 	return "unknown";
 }
 
+const char *
+pool_model_state(const struct pool *p, const struct pool_model *m,
+    pool_ms now)
+{
+	const struct pool_server *srv;
+
+	if (m->server != NULL)
+		return pool_state_name(m->server->state);
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->model == m)
+			return "stopping";
+	if (m->failures > 0 && now < m->retry_at)
+		return p->lim.max_failures > 0 &&
+		    m->failures >= p->lim.max_failures ? "failed" : "backoff";
+	return "stopped";
+}
+
 unsigned
 pool_waiting(const struct pool *p)
 {
@@ -414,6 +431,13 @@ backoff_delay(unsigned failures)
 	return d < POOL_BACKOFF_MAX_MS ? d : POOL_BACKOFF_MAX_MS;
 }
 
+/* So many starts failed in a row that the model rests for a cooldown. */
+static bool
+model_failed(const struct pool *p, const struct pool_model *m)
+{
+	return p->lim.max_failures > 0 && m->failures >= p->lim.max_failures;
+}
+
 /* A start failed: remember why, and hold the next one back. */
 static void
 start_failed(struct pool *p, pool_ms now, struct pool_model *m,
@@ -423,12 +447,19 @@ start_failed(struct pool *p, pool_ms now, struct pool_model *m,
 
 	m->failures++;
 	delay = backoff_delay(m->failures);
+	if (model_failed(p, m))
+		delay = p->lim.failed_cooldown;
 	m->retry_at = now + delay;
 	snprintf(m->last_error, sizeof(m->last_error), "%s", why);
 	p->counters.start_failures++;
 	m->counters.start_failures++;
-	plog(p, "start failed %s (%u in a row, next try in %.1f s): %s",
-	    m->name, m->failures, (double)delay / 1000, why);
+	if (model_failed(p, m))
+		plog(p, "failed %s: %u failed starts in a row; no start for "
+		    "%.0f s (EVICT clears it): %s", m->name, m->failures,
+		    (double)delay / 1000, why);
+	else
+		plog(p, "start failed %s (%u in a row, next try in %.1f s): "
+		    "%s", m->name, m->failures, (double)delay / 1000, why);
 }
 
 /* --- servers --- */
@@ -482,8 +513,22 @@ server_remove(struct pool *p, struct pool_server *srv)
 	srv->leases = 0;
 }
 
-/* Spawns the head of the queue; it fits (checked by the caller). */
-static void
+static bool
+any_stopping(const struct pool *p)
+{
+	const struct pool_server *srv;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state == POOL_STOPPING)
+			return true;
+	return false;
+}
+
+/*
+ * Spawns the head of the queue; it fits (checked by the caller).  false:
+ * it must wait (every port is held, some by servers not yet reaped).
+ */
+static bool
 start(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
@@ -492,20 +537,21 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	int port;
 
 	if ((port = pick_port(p)) < 0) {
+		if (any_stopping(p))
+			return false;	/* a reap frees one */
 		snprintf(err, sizeof(err), "no free port in %d-%d",
 		    p->lim.port_min, p->lim.port_max);
-		start_failed(p, now, m, err);
 		fail_all(p, &m->queued, PROTO_E_START_FAILED, err);
-		return;
+		return true;
 	}
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
 		fail_all(p, &m->queued, PROTO_E_INTERNAL, "out of memory");
-		return;
+		return true;
 	}
 	srv->model = m;
 	srv->state = POOL_STARTING;
 	srv->port = port;
-	srv->mem = m->mem;
+	srv->mem = srv->estimate = m->mem;
 	srv->spawned_at = srv->last_used = now;
 	TAILQ_INIT(&srv->waiters);
 	TAILQ_INIT(&srv->evicts);
@@ -531,12 +577,13 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 		start_failed(p, now, m, err[0] ? err : "spawn failed");
 		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, m->last_error);
 		free(srv);
-		return;
+		return true;
 	}
 	plog(p, "start %s port %d pid %ld (%s, %s of %s in use)", m->name,
 	    port, srv->pid, pool_format_size(srv->mem, mem, sizeof(mem)),
 	    pool_format_size(p->used, used, sizeof(used)),
 	    pool_format_size(p->lim.budget, budget, sizeof(budget)));
+	return true;
 }
 
 static const char *
@@ -602,11 +649,33 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 
 /* --- scheduling: the pending queue, strict FIFO --- */
 
+/*
+ * How much more the system must free before m may start, counting the
+ * memory of servers accounted but not yet resident (still loading) as
+ * already taken: two starts in a row must not both see the same free
+ * memory.  0 or less: enough.
+ */
+static int64_t
+system_short(const struct pool *p, const struct pool_model *m)
+{
+	const struct pool_server *srv;
+	uint64_t avail, coming = 0;
+
+	if (p->ops->available == NULL ||
+	    (avail = p->ops->available(p->ctx)) == UINT64_MAX)
+		return 0;
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state != POOL_STOPPING && srv->mem > srv->rss)
+			coming += srv->mem - srv->rss;
+	return (int64_t)(m->mem + p->lim.min_available + coming) -
+	    (int64_t)avail;
+}
+
 static bool
 fits(const struct pool *p, const struct pool_model *m)
 {
 	return p->used + m->mem <= p->lim.budget &&
-	    p->nservers + 1 <= p->lim.max_servers;
+	    p->nservers + 1 <= p->lim.max_servers && system_short(p, m) <= 0;
 }
 
 static bool
@@ -627,48 +696,82 @@ least_recently_used(const struct pool *p)
 	return lru;
 }
 
+/* What a stopped server gives back to the system. */
+static uint64_t
+resident(const struct pool_server *srv)
+{
+	return srv->rss > 0 ? srv->rss : srv->mem;
+}
+
 /*
- * The head m does not fit.  Stop the fewest least recently used idle
- * servers that make it fit once reaped — or none, if even all of them
- * would not (leases hold the memory; m waits).
+ * What is missing, in budget bytes, system bytes and servers: the
+ * shortfalls a stop can cover.  Stopping servers already count as gone.
  */
+struct shortfall {
+	int64_t	mem, sys, count;
+};
+
+static bool
+covered(const struct shortfall *s)
+{
+	return s->mem <= 0 && s->sys <= 0 && s->count <= 0;
+}
+
+/*
+ * Stops the fewest least recently used idle servers that cover the
+ * shortfall — or none, if even all of them would not (leases hold the
+ * memory).  Returns whether it is covered (now or once reaped).
+ */
+static bool
+evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
+{
+	struct pool_server *srv;
+	int64_t idle_mem = 0, idle_res = 0, idle = 0;
+	char size[32];
+
+	if (covered(s))
+		return true;
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (evictable(srv)) {
+			idle_mem += (int64_t)srv->mem;
+			idle_res += (int64_t)resident(srv);
+			idle++;
+		}
+	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
+		return false;
+	while (!covered(s) && (srv = least_recently_used(p)) != NULL) {
+		plog(p, "evict LRU %s for %s: idle %.0f s, frees %s",
+		    srv->model->name, for_, (double)(now - srv->last_used) /
+		    1000, pool_format_size(srv->mem, size, sizeof(size)));
+		s->mem -= (int64_t)srv->mem;
+		s->sys -= (int64_t)resident(srv);
+		s->count--;
+		stop_server(p, now, srv, POOL_STOP_LRU);
+	}
+	return true;
+}
+
+/* The head m does not fit: make room, or wait for it. */
 static void
 make_room(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
-	uint64_t freeing = 0, idle_mem = 0;
-	unsigned stopping = 0, idle = 0;
-	int64_t mem_short, count_short;
-	char size[32], idle_for[32];
+	struct shortfall s;
+	uint64_t freeing = 0, freeing_res = 0;
+	unsigned stopping = 0;
 
-	TAILQ_FOREACH(srv, &p->servers, link) {
+	TAILQ_FOREACH(srv, &p->servers, link)
 		if (srv->state == POOL_STOPPING) {
 			freeing += srv->mem;
+			freeing_res += resident(srv);
 			stopping++;
-		} else if (evictable(srv)) {
-			idle_mem += srv->mem;
-			idle++;
 		}
-	}
-	mem_short = (int64_t)(p->used - freeing + m->mem) -
+	s.mem = (int64_t)(p->used - freeing + m->mem) -
 	    (int64_t)p->lim.budget;
-	count_short = (int64_t)(p->nservers - stopping + 1) -
+	s.count = (int64_t)(p->nservers - stopping + 1) -
 	    (int64_t)p->lim.max_servers;
-	if (mem_short <= 0 && count_short <= 0)
-		return;			/* room comes with the reaps */
-	if ((int64_t)idle_mem < mem_short || (int64_t)idle < count_short)
-		return;			/* leased servers hold it; wait */
-	while ((mem_short > 0 || count_short > 0) &&
-	    (srv = least_recently_used(p)) != NULL) {
-		snprintf(idle_for, sizeof(idle_for), "%.0f",
-		    (double)(now - srv->last_used) / 1000);
-		plog(p, "evict LRU %s for %s: idle %s s, frees %s",
-		    srv->model->name, m->name, idle_for,
-		    pool_format_size(srv->mem, size, sizeof(size)));
-		mem_short -= (int64_t)srv->mem;
-		count_short--;
-		stop_server(p, now, srv, POOL_STOP_LRU);
-	}
+	s.sys = system_short(p, m) - (int64_t)freeing_res;
+	(void)evict_lru(p, now, &s, m->name);
 }
 
 static void
@@ -683,7 +786,8 @@ schedule(struct pool *p, pool_ms now)
 			make_room(p, now, m);
 			return;
 		}
-		start(p, now, m);
+		if (!start(p, now, m))
+			return;
 	}
 }
 
@@ -745,10 +849,12 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 		return;
 	}
 	if (now < m->retry_at) {
-		answer_error(p, w, PROTO_E_START_FAILED, "'%s' failed to start "
-		    "%u time%s in a row; next try in %.1f s; last error: %s",
-		    m->name, m->failures, m->failures == 1 ? "" : "s",
-		    (double)(m->retry_at - now) / 1000, m->last_error);
+		answer_error(p, w, PROTO_E_START_FAILED, "'%s' %s after %u "
+		    "failed start%s in a row; next try in %.1f s%s; last error: "
+		    "%s", m->name, model_failed(p, m) ? "is failed" :
+		    "is backing off", m->failures, m->failures == 1 ? "" : "s",
+		    (double)(m->retry_at - now) / 1000, model_failed(p, m) ?
+		    " (EVICT clears it)" : "", m->last_error);
 		return;
 	}
 	w->queued = true;
@@ -859,6 +965,36 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 		grant(p, now, w, srv, true);
 	}
 	/* Unleased, it may be what the head of the queue can evict. */
+	schedule(p, now);
+}
+
+void
+pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
+    uint64_t rss)
+{
+	const struct pool_server *other;
+	uint64_t acc;
+	struct shortfall s = { 0, 0, 0 };
+	char grown[32], over[32];
+
+	srv->rss = rss;
+	if (rss > srv->peak_rss)
+		srv->peak_rss = rss;
+	acc = rss > srv->estimate ? rss : srv->estimate;
+	p->used = p->used - srv->mem + acc;
+	srv->mem = acc;
+	if (p->used > p->lim.budget && srv->state != POOL_STOPPING) {
+		s.mem = (int64_t)(p->used - p->lim.budget);
+		TAILQ_FOREACH(other, &p->servers, link)
+			if (other->state == POOL_STOPPING)
+				s.mem -= (int64_t)other->mem;
+		if (s.mem > 0 && !evict_lru(p, now, &s, "the budget"))
+			plog(p, "over budget by %s: servers grew to %s and "
+			    "the rest are leased", pool_format_size(
+			    (uint64_t)s.mem, over, sizeof(over)),
+			    pool_format_size(p->used, grown, sizeof(grown)));
+	}
+	/* Room may have come (a server shrank, other programs exited). */
 	schedule(p, now);
 }
 

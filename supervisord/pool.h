@@ -98,7 +98,11 @@ struct pool_server {
 	enum pool_stop_reason	 stop_reason;
 	int			 port;
 	long			 pid;		/* set by ops->spawn */
-	uint64_t		 mem;		/* accounted until reaped */
+	uint64_t		 mem;		/* accounted until reaped:
+						 * max(estimate, rss) */
+	uint64_t		 estimate;	/* the model's mem at spawn */
+	uint64_t		 rss;		/* last measured; 0: not yet */
+	uint64_t		 peak_rss;
 	unsigned		 leases;
 	pool_ms			 spawned_at;
 	pool_ms			 ready_at;
@@ -169,6 +173,9 @@ struct pool_ops {
 	bool	(*port_free)(void *ctx, int port);
 	/* One event, one line, no newline.  May be NULL. */
 	void	(*log)(void *ctx, const char *line);
+	/* The system's available memory (all programs), or UINT64_MAX if
+	 * unknown.  May be NULL. */
+	uint64_t (*available)(void *ctx);
 };
 
 struct pool_limits {
@@ -177,6 +184,9 @@ struct pool_limits {
 	int		port_min, port_max;
 	pool_ms		start_timeout;
 	unsigned	max_waiters;	/* ACQUIREs waiting at once, in total */
+	unsigned	max_failures;	/* failed starts in a row → failed; 0: never */
+	pool_ms		failed_cooldown;
+	uint64_t	min_available;	/* system memory left to others */
 };
 
 struct pool {
@@ -224,13 +234,23 @@ void		 pool_acquire(struct pool *, pool_ms now, struct pool_waiter *w,
 		    pool_ms deadline);
 /* RELEASE: 0, or -1 if no such lease. */
 int		 pool_release(struct pool *, pool_ms now, int64_t lease);
-/* EVICT: answered through ops->answer once the server is reaped, or at
- * once with not_found / busy. */
+/*
+ * EVICT: answered through ops->answer once the server is reaped, or at
+ * once: not_found, busy (leased, no force), or ok for a model that is not
+ * running but backing off or failed (the EVICT clears that).
+ */
 void		 pool_evict(struct pool *, pool_ms now, struct pool_waiter *w,
 		    struct pool_owner *, struct pool_model *, bool force);
 
 /* From the daemon's supervision. */
 void		 pool_ready(struct pool *, pool_ms now, struct pool_server *);
+/*
+ * A measurement of srv's resident memory.  It is accounted
+ * max(estimate, rss); if that takes the pool over its budget, LRU idle
+ * servers are stopped to get back under it.
+ */
+void		 pool_measured(struct pool *, pool_ms now, struct pool_server *,
+		    uint64_t rss);
 /* The process was reaped; why says how it ended (status, last stderr). */
 void		 pool_exited(struct pool *, pool_ms now, struct pool_server *,
 		    const char *why);
@@ -247,6 +267,9 @@ char		*pool_format_size(uint64_t bytes, char *buf, size_t len);
 
 /* Helpers for readers of the pool (STATS). */
 const char	*pool_state_name(enum pool_state);
+/* "ready", "starting", "stopping", "stopped", "backoff" or "failed". */
+const char	*pool_model_state(const struct pool *, const struct pool_model *,
+		    pool_ms now);
 const char	*pool_stop_reason_name(enum pool_stop_reason);
 unsigned	 pool_waiting(const struct pool *);
 

@@ -1,0 +1,2441 @@
+/*
+ * check_pool.c — scenario and property tests of the pool's decisions.
+ *
+ * The pool is driven directly: no fork, no socket, no clock.  A recorder
+ * (pool_recorder.h) stands in for struct pool_ops, "now" is advanced by
+ * hand, the test says when a spawned server is healthy (pool_ready) and
+ * when a stopped one is reaped (pool_exited).  After every call into the
+ * pool the accounting invariants of docs/DESIGN.md are checked (inv()).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "pool.h"
+#include "pool_recorder.h"
+
+#define G		(UINT64_C(1) << 30)
+#define T0		((pool_ms)1000000)	/* virtual clock origin */
+#define LONG_MS		((pool_ms)600000)	/* a deadline never reached */
+#define MAX_MODELS	64
+
+struct fx {
+	struct pool		*p;
+	struct rec		 r;
+	pool_ms			 now;
+	struct pool_limits	 lim;
+	struct pool_model	*models[MAX_MODELS];
+	size_t			 nmodels;
+	struct pool_owner	 own, own2;
+	void			(*extra_inv)(void *);
+	void			*extra;
+};
+
+static struct fx	 F;
+
+/* --- fixture and helpers --- */
+
+static struct pool_limits
+lim_default(void)
+{
+	struct pool_limits	 l;
+
+	memset(&l, 0, sizeof(l));
+	l.budget = 100 * G;
+	l.max_servers = 8;
+	l.port_min = 8000;
+	l.port_max = 8099;
+	l.start_timeout = 30000;
+	l.max_waiters = 1000;
+	return l;
+}
+
+static const char *
+errname(enum proto_err e)
+{
+	static const char *const names[] = {
+		"ok", "bad_request", "unknown_command", "unknown_model",
+		"busy", "too_large", "start_failed", "timeout", "not_found",
+		"shutting_down", "forbidden", "internal",
+	};
+
+	if ((unsigned)e < sizeof(names) / sizeof(names[0]))
+		return names[e];
+	return "?";
+}
+
+static bool
+server_listed(const struct pool_server *s)
+{
+	const struct pool_server	*x;
+
+	TAILQ_FOREACH(x, &F.p->servers, link)
+		if (x == s)
+			return true;
+	return false;
+}
+
+/*
+ * Rule 3 of the pending queue at rest: if the head would not fit even
+ * once the stopping servers are reaped, but stopping idle READY servers
+ * would make room, the pool must already have stopped them.
+ */
+static void
+head_waits_rightly(const struct pool_model *h)
+{
+	const struct pool	*p = F.p;
+	const struct pool_server *s;
+	uint64_t		 freeing = 0, idle_mem = 0;
+	unsigned		 nstopping = 0, nidle = 0;
+	int64_t			 mem_short, cnt_short;
+
+	TAILQ_FOREACH(s, &p->servers, link) {
+		if (s->state == POOL_STOPPING) {
+			freeing += s->mem;
+			nstopping++;
+		} else if (s->state == POOL_READY && s->leases == 0) {
+			idle_mem += s->mem;
+			nidle++;
+		}
+	}
+	mem_short = (int64_t)(p->used - freeing + h->mem) -
+	    (int64_t)p->lim.budget;
+	cnt_short = (int64_t)p->nservers - nstopping + 1 -
+	    (int64_t)p->lim.max_servers;
+	if (mem_short <= 0 && cnt_short <= 0)
+		return;		/* rule 2: the reaps make room */
+	ck_assert_msg(!((int64_t)idle_mem >= mem_short &&
+	    (int64_t)nidle >= cnt_short), "pending head %s: stopping idle "
+	    "servers (%u, %llu bytes) would make room (short %lld bytes, "
+	    "%lld servers) but none was stopped", h->name, nidle,
+	    (unsigned long long)idle_mem, (long long)mem_short,
+	    (long long)cnt_short);
+}
+
+/* The accounting invariants; called after every call into the pool. */
+static void
+inv(void)
+{
+	struct pool		*p = F.p;
+	struct pool_server	*s, *t;
+	struct pool_model	*m, *h;
+	uint64_t		 sum = 0;
+	unsigned		 n = 0, npend = 0;
+	size_t			 i;
+
+	TAILQ_FOREACH(s, &p->servers, link) {
+		n++;
+		sum += s->mem;
+		ck_assert_msg(s->model != NULL, "server with no model");
+		ck_assert_msg(s->port >= p->lim.port_min &&
+		    s->port <= p->lim.port_max, "%s on port %d",
+		    s->model->name, s->port);
+		ck_assert_msg(s->pid > 0, "%s listed with pid %ld (failed "
+		    "spawn kept?)", s->model->name, s->pid);
+		for (t = TAILQ_NEXT(s, link); t != NULL;
+		    t = TAILQ_NEXT(t, link))
+			ck_assert_msg(t->port != s->port,
+			    "%s and %s share port %d", s->model->name,
+			    t->model->name, s->port);
+		if (s->state == POOL_STOPPING) {
+			ck_assert_msg(s->model->server != s,
+			    "stopping %s is still model->server",
+			    s->model->name);
+			ck_assert_msg(rec_is_stopped(&F.r, s),
+			    "%s STOPPING but ops->stop never called",
+			    s->model->name);
+		} else {
+			ck_assert_msg(s->model->server == s,
+			    "live %s (%s) is not model->server",
+			    s->model->name, pool_state_name(s->state));
+			ck_assert_msg(!rec_is_stopped(&F.r, s),
+			    "%s was stopped but is %s", s->model->name,
+			    pool_state_name(s->state));
+		}
+		if (s->state == POOL_STARTING)
+			ck_assert_msg(s->leases == 0,
+			    "STARTING %s has %u leases", s->model->name,
+			    s->leases);
+	}
+	ck_assert_msg(n == p->nservers, "nservers %u, listed %u",
+	    p->nservers, n);
+	ck_assert_msg(sum == p->used, "used %llu != sum of servers %llu",
+	    (unsigned long long)p->used, (unsigned long long)sum);
+	ck_assert_msg(p->used <= p->lim.budget, "used %llu > budget %llu",
+	    (unsigned long long)p->used, (unsigned long long)p->lim.budget);
+	ck_assert_msg(p->nservers <= p->lim.max_servers,
+	    "%u servers > max_servers %u", p->nservers, p->lim.max_servers);
+	ck_assert_msg(p->nwaiters <= p->lim.max_waiters,
+	    "%u waiters > max_waiters %u", p->nwaiters, p->lim.max_waiters);
+
+	TAILQ_FOREACH(m, &p->pending, pending) {
+		npend++;
+		ck_assert_msg(m->is_pending, "%s on pending, !is_pending",
+		    m->name);
+		ck_assert_msg(!TAILQ_EMPTY(&m->queued),
+		    "%s pending with no waiter", m->name);
+		ck_assert_msg(m->server == NULL,
+		    "%s pending but has a live server", m->name);
+		ck_assert_msg(npend <= F.nmodels, "pending list loops");
+	}
+	for (i = 0; i < F.nmodels; i++) {
+		m = F.models[i];
+		if (!m->is_pending)
+			ck_assert_msg(TAILQ_EMPTY(&m->queued),
+			    "%s has queued waiters but is not pending",
+			    m->name);
+		else {
+			TAILQ_FOREACH(h, &p->pending, pending)
+				if (h == m)
+					break;
+			ck_assert_msg(h == m, "%s is_pending, not on the "
+			    "pending list", m->name);
+		}
+		if (m->server != NULL) {
+			ck_assert_msg(server_listed(m->server),
+			    "%s->server not on the server list", m->name);
+			ck_assert_msg(m->server->model == m,
+			    "%s->server belongs to another model", m->name);
+		}
+	}
+
+	/* Liveness: a head that fits now must have been started. */
+	h = TAILQ_FIRST(&p->pending);
+	if (h != NULL && !p->shutting_down && F.now >= h->retry_at) {
+		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
+		    p->nservers < p->lim.max_servers),
+		    "pending head %s fits (used %llu + %llu <= %llu, %u "
+		    "servers) but was not started", h->name,
+		    (unsigned long long)p->used,
+		    (unsigned long long)h->mem,
+		    (unsigned long long)p->lim.budget, p->nservers);
+		head_waits_rightly(h);
+	}
+
+	if (F.extra_inv != NULL)
+		F.extra_inv(F.extra);
+}
+
+static void
+fx_init(const struct pool_limits *lim)
+{
+	struct pool_limits	 l = lim != NULL ? *lim : lim_default();
+
+	memset(&F, 0, sizeof(F));
+	F.now = T0;
+	F.lim = l;
+	rec_init(&F.r, &F.now);
+	F.p = pool_new(&l, &rec_ops, &F.r, F.now);
+	ck_assert_ptr_nonnull(F.p);
+	F.r.pool = F.p;
+	pool_owner_init(&F.own);
+	pool_owner_init(&F.own2);
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert_int_eq(pool_next_deadline(F.p, F.now), -1);
+	inv();
+}
+
+static void
+fx_done(void)
+{
+	pool_free(F.p);
+	F.p = NULL;
+	rec_free(&F.r);
+}
+
+/* Moves the clock to T0 + t (never backwards). */
+static void
+at(pool_ms t)
+{
+	ck_assert_msg(T0 + t >= F.now, "test bug: clock back to %lld",
+	    (long long)t);
+	F.now = T0 + t;
+}
+
+static struct pool_model *
+model(const char *name, uint64_t mem, pool_ms idle)
+{
+	struct pool_model	*m;
+
+	ck_assert(F.nmodels < MAX_MODELS);
+	m = pool_model_add(F.p, name, mem, idle);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(m->name, name);
+	ck_assert_uint_eq(m->mem, mem);
+	ck_assert_ptr_eq(pool_model_find(F.p, name), m);
+	F.models[F.nmodels++] = m;
+	return m;
+}
+
+static void
+acquire(struct pool_waiter *w, struct pool_owner *o, struct pool_model *m,
+    bool hold, pool_ms timeout)
+{
+	memset(w, 0, sizeof(*w));
+	pool_acquire(F.p, F.now, w, o, m, hold, F.now + timeout);
+	inv();
+}
+
+static void
+evict(struct pool_waiter *w, struct pool_owner *o, struct pool_model *m,
+    bool force)
+{
+	memset(w, 0, sizeof(*w));
+	F.r.allow_leased_model = force ? m : NULL;
+	pool_evict(F.p, F.now, w, o, m, force);
+	F.r.allow_leased_model = NULL;
+	inv();
+}
+
+static int
+release(int64_t lease)
+{
+	int	 rc;
+
+	rc = pool_release(F.p, F.now, lease);
+	inv();
+	return rc;
+}
+
+static struct pool_server *
+ready(struct pool_model *m)
+{
+	struct pool_server	*s = m->server;
+
+	ck_assert_msg(s != NULL, "%s has no server to make ready", m->name);
+	ck_assert_msg(s->state == POOL_STARTING, "%s is %s, not STARTING",
+	    m->name, pool_state_name(s->state));
+	pool_ready(F.p, F.now, s);
+	inv();
+	ck_assert_int_eq(s->state, POOL_READY);
+	ck_assert_int_eq(s->ready_at, F.now);
+	return s;
+}
+
+static void
+reap(struct pool_server *s, const char *why)
+{
+	rec_forget(&F.r, s);
+	pool_exited(F.p, F.now, s, why);
+	inv();
+}
+
+static void
+tick(void)
+{
+	pool_tick(F.p, F.now);
+	inv();
+}
+
+static pool_ms
+deadline(void)
+{
+	return pool_next_deadline(F.p, F.now);
+}
+
+static size_t
+nanswers(const struct pool_waiter *w)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < F.r.nanswers; i++)
+		if (F.r.answers[i].w == w)
+			n++;
+	return n;
+}
+
+/* The one answer w got; fails if it got none or more than one. */
+static const struct rec_answer *
+answer_of(const struct pool_waiter *w, const char *what)
+{
+	const struct rec_answer	*a = NULL;
+	size_t			 i, n = 0;
+
+	for (i = 0; i < F.r.nanswers; i++)
+		if (F.r.answers[i].w == w) {
+			a = &F.r.answers[i];
+			n++;
+		}
+	ck_assert_msg(n == 1, "%s: answered %zu times, expected once", what,
+	    n);
+	return a;
+}
+
+static void
+expect_err(const struct pool_waiter *w, enum proto_err err, const char *what)
+{
+	const struct rec_answer	*a = answer_of(w, what);
+
+	ck_assert_msg(a->err == err, "%s: answered %s (%s), expected %s",
+	    what, errname(a->err), a->message, errname(err));
+}
+
+static const struct rec_answer *
+expect_ok(const struct pool_waiter *w, struct pool_model *m,
+    const char *what)
+{
+	const struct rec_answer	*a = answer_of(w, what);
+
+	ck_assert_msg(a->err == PROTO_OK, "%s: answered %s (%s)", what,
+	    errname(a->err), a->message);
+	ck_assert_msg(a->server != NULL, "%s: ok with no server", what);
+	ck_assert_msg(a->server_model == m, "%s: got a server of %s", what,
+	    rec_model_name(a->server_model));
+	ck_assert_msg(a->server_state == POOL_READY, "%s: server is %s", what,
+	    pool_state_name(a->server_state));
+	return a;
+}
+
+static size_t
+spawns_of(const struct pool_model *m)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < F.r.nspawns; i++)
+		if (F.r.spawns[i].model == m)
+			n++;
+	return n;
+}
+
+static size_t
+stops_of(const struct pool_model *m)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < F.r.nstops; i++)
+		if (F.r.stops[i].model == m)
+			n++;
+	return n;
+}
+
+/*
+ * Starts m and makes it ready now; returns the lease (0 if !hold).  The
+ * waiter must be answered by pool_ready, which sets the server's last use.
+ */
+static int64_t
+warm(struct pool_model *m, struct pool_owner *o, bool hold)
+{
+	struct pool_waiter	 w;
+	size_t			 n = F.r.nspawns, na;
+	const struct rec_answer	*a;
+
+	acquire(&w, o, m, hold, LONG_MS);
+	ck_assert_msg(F.r.nspawns == n + 1 && F.r.spawns[n].model == m &&
+	    !F.r.spawns[n].failed, "warm: %s not spawned at once", m->name);
+	na = F.r.nanswers;
+	ready(m);
+	ck_assert_msg(F.r.nanswers == na + 1 && F.r.answers[na].w == &w,
+	    "warm: %s: waiter not answered by pool_ready", m->name);
+	a = &F.r.answers[na];
+	ck_assert_msg(a->err == PROTO_OK, "warm %s: %s", m->name,
+	    errname(a->err));
+	return a->lease;
+}
+
+/* A hot ACQUIRE without hold: marks m's server as used now. */
+static void
+touch(struct pool_model *m)
+{
+	struct pool_waiter	 w;
+	size_t			 na = F.r.nanswers;
+
+	ck_assert_msg(m->server != NULL && m->server->state == POOL_READY,
+	    "touch: %s not ready", m->name);
+	acquire(&w, &F.own, m, false, LONG_MS);
+	ck_assert_msg(F.r.nanswers == na + 1 && F.r.answers[na].w == &w &&
+	    F.r.answers[na].err == PROTO_OK, "touch %s: no hot answer",
+	    m->name);
+	ck_assert_int_eq(m->server->last_used, F.now);
+}
+
+/* --- 1. the hot path --- */
+
+START_TEST(test_hot_path)
+{
+	struct pool_waiter	 w1, w2, w3;
+	const struct rec_answer	*a;
+	struct pool_model	*m;
+	struct pool_server	*s;
+	int64_t			 l1, l2;
+
+	fx_init(NULL);
+	m = model("alpha", 10 * G, 0);
+	acquire(&w1, &F.own, m, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nspawns, 1);
+	at(100);
+	s = ready(m);
+	a = expect_ok(&w1, m, "cold acquire");
+	l1 = a->lease;
+	ck_assert(l1 > 0);
+
+	at(1000);
+	acquire(&w2, &F.own, m, true, LONG_MS);
+	a = expect_ok(&w2, m, "hot acquire");	/* at once */
+	ck_assert_ptr_eq(a->server, s);
+	ck_assert_int_eq(a->port, F.r.spawns[0].port);
+	ck_assert_msg(a->lease > 0 && a->lease != l1, "lease %lld",
+	    (long long)a->lease);
+	ck_assert_msg(!a->cold, "hot acquire answered cold");
+	ck_assert_int_eq(a->wait_ms, 0);
+	l2 = a->lease;
+	ck_assert_uint_eq(F.r.nspawns, 1);
+	ck_assert_uint_eq(s->leases, 2);
+	ck_assert_uint_eq(F.p->counters.acquires, 2);
+	ck_assert_uint_eq(F.p->counters.hits, 1);
+	ck_assert_uint_eq(F.p->counters.misses, 1);
+	ck_assert_uint_eq(m->counters.hits, 1);
+	ck_assert_int_eq(s->last_used, T0 + 1000);
+	ck_assert_int_eq(m->last_used, T0 + 1000);
+
+	/* hold=false: served, no lease. */
+	at(2000);
+	acquire(&w3, &F.own, m, false, LONG_MS);
+	a = expect_ok(&w3, m, "hot acquire without hold");
+	ck_assert_int_eq(a->lease, 0);
+	ck_assert(!a->cold);
+	ck_assert_uint_eq(s->leases, 2);
+	ck_assert_uint_eq(F.p->counters.hits, 2);
+	ck_assert_int_eq(s->last_used, T0 + 2000);
+
+	ck_assert_int_eq(release(l2), 0);
+	ck_assert_uint_eq(s->leases, 1);
+	ck_assert_int_eq(release(l2), -1);
+	ck_assert_int_eq(release(l1), 0);
+	ck_assert_uint_eq(s->leases, 0);
+	ck_assert_int_eq(release(0), -1);
+	ck_assert_uint_eq(F.p->counters.releases, 2);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert(TAILQ_EMPTY(&F.own.leases));
+	ck_assert(TAILQ_EMPTY(&F.own.waiters));
+	fx_done();
+}
+END_TEST
+
+/* --- 2. a cold start --- */
+
+START_TEST(test_cold_start)
+{
+	struct pool_waiter	 w;
+	const struct rec_answer	*a;
+	struct pool_model	*m;
+	struct pool_server	*s;
+
+	fx_init(NULL);
+	m = model("beta", 12 * G, 0);
+	at(100);
+	acquire(&w, &F.own, m, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nspawns, 1);
+	ck_assert_ptr_eq(F.r.spawns[0].model, m);
+	ck_assert_uint_eq(F.r.spawns[0].mem, 12 * G);
+	ck_assert(F.r.spawns[0].port >= 8000 && F.r.spawns[0].port <= 8099);
+	ck_assert_uint_eq(F.p->used, 12 * G);	/* accounted at once */
+	ck_assert_uint_eq(F.p->nservers, 1);
+	s = m->server;
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(s->state, POOL_STARTING);
+	ck_assert_int_eq(s->spawned_at, T0 + 100);
+	ck_assert_int_eq(s->pid, F.r.spawns[0].pid);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	ck_assert_uint_eq(pool_waiting(F.p), 1);
+	ck_assert_uint_eq(F.p->counters.starts, 1);
+
+	at(1000);
+	tick();
+	ck_assert_uint_eq(nanswers(&w), 0);
+
+	at(100 + 2345);
+	ready(m);
+	a = expect_ok(&w, m, "cold acquire");
+	ck_assert_ptr_eq(a->server, s);
+	ck_assert_int_eq(a->port, F.r.spawns[0].port);
+	ck_assert(a->cold);
+	ck_assert_int_eq(a->wait_ms, 2345);
+	ck_assert(a->lease > 0);
+	ck_assert_uint_eq(s->leases, 1);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	ck_assert_uint_eq(F.p->counters.misses, 1);
+	ck_assert_uint_eq(F.p->counters.hits, 0);
+	ck_assert_uint_eq(F.p->counters.acquires, 1);
+	ck_assert_int_eq(m->last_load_ms, 2345);
+	ck_assert_uint_eq(F.p->counters.load_ms_total, 2345);
+	ck_assert_uint_eq(F.p->used, 12 * G);
+	fx_done();
+}
+END_TEST
+
+/* --- 3. one start per model --- */
+
+START_TEST(test_one_start_per_model)
+{
+	struct pool_waiter	 w[20];
+	const struct rec_answer	*a;
+	struct pool_model	*m;
+	int64_t			 leases[20];
+	int			 i, j;
+
+	fx_init(NULL);
+	m = model("gamma", 18 * G, 0);
+	for (i = 0; i < 20; i++) {
+		at(i);
+		acquire(&w[i], i % 2 ? &F.own : &F.own2, m, true, LONG_MS);
+	}
+	ck_assert_uint_eq(F.r.nspawns, 1);
+	ck_assert_uint_eq(F.p->used, 18 * G);
+	ck_assert_uint_eq(F.r.nanswers, 0);
+	ck_assert_uint_eq(pool_waiting(F.p), 20);
+	at(500);
+	ready(m);
+	ck_assert_uint_eq(F.r.nanswers, 20);
+	for (i = 0; i < 20; i++) {
+		a = expect_ok(&w[i], m, "one of 20");
+		ck_assert(a->cold);
+		ck_assert_int_eq(a->wait_ms, 500 - i);
+		ck_assert(a->lease > 0);
+		leases[i] = a->lease;
+		for (j = 0; j < i; j++)
+			ck_assert_msg(leases[j] != leases[i],
+			    "lease %lld given twice", (long long)leases[i]);
+	}
+	ck_assert_uint_eq(m->server->leases, 20);
+	ck_assert_uint_eq(F.r.nspawns, 1);
+	ck_assert_uint_eq(F.p->counters.misses, 20);
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(release(leases[i]), 0);
+	ck_assert_uint_eq(m->server->leases, 0);
+	fx_done();
+}
+END_TEST
+
+/* --- 4. the example of the design notes: 27 × 18 G, a 28th --- */
+
+START_TEST(test_design_example)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*m[29];
+	struct pool_waiter	 w28, w29;
+	struct pool_server	*victim;
+	char			 name[32];
+	int			 i, k;
+
+	l.budget = 492 * G;
+	l.max_servers = 27;
+	fx_init(&l);
+	for (i = 0; i < 29; i++) {
+		snprintf(name, sizeof(name), "model-%02d", i);
+		m[i] = model(name, 18 * G, 0);
+	}
+	for (i = 0; i < 27; i++) {
+		at(i * 10);
+		warm(m[i], &F.own, false);
+	}
+	ck_assert_uint_eq(F.p->used, 486 * G);
+	ck_assert_uint_eq(F.p->nservers, 27);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	/* Last use in another order than the starts: m[5] is the oldest. */
+	for (k = 0; k < 27; k++) {
+		at(1000 + k * 10);
+		touch(m[(k * 7 + 5) % 27]);
+	}
+
+	at(5000);
+	acquire(&w28, &F.own, m[27], true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_msg(F.r.stops[0].model == m[5], "stopped %s, not model-05",
+	    rec_model_name(F.r.stops[0].model));
+	victim = F.r.stops[0].srv;
+	ck_assert_int_eq(victim->state, POOL_STOPPING);
+	ck_assert_int_eq(victim->stop_reason, POOL_STOP_LRU);
+	ck_assert_ptr_null(m[5]->server);
+	ck_assert_uint_eq(F.r.nspawns, 27);	/* not before the reap */
+	ck_assert_uint_eq(F.p->used, 486 * G);
+	ck_assert_uint_eq(F.p->counters.evictions, 1);
+	ck_assert_uint_eq(nanswers(&w28), 0);
+
+	at(5500);
+	tick();
+	ck_assert_uint_eq(F.r.nspawns, 27);
+	ck_assert_uint_eq(F.r.nstops, 1);
+
+	at(6000);
+	reap(victim, "exited with status 0");
+	ck_assert_uint_eq(F.r.nspawns, 28);
+	ck_assert_ptr_eq(F.r.spawns[27].model, m[27]);
+	ck_assert_uint_eq(F.p->used, 486 * G);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	at(7000);
+	ready(m[27]);
+	ck_assert(expect_ok(&w28, m[27], "28th")->cold);
+
+	/* A 29th: the next oldest, m[12], goes. */
+	at(8000);
+	acquire(&w29, &F.own, m[28], true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_msg(F.r.stops[1].model == m[12], "stopped %s, not model-12",
+	    rec_model_name(F.r.stops[1].model));
+	ck_assert_uint_eq(F.r.nspawns, 28);
+	reap(F.r.stops[1].srv, "exited with status 0");
+	ck_assert_uint_eq(F.r.nspawns, 29);
+	ck_assert_ptr_eq(F.r.spawns[28].model, m[28]);
+	fx_done();
+}
+END_TEST
+
+/* --- 5. LRU follows the latest ACQUIRE or RELEASE --- */
+
+START_TEST(test_lru_touch)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c, *d, *e;
+	struct pool_waiter	 wd, we;
+	int64_t			 la;
+
+	l.budget = 30 * G;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	d = model("d", 10 * G, 0);
+	e = model("e", 10 * G, 0);
+	at(0);
+	la = warm(a, &F.own, true);
+	at(10);
+	warm(b, &F.own, false);
+	at(20);
+	warm(c, &F.own, false);
+	at(100);
+	touch(b);
+	at(200);
+	touch(c);
+	at(300);
+	ck_assert_int_eq(release(la), 0);	/* a: last use 300 */
+	ck_assert_int_eq(a->server->last_used, T0 + 300);
+
+	at(400);
+	acquire(&wd, &F.own, d, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_msg(F.r.stops[0].model == b, "LRU stopped %s, expected b "
+	    "(a was released later)", rec_model_name(F.r.stops[0].model));
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_ptr_eq(F.r.spawns[F.r.nspawns - 1].model, d);
+	at(410);
+	ready(d);
+	expect_ok(&wd, d, "d");
+
+	/* Touch c (200) after a (300): a is now the oldest idle one. */
+	at(1000);
+	touch(c);
+	at(1100);
+	acquire(&we, &F.own, e, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_msg(F.r.stops[1].model == a, "LRU stopped %s, expected a",
+	    rec_model_name(F.r.stops[1].model));
+	fx_done();
+}
+END_TEST
+
+/* --- 6. mixed sizes; the server count --- */
+
+START_TEST(test_mixed_sizes)
+{
+	struct pool_model	*a, *b, *c, *d, *big;
+	struct pool_waiter	 w;
+	struct pool_server	*sa, *sb;
+
+	fx_init(NULL);	/* 100 G */
+	a = model("a", 10 * G, 0);
+	b = model("b", 20 * G, 0);
+	c = model("c", 30 * G, 0);
+	d = model("d", 10 * G, 0);
+	big = model("big", 60 * G, 0);
+	at(10);
+	warm(a, &F.own, false);
+	at(20);
+	warm(b, &F.own, false);
+	at(30);
+	warm(c, &F.own, false);
+	at(40);
+	warm(d, &F.own, false);
+	ck_assert_uint_eq(F.p->used, 70 * G);
+
+	/* 60 G needs 30 G more: a (10) then b (20), oldest first. */
+	at(100);
+	acquire(&w, &F.own, big, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[0].model, a);
+	ck_assert_ptr_eq(F.r.stops[1].model, b);
+	sa = F.r.stops[0].srv;
+	sb = F.r.stops[1].srv;
+	ck_assert_int_eq(sa->stop_reason, POOL_STOP_LRU);
+	ck_assert_int_eq(sb->stop_reason, POOL_STOP_LRU);
+	ck_assert_uint_eq(F.p->counters.evictions, 2);
+	ck_assert_uint_eq(spawns_of(big), 0);
+	at(200);
+	reap(sa, "exited");
+	ck_assert_uint_eq(spawns_of(big), 0);	/* 60 + 60 > 100 still */
+	ck_assert_uint_eq(F.r.nstops, 2);	/* and no more stops */
+	at(300);
+	reap(sb, "exited");
+	ck_assert_uint_eq(spawns_of(big), 1);
+	ck_assert_uint_eq(F.p->used, 100 * G);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_nonnull(c->server);
+	ck_assert_ptr_nonnull(d->server);
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_count_limit)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 w;
+
+	l.max_servers = 3;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	d = model("d", 10 * G, 0);
+	at(10);
+	warm(b, &F.own, false);
+	at(20);
+	warm(a, &F.own, false);
+	at(30);
+	warm(c, &F.own, false);
+	at(40);
+	acquire(&w, &F.own, d, true, LONG_MS);	/* bytes fit: 40 <= 100 */
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].model, b);
+	ck_assert_int_eq(F.r.stops[0].srv->stop_reason, POOL_STOP_LRU);
+	ck_assert_uint_eq(spawns_of(d), 0);	/* 4 servers > 3 */
+	at(50);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(d), 1);
+	ck_assert_uint_eq(F.p->nservers, 3);
+	fx_done();
+}
+END_TEST
+
+/* --- 7. leases block eviction --- */
+
+START_TEST(test_leases_block)
+{
+	struct pool_model	*a, *b, *c;
+	struct pool_waiter	 w1, w2;
+	struct pool_server	*sa;
+	int64_t			 la;
+
+	fx_init(NULL);
+	a = model("a", 50 * G, 0);
+	b = model("b", 50 * G, 0);
+	c = model("c", 30 * G, 0);
+	at(0);
+	la = warm(a, &F.own, true);
+	warm(b, &F.own, true);
+	sa = a->server;
+
+	at(1000);
+	acquire(&w1, &F.own, c, true, 5000);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert_uint_eq(spawns_of(c), 0);
+	ck_assert(c->is_pending);
+	ck_assert_uint_eq(nanswers(&w1), 0);
+	ck_assert_int_eq(deadline(), T0 + 6000);
+	at(5999);
+	tick();
+	ck_assert_uint_eq(nanswers(&w1), 0);
+	at(6000);
+	tick();
+	expect_err(&w1, PROTO_E_BUSY, "queued past its deadline");
+	ck_assert(!c->is_pending);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	ck_assert_uint_eq(F.p->counters.busy, 1);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert_int_eq(deadline(), -1);
+
+	/* A release before the deadline lets the start proceed. */
+	at(7000);
+	acquire(&w2, &F.own, c, true, 5000);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(8000);
+	ck_assert_int_eq(release(la), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].srv, sa);
+	ck_assert_uint_eq(spawns_of(c), 0);
+	at(8500);
+	reap(sa, "exited");
+	ck_assert_uint_eq(spawns_of(c), 1);
+	at(9000);
+	ready(c);
+	ck_assert_int_eq(expect_ok(&w2, c, "after the release")->wait_ms, 2000);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A server that becomes ready and idle changes the picture: the head
+ * waiting for room must get it then, not only at its deadline.
+ */
+START_TEST(test_ready_makes_room)
+{
+	struct pool_model	*x, *y;
+	struct pool_waiter	 wx, wy;
+
+	fx_init(NULL);
+	x = model("x", 60 * G, 0);
+	y = model("y", 50 * G, 0);
+	at(0);
+	acquire(&wx, &F.own, x, false, LONG_MS);
+	at(10);
+	acquire(&wy, &F.own, y, true, 5000);	/* x starting: wait */
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert(y->is_pending);
+	at(100);
+	pool_ready(F.p, F.now, x->server);
+	expect_ok(&wx, x, "x");			/* x is idle now */
+	ck_assert_msg(F.r.nstops == 1, "pool_ready left head y waiting "
+	    "though idle x could be evicted (%zu stops)", F.r.nstops);
+	inv();
+	ck_assert_ptr_eq(F.r.stops[0].model, x);
+	at(200);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(y), 1);
+	fx_done();
+}
+END_TEST
+
+/*
+ * So does a forced EVICT: once a leased server is stopping, stopping the
+ * idle ones too makes room (rule 3), without waiting for the first reap.
+ */
+START_TEST(test_evict_makes_room)
+{
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 wd, ea;
+
+	fx_init(NULL);
+	a = model("a", 50 * G, 0);
+	b = model("b", 20 * G, 0);
+	c = model("c", 30 * G, 0);
+	d = model("d", 60 * G, 0);
+	at(0);
+	warm(a, &F.own, true);
+	at(10);
+	warm(b, &F.own, false);
+	at(20);
+	warm(c, &F.own, true);
+	at(100);
+	acquire(&wd, &F.own, d, true, LONG_MS);	/* short 60, idle 20 */
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(200);
+	evict(&ea, &F.own2, a, true);		/* now short 10 <= 20 */
+	ck_assert_msg(F.r.nstops == 2, "after the forced EVICT of a, idle b "
+	    "was not stopped for head d (%zu stops)", F.r.nstops);
+	ck_assert_ptr_eq(F.r.stops[1].model, b);
+	reap(F.r.stops[0].srv, "exited");
+	reap(F.r.stops[1].srv, "exited");
+	ck_assert_uint_eq(spawns_of(d), 1);
+	fx_done();
+}
+END_TEST
+
+/* --- 8. stops none if even all idle ones would not make room --- */
+
+START_TEST(test_stops_none)
+{
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 w;
+	int64_t			 lb;
+
+	fx_init(NULL);
+	a = model("a", 20 * G, 0);
+	b = model("b", 40 * G, 0);
+	c = model("c", 40 * G, 0);
+	d = model("d", 50 * G, 0);
+	at(10);
+	warm(a, &F.own, false);
+	at(20);
+	lb = warm(b, &F.own, true);
+	at(30);
+	warm(c, &F.own, true);
+	at(100);
+	acquire(&w, &F.own, d, true, LONG_MS);	/* 100 - 20 + 50 > 100 */
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert_uint_eq(spawns_of(d), 0);
+	at(200);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 0);
+
+	/* Now a (20) and b (40) idle: both must go, a first. */
+	at(300);
+	ck_assert_int_eq(release(lb), 0);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[0].model, a);
+	ck_assert_ptr_eq(F.r.stops[1].model, b);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(d), 0);
+	reap(F.r.stops[1].srv, "exited");
+	ck_assert_uint_eq(spawns_of(d), 1);
+	ck_assert_uint_eq(F.p->used, 90 * G);
+	fx_done();
+}
+END_TEST
+
+/* --- 9. too large --- */
+
+START_TEST(test_too_large)
+{
+	struct pool_model	*huge, *exact;
+	struct pool_waiter	 w1, w2;
+
+	fx_init(NULL);
+	huge = model("huge", 100 * G + 1, 0);
+	exact = model("exact", 100 * G, 0);
+	acquire(&w1, &F.own, huge, true, LONG_MS);
+	expect_err(&w1, PROTO_E_TOO_LARGE, "larger than the budget");
+	ck_assert(!huge->is_pending);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	ck_assert_uint_eq(F.p->nwaiters, 0);
+	ck_assert_uint_eq(F.r.nspawns, 0);
+	ck_assert(TAILQ_EMPTY(&F.own.waiters));
+	acquire(&w2, &F.own, exact, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(exact), 1);
+	ck_assert_uint_eq(F.p->used, 100 * G);
+	fx_done();
+}
+END_TEST
+
+/* --- 10. strict FIFO --- */
+
+START_TEST(test_fifo)
+{
+	struct pool_model	*a, *b, *x, *y;
+	struct pool_waiter	 wx, wy;
+	int64_t			 la, lb;
+
+	fx_init(NULL);
+	a = model("a", 40 * G, 0);
+	b = model("b", 40 * G, 0);
+	x = model("x", 50 * G, 0);
+	y = model("y", 20 * G, 0);
+	at(0);
+	la = warm(a, &F.own, true);
+	lb = warm(b, &F.own, true);
+	at(10);
+	acquire(&wx, &F.own, x, true, LONG_MS);
+	at(20);
+	acquire(&wy, &F.own2, y, true, LONG_MS);	/* 80 + 20 fits... */
+	ck_assert_uint_eq(spawns_of(y), 0);		/* ...but x is first */
+	ck_assert_uint_eq(spawns_of(x), 0);
+	ck_assert(x->is_pending && y->is_pending);
+	ck_assert_ptr_eq(TAILQ_FIRST(&F.p->pending), x);
+	at(30);
+	tick();
+	ck_assert_uint_eq(spawns_of(y), 0);
+
+	at(100);
+	ck_assert_int_eq(release(la), 0);	/* x: stop a, wait for it */
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].model, a);
+	ck_assert_uint_eq(spawns_of(y), 0);	/* still behind x */
+	at(200);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(x), 1);
+	ck_assert_uint_eq(spawns_of(y), 0);	/* 90 + 20 > 100 */
+	ck_assert_uint_eq(F.r.nstops, 1);	/* b leased, x starting */
+	at(300);
+	ready(x);
+	expect_ok(&wx, x, "x");
+	ck_assert_uint_eq(nanswers(&wy), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	at(400);
+	ck_assert_int_eq(release(lb), 0);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[1].model, b);
+	reap(F.r.stops[1].srv, "exited");
+	ck_assert_uint_eq(spawns_of(y), 1);
+	fx_done();
+}
+END_TEST
+
+/* --- 11. readiness timeout --- */
+
+START_TEST(test_start_timeout)
+{
+	struct pool_model	*m;
+	struct pool_waiter	 w1, w2;
+	struct pool_server	*s;
+
+	fx_init(NULL);	/* start_timeout 30 s */
+	m = model("slow", 10 * G, 0);
+	at(0);
+	acquire(&w1, &F.own, m, true, 100000);
+	at(5000);
+	acquire(&w2, &F.own2, m, false, 100000);
+	s = m->server;
+	ck_assert_int_eq(deadline(), T0 + 30000);
+	at(29999);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(30000);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].srv, s);
+	ck_assert_int_eq(s->state, POOL_STOPPING);
+	ck_assert_int_eq(s->stop_reason, POOL_STOP_START_TIMEOUT);
+	expect_err(&w1, PROTO_E_START_FAILED, "start timeout, waiter 1");
+	expect_err(&w2, PROTO_E_START_FAILED, "start timeout, waiter 2");
+	ck_assert_uint_eq(F.p->used, 10 * G);	/* until reaped */
+	ck_assert_uint_eq(F.p->nservers, 1);
+	ck_assert_ptr_null(m->server);
+	ck_assert_uint_eq(F.p->counters.start_failures, 1);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	at(31000);
+	reap(s, "killed by signal 15");
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert_uint_eq(F.r.nanswers, 2);	/* nothing more */
+	ck_assert_uint_eq(F.p->counters.start_failures, 1);
+	fx_done();
+}
+END_TEST
+
+/* --- 12. a crash at start, and the back-off --- */
+
+/* Starts m at rel. time t (must spawn), crashes it at t + 100. */
+static void
+fail_start(struct pool_model *m, pool_ms t, const char *why)
+{
+	struct pool_waiter	 w;
+	size_t			 n = spawns_of(m), na;
+
+	at(t);
+	acquire(&w, &F.own, m, true, LONG_MS);
+	ck_assert_msg(spawns_of(m) == n + 1, "no spawn at %lld (retry_at %lld)",
+	    (long long)t, (long long)(m->retry_at - T0));
+	at(t + 100);
+	na = F.r.nanswers;
+	reap(m->server, why);
+	ck_assert_uint_eq(F.r.nanswers, na + 1);
+	ck_assert_ptr_eq(F.r.answers[na].w, &w);
+	ck_assert_int_eq(F.r.answers[na].err, PROTO_E_START_FAILED);
+	ck_assert_msg(strstr(F.r.answers[na].message, why) != NULL,
+	    "message \"%s\" lacks \"%s\"", F.r.answers[na].message, why);
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+}
+
+/* An ACQUIRE at rel. time t gets start_failed at once, no spawn. */
+static void
+refused(struct pool_model *m, pool_ms t, const char *why)
+{
+	struct pool_waiter	 w;
+	size_t			 n = spawns_of(m), na = F.r.nanswers;
+	const struct rec_answer	*a;
+
+	at(t);
+	acquire(&w, &F.own, m, true, LONG_MS);
+	ck_assert_msg(spawns_of(m) == n, "spawned during back-off at %lld",
+	    (long long)t);
+	ck_assert_msg(F.r.nanswers == na + 1 && F.r.answers[na].w == &w,
+	    "acquire during back-off at %lld not answered at once",
+	    (long long)t);
+	a = &F.r.answers[na];
+	ck_assert_msg(a->err == PROTO_E_START_FAILED, "back-off answered %s",
+	    errname(a->err));
+	ck_assert_msg(strstr(a->message, why) != NULL,
+	    "back-off message \"%s\" lacks the last error \"%s\"",
+	    a->message, why);
+	ck_assert(!m->is_pending);
+}
+
+START_TEST(test_crash_at_start_backoff)
+{
+	struct pool_model	*m;
+	struct pool_waiter	 w1, w2, w3;
+	pool_ms			 t, fail_at, backoff;
+	unsigned		 k;
+	char			 why[64];
+
+	fx_init(NULL);
+	m = model("flaky", 10 * G, 0);
+	at(0);
+	acquire(&w1, &F.own, m, true, LONG_MS);
+	acquire(&w2, &F.own2, m, false, LONG_MS);
+	at(500);
+	reap(m->server, "exit status 1: error loading model");
+	expect_err(&w1, PROTO_E_START_FAILED, "crash at start, waiter 1");
+	expect_err(&w2, PROTO_E_START_FAILED, "crash at start, waiter 2");
+	ck_assert_ptr_nonnull(strstr(answer_of(&w1, "w1")->message,
+	    "error loading model"));
+	ck_assert_ptr_nonnull(strstr(answer_of(&w2, "w2")->message,
+	    "error loading model"));
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert_ptr_null(m->server);
+	ck_assert_uint_eq(m->failures, 1);
+	ck_assert_int_eq(m->retry_at, T0 + 1500);
+	ck_assert_uint_eq(F.p->counters.start_failures, 1);
+	ck_assert_uint_eq(F.p->counters.crashes, 0);
+	ck_assert_ptr_nonnull(strstr(m->last_error, "error loading model"));
+
+	refused(m, 501, "error loading model");
+	refused(m, 1499, "error loading model");
+	/* 1 s later: allowed.  Fails again: 2 s, 4 s, ... capped at 60 s. */
+	t = 1500;
+	for (k = 2; k <= 9; k++) {
+		snprintf(why, sizeof(why), "crash number %u", k);
+		fail_start(m, t, why);
+		fail_at = t + 100;
+		backoff = (pool_ms)POOL_BACKOFF_MIN_MS << (k - 1);
+		if (backoff > POOL_BACKOFF_MAX_MS)
+			backoff = POOL_BACKOFF_MAX_MS;
+		ck_assert_uint_eq(m->failures, k);
+		ck_assert_msg(m->retry_at == T0 + fail_at + backoff,
+		    "after failure %u: retry in %lld ms, expected %lld", k,
+		    (long long)(m->retry_at - T0 - fail_at),
+		    (long long)backoff);
+		refused(m, fail_at + backoff - 1, why);
+		t = fail_at + backoff;
+	}
+
+	/* Success resets the count: the next crash backs off 1 s again. */
+	at(t);
+	acquire(&w3, &F.own, m, true, LONG_MS);
+	ck_assert_ptr_nonnull(m->server);
+	at(t + 50);
+	ready(m);
+	expect_ok(&w3, m, "after the back-off");
+	ck_assert_uint_eq(m->failures, 0);
+	at(t + 60);
+	reap(m->server, "segfault");		/* a crash after ready */
+	ck_assert_uint_eq(F.p->counters.crashes, 1);
+	fail_start(m, t + 70, "boom");
+	ck_assert_uint_eq(m->failures, 1);
+	ck_assert_int_eq(m->retry_at, T0 + t + 170 + POOL_BACKOFF_MIN_MS);
+	fx_done();
+}
+END_TEST
+
+/* --- 13. spawn failure --- */
+
+START_TEST(test_spawn_failure)
+{
+	struct pool_model	*a, *b;
+	struct pool_waiter	 w0, w1, w2;
+	int64_t			 la;
+
+	fx_init(NULL);
+	a = model("a", 60 * G, 0);
+	b = model("b", 60 * G, 0);
+
+	/* At once, in the ACQUIRE. */
+	F.r.fail_spawns = 1;
+	acquire(&w0, &F.own, b, true, LONG_MS);
+	expect_err(&w0, PROTO_E_START_FAILED, "spawn failed");
+	ck_assert_ptr_nonnull(strstr(answer_of(&w0, "w0")->message,
+	    "No such file or directory"));
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert_ptr_null(b->server);
+	ck_assert(!b->is_pending);
+	ck_assert_uint_eq(F.p->counters.start_failures, 1);
+	ck_assert_uint_eq(b->failures, 1);
+	ck_assert_uint_eq(F.r.nstops, 0);
+
+	/* From the queue, with two waiters. */
+	at(2000);
+	la = warm(a, &F.own, true);
+	at(5000);
+	acquire(&w1, &F.own, b, true, LONG_MS);
+	acquire(&w2, &F.own2, b, true, LONG_MS);
+	ck_assert(b->is_pending);
+	ck_assert_int_eq(release(la), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	F.r.fail_spawns = 1;
+	snprintf(F.r.fail_msg, sizeof(F.r.fail_msg), "fork: Resource "
+	    "temporarily unavailable");
+	at(5100);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(b), 2);
+	expect_err(&w1, PROTO_E_START_FAILED, "queued, spawn failed 1");
+	expect_err(&w2, PROTO_E_START_FAILED, "queued, spawn failed 2");
+	ck_assert_ptr_nonnull(strstr(answer_of(&w1, "w1")->message,
+	    "Resource temporarily unavailable"));
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert(!b->is_pending);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	fx_done();
+}
+END_TEST
+
+/* --- 14. a crash after ready --- */
+
+START_TEST(test_crash_after_ready)
+{
+	struct pool_model	*m, *n;
+	int64_t			 l1, l2;
+
+	fx_init(NULL);
+	m = model("m", 10 * G, 0);
+	n = model("n", 5 * G, 0);
+	at(0);
+	l1 = warm(m, &F.own, true);
+	l2 = warm(n, &F.own2, true);
+	ck_assert_uint_eq(F.p->used, 15 * G);
+	at(100);
+	reap(m->server, "killed by signal 9");
+	ck_assert_uint_eq(F.p->counters.crashes, 1);
+	ck_assert_uint_eq(F.p->counters.start_failures, 0);
+	ck_assert_uint_eq(F.p->used, 5 * G);
+	ck_assert_uint_eq(F.p->nservers, 1);
+	ck_assert_ptr_null(m->server);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(200);
+	ck_assert_int_eq(release(l1), 0);	/* still valid */
+	ck_assert_int_eq(release(l1), -1);
+	ck_assert_int_eq(release(987654321), -1);
+	ck_assert_int_eq(release(l2), 0);
+	ck_assert_uint_eq(F.p->counters.releases, 2);
+	fx_done();
+}
+END_TEST
+
+/* --- 15. idle timeout --- */
+
+START_TEST(test_idle_timeout)
+{
+	struct pool_model	*a, *held, *never, *d;
+	struct pool_server	*sa, *sd;
+	int64_t			 ld;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 5000);
+	held = model("held", 10 * G, 5000);
+	never = model("never", 10 * G, 0);
+	d = model("d", 10 * G, 5000);
+	at(0);
+	warm(a, &F.own, false);
+	warm(held, &F.own, true);
+	warm(never, &F.own, false);
+	ld = warm(d, &F.own, true);
+	at(1000);
+	touch(a);
+	at(2000);
+	ck_assert_int_eq(release(ld), 0);
+	sa = a->server;
+	sd = d->server;
+	ck_assert_int_eq(deadline(), T0 + 6000);	/* a: 1000 + 5000 */
+	at(5999);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(6000);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].srv, sa);
+	ck_assert_int_eq(sa->stop_reason, POOL_STOP_IDLE);
+	ck_assert_uint_eq(F.p->counters.idle_stops, 1);
+	ck_assert_int_eq(deadline(), T0 + 7000);	/* d: 2000 + 5000 */
+	at(7000);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[1].srv, sd);
+	ck_assert_int_eq(sd->stop_reason, POOL_STOP_IDLE);
+	/* Left: held (leased) and never (idle_timeout 0): nothing to do. */
+	ck_assert_int_eq(deadline(), -1);
+	at(8000);
+	reap(sa, "exited");
+	reap(sd, "exited");
+	ck_assert_int_eq(deadline(), -1);
+	at(100000000);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_nonnull(held->server);
+	ck_assert_ptr_nonnull(never->server);
+	ck_assert_int_eq(deadline(), -1);
+	fx_done();
+}
+END_TEST
+
+/* --- 16. waiter timeouts --- */
+
+START_TEST(test_waiter_timeouts)
+{
+	struct pool_model	*m, *a, *q;
+	struct pool_waiter	 w1, w2, wq;
+	struct pool_server	*s;
+
+	fx_init(NULL);
+	m = model("m", 10 * G, 0);
+	a = model("a", 90 * G, 0);
+	q = model("q", 50 * G, 0);
+	at(0);
+	acquire(&w1, &F.own, m, true, 1000);
+	acquire(&w2, &F.own, m, true, 50000);
+	s = m->server;
+	ck_assert_int_eq(deadline(), T0 + 1000);
+	at(1000);
+	tick();
+	expect_err(&w1, PROTO_E_TIMEOUT, "waiting for a start");
+	ck_assert_uint_eq(nanswers(&w2), 0);
+	ck_assert_uint_eq(F.r.nstops, 0);		/* the start goes on */
+	ck_assert_ptr_eq(m->server, s);
+	ck_assert_int_eq(s->state, POOL_STARTING);
+	ck_assert_uint_eq(F.p->counters.timeouts, 1);
+	ck_assert_uint_eq(pool_waiting(F.p), 1);
+	at(2000);
+	ready(m);
+	expect_ok(&w2, m, "the other waiter");
+
+	/* Queued for room: busy. */
+	at(3000);
+	warm(a, &F.own, true);			/* 100 used, all leased */
+	acquire(&wq, &F.own, q, true, 500);
+	ck_assert(q->is_pending);
+	ck_assert_int_eq(deadline(), T0 + 3500);
+	at(3500);
+	tick();
+	expect_err(&wq, PROTO_E_BUSY, "waiting for room");
+	ck_assert_uint_eq(F.p->counters.busy, 1);
+	ck_assert_uint_eq(F.p->counters.timeouts, 1);
+	ck_assert(!q->is_pending);
+	fx_done();
+}
+END_TEST
+
+/* --- 17. a client goes away --- */
+
+START_TEST(test_owner_gone)
+{
+	struct pool_model	*b, *x, *c, *d, *s;
+	struct pool_waiter	 wc, wd, ws1, ws2;
+	struct pool_owner	 gone;
+	struct pool_server	*sb;
+	int64_t			 lb;
+	size_t			 na;
+
+	fx_init(NULL);
+	pool_owner_init(&gone);
+	b = model("b", 40 * G, 0);
+	x = model("x", 40 * G, 0);
+	c = model("c", 50 * G, 0);
+	d = model("d", 10 * G, 0);
+	s = model("s", 10 * G, 0);
+	at(0);
+	lb = warm(b, &gone, true);
+	warm(x, &F.own, true);
+	(void)lb;
+	sb = b->server;
+	at(10);
+	acquire(&ws1, &gone, s, true, LONG_MS);		/* starting */
+	acquire(&ws2, &F.own, s, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(s), 1);
+	at(20);
+	acquire(&wc, &gone, c, true, LONG_MS);		/* 90+50: blocked */
+	at(30);
+	acquire(&wd, &F.own, d, true, LONG_MS);		/* behind c */
+	ck_assert(c->is_pending && d->is_pending);
+	ck_assert_uint_eq(spawns_of(d), 0);
+	ck_assert_uint_eq(F.r.nstops, 0);
+
+	at(1000);
+	na = F.r.nanswers;
+	pool_owner_gone(F.p, F.now, &gone);
+	inv();
+	ck_assert_uint_eq(nanswers(&wc), 0);	/* dropped, not answered */
+	ck_assert_uint_eq(nanswers(&ws1), 0);
+	ck_assert(TAILQ_EMPTY(&gone.waiters));
+	ck_assert(TAILQ_EMPTY(&gone.leases));
+	ck_assert(!c->is_pending);
+	ck_assert_uint_eq(sb->leases, 0);
+	ck_assert_int_eq(sb->last_used, T0 + 1000);
+	/* d is the head now and fits: 90 + 10. */
+	ck_assert_uint_eq(spawns_of(d), 1);
+	ck_assert_msg(F.r.nstops == 0, "stopped %s for a model whose client "
+	    "left", rec_model_name(F.r.stops[0].model));
+	ck_assert_uint_eq(F.r.nanswers, na);
+	ck_assert_uint_eq(pool_waiting(F.p), 2);	/* ws2, wd */
+	ck_assert_int_eq(release(lb), -1);
+
+	at(1100);
+	ready(s);
+	ck_assert_uint_eq(nanswers(&ws1), 0);
+	expect_ok(&ws2, s, "the other client's waiter");
+	ck_assert_uint_eq(s->server->leases, 1);
+	fx_done();
+}
+END_TEST
+
+/* --- 18. EVICT --- */
+
+START_TEST(test_evict)
+{
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 e0, e1, e2, e3, e4, e5, e6, wc;
+	struct pool_server	*sa, *sb, *sc;
+	int64_t			 la;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	d = model("d", 10 * G, 0);
+
+	evict(&e1, &F.own, a, false);
+	expect_err(&e1, PROTO_E_NOT_FOUND, "evict of a model not running");
+	evict(&e0, &F.own, a, true);
+	expect_err(&e0, PROTO_E_NOT_FOUND, "forced evict, not running");
+
+	at(0);
+	la = warm(a, &F.own, true);
+	sa = a->server;
+	at(10);
+	evict(&e2, &F.own, a, false);
+	expect_err(&e2, PROTO_E_BUSY, "evict of a leased server");
+	ck_assert_uint_eq(F.r.nstops, 0);
+
+	at(20);
+	evict(&e3, &F.own, a, true);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].srv, sa);
+	ck_assert_int_eq(sa->stop_reason, POOL_STOP_ADMIN);
+	ck_assert_uint_eq(nanswers(&e3), 0);	/* only at the reap */
+	ck_assert_uint_eq(F.p->counters.admin_stops, 1);
+	/* A second EVICT of the stopping server: answered at the reap. */
+	evict(&e4, &F.own2, a, false);
+	ck_assert_uint_eq(nanswers(&e4), 0);
+	ck_assert_uint_eq(stops_of(a), 1);
+	at(30);
+	reap(sa, "killed by signal 15");
+	expect_err(&e3, PROTO_OK, "forced evict");
+	expect_err(&e4, PROTO_OK, "evict of a stopping server");
+	ck_assert_int_eq(release(la), 0);	/* the lease outlives it */
+	ck_assert_uint_eq(F.p->counters.crashes, 0);
+
+	/* An idle one, no force needed. */
+	at(40);
+	warm(b, &F.own, false);
+	sb = b->server;
+	evict(&e5, &F.own, b, false);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[1].srv, sb);
+	ck_assert_int_eq(sb->stop_reason, POOL_STOP_ADMIN);
+	ck_assert_uint_eq(nanswers(&e5), 0);
+	reap(sb, "exited");
+	expect_err(&e5, PROTO_OK, "evict of an idle server");
+
+	/* A starting one: its waiters get start_failed. */
+	at(50);
+	acquire(&wc, &F.own, c, true, LONG_MS);
+	sc = c->server;
+	evict(&e6, &F.own, c, false);
+	ck_assert_uint_eq(F.r.nstops, 3);
+	ck_assert_ptr_eq(F.r.stops[2].srv, sc);
+	ck_assert_uint_eq(nanswers(&e6), 0);
+	at(60);
+	reap(sc, "killed by signal 15");
+	expect_err(&wc, PROTO_E_START_FAILED, "acquire of an evicted start");
+	expect_err(&e6, PROTO_OK, "evict of a starting server");
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->counters.admin_stops, 3);
+	(void)d;
+	/* counters.busy: "waits that ran out of time in the queue" */
+	ck_assert_msg(F.p->counters.busy == 0, "counters.busy %llu after an "
+	    "EVICT refusal", (unsigned long long)F.p->counters.busy);
+	fx_done();
+}
+END_TEST
+
+/* --- 19. ports --- */
+
+START_TEST(test_ports_stopping)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 ea, wd;
+	int			 pa, pb, pc;
+	const struct rec_answer	*ans;
+
+	l.port_min = 8000;
+	l.port_max = 8002;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	d = model("d", 10 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	warm(b, &F.own, false);
+	pa = F.r.spawns[0].port;
+	pb = F.r.spawns[1].port;
+	ck_assert_int_ne(pa, pb);
+	evict(&ea, &F.own, a, false);		/* a stopping, port held */
+	at(10);
+	warm(c, &F.own, false);
+	pc = F.r.spawns[2].port;
+	ck_assert_msg(pc != pa && pc != pb, "c got port %d (a %d, b %d)", pc,
+	    pa, pb);
+	/* d: no port until a is reaped; never a's port while it lives. */
+	at(20);
+	acquire(&wd, &F.own, d, true, LONG_MS);
+	if (nanswers(&wd) == 1) {
+		ans = answer_of(&wd, "no port");
+		ck_assert_int_eq(ans->err, PROTO_E_START_FAILED);
+		ck_assert(ans->has_message && ans->message[0] != '\0');
+		ck_assert_uint_eq(spawns_of(d), 0);
+		at(30);
+		reap(F.r.stops[0].srv, "exited");
+		at(30 + POOL_BACKOFF_MIN_MS);	/* pool.c backs off here */
+		acquire(&wd, &F.own, d, true, LONG_MS);
+	} else {
+		at(30);
+		reap(F.r.stops[0].srv, "exited");
+	}
+	ck_assert_uint_eq(spawns_of(d), 1);
+	ck_assert_int_eq(F.r.spawns[F.r.nspawns - 1].port, pa);
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_ports_taken)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c;
+	struct pool_waiter	 wa, wb, wc;
+	const struct rec_answer	*ans;
+
+	l.port_min = 8000;
+	l.port_max = 8003;
+	fx_init(&l);
+	F.r.taken[8000] = F.r.taken[8002] = 1;
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	acquire(&wa, &F.own, a, true, LONG_MS);
+	acquire(&wb, &F.own, b, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nspawns, 2);
+	ck_assert_msg((F.r.spawns[0].port == 8001 &&
+	    F.r.spawns[1].port == 8003) || (F.r.spawns[0].port == 8003 &&
+	    F.r.spawns[1].port == 8001), "ports %d, %d", F.r.spawns[0].port,
+	    F.r.spawns[1].port);
+	acquire(&wc, &F.own, c, true, LONG_MS);
+	ans = answer_of(&wc, "no free port");
+	ck_assert_int_eq(ans->err, PROTO_E_START_FAILED);
+	ck_assert(ans->has_message && ans->message[0] != '\0');
+	ck_assert_uint_eq(F.r.nspawns, 2);
+	ck_assert_uint_eq(F.p->used, 20 * G);
+	ck_assert_uint_eq(F.p->nservers, 2);
+	ck_assert(!c->is_pending);
+	fx_done();
+}
+END_TEST
+
+/* --- 20. shutdown --- */
+
+START_TEST(test_shutdown)
+{
+	struct pool_model	*a, *b, *c, *d, *e;
+	struct pool_waiter	 wc, we, ed, wn, en;
+	struct pool_server	*sa, *sb, *sc, *sd;
+	struct pool_server	*all[4];
+	size_t			 i, j;
+
+	fx_init(NULL);
+	a = model("a", 30 * G, 0);
+	b = model("b", 20 * G, 0);
+	c = model("c", 20 * G, 0);
+	d = model("d", 20 * G, 0);
+	e = model("e", 80 * G, 0);
+	at(0);
+	warm(a, &F.own, true);
+	warm(b, &F.own, false);
+	warm(d, &F.own, false);
+	sa = a->server;
+	sb = b->server;
+	sd = d->server;
+	evict(&ed, &F.own, d, false);		/* d stopping */
+	ck_assert_uint_eq(F.r.nstops, 1);
+	acquire(&wc, &F.own, c, true, LONG_MS);	/* c starting */
+	sc = c->server;
+	ck_assert_ptr_nonnull(sc);
+	acquire(&we, &F.own2, e, true, LONG_MS);	/* e queued */
+	ck_assert(e->is_pending);
+	ck_assert_uint_eq(F.r.nstops, 1);
+
+	at(100);
+	F.r.allow_leased_stop = true;
+	pool_shutdown(F.p, F.now);
+	F.r.allow_leased_stop = false;
+	inv();
+	ck_assert(F.p->shutting_down);
+	expect_err(&wc, PROTO_E_SHUTTING_DOWN, "starting waiter");
+	expect_err(&we, PROTO_E_SHUTTING_DOWN, "queued waiter");
+	ck_assert(!e->is_pending);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	ck_assert_uint_eq(F.r.nstops, 4);	/* a, b, c; d not again */
+	all[0] = sa;
+	all[1] = sb;
+	all[2] = sc;
+	all[3] = sd;
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(all[i]->state, POOL_STOPPING);
+		for (j = 0; j < F.r.nstops; j++)
+			if (F.r.stops[j].srv == all[i])
+				break;
+		ck_assert_msg(j < F.r.nstops, "server %zu not stopped", i);
+	}
+	ck_assert_int_eq(sa->stop_reason, POOL_STOP_SHUTDOWN);
+	ck_assert_int_eq(sb->stop_reason, POOL_STOP_SHUTDOWN);
+	ck_assert_int_eq(sc->stop_reason, POOL_STOP_SHUTDOWN);
+
+	acquire(&wn, &F.own, b, true, LONG_MS);
+	expect_err(&wn, PROTO_E_SHUTTING_DOWN, "acquire after shutdown");
+	evict(&en, &F.own, b, false);
+
+	at(200);
+	for (i = 0; i < 4; i++)
+		reap(all[i], "exited");
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert_uint_eq(F.r.nspawns, 4);	/* nothing started */
+	ck_assert_uint_eq(nanswers(&en), 1);	/* once, whatever it says */
+	ck_assert_uint_eq(nanswers(&ed), 1);
+	ck_assert_msg(answer_of(&ed, "evict")->err == PROTO_OK ||
+	    answer_of(&ed, "evict")->err == PROTO_E_SHUTTING_DOWN,
+	    "evict answered %s", errname(answer_of(&ed, "evict")->err));
+	ck_assert_int_eq(deadline(), -1);
+	fx_done();
+}
+END_TEST
+
+/* --- 21. max_waiters --- */
+
+START_TEST(test_max_waiters)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b;
+	struct pool_waiter	 w[5];
+
+	l.max_waiters = 3;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	acquire(&w[0], &F.own, a, true, LONG_MS);
+	acquire(&w[1], &F.own, a, true, LONG_MS);
+	acquire(&w[2], &F.own, a, true, LONG_MS);
+	ck_assert_uint_eq(pool_waiting(F.p), 3);
+	ck_assert_uint_eq(F.r.nanswers, 0);
+	acquire(&w[3], &F.own, a, true, LONG_MS);
+	expect_err(&w[3], PROTO_E_BUSY, "4th waiter");
+	acquire(&w[4], &F.own, b, true, LONG_MS);
+	expect_err(&w[4], PROTO_E_BUSY, "5th waiter, other model");
+	ck_assert_uint_eq(spawns_of(b), 0);
+	ck_assert_uint_eq(pool_waiting(F.p), 3);
+	at(100);
+	ready(a);
+	ck_assert_uint_eq(pool_waiting(F.p), 0);
+	acquire(&w[4], &F.own, b, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(b), 1);
+	/* counters.busy: "waits that ran out of time in the queue" */
+	ck_assert_msg(F.p->counters.busy == 0, "counters.busy %llu after "
+	    "max_waiters refusals", (unsigned long long)F.p->counters.busy);
+	fx_done();
+}
+END_TEST
+
+/* --- the catalog --- */
+
+START_TEST(test_catalog)
+{
+	char			 name[16] = "copied";
+	struct pool_model	*m;
+
+	fx_init(NULL);
+	m = pool_model_add(F.p, name, 7 * G, 1234);
+	ck_assert_ptr_nonnull(m);
+	name[0] = 'X';
+	ck_assert_str_eq(m->name, "copied");
+	ck_assert_ptr_eq(pool_model_find(F.p, "copied"), m);
+	ck_assert_ptr_null(pool_model_find(F.p, "Xopied"));
+	ck_assert_int_eq(m->idle_timeout, 1234);
+	ck_assert_ptr_null(m->server);
+	ck_assert(!m->is_pending);
+	ck_assert_str_ne(pool_state_name(POOL_READY),
+	    pool_state_name(POOL_STOPPING));
+	ck_assert_str_ne(pool_stop_reason_name(POOL_STOP_LRU),
+	    pool_stop_reason_name(POOL_STOP_IDLE));
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_format_size)
+{
+	char	 buf[32];
+
+	ck_assert_str_eq(pool_format_size(18 * G, buf, sizeof(buf)),
+	    "18.0 GiB");
+	ck_assert_str_eq(pool_format_size(512ULL << 20, buf, sizeof(buf)),
+	    "512.0 MiB");
+	ck_assert_str_eq(pool_format_size(900, buf, sizeof(buf)), "900 B");
+}
+END_TEST
+
+/* --- 22. the property test --- */
+
+#define P_OWNERS	5
+#define P_MODELS	40
+#define P_STEPS		2000
+#define P_HOT		12
+
+enum { PW_ACTIVE = 1, PW_ANSWERED, PW_DROPPED };
+
+struct pw {
+	struct pool_waiter	 w;		/* first: cast back */
+	size_t			 idx;
+	int			 state;
+	int			 owner;
+	struct pool_model	*m;
+	enum pool_wait_kind	 kind;
+	bool			 hold, force;
+	unsigned		 failures;	/* model's, at an EVICT */
+	pool_ms			 since, deadline;
+	unsigned long		 call;
+};
+
+struct plz {
+	int64_t			 id;
+	int			 owner;
+	const struct pool_server *srv;
+	bool			 srv_live;
+};
+
+enum pop { OP_OTHER, OP_ACQUIRE, OP_READY, OP_EXITED };
+
+struct prop {
+	uint64_t		 rng;
+	struct pool_owner	 owners[P_OWNERS];
+	struct pw		**w;
+	size_t			 nw, capw;
+	struct plz		*lz;
+	size_t			 nlz, caplz;
+	int64_t			*all;		/* every lease handed out */
+	size_t			 nall, capall;
+	int64_t			*dead;		/* released or gone */
+	size_t			 ndead, capdead;
+	unsigned long		 call;
+	int			 gone_owner;
+	enum pop		 op;
+	bool			 free_answered;
+	unsigned long		 stats[PROTO_E__COUNT + 2];
+};
+
+static struct prop	 P;
+
+static uint64_t
+prnd(unsigned n)
+{
+	return rec_rand(&P.rng) % n;
+}
+
+static void
+p_answer(struct rec *r, struct pool_waiter *w, const struct pool_answer *a)
+{
+	struct pw	*x = (struct pw *)(void *)w;
+	pool_ms		 now = F.now;
+	size_t		 i;
+
+	ck_assert_msg(x->state == PW_ACTIVE, "waiter #%zu answered again "
+	    "(state %d, err %s)", x->idx, x->state, errname(a->err));
+	ck_assert_msg(x->owner != P.gone_owner, "waiter #%zu of a gone "
+	    "client answered %s", x->idx, errname(a->err));
+	x->state = PW_ANSWERED;
+	if ((unsigned)a->err < PROTO_E__COUNT)
+		P.stats[a->err]++;
+	if (x->kind == POOL_WAIT_ACQUIRE) {
+		if (x->m->mem > F.lim.budget)
+			ck_assert_msg(a->err == PROTO_E_TOO_LARGE,
+			    "%s larger than the budget answered %s",
+			    x->m->name, errname(a->err));
+		switch (a->err) {
+		case PROTO_OK:
+			ck_assert_msg(a->server != NULL &&
+			    a->server->model == x->m &&
+			    a->server->state == POOL_READY,
+			    "acquire #%zu of %s: bad server", x->idx,
+			    x->m->name);
+			ck_assert_msg((a->lease > 0) == x->hold, "acquire "
+			    "#%zu hold %d lease %lld", x->idx, x->hold,
+			    (long long)a->lease);
+			if (x->call == P.call) {
+				ck_assert_msg(P.op == OP_ACQUIRE && !a->cold &&
+				    a->wait_ms == 0, "hot acquire #%zu: cold "
+				    "%d wait %lld", x->idx, a->cold,
+				    (long long)a->wait_ms);
+			} else {
+				ck_assert_msg(P.op == OP_READY, "acquire #%zu "
+				    "served outside pool_ready", x->idx);
+				ck_assert_msg(a->cold && a->wait_ms ==
+				    now - x->since, "cold acquire #%zu: cold "
+				    "%d wait %lld, expected %lld", x->idx,
+				    a->cold, (long long)a->wait_ms,
+				    (long long)(now - x->since));
+			}
+			if (x->hold) {
+				for (i = 0; i < P.nall; i++)
+					ck_assert_msg(P.all[i] != a->lease,
+					    "lease %lld handed out twice",
+					    (long long)a->lease);
+				REC_PUSH(P.all, P.nall, P.capall);
+				P.all[P.nall - 1] = a->lease;
+				REC_PUSH(P.lz, P.nlz, P.caplz);
+				P.lz[P.nlz - 1].id = a->lease;
+				P.lz[P.nlz - 1].owner = x->owner;
+				P.lz[P.nlz - 1].srv = a->server;
+				P.lz[P.nlz - 1].srv_live = true;
+			}
+			break;
+		case PROTO_E_BUSY:
+			ck_assert_msg(x->call == P.call || now >= x->deadline,
+			    "acquire #%zu busy at %lld before its deadline "
+			    "%lld", x->idx, (long long)now,
+			    (long long)x->deadline);
+			break;
+		case PROTO_E_TIMEOUT:
+			ck_assert_msg(now >= x->deadline, "acquire #%zu "
+			    "timeout at %lld before its deadline %lld",
+			    x->idx, (long long)now, (long long)x->deadline);
+			break;
+		case PROTO_E_TOO_LARGE:
+			ck_assert_msg(x->m->mem > F.lim.budget &&
+			    x->call == P.call, "%s: too_large", x->m->name);
+			break;
+		case PROTO_E_START_FAILED:
+			ck_assert_msg(a->message != NULL &&
+			    a->message[0] != '\0', "start_failed, no message");
+			break;
+		default:
+			ck_abort_msg("acquire #%zu answered %s", x->idx,
+			    errname(a->err));
+		}
+	} else {
+		switch (a->err) {
+		case PROTO_OK:
+			/*
+			 * pool.c extension, not in pool.h: an EVICT of a
+			 * model backing off clears the back-off, ok at once.
+			 */
+			ck_assert_msg(P.op == OP_EXITED || (x->call == P.call &&
+			    x->failures > 0 && x->m->server == NULL),
+			    "evict #%zu of %s ok before a reap", x->idx,
+			    x->m->name);
+			break;
+		case PROTO_E_NOT_FOUND:
+		case PROTO_E_BUSY:
+			ck_assert_msg(x->call == P.call, "evict #%zu %s "
+			    "later", x->idx, errname(a->err));
+			if (a->err == PROTO_E_BUSY)
+				ck_assert(!x->force);
+			break;
+		default:
+			ck_abort_msg("evict #%zu answered %s", x->idx,
+			    errname(a->err));
+		}
+	}
+	if (P.free_answered) {
+		P.w[x->idx] = NULL;
+		free(x);
+	}
+}
+
+/* Per-property invariants: leases per server as the test counts them. */
+static void
+p_inv(void *unused)
+{
+	struct pool_server	*s;
+	size_t			 i, acq = 0, ev = 0;
+	unsigned		 n;
+
+	TAILQ_FOREACH(s, &F.p->servers, link) {
+		n = 0;
+		for (i = 0; i < P.nlz; i++)
+			if (P.lz[i].srv_live && P.lz[i].srv == s)
+				n++;
+		ck_assert_msg(s->leases == n, "%s has %u leases, test holds "
+		    "%u", s->model->name, s->leases, n);
+	}
+	for (i = 0; i < P.nw; i++) {
+		if (P.w[i] == NULL || P.w[i]->state != PW_ACTIVE)
+			continue;
+		if (P.w[i]->kind == POOL_WAIT_ACQUIRE)
+			acq++;
+		else
+			ev++;
+	}
+	if (ev == 0)
+		ck_assert_msg(pool_waiting(F.p) == acq, "pool_waiting %u, "
+		    "test counts %zu", pool_waiting(F.p), acq);
+}
+
+/* After the clock moved: nothing is overdue. */
+static void
+p_nothing_overdue(void)
+{
+	struct pool_server	*s;
+	size_t			 i;
+	struct pw		*x;
+
+	for (i = 0; i < P.nw; i++) {
+		x = P.w[i];
+		if (x == NULL || x->state != PW_ACTIVE ||
+		    x->kind != POOL_WAIT_ACQUIRE)
+			continue;
+		ck_assert_msg(x->deadline > F.now, "acquire #%zu of %s still "
+		    "waiting at %lld, deadline %lld", i, x->m->name,
+		    (long long)F.now, (long long)x->deadline);
+	}
+	TAILQ_FOREACH(s, &F.p->servers, link) {
+		if (s->state == POOL_STARTING)
+			ck_assert_msg(s->spawned_at + F.lim.start_timeout >
+			    F.now, "%s STARTING past start_timeout",
+			    s->model->name);
+		if (s->state == POOL_READY && s->leases == 0 &&
+		    s->model->idle_timeout > 0 && !F.p->shutting_down)
+			ck_assert_msg(s->last_used + s->model->idle_timeout >
+			    F.now, "%s idle since %lld, timeout %lld, now "
+			    "%lld", s->model->name, (long long)s->last_used,
+			    (long long)s->model->idle_timeout,
+			    (long long)F.now);
+	}
+}
+
+/* The daemon's timer: tick at every deadline up to "to". */
+static void
+p_advance(pool_ms to)
+{
+	pool_ms		 d, last = -1;
+	unsigned	 same = 0;
+
+	for (;;) {
+		d = pool_next_deadline(F.p, F.now);
+		if (d < 0 || d > to)
+			break;
+		if (d > F.now)
+			F.now = d;
+		if (d == last)
+			ck_assert_msg(++same < 50, "pool_next_deadline stuck "
+			    "at %lld", (long long)d);
+		else
+			same = 0;
+		last = d;
+		P.call++;
+		P.op = OP_OTHER;
+		pool_tick(F.p, F.now);
+		inv();
+	}
+	if (to > F.now)
+		F.now = to;
+	p_nothing_overdue();
+}
+
+static struct pw *
+p_new_waiter(enum pool_wait_kind kind, int owner, struct pool_model *m)
+{
+	struct pw	*x;
+
+	x = calloc(1, sizeof(*x));
+	ck_assert_ptr_nonnull(x);
+	REC_PUSH(P.w, P.nw, P.capw);
+	x->idx = P.nw - 1;
+	P.w[x->idx] = x;
+	x->state = PW_ACTIVE;
+	x->kind = kind;
+	x->owner = owner;
+	x->m = m;
+	x->since = F.now;
+	x->call = ++P.call;
+	return x;
+}
+
+static struct pool_model *
+p_model(void)
+{
+	if (prnd(10) < 7)
+		return F.models[prnd(P_HOT)];
+	return F.models[prnd(P_MODELS)];
+}
+
+static void
+p_acquire(void)
+{
+	int		 o = (int)prnd(P_OWNERS);
+	struct pw	*x = p_new_waiter(POOL_WAIT_ACQUIRE, o, p_model());
+	pool_ms		 timeout = prnd(10) == 0 ? 0 : (pool_ms)prnd(8000);
+
+	x->hold = prnd(10) < 7;
+	x->deadline = F.now + timeout;
+	P.op = OP_ACQUIRE;
+	pool_acquire(F.p, F.now, &x->w, &P.owners[o], x->m, x->hold,
+	    x->deadline);
+	inv();
+}
+
+static void
+p_evict(void)
+{
+	int		 o = (int)prnd(P_OWNERS);
+	struct pw	*x = p_new_waiter(POOL_WAIT_EVICT, o, p_model());
+
+	x->force = prnd(3) == 0;
+	x->failures = x->m->failures;
+	P.op = OP_OTHER;
+	F.r.allow_leased_model = x->force ? x->m : NULL;
+	pool_evict(F.p, F.now, &x->w, &P.owners[o], x->m, x->force);
+	F.r.allow_leased_model = NULL;
+	inv();
+}
+
+static void
+p_release(void)
+{
+	size_t	 i;
+	int64_t	 id;
+	int	 rc;
+
+	if (P.nlz == 0 || prnd(20) == 0) {
+		if (P.ndead > 0 && prnd(2) == 0)
+			id = P.dead[prnd((unsigned)P.ndead)];
+		else
+			id = -(int64_t)prnd(1000) - 1;
+		P.call++;
+		P.op = OP_OTHER;
+		rc = pool_release(F.p, F.now, id);
+		inv();
+		ck_assert_msg(rc == -1, "release of dead lease %lld: %d",
+		    (long long)id, rc);
+		return;
+	}
+	i = prnd((unsigned)P.nlz);
+	id = P.lz[i].id;
+	P.lz[i] = P.lz[--P.nlz];
+	REC_PUSH(P.dead, P.ndead, P.capdead);
+	P.dead[P.ndead - 1] = id;
+	P.call++;
+	P.op = OP_OTHER;
+	rc = pool_release(F.p, F.now, id);
+	inv();
+	ck_assert_msg(rc == 0, "release of lease %lld: %d", (long long)id, rc);
+}
+
+/* A random server in one of the states (mask of 1 << state), or NULL. */
+static struct pool_server *
+p_server(unsigned mask)
+{
+	struct pool_server	*s, *pick = NULL;
+	unsigned		 n = 0;
+
+	TAILQ_FOREACH(s, &F.p->servers, link)
+		if (mask & (1u << s->state))
+			n++;
+	if (n == 0)
+		return NULL;
+	n = (unsigned)prnd(n);
+	TAILQ_FOREACH(s, &F.p->servers, link)
+		if ((mask & (1u << s->state)) && n-- == 0)
+			pick = s;
+	return pick;
+}
+
+static void
+p_ready(void)
+{
+	struct pool_server	*s = p_server(1u << POOL_STARTING);
+
+	if (s == NULL)
+		return;
+	P.call++;
+	P.op = OP_READY;
+	pool_ready(F.p, F.now, s);
+	inv();
+}
+
+static void
+p_exited(struct pool_server *s, const char *why)
+{
+	size_t	 i;
+
+	for (i = 0; i < P.nlz; i++)
+		if (P.lz[i].srv == s)
+			P.lz[i].srv_live = false;
+	rec_forget(&F.r, s);
+	P.call++;
+	P.op = OP_EXITED;
+	pool_exited(F.p, F.now, s, why);
+	inv();
+}
+
+static void
+p_reap(void)
+{
+	struct pool_server	*s = p_server(1u << POOL_STOPPING);
+
+	if (s != NULL)
+		p_exited(s, "exited with status 0");
+}
+
+static void
+p_crash(void)
+{
+	struct pool_server	*s;
+
+	s = p_server((1u << POOL_STARTING) | (1u << POOL_READY));
+	if (s != NULL)
+		p_exited(s, "killed by signal 11");
+}
+
+static void
+p_owner_gone(void)
+{
+	int	 o = (int)prnd(P_OWNERS);
+	size_t	 i;
+
+	P.call++;
+	P.op = OP_OTHER;
+	P.gone_owner = o;
+	pool_owner_gone(F.p, F.now, &P.owners[o]);
+	P.gone_owner = -1;
+	ck_assert(TAILQ_EMPTY(&P.owners[o].waiters));
+	ck_assert(TAILQ_EMPTY(&P.owners[o].leases));
+	for (i = 0; i < P.nw; i++)
+		if (P.w[i] != NULL && P.w[i]->state == PW_ACTIVE &&
+		    P.w[i]->owner == o) {
+			P.w[i]->state = PW_DROPPED;
+			if (P.free_answered) {
+				free(P.w[i]);
+				P.w[i] = NULL;
+			}
+		}
+	for (i = 0; i < P.nlz; )
+		if (P.lz[i].owner == o) {
+			REC_PUSH(P.dead, P.ndead, P.capdead);
+			P.dead[P.ndead - 1] = P.lz[i].id;
+			P.lz[i] = P.lz[--P.nlz];
+		} else
+			i++;
+	pool_owner_init(&P.owners[o]);
+	inv();
+}
+
+static unsigned
+p_active(void)
+{
+	size_t		 i;
+	unsigned	 n = 0;
+
+	for (i = 0; i < P.nw; i++)
+		if (P.w[i] != NULL && P.w[i]->state == PW_ACTIVE)
+			n++;
+	return n;
+}
+
+START_TEST(test_property)
+{
+	struct pool_limits	 l = lim_default();
+	static const uint64_t	 sizes[] = { 5, 10, 18, 25, 40, 60 };
+	struct pool_server	*s;
+	char			 name[32];
+	unsigned		 step, r, k;
+	uint64_t		 mem;
+	pool_ms			 d;
+	size_t			 i;
+	int			 o;
+
+	l.budget = 100 * G;
+	l.max_servers = 6;
+	l.port_min = 9000;
+	l.port_max = 9007;
+	l.start_timeout = 10000;
+	l.max_waiters = 24;
+	if (getenv("POOL_TEST_SEED") != NULL &&
+	    atoi(getenv("POOL_TEST_SEED")) != _i)
+		return;
+	fx_init(&l);
+	memset(&P, 0, sizeof(P));
+	P.rng = UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(_i + 1);
+	P.gone_owner = -1;
+	P.free_answered = _i % 2 == 1;
+	for (o = 0; o < P_OWNERS; o++)
+		pool_owner_init(&P.owners[o]);
+	F.r.hook = p_answer;
+	F.r.rng = &P.rng;
+	F.r.deny_permille = 20;
+	snprintf(F.r.fail_msg, sizeof(F.r.fail_msg), "exec: simulated "
+	    "failure");
+	F.extra_inv = p_inv;
+	for (k = 0; k < P_MODELS; k++) {
+		snprintf(name, sizeof(name), "m%02u", k);
+		mem = sizes[(k * 5 + 3) % 6] * G;
+		if (k == 37)
+			mem = 100 * G;		/* exactly the budget */
+		if (k >= 38)
+			mem = 120 * G;		/* too large */
+		model(name, mem, k % 4 == 0 ? 0 :
+		    2000 + (pool_ms)((k * 7919) % 20000));
+	}
+
+	for (step = 0; step < P_STEPS; step++) {
+		p_advance(F.now + (pool_ms)prnd(40));
+		r = (unsigned)prnd(1000);
+		if (r < 300)
+			p_acquire();
+		else if (r < 420)
+			p_release();
+		else if (r < 570)
+			p_ready();
+		else if (r < 690)
+			p_reap();
+		else if (r < 705)
+			p_crash();
+		else if (r < 850)
+			p_advance(F.now + (pool_ms)prnd(3000));
+		else if (r < 900) {
+			d = pool_next_deadline(F.p, F.now);
+			if (d >= 0)
+				p_advance(d > F.now ? d : F.now);
+		} else if (r < 925)
+			p_owner_gone();
+		else if (r < 975)
+			p_evict();
+		else
+			F.r.fail_spawns = 1;
+	}
+
+	/* Drain: every waiter gets its one answer. */
+	F.r.fail_spawns = 0;
+	F.r.deny_permille = 0;
+	while (P.nlz > 0) {
+		P.call++;
+		P.op = OP_OTHER;
+		int64_t	 id = P.lz[0].id;
+
+		P.lz[0] = P.lz[--P.nlz];
+		ck_assert_int_eq(pool_release(F.p, F.now, id), 0);
+		inv();
+	}
+	for (k = 0; k < 50; k++) {
+		while ((s = p_server(1u << POOL_STARTING)) != NULL) {
+			P.call++;
+			P.op = OP_READY;
+			pool_ready(F.p, F.now, s);
+			inv();
+		}
+		while ((s = p_server(1u << POOL_STOPPING)) != NULL)
+			p_exited(s, "exited");
+		if (p_active() == 0 && TAILQ_EMPTY(&F.p->pending))
+			break;
+		p_advance(F.now + 10000);
+	}
+	ck_assert_msg(p_active() == 0, "%u waiters never answered",
+	    p_active());
+	ck_assert(TAILQ_EMPTY(&F.p->pending));
+	while (P.nlz > 0) {
+		int64_t	 id = P.lz[0].id;
+
+		P.lz[0] = P.lz[--P.nlz];
+		ck_assert_int_eq(release(id), 0);
+	}
+
+	F.r.allow_leased_stop = true;
+	P.call++;
+	P.op = OP_OTHER;
+	pool_shutdown(F.p, F.now);
+	inv();
+	TAILQ_FOREACH(s, &F.p->servers, link)
+		ck_assert_int_eq(s->state, POOL_STOPPING);
+	while ((s = p_server(1u << POOL_STOPPING)) != NULL)
+		p_exited(s, "exited");
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_uint_eq(F.p->nservers, 0);
+	ck_assert_uint_eq(p_active(), 0);
+	ck_assert_int_eq(pool_next_deadline(F.p, F.now), -1);
+	if (getenv("POOL_TEST_STATS") != NULL) {
+		fprintf(stderr, "seed %d: spawns %zu stops %zu answers %zu "
+		    "leases %zu:", _i, F.r.nspawns, F.r.nstops, F.r.nanswers,
+		    P.nall);
+		for (i = 0; i < PROTO_E__COUNT; i++)
+			if (P.stats[i] != 0)
+				fprintf(stderr, " %s %lu", errname(i),
+				    P.stats[i]);
+		fprintf(stderr, "\n");
+	}
+
+	F.extra_inv = NULL;
+	F.r.hook = NULL;
+	fx_done();
+	for (i = 0; i < P.nw; i++)
+		free(P.w[i]);
+	free(P.w);
+	free(P.lz);
+	free(P.all);
+	free(P.dead);
+}
+END_TEST
+
+static Suite *
+pool_suite(void)
+{
+	Suite	*s = suite_create("pool");
+	TCase	*tc;
+
+	tc = tcase_create("scenarios");
+	tcase_add_test(tc, test_hot_path);
+	tcase_add_test(tc, test_cold_start);
+	tcase_add_test(tc, test_one_start_per_model);
+	tcase_add_test(tc, test_design_example);
+	tcase_add_test(tc, test_lru_touch);
+	tcase_add_test(tc, test_mixed_sizes);
+	tcase_add_test(tc, test_count_limit);
+	tcase_add_test(tc, test_leases_block);
+	tcase_add_test(tc, test_ready_makes_room);
+	tcase_add_test(tc, test_evict_makes_room);
+	tcase_add_test(tc, test_stops_none);
+	tcase_add_test(tc, test_too_large);
+	tcase_add_test(tc, test_fifo);
+	tcase_add_test(tc, test_start_timeout);
+	tcase_add_test(tc, test_crash_at_start_backoff);
+	tcase_add_test(tc, test_spawn_failure);
+	tcase_add_test(tc, test_crash_after_ready);
+	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_waiter_timeouts);
+	tcase_add_test(tc, test_owner_gone);
+	tcase_add_test(tc, test_evict);
+	tcase_add_test(tc, test_ports_stopping);
+	tcase_add_test(tc, test_ports_taken);
+	tcase_add_test(tc, test_shutdown);
+	tcase_add_test(tc, test_max_waiters);
+	tcase_add_test(tc, test_catalog);
+	tcase_add_test(tc, test_format_size);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("property");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_property, 0, 20);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(pool_suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,325 @@
+/*
+ * pool_recorder.h — a fake struct pool_ops for the unit tests of pool.c.
+ *
+ * It records every effect the pool asks for (spawn, stop, answer, log),
+ * hands out fake pids, can be told to fail the next spawns and to report
+ * ports as taken, and checks on the spot what must hold whenever the pool
+ * calls out: a spawned server's port is in range, unused and was reported
+ * free; a server is stopped once and never while leased unless the test
+ * allowed it (forced EVICT, shutdown); a log line has no newline.
+ *
+ * Header-only (everything static): included by tests/check_pool.c alone.
+ */
+#ifndef POOLD_POOL_RECORDER_H
+#define POOLD_POOL_RECORDER_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+
+#define REC_MSG_MAX	(POOL_ERROR_MAX + PROTO_MESSAGE_MAX)
+#define REC_PORTS	65536
+
+struct rec_spawn {
+	struct pool_server	*srv;		/* do not follow once reaped */
+	struct pool_model	*model;
+	int			 port;
+	uint64_t		 mem;
+	long			 pid;		/* 0 when it failed */
+	bool			 failed;
+	pool_ms			 at;
+};
+
+struct rec_stop {
+	struct pool_server	*srv;		/* do not follow once reaped */
+	struct pool_model	*model;
+	int			 port;
+	unsigned		 leases;
+	enum pool_state		 state;		/* as seen inside ops->stop */
+	pool_ms			 at;
+};
+
+struct rec_answer {
+	struct pool_waiter	*w;		/* identity only */
+	enum proto_err		 err;
+	bool			 has_message;
+	char			 message[REC_MSG_MAX];
+	const struct pool_server *server;	/* identity only */
+	struct pool_model	*server_model;
+	int			 port;
+	enum pool_state		 server_state;
+	int64_t			 lease;
+	bool			 cold;
+	pool_ms			 wait_ms;
+	pool_ms			 at;
+};
+
+struct rec;
+typedef void rec_answer_hook(struct rec *, struct pool_waiter *,
+    const struct pool_answer *);
+
+struct rec {
+	struct pool		*pool;		/* read only, for checks */
+	const pool_ms		*now;
+	long			 next_pid;
+
+	/* Fault injection. */
+	unsigned		 fail_spawns;	/* fail this many next spawns */
+	char			 fail_msg[128];
+	unsigned char		 taken[REC_PORTS];	/* port_free says no */
+	unsigned		 deny_permille;	/* ... and at random */
+	uint64_t		*rng;
+	unsigned char		 asked[REC_PORTS];	/* 1 free, 2 not */
+
+	/* Leased servers may be stopped: all, or those of one model. */
+	bool			 allow_leased_stop;
+	struct pool_model	*allow_leased_model;
+
+	/* Stopped and not yet reaped (the test removes them on reap). */
+	struct pool_server	**stopped;
+	size_t			 nstopped, capstopped;
+
+	struct rec_spawn	*spawns;
+	size_t			 nspawns, capspawns;
+	struct rec_stop		*stops;
+	size_t			 nstops, capstops;
+	struct rec_answer	*answers;
+	size_t			 nanswers, capanswers;
+	size_t			 nlogs;
+	char			 lastlog[512];
+	bool			 verbose;
+
+	rec_answer_hook		*hook;
+	void			*hook_ctx;
+};
+
+#define REC_PUSH(arr, n, cap) do {					\
+	if ((n) == (cap)) {						\
+		(cap) = (cap) ? (cap) * 2 : 64;				\
+		(arr) = realloc((arr), (cap) * sizeof(*(arr)));		\
+		ck_assert_ptr_nonnull(arr);				\
+	}								\
+	memset(&(arr)[(n)], 0, sizeof(*(arr)));				\
+	(n)++;								\
+} while (0)
+
+static inline const char *
+rec_model_name(const struct pool_model *m)
+{
+	return m != NULL && m->name != NULL ? m->name : "(null)";
+}
+
+static inline bool
+rec_is_stopped(const struct rec *r, const struct pool_server *srv)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nstopped; i++)
+		if (r->stopped[i] == srv)
+			return true;
+	return false;
+}
+
+/* The test reaps srv: it may be stopped again (it no longer exists). */
+static inline void
+rec_forget(struct rec *r, const struct pool_server *srv)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nstopped; i++)
+		if (r->stopped[i] == srv) {
+			r->stopped[i] = r->stopped[--r->nstopped];
+			return;
+		}
+}
+
+static inline uint64_t
+rec_rand(uint64_t *s)
+{
+	/* xorshift64* */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * UINT64_C(2685821657736338717);
+}
+
+static int
+rec_spawn_cb(void *ctx, struct pool_server *srv, char *err, size_t errlen)
+{
+	struct rec		*r = ctx;
+	struct rec_spawn	*s;
+	struct pool_server	*o;
+	struct pool		*p = r->pool;
+
+	ck_assert_ptr_nonnull(srv);
+	ck_assert_msg(srv->model != NULL, "spawn of a server with no model");
+	REC_PUSH(r->spawns, r->nspawns, r->capspawns);
+	s = &r->spawns[r->nspawns - 1];
+	s->srv = srv;
+	s->model = srv->model;
+	s->port = srv->port;
+	s->mem = srv->mem;
+	s->at = *r->now;
+	if (r->verbose)
+		fprintf(stderr, "[%lld] SPAWN %s port %d mem %llu\n",
+		    (long long)*r->now, rec_model_name(srv->model), srv->port,
+		    (unsigned long long)srv->mem);
+
+	ck_assert_msg(srv->mem == srv->model->mem,
+	    "spawn %s: srv->mem %llu != model mem %llu",
+	    rec_model_name(srv->model), (unsigned long long)srv->mem,
+	    (unsigned long long)srv->model->mem);
+	if (p != NULL) {
+		ck_assert_msg(srv->port >= p->lim.port_min &&
+		    srv->port <= p->lim.port_max,
+		    "spawn %s on port %d, outside %d-%d",
+		    rec_model_name(srv->model), srv->port, p->lim.port_min,
+		    p->lim.port_max);
+		TAILQ_FOREACH(o, &p->servers, link)
+			ck_assert_msg(o == srv || o->port != srv->port,
+			    "spawn %s on port %d, held by %s (%s)",
+			    rec_model_name(srv->model), srv->port,
+			    rec_model_name(o->model), pool_state_name(o->state));
+		ck_assert_msg(r->asked[srv->port] == 1,
+		    "spawn %s on port %d, which port_free did not report free",
+		    rec_model_name(srv->model), srv->port);
+	}
+	if (r->fail_spawns > 0) {
+		r->fail_spawns--;
+		s->failed = true;
+		snprintf(err, errlen, "%s", r->fail_msg);
+		return -1;
+	}
+	srv->pid = s->pid = r->next_pid++;
+	return 0;
+}
+
+static void
+rec_stop_cb(void *ctx, struct pool_server *srv)
+{
+	struct rec	*r = ctx;
+	struct rec_stop	*s;
+
+	ck_assert_ptr_nonnull(srv);
+	REC_PUSH(r->stops, r->nstops, r->capstops);
+	s = &r->stops[r->nstops - 1];
+	s->srv = srv;
+	s->model = srv->model;
+	s->port = srv->port;
+	s->leases = srv->leases;
+	s->state = srv->state;
+	s->at = *r->now;
+	if (r->verbose)
+		fprintf(stderr, "[%lld] STOP %s port %d leases %u\n",
+		    (long long)*r->now, rec_model_name(srv->model), srv->port,
+		    srv->leases);
+
+	ck_assert_msg(!rec_is_stopped(r, srv),
+	    "ops->stop called twice on %s (port %d)",
+	    rec_model_name(srv->model), srv->port);
+	ck_assert_msg(srv->leases == 0 || r->allow_leased_stop ||
+	    (r->allow_leased_model != NULL &&
+	    srv->model == r->allow_leased_model),
+	    "server %s (port %d) stopped with %u leases",
+	    rec_model_name(srv->model), srv->port, srv->leases);
+	REC_PUSH(r->stopped, r->nstopped, r->capstopped);
+	r->stopped[r->nstopped - 1] = srv;
+}
+
+static void
+rec_answer_cb(void *ctx, struct pool_waiter *w, const struct pool_answer *a)
+{
+	struct rec		*r = ctx;
+	struct rec_answer	*x;
+
+	ck_assert_ptr_nonnull(w);
+	ck_assert_ptr_nonnull(a);
+	REC_PUSH(r->answers, r->nanswers, r->capanswers);
+	x = &r->answers[r->nanswers - 1];
+	x->w = w;
+	x->err = a->err;
+	if (a->message != NULL) {
+		x->has_message = true;
+		snprintf(x->message, sizeof(x->message), "%s", a->message);
+	}
+	x->server = a->server;
+	if (a->server != NULL) {
+		x->server_model = a->server->model;
+		x->port = a->server->port;
+		x->server_state = a->server->state;
+	}
+	x->lease = a->lease;
+	x->cold = a->cold;
+	x->wait_ms = a->wait_ms;
+	x->at = *r->now;
+	if (r->verbose)
+		fprintf(stderr, "[%lld] ANSWER %p err %d lease %lld cold %d "
+		    "wait %lld msg %s\n", (long long)*r->now, (void *)w,
+		    (int)a->err, (long long)a->lease, (int)a->cold,
+		    (long long)a->wait_ms, x->message);
+	if (r->hook != NULL)
+		r->hook(r, w, a);
+}
+
+static bool
+rec_port_free_cb(void *ctx, int port)
+{
+	struct rec	*r = ctx;
+	bool		 ok;
+
+	ck_assert_msg(port >= 0 && port < REC_PORTS, "port_free(%d)", port);
+	ok = !r->taken[port];
+	if (ok && r->deny_permille > 0 && r->rng != NULL &&
+	    rec_rand(r->rng) % 1000 < r->deny_permille)
+		ok = false;
+	r->asked[port] = ok ? 1 : 2;
+	return ok;
+}
+
+static void
+rec_log_cb(void *ctx, const char *line)
+{
+	struct rec	*r = ctx;
+
+	ck_assert_ptr_nonnull(line);
+	ck_assert_msg(strchr(line, '\n') == NULL, "log line with a newline: %s",
+	    line);
+	r->nlogs++;
+	snprintf(r->lastlog, sizeof(r->lastlog), "%s", line);
+	if (r->verbose)
+		fprintf(stderr, "[%lld] log: %s\n", (long long)*r->now, line);
+}
+
+static const struct pool_ops rec_ops = {
+	.spawn = rec_spawn_cb,
+	.stop = rec_stop_cb,
+	.answer = rec_answer_cb,
+	.port_free = rec_port_free_cb,
+	.log = rec_log_cb,
+};
+
+static void
+rec_init(struct rec *r, const pool_ms *now)
+{
+	memset(r, 0, sizeof(*r));
+	r->now = now;
+	r->next_pid = 1000;
+	snprintf(r->fail_msg, sizeof(r->fail_msg), "exec llama-server: "
+	    "No such file or directory");
+	r->verbose = getenv("POOL_TEST_VERBOSE") != NULL;
+}
+
+static void
+rec_free(struct rec *r)
+{
+	free(r->spawns);
+	free(r->stops);
+	free(r->answers);
+	free(r->stopped);
+	memset(r, 0, sizeof(*r));
+}
+
+#endif /* POOLD_POOL_RECORDER_H */
