@@ -205,8 +205,10 @@ inv(void)
 	/* Liveness: a head that fits now must have been started. */
 	h = TAILQ_FIRST(&p->pending);
 	if (h != NULL && !p->shutting_down && F.now >= h->retry_at) {
+		/* (Every port held by an unreaped server also means wait.) */
 		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
-		    p->nservers < p->lim.max_servers),
+		    p->nservers < p->lim.max_servers && p->nservers <
+		    (unsigned)(p->lim.port_max - p->lim.port_min + 1)),
 		    "pending head %s fits (used %llu + %llu <= %llu, %u "
 		    "servers) but was not started", h->name,
 		    (unsigned long long)p->used,
