@@ -119,6 +119,7 @@ head_waits_rightly(const struct pool_model *h)
 static void
 inv(void)
 {
+	uint64_t		 grown = 0;
 	struct pool		*p = F.p;
 	struct pool_server	*s, *t;
 	struct pool_model	*m, *h;
@@ -160,12 +161,17 @@ inv(void)
 			    "STARTING %s has %u leases", s->model->name,
 			    s->leases);
 	}
+	TAILQ_FOREACH(s, &p->servers, link)
+		grown += s->mem - s->estimate;
 	ck_assert_msg(n == p->nservers, "nservers %u, listed %u",
 	    p->nservers, n);
 	ck_assert_msg(sum == p->used, "used %llu != sum of servers %llu",
 	    (unsigned long long)p->used, (unsigned long long)sum);
-	ck_assert_msg(p->used <= p->lim.budget, "used %llu > budget %llu",
-	    (unsigned long long)p->used, (unsigned long long)p->lim.budget);
+	/* Only measured growth (rss over estimate) may go past the budget:
+	 * a start never does. */
+	ck_assert_msg(p->used <= p->lim.budget + grown, "used %llu > budget "
+	    "%llu + growth %llu", (unsigned long long)p->used,
+	    (unsigned long long)p->lim.budget, (unsigned long long)grown);
 	ck_assert_msg(p->nservers <= p->lim.max_servers,
 	    "%u servers > max_servers %u", p->nservers, p->lim.max_servers);
 	ck_assert_msg(p->nwaiters <= p->lim.max_waiters,
@@ -204,7 +210,9 @@ inv(void)
 
 	/* Liveness: a head that fits now must have been started. */
 	h = TAILQ_FIRST(&p->pending);
-	if (h != NULL && !p->shutting_down && F.now >= h->retry_at) {
+	/* (With the system's memory in play, test_system_* check it.) */
+	if (h != NULL && !p->shutting_down && F.now >= h->retry_at &&
+	    F.r.avail == 0) {
 		/* (Every port held by an unreaped server also means wait.) */
 		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
 		    p->nservers < p->lim.max_servers && p->nservers <
@@ -2387,6 +2395,160 @@ START_TEST(test_property)
 }
 END_TEST
 
+/* --- measured memory, the system's memory, the failed state --- */
+
+/*
+ * A leased server grows past its estimate: it is accounted what it
+ * measures, and the LRU idle server is stopped to get back under the
+ * budget; memory falls only at the reap.
+ */
+START_TEST(test_measured_growth)
+{
+	struct pool_model	*a, *b, *c;
+	struct pool_server	*sc;
+
+	fx_init(NULL);			/* budget 100 G */
+	a = model("a", 30 * G, 0);
+	b = model("b", 30 * G, 0);
+	c = model("c", 30 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	at(10);
+	warm(b, &F.own, false);
+	at(20);
+	warm(c, &F.own, true);
+	sc = c->server;
+	at(30);
+	pool_measured(F.p, F.now, sc, 20 * G);	/* under the estimate */
+	inv();
+	ck_assert_uint_eq(sc->mem, 30 * G);
+	ck_assert_uint_eq(F.p->used, 90 * G);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(40);
+	pool_measured(F.p, F.now, sc, 50 * G);	/* over: 110 G */
+	inv();
+	ck_assert_uint_eq(sc->mem, 50 * G);
+	ck_assert_uint_eq(sc->peak_rss, 50 * G);
+	ck_assert_uint_eq(F.p->used, 110 * G);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].model, a);	/* the LRU idle one */
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(F.p->used, 80 * G);
+	fx_done();
+}
+END_TEST
+
+/* All leased: growth over the budget stops nothing (and is logged). */
+START_TEST(test_measured_all_leased)
+{
+	struct pool_model	*a, *b;
+
+	fx_init(NULL);
+	a = model("a", 50 * G, 0);
+	b = model("b", 40 * G, 0);
+	at(0);
+	warm(a, &F.own, true);
+	warm(b, &F.own, true);
+	pool_measured(F.p, F.now, a->server, 70 * G);
+	inv();
+	ck_assert_uint_eq(F.p->used, 110 * G);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert_msg(strstr(F.r.lastlog, "over budget") != NULL,
+	    "no log line about it: %s", F.r.lastlog);
+	fx_done();
+}
+END_TEST
+
+/*
+ * The system's available memory: a start must leave min_available to
+ * others, counting what starting servers have not touched yet; an idle
+ * server is stopped to make the room, and the start waits for its reap.
+ */
+START_TEST(test_system_available)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*x, *y, *z;
+	struct pool_waiter	 wz;
+
+	l.min_available = 2 * G;
+	fx_init(&l);
+	x = model("x", 10 * G, 0);
+	y = model("y", 10 * G, 0);
+	z = model("z", 10 * G, 0);
+	F.r.avail = 100 * G;
+	at(0);
+	warm(x, &F.own, false);
+	pool_measured(F.p, F.now, x->server, 10 * G);
+	F.r.avail = 15 * G;		/* others took the rest */
+	at(10);
+	acquire(&wz, &F.own, y, false, LONG_MS);	/* 10 + 2 <= 15 */
+	ck_assert_uint_eq(spawns_of(y), 1);
+	at(20);
+	acquire(&wz, &F.own, z, false, LONG_MS);	/* + y's 10 to come */
+	ck_assert_uint_eq(spawns_of(z), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);		/* x frees its 10 */
+	ck_assert_ptr_eq(F.r.stops[0].model, x);
+	F.r.avail = 25 * G;
+	at(30);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(z), 1);
+	fx_done();
+}
+END_TEST
+
+/* Nothing idle to stop: the start waits, and busy comes at the deadline. */
+START_TEST(test_system_waits)
+{
+	struct pool_model	*a;
+	struct pool_waiter	 w;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	F.r.avail = 5 * G;
+	at(0);
+	acquire(&w, &F.own, a, true, 1000);
+	ck_assert_uint_eq(spawns_of(a), 0);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	at(1000);
+	tick();
+	expect_err(&w, PROTO_E_BUSY, "system memory wait");
+	fx_done();
+}
+END_TEST
+
+/*
+ * max_failures failed starts in a row make the model failed for the
+ * cooldown; EVICT clears it and the next ACQUIRE starts it.
+ */
+START_TEST(test_failed_state)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*m;
+	struct pool_waiter	 ev;
+
+	l.max_failures = 3;
+	l.failed_cooldown = 600000;
+	fx_init(&l);
+	m = model("m", 10 * G, 0);
+	fail_start(m, 0, "boom");
+	fail_start(m, 1100, "boom");			/* after 1 s */
+	fail_start(m, 1100 + 100 + 2000, "boom");	/* after 2 s */
+	ck_assert_str_eq(pool_model_state(F.p, m, F.now), "failed");
+	ck_assert_int_eq(m->retry_at, F.now + 600000);
+	refused(m, 3300 + 60000, "boom");
+	ck_assert_msg(strstr(F.r.answers[F.r.nanswers - 1].message,
+	    "is failed") != NULL, "%s", F.r.answers[F.r.nanswers - 1].message);
+	evict(&ev, &F.own2, m, false);
+	ck_assert_int_eq(answer_of(&ev, "EVICT clears failed")->err, PROTO_OK);
+	ck_assert_str_eq(pool_model_state(F.p, m, F.now), "stopped");
+	ck_assert_uint_eq(m->failures, 0);
+	fail_start(m, 3300 + 60001, "again");
+	ck_assert_str_eq(pool_model_state(F.p, m, F.now), "backoff");
+	fx_done();
+}
+END_TEST
+
+
 static Suite *
 pool_suite(void)
 {
@@ -2421,6 +2583,11 @@ pool_suite(void)
 	tcase_add_test(tc, test_max_waiters);
 	tcase_add_test(tc, test_catalog);
 	tcase_add_test(tc, test_format_size);
+	tcase_add_test(tc, test_measured_growth);
+	tcase_add_test(tc, test_measured_all_leased);
+	tcase_add_test(tc, test_system_available);
+	tcase_add_test(tc, test_system_waits);
+	tcase_add_test(tc, test_failed_state);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("property");

@@ -66,6 +66,9 @@ struct rec {
 	const pool_ms		*now;
 	long			 next_pid;
 
+	/* The system's available memory ops->available reports; 0: unknown. */
+	uint64_t		 avail;
+
 	/* Fault injection. */
 	unsigned		 fail_spawns;	/* fail this many next spawns */
 	char			 fail_msg[128];
@@ -293,12 +296,21 @@ rec_log_cb(void *ctx, const char *line)
 		fprintf(stderr, "[%lld] log: %s\n", (long long)*r->now, line);
 }
 
+static uint64_t
+rec_available_cb(void *ctx)
+{
+	struct rec	*r = ctx;
+
+	return r->avail != 0 ? r->avail : UINT64_MAX;
+}
+
 static const struct pool_ops rec_ops = {
 	.spawn = rec_spawn_cb,
 	.stop = rec_stop_cb,
 	.answer = rec_answer_cb,
 	.port_free = rec_port_free_cb,
 	.log = rec_log_cb,
+	.available = rec_available_cb,
 };
 
 static void
