@@ -17,8 +17,12 @@
 #include <jansson.h>
 
 #define PROTO_VERSION		1
-/* A line longer than this (without its newline) is refused. */
-#define PROTO_LINE_MAX_BYTES	(64 * 1024)
+/*
+ * The hard cap on a line (without its newline): longer is always refused.
+ * The daemon's own limit, max_line_bytes in poold.json(5), is at most
+ * this and 64 KiB by default.
+ */
+#define PROTO_LINE_MAX_BYTES	(1024 * 1024)
 /* Model names: [A-Za-z0-9._+-], not starting with '.', at most this long. */
 #define PROTO_MODEL_NAME_MAX	128
 #define PROTO_MESSAGE_MAX	1024

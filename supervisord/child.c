@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -98,6 +99,60 @@ argv_build(const struct config *conf, const struct pool_server *srv)
 	return argv;
 }
 
+/* --- the environment --- */
+
+/*
+ * What a server inherits from poold: the basics a program expects, and
+ * nothing else — llama-server reads any LLAMA_ARG_* variable as a flag,
+ * so a stray one in poold's own environment must not reach it.  The
+ * model's "env" comes on top.
+ */
+static bool
+env_kept(const char *kv)
+{
+	static const char *const keep[] = {
+		"PATH=", "HOME=", "USER=", "LOGNAME=", "LANG=", "TZ=",
+		"TMPDIR=", "LC_", NULL
+	};
+
+	for (size_t i = 0; keep[i] != NULL; i++)
+		if (strncmp(kv, keep[i], strlen(keep[i])) == 0)
+			return true;
+	return false;
+}
+
+static bool
+env_overridden(const char *kv, char *const *extra)
+{
+	size_t klen = strcspn(kv, "=");
+
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+		if (strncmp(kv, extra[i], klen + 1) == 0)
+			return true;
+	return false;
+}
+
+/* A NULL-terminated array of borrowed strings; free only the array. */
+static char **
+env_build(char *const *extra)
+{
+	size_t n = 0, m = 0, i;
+	char **env;
+
+	for (i = 0; environ[i] != NULL; i++)
+		n++;
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		n++;
+	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
+		return NULL;
+	for (i = 0; environ[i] != NULL; i++)
+		if (env_kept(environ[i]) && !env_overridden(environ[i], extra))
+			env[m++] = environ[i];
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		env[m++] = extra[i];
+	return env;
+}
+
 /* --- in the child, between fork and exec --- */
 
 static void
@@ -114,7 +169,11 @@ child_reset_signals(void)
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Never returns.  Reports an exec failure's errno through errpipe. */
+/*
+ * Never returns.  Its own session and process group, death with poold,
+ * default signals, fds 0-2 only, the cleaned environment.  Reports an
+ * exec failure's errno through errpipe (close-on-exec: EOF means exec).
+ */
 static void
 child_exec(char **argv, char **env, pid_t parent, int outfd, int errpipe)
 {
@@ -131,8 +190,9 @@ child_exec(char **argv, char **env, pid_t parent, int outfd, int errpipe)
 	}
 	(void)dup2(outfd, STDOUT_FILENO);
 	(void)dup2(outfd, STDERR_FILENO);
-	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-		(void)putenv(env[i]);
+	/* Ours are close-on-exec; these are what poold itself inherited. */
+	platform_close_fds(errpipe);
+	environ = env;
 	execvp(argv[0], argv);
 	err = errno;
 	(void)!write(errpipe, &err, sizeof(err));
@@ -203,9 +263,36 @@ output_cb(struct ev_loop *loop, ev_io *w, int revents)
 		probe_hint(c);
 }
 
+/* Appends line[0..n) to out, control characters made blanks. */
+static size_t
+append_clean(char *out, size_t o, size_t len, const char *line, size_t n)
+{
+	for (size_t i = 0; i < n && o + 1 < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
+		out[o++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The line of tail ending before end: its start; 0-length lines skipped. */
+static size_t
+line_before(const struct child *c, size_t *end)
+{
+	size_t start;
+
+	while (*end > 0 && (c->tail[*end - 1] == '\n' ||
+	    c->tail[*end - 1] == '\r'))
+		(*end)--;
+	start = *end;
+	while (start > 0 && c->tail[start - 1] != '\n')
+		start--;
+	return start;
+}
+
 /*
- * The last lines of output, one line, " | " between them, control
- * characters replaced: for error messages a person reads.
+ * The last lines of output, one line, " | " between them: for error
+ * messages a person reads.
  */
 static void
 tail_lines(const struct child *c, char *out, size_t len)
@@ -215,12 +302,7 @@ tail_lines(const struct child *c, char *out, size_t len)
 	size_t llen[TAIL_LINES_IN_ERRORS];
 
 	while (n < TAIL_LINES_IN_ERRORS && end > 0) {
-		while (end > 0 && (c->tail[end - 1] == '\n' ||
-		    c->tail[end - 1] == '\r'))
-			end--;
-		start = end;
-		while (start > 0 && c->tail[start - 1] != '\n')
-			start--;
+		start = line_before(c, &end);
 		if (end > start) {
 			line[n] = c->tail + start;
 			llen[n++] = end - start;
@@ -230,13 +312,48 @@ tail_lines(const struct child *c, char *out, size_t len)
 	out[0] = '\0';
 	while (n-- > 0 && o + 4 < len) {
 		if (o > 0)
-			o += (size_t)snprintf(out + o, len - o, " | ");
-		for (size_t i = 0; i < llen[n] && o + 1 < len; i++) {
-			unsigned char ch = (unsigned char)line[n][i];
-			out[o++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-		}
-		out[o] = '\0';
+			o = append_clean(out, o, len, " | ", 3);
+		o = append_clean(out, o, len, line[n], llen[n]);
 	}
+}
+
+static bool
+says_error(const char *line, size_t n)
+{
+	static const char *const words[] = { "error", "invalid", "corrupt",
+	    "failed", NULL };
+	char low[512];
+
+	n = n < sizeof(low) - 1 ? n : sizeof(low) - 1;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)tolower((unsigned char)line[i]);
+	low[n] = '\0';
+	for (size_t i = 0; words[i] != NULL; i++)
+		if (strstr(low, words[i]) != NULL)
+			return true;
+	return false;
+}
+
+/*
+ * The cause: the first line that reads like an error, before the
+ * generic "failed to load model … exiting" lines a server ends with.
+ */
+static void
+first_error(const struct child *c, char *out, size_t len)
+{
+	size_t end = c->tail_len, start, found = 0, found_len = 0;
+
+	while (end > 0) {
+		start = line_before(c, &end);
+		if (end > start && says_error(c->tail + start, end - start)) {
+			found = start;
+			found_len = end - start;
+		}
+		end = start;
+	}
+	out[0] = '\0';
+	if (found_len > 0)
+		(void)append_clean(out, 0, len, c->tail + found, found_len);
 }
 
 /* --- the end of a server --- */
@@ -244,19 +361,23 @@ tail_lines(const struct child *c, char *out, size_t len)
 static void
 describe_status(int status, const struct child *c, char *out, size_t len)
 {
-	char tail[1024];
-	int n;
+	char tail[1024], cause[512];
+	size_t n;
 
 	if (WIFEXITED(status))
-		n = snprintf(out, len, "exit status %d", WEXITSTATUS(status));
+		snprintf(out, len, "exit status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		n = snprintf(out, len, "killed by signal %d (%s)",
+		snprintf(out, len, "killed by signal %d (%s)",
 		    WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
-		n = snprintf(out, len, "ended with status 0x%x", status);
+		snprintf(out, len, "ended with status 0x%x", status);
+	first_error(c, cause, sizeof(cause));
 	tail_lines(c, tail, sizeof(tail));
-	if (tail[0] != '\0' && n > 0 && (size_t)n < len)
-		snprintf(out + n, len - (size_t)n, "; last output: %s", tail);
+	n = strlen(out);
+	if (cause[0] != '\0' && strstr(tail, cause) == NULL)
+		n += (size_t)snprintf(out + n, len - n, "; %s", cause);
+	if (tail[0] != '\0' && n < len)
+		snprintf(out + n, len - n, "; last output: %s", tail);
 }
 
 static void
@@ -285,7 +406,9 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	describe_status(w->rstatus, c, why, sizeof(why));
 	srv->udata = NULL;
 	child_free(c);
+	measure_learn(d, srv);
 	pool_exited(d->pool, daemon_now(), srv, why);
+	state_save(d);
 }
 
 static void
@@ -403,12 +526,14 @@ int
 child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 {
 	const struct model_entry *e = srv->model->udata;
-	char **argv;
+	char **argv, **env;
 	int out[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	struct child *c = NULL;
 	pid_t pid, parent = getpid();
 
-	if ((argv = argv_build(d->conf, srv)) == NULL) {
+	if ((argv = argv_build(d->conf, srv)) == NULL ||
+	    (env = env_build(e->conf != NULL ? e->conf->env : NULL)) == NULL) {
+		argv_free(argv);
 		snprintf(err, len, "out of memory");
 		return -1;
 	}
@@ -422,8 +547,8 @@ child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 		goto fail;
 	}
 	if (pid == 0)
-		child_exec(argv, e->conf != NULL ? e->conf->env : NULL,
-		    parent, out[1], ep[1]);
+		child_exec(argv, env, parent, out[1], ep[1]);
+	free(env);
 	/* libev reaps it; the watcher must exist before we return. */
 	ev_child_init(&c->exit_watcher, exit_cb, pid, 0);
 	c->exit_watcher.data = c;
@@ -450,6 +575,7 @@ child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 	c->out_watcher.data = c;
 	ev_io_start(d->loop, &c->out_watcher);
 	probe_start(c);
+	state_save(d);	/* a SIGKILLed poold's successor must know this pid */
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -461,6 +587,7 @@ fail:
 	if (c != NULL && c->log_fd != -1)
 		close(c->log_fd);
 	free(c);
+	free(env);
 	argv_free(argv);
 	return -1;
 }

@@ -9,10 +9,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -20,6 +23,9 @@
 #include "proto.h"
 
 #define CONF_OUTBUF_MIN_BYTES	(64 * 1024)
+#define CONF_LINE_MIN_BYTES	1024
+#define CONF_LINE_MAX_BYTES	PROTO_LINE_MAX_BYTES	/* the hard cap */
+#define CONF_GID_MAX		INT_MAX
 #define CONF_COUNT_MAX		INT_MAX
 #define SUN_PATH_BYTES		sizeof(((struct sockaddr_un *)0)->sun_path)
 
@@ -434,7 +440,110 @@ set_outbuf_bytes(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
+static int
+set_max_line_bytes(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	uint64_t	 n;
+
+	if (get_size(v, lc, &n) == -1)
+		return -1;
+	if (n < CONF_LINE_MIN_BYTES || n > CONF_LINE_MAX_BYTES)
+		return keyerr(lc, "must be from 1K to %dK",
+		    CONF_LINE_MAX_BYTES / 1024);
+	c->max_line_bytes = (size_t)n;
+	return 0;
+}
+
+/* "123" → 0 and *gid; anything but digits → -1. */
+static int
+parse_gid(const char *s, gid_t *gid)
+{
+	unsigned long long	 n = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		if ((n = n * 10 + (unsigned)(*s - '0')) > CONF_GID_MAX)
+			return -1;
+	}
+	*gid = (gid_t)n;
+	return 0;
+}
+
+/*
+ * A group: a number, a string of digits, or a name looked up now, so
+ * that "poold -n" catches a misspelt one.  The text is kept for messages.
+ */
+static int
+get_group(json_t *v, struct loadctx *lc, char **name, gid_t *gid)
+{
+	char		 num[32];
+	const char	*s;
+	struct group	*gr;
+	gid_t		 g;
+
+	if (json_is_null(v)) {
+		free(*name);
+		*name = NULL;
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+		s = num;
+	} else if (json_is_string(v))
+		s = json_string_value(v);
+	else
+		return keyerr(lc, "expected a group name or number, or null");
+	if (parse_gid(s, &g) == -1) {
+		if (json_is_integer(v) || *s == '\0')
+			return keyerr(lc, "expected a group name or a number "
+			    "from 0 to %d", CONF_GID_MAX);
+		if ((gr = getgrnam(s)) == NULL)
+			return keyerr(lc, "no group named \"%s\"", s);
+		g = gr->gr_gid;
+	}
+	free(*name);
+	*name = xstrdup(s);
+	*gid = g;
+	return 0;
+}
+
+static int
+set_socket_group(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	return get_group(v, lc, &c->socket_group, &c->socket_gid);
+}
+
+static int
+set_admin_group(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	return get_group(v, lc, &c->admin_group, &c->admin_gid);
+}
+
 /* --- models --- */
+
+/* "auto" (0) leaves the estimate to the daemon. */
+static int
+set_model_memory(void *base, json_t *v, struct loadctx *lc)
+{
+	struct model_conf	*m = base;
+
+	if (is_auto(v)) {
+		m->memory = 0;
+		return 0;
+	}
+	if (get_size(v, lc, &m->memory) == -1 || m->memory == 0)
+		return keyerr(lc, "expected \"auto\" or a size like \"24G\"");
+	return 0;
+}
 
 static int
 set_model_command(void *base, json_t *v, struct loadctx *lc)
@@ -480,7 +589,7 @@ set_model_env(void *base, json_t *v, struct loadctx *lc)
 }
 
 static const struct key model_keys[] = {
-	{ "memory", K_SIZE_POS, offsetof(struct model_conf, memory), NULL },
+	{ "memory", K_FUNC, 0, set_model_memory },
 	{ "idle_timeout", K_IDLE,
 	    offsetof(struct model_conf, idle_timeout_ms), NULL },
 	{ "command", K_FUNC, 0, set_model_command },
@@ -551,6 +660,8 @@ static const struct key top_keys[] = {
 #define OFF(f)	offsetof(struct config, f)
 	{ "socket", K_FUNC, 0, set_socket },
 	{ "socket_mode", K_FUNC, 0, set_socket_mode },
+	{ "socket_group", K_FUNC, 0, set_socket_group },
+	{ "admin_group", K_FUNC, 0, set_admin_group },
 	{ "models_dir", K_PATH, OFF(models_dir), NULL },
 	{ "command", K_FUNC, 0, set_command },
 	{ "health_path", K_FUNC, 0, set_health_path },
@@ -568,6 +679,14 @@ static const struct key top_keys[] = {
 	{ "max_pending", K_COUNT, OFF(max_pending), NULL },
 	{ "max_waiters", K_COUNT, OFF(max_waiters), NULL },
 	{ "outbuf_bytes", K_FUNC, 0, set_outbuf_bytes },
+	{ "max_line_bytes", K_FUNC, 0, set_max_line_bytes },
+	{ "line_timeout", K_DURATION, OFF(line_timeout_ms), NULL },
+	{ "idle_client_timeout", K_IDLE, OFF(idle_client_timeout_ms), NULL },
+	{ "state_file", K_PATH_OR_NULL, OFF(state_file), NULL },
+	{ "rss_interval", K_IDLE, OFF(rss_interval_ms), NULL },
+	{ "max_failures", K_COUNT, OFF(max_failures), NULL },
+	{ "failed_cooldown", K_DURATION, OFF(failed_cooldown_ms), NULL },
+	{ "min_available", K_SIZE, OFF(min_available), NULL },
 	{ "models", K_FUNC, 0, set_models },
 	{ NULL, K_FUNC, 0, NULL }
 #undef OFF
@@ -630,6 +749,28 @@ apply_keys(const struct key *keys, void *base, json_t *obj,
 
 /* --- the public face --- */
 
+/* Root: CONF_DEFAULT_STATE_FILE; others: under the XDG state folder. */
+static char *
+default_state_file(void)
+{
+	const char	*base;
+	char		*path;
+	int		 n;
+
+	if (geteuid() == 0)
+		return xstrdup(CONF_DEFAULT_STATE_FILE);
+	/* The XDG spec says to ignore a relative $XDG_STATE_HOME. */
+	if ((base = getenv("XDG_STATE_HOME")) != NULL && base[0] == '/')
+		n = asprintf(&path, "%s/poold/state.json", base);
+	else if ((base = getenv("HOME")) != NULL && base[0] == '/')
+		n = asprintf(&path, "%s/.local/state/poold/state.json", base);
+	else
+		return NULL;
+	if (n == -1)
+		fatal("asprintf");
+	return path;
+}
+
 void
 config_defaults(struct config *c)
 {
@@ -656,6 +797,15 @@ config_defaults(struct config *c)
 	c->max_pending = CONF_DEFAULT_MAX_PENDING;
 	c->max_waiters = CONF_DEFAULT_MAX_WAITERS;
 	c->outbuf_bytes = CONF_DEFAULT_OUTBUF_BYTES;
+	c->max_line_bytes = CONF_DEFAULT_MAX_LINE_BYTES;
+	c->line_timeout_ms = CONF_DEFAULT_LINE_MS;
+	c->idle_client_timeout_ms = CONF_DEFAULT_IDLE_CLIENT_MS;
+	c->state_file = default_state_file();
+	c->state_file_default = true;
+	c->rss_interval_ms = CONF_DEFAULT_RSS_INTERVAL_MS;
+	c->max_failures = CONF_DEFAULT_MAX_FAILURES;
+	c->failed_cooldown_ms = CONF_DEFAULT_FAILED_COOLDOWN_MS;
+	c->min_available = CONF_DEFAULT_MIN_AVAILABLE;
 }
 
 /* The file's top-level object, or NULL with a message. */
@@ -707,6 +857,8 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	config_defaults(&nc);
 	nc.path = xstrdup(path);
 	rc = apply_keys(top_keys, &nc, root, &lc);
+	/* Unless named, the state file is one per socket (see main.c). */
+	nc.state_file_default = json_object_get(root, "state_file") == NULL;
 	json_decref(root);
 	if (rc == -1) {
 		config_free(&nc);
@@ -724,10 +876,13 @@ config_free(struct config *c)
 
 	free(c->path);
 	free(c->socket);
+	free(c->socket_group);
+	free(c->admin_group);
 	free(c->models_dir);
 	strv_free(c->command);
 	free(c->health_path);
 	free(c->log_dir);
+	free(c->state_file);
 	for (i = 0; i < c->nmodels; i++)
 		model_free(&c->models[i]);
 	free(c->models);

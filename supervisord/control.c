@@ -1,5 +1,6 @@
 /*
- * control.c — the UNIX socket: clients, their buffers, their requests.
+ * control.c — the UNIX socket: its folder, clients, their buffers, their
+ * limits and timeouts.  What a request line means is dispatch.c's job.
  *
  * Replies are queued on the client and written in one go before the loop
  * sleeps (as Redis does), so a burst of pipelined requests costs one
@@ -9,8 +10,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#ifdef __APPLE__
+#include <sys/ucred.h>
+#endif
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,30 +26,25 @@
 #define READ_CHUNK_BYTES	16384
 #define READ_MAX_PER_EVENT	(64 * 1024)	/* fairness between clients */
 #define ACCEPT_RETRY_S		1.0		/* after EMFILE / ENFILE */
+#define LISTEN_BACKLOG		128
+#define PEER_GROUPS_GUESS	64		/* grown if the peer has more */
+#define REFUSED_LOG_S		1.0		/* a flood logs once a second */
 
-struct client;
-
-/* A request the pool answers later. */
-struct request {
-	struct pool_waiter	 w;
-	struct client		*c;
-	json_t			*id;
-	enum proto_cmd		 cmd;
-	TAILQ_ENTRY(request)	 link;
-};
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 struct client {
 	struct control		*ctl;
-	unsigned long		 serial;
+	struct session		 s;
 	int			 fd;
 	ev_io			 read_watcher, write_watcher;
+	ev_timer		 line_timer;	/* armed while a line is partial */
+	ev_timer		 idle_timer;	/* idle_client_timeout */
+	ev_tstamp		 last_active;	/* last byte in or reply out */
 	char			*in;
 	size_t			 in_len, in_cap;
 	char			*out;
 	size_t			 out_len, out_off, out_cap;
-	struct pool_owner	 owner;
-	TAILQ_HEAD(, request)	 requests;
-	unsigned		 npending;
 	bool			 dead;		/* close before the loop sleeps */
 	bool			 closing;	/* close once the output is out */
 	bool			 flush_queued;
@@ -62,9 +62,57 @@ struct control {
 	TAILQ_HEAD(, client)	 to_flush;
 	unsigned		 nclients;
 	unsigned long		 serial;
+	ev_tstamp		 refused_logged;	/* last "too many clients" */
+	unsigned long		 refused;	/* since then */
 };
 
 static void	client_close(struct client *);
+
+static const struct config *
+client_conf(const struct client *c)
+{
+	return c->ctl->d->conf;
+}
+
+/* --- activity and the idle timeout --- */
+
+/*
+ * The idle timer is not moved on every byte (that would cost a heap
+ * update per read); it runs out, looks at last_active and sleeps again
+ * for what is left, as ev.pod advises.
+ */
+static void
+client_touch(struct client *c)
+{
+	struct ev_loop *loop = c->ctl->d->loop;
+	int64_t ms = client_conf(c)->idle_client_timeout_ms;
+
+	c->last_active = ev_now(loop);
+	if (ms > 0 && !ev_is_active(&c->idle_timer)) {
+		ev_timer_set(&c->idle_timer, (double)ms / 1000, 0);
+		ev_timer_start(loop, &c->idle_timer);
+	}
+}
+
+static void
+idle_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = container_of(w, struct client, idle_timer);
+	double timeout = (double)client_conf(c)->idle_client_timeout_ms / 1000;
+	double left = c->last_active + timeout - ev_now(loop);
+
+	if (left > 0) {
+		ev_timer_set(w, left, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	/* A lease or a waiting request is use.  The timer rests until the
+	 * reply or the RELEASE that ends it touches the client again. */
+	if (!session_idle(&c->s))
+		return;
+	log_info("client %lu: closed: idle for %g s", c->s.serial, timeout);
+	client_close(c);
+}
 
 /* --- output --- */
 
@@ -77,59 +125,70 @@ client_queue_flush(struct client *c)
 	}
 }
 
-/* Takes line (malloc'd, ends in '\n'); NULL means out of memory. */
 static void
-client_send(struct client *c, char *line)
+client_kill(struct client *c)
 {
-	size_t len, need, cap;
+	c->dead = true;
+	client_queue_flush(c);
+}
+
+/* Room for need more bytes of output; false if out of memory. */
+static bool
+output_room(struct client *c, size_t need)
+{
+	size_t cap;
 	char *nb;
+
+	if (need <= c->out_cap)
+		return true;
+	for (cap = c->out_cap ? c->out_cap : 4096; cap < need; cap *= 2)
+		;
+	if ((nb = realloc(c->out, cap)) == NULL)
+		return false;
+	c->out = nb;
+	c->out_cap = cap;
+	return true;
+}
+
+/* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
+static void
+client_send(struct session *s, char *line)
+{
+	struct client *c = container_of(s, struct client, s);
+	size_t len, limit = client_conf(c)->outbuf_bytes;
 
 	if (line == NULL) {
 		log_warnx("client %lu: out of memory for a reply; dropped",
-		    c->serial);
-		c->dead = true;
-		client_queue_flush(c);
+		    s->serial);
+		client_kill(c);
 		return;
 	}
-	len = strlen(line);
 	if (c->dead) {
 		free(line);
 		return;
 	}
+	len = strlen(line);
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	need = c->out_len + len;
-	if (need - c->out_off > c->ctl->d->conf->outbuf_bytes) {
+	if (c->out_len + len - c->out_off > limit) {
+		/* It does not read: its replies must not grow without end. */
 		log_warnx("client %lu: dropped: %zu bytes of replies unread "
-		    "(limit %zu)", c->serial, need - c->out_off,
-		    c->ctl->d->conf->outbuf_bytes);
+		    "(limit %zu)", s->serial, c->out_len + len - c->out_off,
+		    limit);
 		free(line);
-		c->dead = true;
-		client_queue_flush(c);
+		client_kill(c);
 		return;
 	}
-	if (need > c->out_cap) {
-		for (cap = c->out_cap ? c->out_cap : 4096; cap < need; cap *= 2)
-			;
-		if ((nb = realloc(c->out, cap)) == NULL) {
-			free(line);
-			c->dead = true;
-			client_queue_flush(c);
-			return;
-		}
-		c->out = nb;
-		c->out_cap = cap;
+	if (!output_room(c, c->out_len + len)) {
+		free(line);
+		client_kill(c);
+		return;
 	}
 	memcpy(c->out + c->out_len, line, len);
 	c->out_len += len;
 	free(line);
+	client_touch(c);
 	client_queue_flush(c);
-}
-
-static void
-send_error(struct client *c, json_t *id, enum proto_err err, const char *msg)
-{
-	client_send(c, proto_encode_error(id, err, msg));
 }
 
 /* 0: all written or waiting for POLLOUT; -1: the client is gone. */
@@ -166,257 +225,97 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_close(c);
 }
 
-/* --- requests --- */
-
-static struct request *
-request_new(struct client *c, const struct proto_request *req)
-{
-	struct request *r;
-
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return NULL;
-	r->c = c;
-	r->cmd = req->cmd;
-	r->id = req->id != NULL ? json_incref(req->id) : NULL;
-	TAILQ_INSERT_TAIL(&c->requests, r, link);
-	c->npending++;
-	return r;
-}
-
-static void
-request_free(struct request *r)
-{
-	TAILQ_REMOVE(&r->c->requests, r, link);
-	r->c->npending--;
-	json_decref(r->id);
-	free(r);
-}
-
-static char *
-encode_answer(const struct request *r, const struct pool_answer *a)
-{
-	struct proto_acquired acq;
-	const struct pool_server *srv = a->server;
-	json_t *body;
-	char *line;
-
-	if (a->err != PROTO_OK)
-		return proto_encode_error(r->id, a->err, a->message);
-	if (r->cmd == PROTO_CMD_ACQUIRE) {
-		memset(&acq, 0, sizeof(acq));
-		snprintf(acq.model, sizeof(acq.model), "%s", srv->model->name);
-		acq.port = srv->port;
-		snprintf(acq.endpoint, sizeof(acq.endpoint),
-		    "http://127.0.0.1:%d", srv->port);
-		acq.lease = a->lease;
-		acq.cold = a->cold;
-		acq.wait_ms = a->wait_ms;
-		return proto_encode_acquired(r->id, &acq);
-	}
-	body = json_pack("{s:s, s:I}", "model", r->w.model->name, "freed",
-	    (json_int_t)(srv != NULL ? srv->mem : 0));
-	line = proto_encode_ok(r->id, body);
-	json_decref(body);
-	return line;
-}
-
-void
-control_answer(void *ctx, struct pool_waiter *w, const struct pool_answer *a)
-{
-	struct request *r = (struct request *)w;	/* w is the first member */
-	struct client *c = r->c;
-
-	client_send(c, encode_answer(r, a));
-	request_free(r);
-}
-
-/* --- commands --- */
-
-static struct pool_model *
-find_model(struct client *c, const struct proto_request *req)
-{
-	struct daemon *d = c->ctl->d;
-	struct pool_model *m;
-	char msg[PROTO_MESSAGE_MAX];
-
-	if ((m = daemon_model(d, req->model)) != NULL)
-		return m;
-	snprintf(msg, sizeof(msg), "no model named '%s' in %s (a model is a "
-	    "file NAME.gguf there)", req->model, d->conf->models_dir);
-	send_error(c, req->id, PROTO_E_UNKNOWN_MODEL, msg);
-	return NULL;
-}
-
-static void
-cmd_acquire(struct client *c, const struct proto_request *req)
-{
-	struct daemon *d = c->ctl->d;
-	struct pool_model *m;
-	struct request *r;
-	pool_ms now, timeout;
-
-	if ((m = find_model(c, req)) == NULL)
-		return;
-	if ((r = request_new(c, req)) == NULL) {
-		send_error(c, req->id, PROTO_E_INTERNAL, "out of memory");
-		return;
-	}
-	timeout = req->timeout_ms >= 0 ? req->timeout_ms :
-	    d->conf->acquire_timeout_ms;
-	now = daemon_now();
-	/* r may be answered, and freed, before this returns. */
-	pool_acquire(d->pool, now, &r->w, &c->owner, m, req->hold,
-	    now + timeout);
-}
-
-static void
-cmd_release(struct client *c, const struct proto_request *req)
-{
-	char msg[128];
-
-	if (pool_release(c->ctl->d->pool, daemon_now(), req->lease) == 0) {
-		client_send(c, proto_encode_ok(req->id, NULL));
-		return;
-	}
-	snprintf(msg, sizeof(msg), "no lease %lld (released already, or "
-	    "never given)", (long long)req->lease);
-	send_error(c, req->id, PROTO_E_NOT_FOUND, msg);
-}
-
-static void
-cmd_evict(struct client *c, const struct proto_request *req)
-{
-	struct pool_model *m;
-	struct request *r;
-
-	if ((m = find_model(c, req)) == NULL)
-		return;
-	if ((r = request_new(c, req)) == NULL) {
-		send_error(c, req->id, PROTO_E_INTERNAL, "out of memory");
-		return;
-	}
-	pool_evict(c->ctl->d->pool, daemon_now(), &r->w, &c->owner, m,
-	    req->force);
-}
-
-static void
-cmd_reply_json(struct client *c, const struct proto_request *req,
-    json_t *body)
-{
-	if (body == NULL) {
-		send_error(c, req->id, PROTO_E_INTERNAL, "out of memory");
-		return;
-	}
-	client_send(c, proto_encode_ok(req->id, body));
-	json_decref(body);
-}
-
-static void
-dispatch(struct client *c, const struct proto_request *req)
-{
-	struct daemon *d = c->ctl->d;
-	char msg[128];
-
-	if (c->npending >= d->conf->max_pending &&
-	    (req->cmd == PROTO_CMD_ACQUIRE || req->cmd == PROTO_CMD_EVICT)) {
-		snprintf(msg, sizeof(msg), "too many requests waiting on this "
-		    "connection (%u); wait for replies", d->conf->max_pending);
-		send_error(c, req->id, PROTO_E_BUSY, msg);
-		return;
-	}
-	switch (req->cmd) {
-	case PROTO_CMD_ACQUIRE:
-		cmd_acquire(c, req);
-		break;
-	case PROTO_CMD_RELEASE:
-		cmd_release(c, req);
-		break;
-	case PROTO_CMD_EVICT:
-		cmd_evict(c, req);
-		break;
-	case PROTO_CMD_STATS:
-		cmd_reply_json(c, req, daemon_stats(d));
-		break;
-	case PROTO_CMD_MODELS:
-		cmd_reply_json(c, req, daemon_models(d));
-		break;
-	case PROTO_CMD_PING:
-		cmd_reply_json(c, req, json_pack("{s:s}", "version",
-		    POOLD_VERSION));
-		break;
-	default:
-		send_error(c, req->id, PROTO_E_UNKNOWN_COMMAND,
-		    "unknown command");
-		break;
-	}
-}
-
-static void
-handle_line(struct client *c, const char *line, size_t len)
-{
-	struct proto_request req;
-	char msg[PROTO_MESSAGE_MAX];
-	enum proto_err err;
-
-	proto_request_init(&req);
-	err = proto_decode_request(line, len, &req, msg, sizeof(msg));
-	if (err != PROTO_OK) {
-		log_debug("client %lu: %s: %s", c->serial,
-		    proto_err_name(err), msg);
-		send_error(c, req.id, err, msg);
-	} else if (c->ctl->d->stopping) {
-		send_error(c, req.id, PROTO_E_SHUTTING_DOWN,
-		    "poold is shutting down");
-	} else
-		dispatch(c, &req);
-	proto_request_clear(&req);
-}
-
 /* --- input --- */
+
+/* One last error line, then the connection closes; nothing more is read. */
+static void
+client_refuse_input(struct client *c, const char *msg)
+{
+	log_warnx("client %lu: %s", c->s.serial, msg);
+	dispatch_error(&c->s, NULL, PROTO_E_BAD_REQUEST, msg);
+	c->closing = true;
+	ev_io_stop(c->ctl->d->loop, &c->read_watcher);
+	ev_timer_stop(c->ctl->d->loop, &c->line_timer);
+}
 
 static void
 line_too_long(struct client *c)
 {
 	char msg[128];
 
-	snprintf(msg, sizeof(msg), "line longer than %d bytes; closing the "
-	    "connection", PROTO_LINE_MAX_BYTES);
-	log_warnx("client %lu: %s", c->serial, msg);
-	send_error(c, NULL, PROTO_E_BAD_REQUEST, msg);
-	c->closing = true;
-	ev_io_stop(c->ctl->d->loop, &c->read_watcher);
+	snprintf(msg, sizeof(msg), "line longer than %zu bytes; closing the "
+	    "connection", client_conf(c)->max_line_bytes);
+	client_refuse_input(c, msg);
 }
 
+/* A client that starts a line and never ends it (slowloris). */
 static void
+line_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = container_of(w, struct client, line_timer);
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "incomplete line for %g s (a request is "
+	    "one line ending in a newline); closing the connection",
+	    (double)client_conf(c)->line_timeout_ms / 1000);
+	client_refuse_input(c, msg);
+}
+
+/*
+ * The clock runs from a partial line's first read: it is restarted when
+ * a line completes (progress) and stopped when no partial line is left,
+ * so a client dripping one byte at a time cannot hold it off.
+ */
+static void
+line_timer_update(struct client *c, bool line_done)
+{
+	struct ev_loop *loop = c->ctl->d->loop;
+
+	if (line_done || c->in_len == 0 || c->closing || c->dead)
+		ev_timer_stop(loop, &c->line_timer);
+	if (c->in_len == 0 || c->closing || c->dead ||
+	    ev_is_active(&c->line_timer))
+		return;
+	ev_timer_set(&c->line_timer,
+	    (double)client_conf(c)->line_timeout_ms / 1000, 0);
+	ev_timer_start(loop, &c->line_timer);
+}
+
+/* Hands the complete lines to the dispatcher; true if there was one. */
+static bool
 handle_lines(struct client *c)
 {
-	size_t off = 0, consumed;
+	size_t off = 0, consumed, max = client_conf(c)->max_line_bytes;
+	bool any = false;
 	long len;
 
 	while (!c->dead && !c->closing) {
 		len = proto_line(c->in + off, c->in_len - off, &consumed);
 		if (len < 0) {
-			if (c->in_len - off > PROTO_LINE_MAX_BYTES)
+			/* +1: the '\r' of a "\r\n" still to come */
+			if (c->in_len - off > max + 1)
 				line_too_long(c);
 			break;
 		}
-		if ((size_t)len > PROTO_LINE_MAX_BYTES) {
+		any = true;
+		if ((size_t)len > max) {
 			line_too_long(c);
 			break;
 		}
 		if (len > 0)
-			handle_line(c, c->in + off, (size_t)len);
+			dispatch_line(&c->s, c->in + off, (size_t)len);
 		off += consumed;
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
+	return any;
 }
 
 /* Room for another read; the buffer grows up to one line's limit. */
 static bool
 input_room(struct client *c)
 {
-	size_t max = PROTO_LINE_MAX_BYTES + 2, cap;
+	size_t max = client_conf(c)->max_line_bytes + 2, cap;
 	char *nb;
 
 	if (c->in_cap - c->in_len >= READ_CHUNK_BYTES || c->in_cap >= max)
@@ -436,6 +335,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client *c = w->data;
 	size_t total = 0;
+	bool line_done = false;
 	ssize_t n;
 
 	while (total < READ_MAX_PER_EVENT && !c->dead && !c->closing &&
@@ -447,14 +347,16 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 		if (n <= 0) {
 			if (n == -1)
-				log_warn("client %lu: read", c->serial);
+				log_warn("client %lu: read", c->s.serial);
 			client_close(c);
 			return;
 		}
 		c->in_len += (size_t)n;
 		total += (size_t)n;
-		handle_lines(c);
+		client_touch(c);
+		line_done |= handle_lines(c);
 	}
+	line_timer_update(c, line_done);
 }
 
 /* --- clients --- */
@@ -463,15 +365,15 @@ static void
 client_close(struct client *c)
 {
 	struct control *ctl = c->ctl;
-	struct request *r;
+	struct ev_loop *loop = ctl->d->loop;
 
-	log_debug("client %lu: closed (%u pending, leases released)",
-	    c->serial, c->npending);
-	pool_owner_gone(ctl->d->pool, daemon_now(), &c->owner);
-	while ((r = TAILQ_FIRST(&c->requests)) != NULL)
-		request_free(r);
-	ev_io_stop(ctl->d->loop, &c->read_watcher);
-	ev_io_stop(ctl->d->loop, &c->write_watcher);
+	log_info("client %lu: closed (%u pending, leases released)",
+	    c->s.serial, c->s.npending);
+	session_end(&c->s);
+	ev_io_stop(loop, &c->read_watcher);
+	ev_io_stop(loop, &c->write_watcher);
+	ev_timer_stop(loop, &c->line_timer);
+	ev_timer_stop(loop, &c->idle_timer);
 	close(c->fd);
 	if (c->flush_queued)
 		TAILQ_REMOVE(&ctl->to_flush, c, flush_link);
@@ -482,6 +384,85 @@ client_close(struct client *c)
 	free(c);
 }
 
+#if defined(SO_PEERGROUPS)
+/* The peer's supplementary groups as they were at connect (Linux 4.13). */
+static void
+peer_groups(int fd, struct peer *p)
+{
+	socklen_t len = PEER_GROUPS_GUESS * sizeof(gid_t);
+	gid_t *g = NULL, *ng;
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if ((ng = realloc(g, len > 0 ? len : 1)) == NULL)
+			break;
+		g = ng;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+			p->groups = g;
+			p->ngroups = (int)(len / sizeof(gid_t));
+			return;
+		}
+		/* On ERANGE, len now says how much it takes. */
+		if (errno != ERANGE)
+			break;
+	}
+	free(g);
+}
+#elif defined(__APPLE__) && defined(LOCAL_PEERCRED)
+static void
+peer_groups(int fd, struct peer *p)
+{
+	struct xucred xu;
+	socklen_t len = sizeof(xu);
+	int i;
+
+	if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERCRED, &xu, &len) == -1 ||
+	    xu.cr_version != XUCRED_VERSION || xu.cr_ngroups <= 1)
+		return;
+	/* cr_groups[0] is the effective gid, which p->gid has already. */
+	if ((p->groups = calloc((size_t)xu.cr_ngroups, sizeof(gid_t))) == NULL)
+		return;
+	for (i = 1; i < xu.cr_ngroups; i++)
+		p->groups[p->ngroups++] = xu.cr_groups[i];
+}
+#else
+static void
+peer_groups(int fd, struct peer *p)
+{
+}
+#endif
+
+/* Who connected, as the kernel saw it at connect(2). */
+static void
+peer_credentials(int fd, struct peer *p)
+{
+#if defined(SO_PEERCRED)
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
+		p->known = true;
+		p->uid = uc.uid;
+		p->gid = uc.gid;
+		p->pid = uc.pid;
+	}
+#else
+	if (getpeereid(fd, &p->uid, &p->gid) == 0)
+		p->known = true;
+#if defined(LOCAL_PEERPID)
+	{
+		pid_t pid;
+		socklen_t len = sizeof(pid);
+
+		if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &len) == 0)
+			p->pid = pid;
+	}
+#endif
+#endif
+	if (p->known)
+		peer_groups(fd, p);
+}
+
 static void
 refuse_client(struct control *ctl, int fd)
 {
@@ -489,11 +470,55 @@ refuse_client(struct control *ctl, int fd)
 
 	snprintf(msg, sizeof(msg), "too many clients (%u); try again later",
 	    ctl->d->conf->max_clients);
+	ctl->refused++;
+	if (ev_now(ctl->d->loop) - ctl->refused_logged >= REFUSED_LOG_S) {
+		log_warnx("refused %lu clients: %s", ctl->refused, msg);
+		ctl->refused_logged = ev_now(ctl->d->loop);
+		ctl->refused = 0;
+	}
 	if ((line = proto_encode_error(NULL, PROTO_E_BUSY, msg)) != NULL) {
 		(void)!send(fd, line, strlen(line), MSG_NOSIGNAL);
 		free(line);
 	}
 	close(fd);
+}
+
+static void
+log_connect(const struct client *c)
+{
+	const struct peer *p = &c->s.peer;
+
+	if (!p->known)
+		log_info("client %lu: connected (peer unknown)", c->s.serial);
+	else if (p->pid > 0)
+		log_info("client %lu: uid %u pid %ld", c->s.serial,
+		    (unsigned)p->uid, (long)p->pid);
+	else
+		log_info("client %lu: uid %u", c->s.serial, (unsigned)p->uid);
+}
+
+static struct client *
+client_new(struct control *ctl, int fd)
+{
+	struct ev_loop *loop = ctl->d->loop;
+	struct client *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->ctl = ctl;
+	c->fd = fd;
+	session_init(&c->s, ctl->d, ++ctl->serial, client_send);
+	peer_credentials(fd, &c->s.peer);
+	ev_io_init(&c->read_watcher, read_cb, fd, EV_READ);
+	ev_io_init(&c->write_watcher, write_cb, fd, EV_WRITE);
+	c->read_watcher.data = c->write_watcher.data = c;
+	ev_init(&c->line_timer, line_timeout_cb);
+	ev_init(&c->idle_timer, idle_timeout_cb);
+	ev_io_start(loop, &c->read_watcher);
+	client_touch(c);
+	TAILQ_INSERT_TAIL(&ctl->clients, c, link);
+	ctl->nclients++;
+	return c;
 }
 
 static void
@@ -513,9 +538,12 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if ((fd = fd_accept(ctl->fd)) == -1) {
 		if (errno == EMFILE || errno == ENFILE) {
-			/* Out of descriptors: pause instead of spinning. */
+			/* Out of descriptors: pause instead of spinning.  A
+			 * timer that has run keeps its spent time: set it
+			 * again, or the second pause would last 0 s. */
 			log_warn("accept: pausing for %.0f s", ACCEPT_RETRY_S);
 			ev_io_stop(loop, &ctl->accept_watcher);
+			ev_timer_set(&ctl->accept_retry, ACCEPT_RETRY_S, 0);
 			ev_timer_start(loop, &ctl->accept_retry);
 		} else if (errno != EAGAIN && errno != EINTR &&
 		    errno != ECONNABORTED)
@@ -526,22 +554,12 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		refuse_client(ctl, fd);
 		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = client_new(ctl, fd)) == NULL) {
+		log_warnx("accept: out of memory for a client");
 		close(fd);
 		return;
 	}
-	c->ctl = ctl;
-	c->fd = fd;
-	c->serial = ++ctl->serial;
-	pool_owner_init(&c->owner);
-	TAILQ_INIT(&c->requests);
-	ev_io_init(&c->read_watcher, read_cb, fd, EV_READ);
-	ev_io_init(&c->write_watcher, write_cb, fd, EV_WRITE);
-	c->read_watcher.data = c->write_watcher.data = c;
-	ev_io_start(loop, &c->read_watcher);
-	TAILQ_INSERT_TAIL(&ctl->clients, c, link);
-	ctl->nclients++;
-	log_debug("client %lu: connected", c->serial);
+	log_connect(c);
 }
 
 void
@@ -563,14 +581,151 @@ control_clients(const struct control *ctl)
 	return ctl->nclients;
 }
 
+/* --- the socket's folder --- */
+
+/* A folder everyone may write in, made safe by the sticky bit: /tmp. */
+static bool
+is_shared_dir(const struct stat *st)
+{
+	return (st->st_mode & S_ISVTX) && (st->st_mode & S_IWOTH);
+}
+
+/* The folder lets in whom the socket's mode and group let in. */
+static mode_t
+socket_dir_mode(const struct config *conf)
+{
+	mode_t mode = S_IRWXU;
+
+	if ((conf->socket_mode & 0070) || conf->socket_group != NULL)
+		mode |= S_IRGRP | S_IXGRP;
+	if (conf->socket_mode & 0007)
+		mode |= S_IROTH | S_IXOTH;
+	return mode;
+}
+
+static bool
+group_can_enter(const struct config *conf, const struct stat *st)
+{
+	return (st->st_mode & S_IXOTH) ||
+	    (st->st_gid == conf->socket_gid && (st->st_mode & S_IXGRP));
+}
+
+/* A link its owner could point elsewhere once poold has checked it. */
+static int
+check_link(const char *dir, char *err, size_t len)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) == -1 || !S_ISLNK(st.st_mode) ||
+	    st.st_uid == geteuid() || st.st_uid == 0)
+		return 0;
+	snprintf(err, len, "%s, the socket's folder, is a symbolic link of "
+	    "uid %u: use a folder of poold's own", dir, (unsigned)st.st_uid);
+	return -1;
+}
+
+/*
+ * Someone who can write in the folder, or swap it, can put a socket of
+ * their own in poold's place and read every client's requests.
+ */
+static int
+check_socket_dir(const struct config *conf, const char *dir, char *err,
+    size_t len)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (check_link(dir, err, len) == -1)
+		return -1;
+	if (stat(dir, &st) == -1) {
+		snprintf(err, len, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, len, "%s, the socket's folder, is not a "
+		    "directory", dir);
+		return -1;
+	}
+	if (is_shared_dir(&st)) {
+		snprintf(err, len, "%s is shared by every user: put the socket "
+		    "in a folder of its own, such as %s/poold-%u/poold.sock",
+		    dir, dir, (unsigned)me);
+		return -1;
+	}
+	if (st.st_uid != me) {
+		snprintf(err, len, "%s, the socket's folder, belongs to uid "
+		    "%u, not to poold's user (uid %u): use a folder of "
+		    "poold's own", dir, (unsigned)st.st_uid, (unsigned)me);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, len, "%s, the socket's folder, may be written by "
+		    "others (mode %04o): run chmod go-w %s", dir,
+		    (unsigned)(st.st_mode & 07777), dir);
+		return -1;
+	}
+	/* A folder that exists is the user's: poold checks it, never changes
+	 * it, but says why the group will not get in. */
+	if (conf->socket_group != NULL && !group_can_enter(conf, &st))
+		log_warnx("%s: group %s cannot enter the socket's folder; run "
+		    "chgrp %s %s && chmod g+x %s", dir, conf->socket_group,
+		    conf->socket_group, dir, dir);
+	return 0;
+}
+
+/* Made for poold: the group first, then the mode, so it is never wider. */
+static int
+make_socket_dir(const struct config *conf, const char *dir, char *err,
+    size_t len)
+{
+	if (conf->socket_group != NULL &&
+	    chown(dir, (uid_t)-1, conf->socket_gid) == -1) {
+		snprintf(err, len, "cannot give %s to group %s: %s", dir,
+		    conf->socket_group, strerror(errno));
+		return -1;
+	}
+	if (chmod(dir, socket_dir_mode(conf)) == -1) {
+		snprintf(err, len, "chmod %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+control_socket_dir(const struct config *conf, char *err, size_t len)
+{
+	char buf[PATH_MAX];
+	const char *slash;
+	struct stat st;
+	size_t n;
+	int saved;
+
+	/* dirname(3) may modify its argument and differs between systems. */
+	if ((slash = strrchr(conf->socket, '/')) == NULL)
+		snprintf(buf, sizeof(buf), ".");
+	else {
+		n = slash == conf->socket ? 1 : (size_t)(slash - conf->socket);
+		snprintf(buf, sizeof(buf), "%.*s", (int)n, conf->socket);
+	}
+	if (mkdir(buf, S_IRWXU) == 0)
+		return make_socket_dir(conf, buf, err, len);
+	saved = errno;
+	if (stat(buf, &st) == -1) {
+		snprintf(err, len, "cannot make %s for the socket: %s", buf,
+		    strerror(saved));
+		return -1;
+	}
+	return check_socket_dir(conf, buf, err, len);
+}
+
 /* --- the listener --- */
 
 static int
-listen_unix(const char *path, unsigned mode, char *err, size_t len)
+bind_unix(int fd, const char *path, char *err, size_t len)
 {
 	struct sockaddr_un sun;
 	mode_t old;
-	int fd;
+	int rc;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -579,38 +734,56 @@ listen_unix(const char *path, unsigned mode, char *err, size_t len)
 		    sizeof(sun.sun_path) - 1);
 		return -1;
 	}
-	strcpy(sun.sun_path, path);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	/* The lock is ours, so a socket file left here is stale. */
+	(void)unlink(path);
+	old = umask(0177);	/* never a moment with a wider mode */
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc == -1)
+		snprintf(err, len, "bind %s: %s", path, strerror(errno));
+	return rc;
+}
+
+static int
+listen_unix(const struct config *conf, char *err, size_t len)
+{
+	const char *path = conf->socket;
+	int fd;
+
 	if ((fd = fd_socket(AF_UNIX, SOCK_STREAM)) == -1) {
 		snprintf(err, len, "socket: %s", strerror(errno));
 		return -1;
 	}
-	/* The lock is ours, so a socket file left here is stale. */
-	(void)unlink(path);
-	old = umask(0177);	/* never a moment with a wider mode */
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		snprintf(err, len, "bind %s: %s", path, strerror(errno));
-		umask(old);
+	if (bind_unix(fd, path, err, len) == -1) {
 		close(fd);
 		return -1;
 	}
-	umask(old);
-	if (chmod(path, mode) == -1 || listen(fd, 128) == -1) {
+	if (conf->socket_group != NULL &&
+	    chown(path, (uid_t)-1, conf->socket_gid) == -1) {
+		snprintf(err, len, "cannot give %s to group %s: %s", path,
+		    conf->socket_group, strerror(errno));
+		goto fail;
+	}
+	if (chmod(path, conf->socket_mode) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1) {
 		snprintf(err, len, "%s: %s", path, strerror(errno));
-		close(fd);
-		(void)unlink(path);
-		return -1;
+		goto fail;
 	}
 	return fd;
+fail:
+	close(fd);
+	(void)unlink(path);
+	return -1;
 }
 
 struct control *
-control_open(struct daemon *d, const char *path, unsigned mode, char *err,
-    size_t len)
+control_open(struct daemon *d, char *err, size_t len)
 {
 	struct control *ctl;
 
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
-	    (ctl->path = strdup(path)) == NULL) {
+	    (ctl->path = strdup(d->conf->socket)) == NULL) {
 		free(ctl);
 		snprintf(err, len, "out of memory");
 		return NULL;
@@ -618,14 +791,14 @@ control_open(struct daemon *d, const char *path, unsigned mode, char *err,
 	ctl->d = d;
 	TAILQ_INIT(&ctl->clients);
 	TAILQ_INIT(&ctl->to_flush);
-	if ((ctl->fd = listen_unix(path, mode, err, len)) == -1) {
+	if ((ctl->fd = listen_unix(d->conf, err, len)) == -1) {
 		free(ctl->path);
 		free(ctl);
 		return NULL;
 	}
 	ev_io_init(&ctl->accept_watcher, accept_cb, ctl->fd, EV_READ);
 	ctl->accept_watcher.data = ctl;
-	ev_timer_init(&ctl->accept_retry, accept_retry_cb, ACCEPT_RETRY_S, 0);
+	ev_init(&ctl->accept_retry, accept_retry_cb);
 	ctl->accept_retry.data = ctl;
 	ev_io_start(d->loop, &ctl->accept_watcher);
 	return ctl;

@@ -64,12 +64,22 @@ op_log(void *ctx, const char *line)
 static const struct pool_ops daemon_ops = {
 	.spawn = op_spawn,
 	.stop = op_stop,
-	.answer = control_answer,	/* finds its client from the waiter */
+	.answer = dispatch_answer,	/* finds its session from the waiter */
 	.port_free = op_port_free,
 	.log = op_log,
+	.available = measure_available,
 };
 
 /* --- the catalog --- */
+
+static uint64_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
 
 static void
 catalog_found(void *ctx, const char *name, const char *path)
@@ -78,7 +88,6 @@ catalog_found(void *ctx, const char *name, const char *path)
 	const struct model_conf *mc;
 	struct model_entry *e;
 	struct pool_model *m;
-	uint64_t mem;
 	pool_ms idle;
 
 	if (pool_model_find(d->pool, name) != NULL)
@@ -89,12 +98,12 @@ catalog_found(void *ctx, const char *name, const char *path)
 		return;
 	}
 	mc = config_model(d->conf, name);
-	mem = mc != NULL && mc->memory > 0 ? mc->memory : d->conf->per_model;
 	idle = mc != NULL && mc->idle_timeout_ms >= 0 ? mc->idle_timeout_ms :
 	    d->conf->idle_timeout_ms;
 	if ((e = calloc(1, sizeof(*e))) == NULL ||
 	    (e->path = strdup(path)) == NULL ||
-	    (m = pool_model_add(d->pool, name, mem, idle)) == NULL) {
+	    (m = pool_model_add(d->pool, name, d->conf->per_model, idle))
+	    == NULL) {
 		if (e != NULL)
 			free(e->path);
 		free(e);
@@ -102,7 +111,11 @@ catalog_found(void *ctx, const char *name, const char *path)
 		return;
 	}
 	e->conf = mc;
+	e->size = file_size(path);
 	m->udata = e;
+	/* The header is read when the model is first asked for (lazily:
+	 * 10,000 files must not delay the start). */
+	estimate_model(d, m, false);
 	log_debug("model %s: %s", name, path);
 }
 
@@ -144,8 +157,10 @@ daemon_model(struct daemon *d, const char *name)
 	struct pool_model *m;
 	char err[256];
 
-	if ((m = pool_model_find(d->pool, name)) != NULL)
+	if ((m = pool_model_find(d->pool, name)) != NULL) {
+		estimate_model(d, m, true);
 		return m;
+	}
 	/*
 	 * A new file can be used without a restart.  Unknown names cost a
 	 * stat(2), a full scan only when the folder changed (or, for file
@@ -156,7 +171,9 @@ daemon_model(struct daemon *d, const char *name)
 		return NULL;
 	if (daemon_rescan(d, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
-	return pool_model_find(d->pool, name);
+	if ((m = pool_model_find(d->pool, name)) != NULL)
+		estimate_model(d, m, true);
+	return m;
 }
 
 /* --- STATS and MODELS --- */
@@ -186,21 +203,29 @@ server_json(const struct pool_server *srv, pool_ms now)
 	pool_ms load = srv->state == POOL_STARTING ? now - srv->spawned_at :
 	    srv->ready_at > 0 ? srv->ready_at - srv->spawned_at : 0;
 
-	return json_pack("{s:s, s:s, s:i, s:I, s:i, s:I, s:I, s:I, s:I}",
+	const struct model_entry *e = srv->model->udata;
+
+	return json_pack("{s:s, s:s, s:i, s:I, s:i, s:I, s:I, s:I, s:I, s:I,"
+	    " s:s, s:I}",
 	    "model", srv->model->name, "state", pool_state_name(srv->state),
 	    "port", srv->port, "pid", (json_int_t)srv->pid,
 	    "leases", (int)srv->leases, "idle_ms", (json_int_t)idle,
 	    "uptime_ms", (json_int_t)(now - srv->spawned_at),
-	    "load_ms", (json_int_t)load, "mem", (json_int_t)srv->mem);
+	    "load_ms", (json_int_t)load, "mem", (json_int_t)srv->mem,
+	    "estimate", (json_int_t)srv->estimate,
+	    "estimate_source", estimate_source_name(e->source),
+	    "rss", (json_int_t)srv->rss);
 }
 
 static json_t *
-model_counters_json(const struct pool_model *m)
+model_counters_json(const struct pool *p, const struct pool_model *m,
+    pool_ms now)
 {
 	const struct pool_counters *k = &m->counters;
 
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
-	    "model", m->name, "hits", (json_int_t)k->hits,
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+	    "model", m->name, "state", pool_model_state(p, m, now),
+	    "hits", (json_int_t)k->hits,
 	    "misses", (json_int_t)k->misses,
 	    "evictions", (json_int_t)k->evictions,
 	    "crashes", (json_int_t)k->crashes,
@@ -211,7 +236,7 @@ model_counters_json(const struct pool_model *m)
 
 /* Only models that have seen use: 10,000 idle files are not news. */
 static json_t *
-models_activity_json(const struct pool *p)
+models_activity_json(const struct pool *p, pool_ms now)
 {
 	json_t *a = json_array();
 	const struct pool_model *m;
@@ -221,7 +246,7 @@ models_activity_json(const struct pool *p)
 			if (m->counters.acquires + m->counters.starts +
 			    m->failures > 0)
 				json_array_append_new(a,
-				    model_counters_json(m));
+				    model_counters_json(p, m, now));
 	return a;
 }
 
@@ -235,8 +260,8 @@ daemon_stats(struct daemon *d)
 
 	TAILQ_FOREACH(srv, &p->servers, link)
 		json_array_append_new(servers, server_json(srv, now));
-	o = json_pack("{s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:i, s:i,"
-	    " s:i, s:i, s:o, s:o, s:o}",
+	o = json_pack("{s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	    " s:I}, s:i, s:i, s:i, s:i, s:o, s:o, s:o}",
 	    "version", POOLD_VERSION, "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(now - p->started_at),
 	    "memory",
@@ -244,28 +269,20 @@ daemon_stats(struct daemon *d)
 	    "reserved", (json_int_t)d->budget.reserved,
 	    "budget", (json_int_t)p->lim.budget,
 	    "used", (json_int_t)p->used,
-	    "free", (json_int_t)(p->lim.budget - p->used),
+	    "free", (json_int_t)(p->used < p->lim.budget ?
+	    p->lim.budget - p->used : 0),
+	    "accounted", (json_int_t)p->used,
+	    "measured", (json_int_t)d->measured,
+	    "system_available", (json_int_t)(d->sys_available == UINT64_MAX ?
+	    0 : d->sys_available),
 	    "max_servers", (int)p->lim.max_servers,
 	    "running", (int)p->nservers,
 	    "waiting", (int)pool_waiting(p),
 	    "clients", (int)control_clients(d->control),
 	    "servers", servers,
 	    "counters", counters_json(&p->counters),
-	    "models", models_activity_json(p));
+	    "models", models_activity_json(p, now));
 	return o;
-}
-
-static const char *
-model_state(const struct pool *p, const struct pool_model *m)
-{
-	const struct pool_server *srv;
-
-	if (m->server != NULL)
-		return pool_state_name(m->server->state);
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (srv->model == m)
-			return "stopping";
-	return m->failures > 0 ? "failed" : "stopped";
 }
 
 static int
@@ -282,11 +299,21 @@ model_json(const struct pool *p, const struct pool_model *m)
 	const struct model_entry *e = m->udata;
 	json_t *o;
 
-	o = json_pack("{s:s, s:s, s:I, s:s}", "model", m->name, "path",
-	    e->path, "memory", (json_int_t)m->mem, "state", model_state(p, m));
+	o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "model", m->name, "path",
+	    e->path, "memory", (json_int_t)m->mem, "source",
+	    estimate_source_name(e->source), "state",
+	    pool_model_state(p, m, daemon_now()));
 	if (o != NULL && m->server != NULL)
 		json_object_set_new(o, "port", json_integer(m->server->port));
 	return o;
+}
+
+static int
+by_size(const void *a, const void *b)
+{
+	const struct pool_model *const *x = a, *const *y = b;
+
+	return (*x)->mem < (*y)->mem ? -1 : (*x)->mem > (*y)->mem;
 }
 
 /* The catalog, by name: people read it. */
@@ -316,6 +343,68 @@ daemon_models(struct daemon *d)
 	    "models", a);
 }
 
+/* --- poold --budget --- */
+
+static void
+print_model_line(FILE *f, const struct pool_model *m, const struct budget *b)
+{
+	const struct model_entry *e = m->udata;
+	char disk[32], est[32];
+
+	fprintf(f, "%-32s %10s %10s  %-8s %s\n", m->name,
+	    pool_format_size(file_size(e->path), disk, sizeof(disk)),
+	    pool_format_size(m->mem, est, sizeof(est)),
+	    estimate_source_name(e->source),
+	    m->mem > b->budget ? "(more than the budget)" : "");
+}
+
+/*
+ * Reads every header (an offline command may take its time) and says how
+ * many of the smallest would fit at once.
+ */
+int
+daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f)
+{
+	static const struct pool_ops no_ops;
+	struct pool_limits lim = { .budget = b->budget, .port_min = 1,
+	    .port_max = 1 };
+	struct daemon d;
+	struct pool_model *m, **all;
+	uint64_t sum = 0;
+	size_t n = 0, fit = 0;
+	char err[256];
+
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
+	d.conf = conf;
+	d.learned = state_read_models(conf->state_file);
+	if ((d.pool = pool_new(&lim, &no_ops, &d, 0)) == NULL ||
+	    daemon_rescan(&d, err, sizeof(err)) == -1 ||
+	    (all = calloc(d.pool->nmodels + 1, sizeof(*all))) == NULL) {
+		fprintf(f, "\ncatalog: %s\n", d.pool ? err : "out of memory");
+		daemon_fini(&d);
+		return -1;
+	}
+	for (size_t i = 0; i < d.pool->nbuckets; i++)
+		for (m = d.pool->models[i]; m != NULL; m = m->hash_next) {
+			estimate_model(&d, m, true);
+			all[n++] = m;
+		}
+	qsort(all, n, sizeof(*all), by_size);
+	for (size_t i = 0; i < n && sum + all[i]->mem <= b->budget &&
+	    fit < b->max_servers; i++, fit++)
+		sum += all[i]->mem;
+	qsort(all, n, sizeof(*all), by_name);
+	fprintf(f, "\n%zu models in %s; the %zu smallest fit at once\n\n"
+	    "%-32s %10s %10s  %s\n", n, conf->models_dir, fit, "MODEL",
+	    "ON DISK", "ESTIMATE", "SOURCE");
+	for (size_t i = 0; i < n; i++)
+		print_model_line(f, all[i], b);
+	free(all);
+	daemon_fini(&d);
+	return 0;
+}
+
 /* --- the loop's housekeeping --- */
 
 static void
@@ -334,6 +423,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	pool_ms now, next;
 
 	control_reap(d->control);
+	measure_update(d);
 	if (d->stopping && d->pool->nservers == 0) {
 		ev_break(loop, EVBREAK_ALL);
 		return;
@@ -379,25 +469,6 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* --- start and end --- */
-
-/* The socket's folder: made if missing, for its owner (and group). */
-static int
-make_socket_dir(const char *sock, unsigned mode, char *err, size_t len)
-{
-	char buf[PATH_MAX], *dir;
-	struct stat st;
-
-	snprintf(buf, sizeof(buf), "%s", sock);
-	dir = dirname(buf);
-	if (stat(dir, &st) == 0)
-		return 0;
-	if (mkdir(dir, (mode & 0070) ? 0750 : 0700) == -1 && errno != EEXIST) {
-		snprintf(err, len, "cannot make %s for the socket: %s", dir,
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 /* One poold per socket: a second one stops here, the first serves on. */
 static int
@@ -460,17 +531,22 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	lim.port_max = conf->port_max;
 	lim.start_timeout = conf->start_timeout_ms;
 	lim.max_waiters = conf->max_waiters;
+	lim.max_failures = conf->max_failures;
+	lim.failed_cooldown = conf->failed_cooldown_ms;
+	lim.min_available = conf->min_available;
 	if ((d->pool = pool_new(&lim, &daemon_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;
 	}
-	if (daemon_rescan(d, err, len) == -1)
-		return -1;
-	if (make_socket_dir(conf->socket, conf->socket_mode, err, len) == -1 ||
+	if (control_socket_dir(conf, err, len) == -1 ||
 	    take_lock(d, conf->socket, err, len) == -1)
 		return -1;
-	if ((d->control = control_open(d, conf->socket, conf->socket_mode,
-	    err, len)) == NULL)
+	/* Under the lock, before serving: leftovers die, estimates load. */
+	state_load(d);
+	if (daemon_rescan(d, err, len) == -1)
+		return -1;
+	state_save(d);
+	if ((d->control = control_open(d, err, len)) == NULL)
 		return -1;
 	ev_timer_init(&d->pool_timer, pool_timer_cb, 0, 0);
 	d->pool_timer.data = d;
@@ -503,6 +579,11 @@ daemon_fini(struct daemon *d)
 				free(e);
 			}
 		}
+	if (d->loop != NULL) {
+		state_save(d);
+		ev_timer_stop(d->loop, &d->sampler);
+	}
 	pool_free(d->pool);
 	d->pool = NULL;
+	json_decref(d->learned);
 }

@@ -99,6 +99,34 @@ replace(char **field, const char *value)
 	return 0;
 }
 
+/*
+ * The default state file is named after the socket: two poolds on two
+ * sockets must never share one (each would kill the other's servers as
+ * leftovers).  /run/poold/poold.sock → STATE_DIR/run-poold-poold.sock.json
+ */
+static void
+state_file_for_socket(struct config *conf)
+{
+	char *dir, *path, *name, *p;
+
+	if (!conf->state_file_default || conf->state_file == NULL)
+		return;
+	if ((dir = strdup(conf->state_file)) == NULL ||
+	    (name = strdup(conf->socket + (conf->socket[0] == '/'))) == NULL)
+		fatal("options");
+	for (p = name; *p != '\0'; p++)
+		if (*p == '/')
+			*p = '-';
+	if ((p = strrchr(dir, '/')) != NULL)
+		*p = '\0';
+	if (asprintf(&path, "%s/%s.json", dir, name) == -1)
+		fatal("options");
+	free(conf->state_file);
+	conf->state_file = path;
+	free(dir);
+	free(name);
+}
+
 /* Config file (given, or the default one if it exists), then flags. */
 static void
 load_config(const struct options *o, struct config *conf)
@@ -123,11 +151,12 @@ load_config(const struct options *o, struct config *conf)
 		if (replace(&conf->socket, sock) == -1)
 			fatal("options");
 	}
+	state_file_for_socket(conf);
 }
 
 /* The memory calculator; 1 if poold would refuse to start with it. */
 static int
-print_budget(const struct config *conf)
+print_budget(struct config *conf)
 {
 	struct budget b;
 	char err[512];
@@ -137,6 +166,7 @@ print_budget(const struct config *conf)
 	if (rc == -1 && b.total == 0)
 		fatalx("%s", err);
 	budget_print(conf, &b, stdout);
+	(void)daemon_print_catalog(conf, &b, stdout);
 	if (rc == -1) {
 		printf("\npoold will not start: %s; lower \"reserved\" or "
 		    "\"per_model\", or set \"memory_limit\"\n", err);

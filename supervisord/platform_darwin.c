@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <libproc.h>
 #include <mach/mach.h>
+#include <unistd.h>
 
 #include "poold.h"
 
@@ -58,7 +59,48 @@ platform_process_rss(pid_t pid, uint64_t *out)
 	return 0;
 }
 
-/* No PR_SET_PDEATHSIG here; the daemon watches a pipe instead. */
+/* The process and its children (one level: llama-server forks none). */
+int
+platform_tree_rss(pid_t pid, uint64_t *out)
+{
+	pid_t kids[64];
+	uint64_t rss, sum;
+	int n;
+
+	if (platform_process_rss(pid, &sum) == -1)
+		return -1;
+	n = proc_listchildpids(pid, kids, (int)sizeof(kids));
+	for (int i = 0; i < n && i < 64; i++)
+		if (platform_process_rss(kids[i], &rss) == 0)
+			sum += rss;
+	*out = sum;
+	return 0;
+}
+
+int
+platform_process_start_time(pid_t pid, uint64_t *out)
+{
+	struct proc_bsdinfo bi;
+
+	if (proc_pidinfo(pid, PROC_PIDTBSDINFO, 0, &bi, sizeof(bi)) !=
+	    (int)sizeof(bi))
+		return -1;
+	*out = (uint64_t)bi.pbi_start_tvsec * 1000000 + bi.pbi_start_tvusec;
+	return 0;
+}
+
+void
+platform_close_fds(int keep)
+{
+	for (int fd = 3, max = getdtablesize(); fd < max; fd++)
+		if (fd != keep)
+			(void)close(fd);
+}
+
+/*
+ * No PR_SET_PDEATHSIG here: a poold killed with SIGKILL leaves its
+ * servers, and the next poold kills them from its state file.
+ */
 int
 platform_die_with_parent(pid_t parent)
 {

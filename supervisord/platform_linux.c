@@ -2,6 +2,7 @@
  * platform_linux.c — memory facts from /proc and the cgroup, parent death.
  */
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,6 +206,95 @@ platform_process_rss(pid_t pid, uint64_t *out)
 
 	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
 	return proc_field_kb(path, "VmRSS", out);
+}
+
+/* The children of pid's main thread: llama-server's helpers, if any. */
+static size_t
+child_pids(pid_t pid, pid_t *out, size_t max)
+{
+	char path[64], buf[4096], *p, *end;
+	size_t n = 0;
+	long v;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)pid,
+	    (long)pid);
+	if (read_small(path, buf, sizeof(buf)) == -1)
+		return 0;
+	for (p = buf; n < max; p = end) {
+		v = strtol(p, &end, 10);
+		if (end == p || v <= 0)
+			break;
+		out[n++] = (pid_t)v;
+	}
+	return n;
+}
+
+#define TREE_DEPTH_MAX	4
+#define TREE_WIDTH_MAX	64
+
+static uint64_t
+tree_rss(pid_t pid, int depth)
+{
+	pid_t kids[TREE_WIDTH_MAX];
+	uint64_t rss = 0, sum;
+	size_t n;
+
+	if (platform_process_rss(pid, &rss) == -1)
+		return 0;
+	sum = rss;
+	if (depth >= TREE_DEPTH_MAX)
+		return sum;
+	n = child_pids(pid, kids, TREE_WIDTH_MAX);
+	for (size_t i = 0; i < n; i++)
+		sum += tree_rss(kids[i], depth + 1);
+	return sum;
+}
+
+int
+platform_tree_rss(pid_t pid, uint64_t *out)
+{
+	uint64_t rss;
+
+	if (platform_process_rss(pid, &rss) == -1)
+		return -1;
+	*out = tree_rss(pid, 0);
+	return 0;
+}
+
+/* Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
+int
+platform_process_start_time(pid_t pid, uint64_t *out)
+{
+	char path[64], buf[1024], *p;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if (read_small(path, buf, sizeof(buf)) == -1)
+		return -1;
+	/* comm may hold spaces and parentheses: count from the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	for (field = 2; field < 22 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || parse_u64(p + 1, NULL, out) == -1)
+		return -1;
+	return 0;
+}
+
+/* In a child before exec: close every descriptor from 3 on but keep. */
+void
+platform_close_fds(int keep)
+{
+#ifdef SYS_close_range
+	if (keep > 3)
+		(void)syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
+	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
+		return;
+#endif
+	for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < max &&
+	    fd < 65536; fd++)
+		if (fd != keep)
+			(void)close((int)fd);
 }
 
 int

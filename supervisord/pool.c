@@ -302,6 +302,22 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 	return l;
 }
 
+/*
+ * GreedyDual-Size: what keeping srv is worth, H = L + cost/size, set at
+ * each use (L: the credit of the last victim).  cost is the model's last
+ * load time, or ~1 ms per MiB (a 1 GB/s disk) before its first load;
+ * per GiB only to keep the numbers readable.
+ */
+static void
+gds_credit(struct pool *p, struct pool_server *srv)
+{
+	double cost = srv->model->last_load_ms > 0 ?
+	    (double)srv->model->last_load_ms : (double)(srv->mem >> 20) + 1;
+
+	srv->credit = p->inflation + cost * (double)(1 << 30) /
+	    (double)(srv->mem > 0 ? srv->mem : 1);
+}
+
 /* Ends a lease; its server (if any) is used now, which LRU reads. */
 static void
 lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
@@ -320,6 +336,7 @@ lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 		srv->leases--;
 		srv->last_used = now;
 		srv->model->last_used = now;
+		gds_credit(p, srv);
 	}
 	p->counters.releases++;
 	free(l);
@@ -394,6 +411,7 @@ grant(struct pool *p, pool_ms now, struct pool_waiter *w,
 		a.lease = l->id;
 	}
 	srv->last_used = m->last_used = now;
+	gds_credit(p, srv);
 	a.wait_ms = now - w->since;
 	p->counters.acquires++;
 	m->counters.acquires++;
@@ -553,6 +571,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	srv->port = port;
 	srv->mem = srv->estimate = m->mem;
 	srv->spawned_at = srv->last_used = now;
+	gds_credit(p, srv);
 	TAILQ_INIT(&srv->waiters);
 	TAILQ_INIT(&srv->evicts);
 	TAILQ_INIT(&srv->lease_list);
@@ -684,16 +703,21 @@ evictable(const struct pool_server *srv)
 	return srv->state == POOL_READY && srv->leases == 0;
 }
 
+/* The idle server to stop first: the least recently used, or under GDS
+ * the lowest credit (the least recently used of equals). */
 static struct pool_server *
-least_recently_used(const struct pool *p)
+pick_victim(const struct pool *p)
 {
-	struct pool_server *srv, *lru = NULL;
+	struct pool_server *srv, *v = NULL;
+	bool gds = p->lim.policy == POOL_POLICY_GDS;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (evictable(srv) && (lru == NULL ||
-		    srv->last_used < lru->last_used))
-			lru = srv;
-	return lru;
+		if (evictable(srv) && (v == NULL ||
+		    (gds && srv->credit < v->credit) ||
+		    ((!gds || srv->credit == v->credit) &&
+		    srv->last_used < v->last_used)))
+			v = srv;
+	return v;
 }
 
 /* What a stopped server gives back to the system. */
@@ -739,10 +763,13 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 		}
 	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
 		return false;
-	while (!covered(s) && (srv = least_recently_used(p)) != NULL) {
-		plog(p, "evict LRU %s for %s: idle %.0f s, frees %s",
+	while (!covered(s) && (srv = pick_victim(p)) != NULL) {
+		plog(p, "evict %s %s for %s: idle %.0f s, frees %s",
+		    p->lim.policy == POOL_POLICY_GDS ? "GDS" : "LRU",
 		    srv->model->name, for_, (double)(now - srv->last_used) /
 		    1000, pool_format_size(srv->mem, size, sizeof(size)));
+		if (p->lim.policy == POOL_POLICY_GDS)
+			p->inflation = srv->credit;	/* L = H(victim) */
 		s->mem -= (int64_t)srv->mem;
 		s->sys -= (int64_t)resident(srv);
 		s->count--;
@@ -956,6 +983,7 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	srv->state = POOL_READY;
 	srv->ready_at = srv->last_used = now;
 	m->last_load_ms = now - srv->spawned_at;
+	gds_credit(p, srv);
 	m->failures = 0;
 	m->retry_at = 0;
 	p->counters.load_ms_total += (uint64_t)m->last_load_ms;

@@ -49,6 +49,12 @@ enum pool_stop_reason {
 	POOL_STOP_SHUTDOWN,
 };
 
+/* Which idle server make_room() stops first. */
+enum pool_policy {
+	POOL_POLICY_LRU = 0,	/* least recently used (the default) */
+	POOL_POLICY_GDS,	/* GreedyDual-Size: lowest credit, see credit */
+};
+
 struct pool_server;
 struct pool_waiter;
 
@@ -108,6 +114,8 @@ struct pool_server {
 	pool_ms			 ready_at;
 	pool_ms			 stop_at;
 	pool_ms			 last_used;
+	double			 credit;	/* GDS: H = L + cost/size, set at
+						 * each use; cost = last load ms */
 	struct pool_waiter_list	 waiters;	/* ACQUIREs waiting for ready */
 	struct pool_waiter_list	 evicts;	/* EVICTs waiting for the reap */
 	struct pool_lease_list	 lease_list;
@@ -187,6 +195,7 @@ struct pool_limits {
 	unsigned	max_failures;	/* failed starts in a row → failed; 0: never */
 	pool_ms		failed_cooldown;
 	uint64_t	min_available;	/* system memory left to others */
+	enum pool_policy policy;	/* eviction order; 0: LRU */
 };
 
 struct pool {
@@ -203,6 +212,7 @@ struct pool {
 	int			 port_cursor;
 	bool			 shutting_down;
 	pool_ms			 started_at;
+	double			 inflation;	/* GDS: L, the last victim's credit */
 
 	struct pool_model	**models;	/* hash by name */
 	size_t			 nbuckets, nmodels;

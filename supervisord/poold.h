@@ -32,6 +32,14 @@
 #define CONF_DEFAULT_MAX_WAITERS	4096	/* waiting ACQUIREs in total */
 #define CONF_DEFAULT_OUTBUF_BYTES	(1024 * 1024)
 #define CONF_DEFAULT_SOCKET_MODE	0660
+#define CONF_DEFAULT_MAX_LINE_BYTES	(64 * 1024)
+#define CONF_DEFAULT_LINE_MS		(10LL * 1000)
+#define CONF_DEFAULT_IDLE_CLIENT_MS	0		/* never */
+#define CONF_DEFAULT_RSS_INTERVAL_MS	(2LL * 1000)
+#define CONF_DEFAULT_MAX_FAILURES	5	/* failed starts in a row */
+#define CONF_DEFAULT_FAILED_COOLDOWN_MS	(10LL * 60 * 1000)
+#define CONF_DEFAULT_MIN_AVAILABLE	(1ULL << 30)
+#define CONF_DEFAULT_STATE_FILE		"/var/lib/poold/state.json" /* root's */
 
 /* Per-model settings from the "models" object; unset fields are 0/NULL. */
 struct model_conf {
@@ -46,6 +54,10 @@ struct config {
 	char		 *path;			/* the file read, or NULL */
 	char		 *socket;
 	unsigned	  socket_mode;
+	char		 *socket_group;		/* as written; NULL: poold's */
+	gid_t		  socket_gid;		/* when socket_group is set */
+	char		 *admin_group;		/* as written; NULL: none */
+	gid_t		  admin_gid;		/* when admin_group is set */
 	char		 *models_dir;
 	char		**command;		/* NULL-terminated argv template */
 	char		 *health_path;
@@ -65,6 +77,15 @@ struct config {
 	unsigned	  max_pending;
 	unsigned	  max_waiters;
 	size_t		  outbuf_bytes;
+	size_t		  max_line_bytes;
+	int64_t		  line_timeout_ms;	/* to finish a started line */
+	int64_t		  idle_client_timeout_ms; /* 0: never */
+	char		 *state_file;		/* NULL: none */
+	bool		  state_file_default;	/* not in the file: per socket */
+	int64_t		  rss_interval_ms;	/* 0: no sampling */
+	unsigned	  max_failures;
+	int64_t		  failed_cooldown_ms;
+	uint64_t	  min_available;	/* memory left to others */
 	struct model_conf *models;
 	size_t		  nmodels;
 };
@@ -107,6 +128,12 @@ int	 catalog_scan(const char *dir,
 int	 platform_total_memory(uint64_t *);	/* RAM, lowered by a cgroup limit */
 int	 platform_available_memory(uint64_t *);
 int	 platform_process_rss(pid_t, uint64_t *);
+/* The process and its descendants (a server's helpers count too). */
+int	 platform_tree_rss(pid_t, uint64_t *);
+/* An opaque start instant: with the pid, it names one process. */
+int	 platform_process_start_time(pid_t, uint64_t *);
+/* In a child before exec: close every descriptor from 3 on but keep. */
+void	 platform_close_fds(int keep);
 /* In a child after fork: die when poold dies.  -1 if unsupported. */
 int	 platform_die_with_parent(pid_t parent);
 
@@ -145,10 +172,17 @@ void	 fatalx(const char *, ...)
 
 struct daemon;
 
+/* Where a model's memory estimate came from (see measure.c). */
+enum estimate_source { EST_DEFAULT, EST_GGUF, EST_LEARNED, EST_CONFIG };
+
 /* A model file of the catalog; the udata of its pool_model. */
 struct model_entry {
 	char			*path;
 	const struct model_conf	*conf;		/* NULL: defaults */
+	enum estimate_source	 source;
+	bool			 gguf_read;	/* header read (once) */
+	uint64_t		 size;		/* of the file, at the scan */
+	uint64_t		 gguf;		/* its estimate; 0: none */
 };
 
 /* A health probe of one starting server. */
@@ -189,6 +223,11 @@ struct daemon {
 	ev_prepare		 prepare;	/* re-arms pool_timer, reaps clients */
 	ev_signal		 sig_term, sig_int, sig_hup;
 	struct control		*control;
+	ev_timer		 sampler;	/* RSS, while servers run */
+	uint64_t		 measured;	/* RSS sum at the last sample */
+	uint64_t		 sys_available;	/* at the last look */
+	json_t			*learned;	/* model -> {"peak_rss": N} */
+	bool			 state_warned;
 	pool_ms			 last_scan;
 	struct timespec		 scan_mtime;	/* models_dir's, at last_scan */
 	bool			 stopping;
@@ -207,6 +246,28 @@ int	 daemon_rescan(struct daemon *, char *err, size_t);
 json_t	*daemon_stats(struct daemon *);
 json_t	*daemon_models(struct daemon *);
 void	 daemon_shutdown(struct daemon *);
+/* poold --budget: every model of the catalog, its size and estimate. */
+int	 daemon_print_catalog(struct config *, const struct budget *, FILE *);
+
+/* measure.c */
+const char *estimate_source_name(enum estimate_source);
+/* Sets m->mem from the best source; read_file: may read the GGUF header. */
+void	 estimate_model(struct daemon *, struct pool_model *, bool read_file);
+/* A server is about to be forgotten: remember its peak memory. */
+void	 measure_learn(struct daemon *, const struct pool_server *);
+uint64_t measure_available(void *ctx);	/* struct pool_ops.available */
+void	 measure_update(struct daemon *);
+
+/* state.c */
+/* Kills leftovers of an earlier poold, loads what it learned. */
+int	 state_load(struct daemon *);
+json_t	*state_read_models(const char *path);
+void	 state_save(struct daemon *);
+/* size: the model file's, so a replaced file is not judged by the old. */
+uint64_t state_learned(const struct daemon *, const char *model,
+	    uint64_t size);
+void	 state_learn(struct daemon *, const char *model, uint64_t size,
+	    uint64_t peak);
 
 /* child.c */
 int	 child_spawn(struct daemon *, struct pool_server *, char *, size_t);
@@ -223,16 +284,58 @@ void	 probe_hint(struct child *);
 
 /* control.c */
 struct control;
-struct control *control_open(struct daemon *, const char *path,
-	    unsigned mode, char *err, size_t);
+/*
+ * Makes the socket's folder if missing, else checks that it is poold's
+ * user's and that no one else can write in it.  -1 with a message.
+ */
+int	 control_socket_dir(const struct config *, char *err, size_t);
+/* Listens on the socket of d->conf. */
+struct control *control_open(struct daemon *, char *err, size_t);
 /* Stop accepting; existing clients stay until they close. */
 void	 control_close_listener(struct control *);
 void	 control_free(struct control *);
 unsigned control_clients(const struct control *);
 /* Before the loop blocks: close clients marked dead. */
 void	 control_reap(struct control *);
-/* struct pool_ops.answer */
-void	 control_answer(void *ctx, struct pool_waiter *,
+
+/* dispatch.c: the commands, with no I/O; control.c feeds it lines */
+struct request;
+TAILQ_HEAD(request_list, request);
+
+/* Who is at the other end of a connection, as the kernel tells it. */
+struct peer {
+	bool		 known;		/* false: the system would not say */
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;		/* -1 if unknown */
+	gid_t		*groups;	/* supplementary; malloc'd, or NULL */
+	int		 ngroups;
+};
+
+/* A connection as the commands see it. */
+struct session {
+	struct daemon		*d;
+	unsigned long		 serial;	/* "client N" in the log */
+	struct peer		 peer;		/* freed by session_end */
+	struct pool_owner	 owner;		/* its leases and waiters */
+	struct request_list	 requests;	/* waiting for the pool */
+	unsigned		 npending;
+	/* Takes a malloc'd line ending in '\n'; NULL means out of memory. */
+	void			(*send)(struct session *, char *line);
+};
+
+void	 session_init(struct session *, struct daemon *,
+	    unsigned long serial, void (*send)(struct session *, char *));
+/* The connection is gone: its waiters are dropped, its leases released. */
+void	 session_end(struct session *);
+/* No lease and nothing waiting: closing it takes nothing from anyone. */
+bool	 session_idle(const struct session *);
+/* Decodes one request line (without its newline) and carries it out. */
+void	 dispatch_line(struct session *, const char *line, size_t len);
+void	 dispatch_error(struct session *, json_t *id, enum proto_err,
+	    const char *message);
+/* struct pool_ops.answer: the waiter is a request of a session. */
+void	 dispatch_answer(void *ctx, struct pool_waiter *,
 	    const struct pool_answer *);
 
 #endif /* POOLD_POOLD_H */

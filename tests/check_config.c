@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,15 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.max_pending, CONF_DEFAULT_MAX_PENDING);
 	ck_assert_uint_eq(cfg.max_waiters, CONF_DEFAULT_MAX_WAITERS);
 	ck_assert_uint_eq(cfg.outbuf_bytes, CONF_DEFAULT_OUTBUF_BYTES);
+	ck_assert_ptr_null(cfg.socket_group);
+	ck_assert_ptr_null(cfg.admin_group);
+	ck_assert_uint_eq(cfg.max_line_bytes, 64 * K);
+	ck_assert_int_eq(cfg.line_timeout_ms, 10000);
+	ck_assert_int_eq(cfg.idle_client_timeout_ms, 0);
+	ck_assert_int_eq(cfg.rss_interval_ms, 2000);
+	ck_assert_uint_eq(cfg.max_failures, 5);
+	ck_assert_int_eq(cfg.failed_cooldown_ms, 10 * 60000);
+	ck_assert_uint_eq(cfg.min_available, G);
 	ck_assert_uint_eq(cfg.nmodels, 0);
 	ck_assert_ptr_null(config_model(&cfg, "x"));
 	config_free(&cfg);
@@ -246,6 +256,16 @@ static const char full_config[] =
     "  \"max_pending\": 2,\n"
     "  \"max_waiters\": 1,\n"
     "  \"outbuf_bytes\": \"64K\",\n"
+    "  \"socket_group\": 0,\n"
+    "  \"admin_group\": \"12345\",\n"
+    "  \"max_line_bytes\": \"1M\",\n"
+    "  \"line_timeout\": \"2500ms\",\n"
+    "  \"idle_client_timeout\": \"1h\",\n"
+    "  \"state_file\": \"/var/tmp/poold-state.json\",\n"
+    "  \"rss_interval\": 0,\n"
+    "  \"max_failures\": 1,\n"
+    "  \"failed_cooldown\": \"30s\",\n"
+    "  \"min_available\": \"512M\",\n"
     "  \"models\": {}\n"
     "}\n";
 
@@ -280,6 +300,18 @@ START_TEST(test_all_keys)
 	ck_assert_uint_eq(cfg.max_pending, 2);
 	ck_assert_uint_eq(cfg.max_waiters, 1);
 	ck_assert_uint_eq(cfg.outbuf_bytes, 64 * K);
+	ck_assert_str_eq(cfg.socket_group, "0");
+	ck_assert_uint_eq(cfg.socket_gid, 0);
+	ck_assert_str_eq(cfg.admin_group, "12345");
+	ck_assert_uint_eq(cfg.admin_gid, 12345);
+	ck_assert_uint_eq(cfg.max_line_bytes, M);
+	ck_assert_int_eq(cfg.line_timeout_ms, 2500);
+	ck_assert_int_eq(cfg.idle_client_timeout_ms, 3600000);
+	ck_assert_str_eq(cfg.state_file, "/var/tmp/poold-state.json");
+	ck_assert_int_eq(cfg.rss_interval_ms, 0);
+	ck_assert_uint_eq(cfg.max_failures, 1);
+	ck_assert_int_eq(cfg.failed_cooldown_ms, 30000);
+	ck_assert_uint_eq(cfg.min_available, 512 * M);
 	config_free(&cfg);
 }
 END_TEST
@@ -374,6 +406,36 @@ static const struct { const char *json; const char *key; } bad[] = {
 	{ "\"outbuf_bytes\": \"63K\"", "outbuf_bytes" },
 	{ "\"outbuf_bytes\": 65535", "outbuf_bytes" },
 	{ "\"outbuf_bytes\": \"big\"", "outbuf_bytes" },
+	{ "\"socket_group\": \"no-such-group-xyzzy\"", "socket_group" },
+	{ "\"socket_group\": \"\"", "socket_group" },
+	{ "\"socket_group\": -1", "socket_group" },
+	{ "\"socket_group\": 4294967296", "socket_group" },
+	{ "\"socket_group\": \"99999999999\"", "socket_group" },
+	{ "\"socket_group\": true", "socket_group" },
+	{ "\"socket_group\": [0]", "socket_group" },
+	{ "\"admin_group\": \"no-such-group-xyzzy\"", "admin_group" },
+	{ "\"admin_group\": 1.5", "admin_group" },
+	{ "\"max_line_bytes\": \"1023\"", "max_line_bytes" },
+	{ "\"max_line_bytes\": 0", "max_line_bytes" },
+	{ "\"max_line_bytes\": \"1025K\"", "max_line_bytes" },
+	{ "\"max_line_bytes\": \"2M\"", "max_line_bytes" },
+	{ "\"max_line_bytes\": \"long\"", "max_line_bytes" },
+	{ "\"line_timeout\": 0", "line_timeout" },
+	{ "\"line_timeout\": \"-1s\"", "line_timeout" },
+	{ "\"line_timeout\": null", "line_timeout" },
+	{ "\"idle_client_timeout\": -1", "idle_client_timeout" },
+	{ "\"idle_client_timeout\": \"never\"", "idle_client_timeout" },
+	{ "\"state_file\": \"\"", "state_file" },
+	{ "\"state_file\": 1", "state_file" },
+	{ "\"rss_interval\": \"fast\"", "rss_interval" },
+	{ "\"rss_interval\": -2", "rss_interval" },
+	{ "\"max_failures\": 0", "max_failures" },
+	{ "\"max_failures\": \"5\"", "max_failures" },
+	{ "\"failed_cooldown\": 0", "failed_cooldown" },
+	{ "\"failed_cooldown\": \"10d\"", "failed_cooldown" },
+	{ "\"min_available\": -1", "min_available" },
+	{ "\"min_available\": \"1Q\"", "min_available" },
+	{ "\"min_available\": \"auto\"", "min_available" },
 	{ "\"models\": []", "models" },
 	{ "\"models\": {\"x\": 1}", "models" },
 	{ "\"models\": {\"a b\": {}}", "models" },
@@ -381,6 +443,8 @@ static const struct { const char *json; const char *key; } bad[] = {
 	{ "\"models\": {\"\": {}}", "models" },
 	{ "\"models\": {\"x\": {\"memory\": 0}}", "memory" },
 	{ "\"models\": {\"x\": {\"memory\": \"lots\"}}", "memory" },
+	{ "\"models\": {\"x\": {\"memory\": \"AUTO\"}}", "memory" },
+	{ "\"models\": {\"x\": {\"memory\": null}}", "memory" },
 	{ "\"models\": {\"x\": {\"idle_timeout\": -1}}", "idle_timeout" },
 	{ "\"models\": {\"x\": {\"command\": [\"srv\"]}}", "command" },
 	{ "\"models\": {\"x\": {\"command\": []}}", "command" },
@@ -571,6 +635,113 @@ START_TEST(test_reload)
 	ck_assert_ptr_null(config_model(&cfg, "a"));
 	config_free(&cfg);
 	config_free(&cfg);	/* harmless twice */
+}
+END_TEST
+
+/* Groups by name, by number and as a string of digits; null unsets. */
+START_TEST(test_groups)
+{
+	struct config	 cfg;
+	struct group	*gr;
+	char		 err[512], text[256], name[128];
+	gid_t		 gid;
+
+	ck_assert_ptr_nonnull(gr = getgrgid(getgid()));
+	snprintf(name, sizeof(name), "%s", gr->gr_name);
+	gid = gr->gr_gid;
+	snprintf(text, sizeof(text), "{\"socket_group\": \"%s\", "
+	    "\"admin_group\": %u}", name, (unsigned)gid);
+	ck_assert_msg(load(&cfg, text, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg.socket_group, name);
+	ck_assert_uint_eq(cfg.socket_gid, gid);
+	ck_assert_uint_eq(cfg.admin_gid, gid);
+	config_free(&cfg);
+
+	ck_assert_msg(load(&cfg, "{\"socket_group\": null, \"admin_group\": "
+	    "\"4242\"}", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_null(cfg.socket_group);
+	ck_assert_str_eq(cfg.admin_group, "4242");
+	ck_assert_uint_eq(cfg.admin_gid, 4242);
+	config_free(&cfg);
+
+	ck_assert_int_eq(load(&cfg, "{\"admin_group\": "
+	    "\"no-such-group-xyzzy\"}", err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "no group named \"no-such-group-xyzzy\"")
+	    != NULL, "%s", err);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_line_limits)
+{
+	struct config	 cfg;
+	char		 err[512];
+
+	ck_assert_msg(load(&cfg, "{\"max_line_bytes\": \"1K\"}", err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg.max_line_bytes, K);
+	config_free(&cfg);
+	ck_assert_msg(load(&cfg, "{\"max_line_bytes\": 1048576}", err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg.max_line_bytes, PROTO_LINE_MAX_BYTES);
+	config_free(&cfg);
+	ck_assert_int_eq(load(&cfg, "{\"max_line_bytes\": 1048577}", err,
+	    sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "\"max_line_bytes\": must be from 1K to "
+	    "1024K") != NULL, "%s", err);
+	config_free(&cfg);
+}
+END_TEST
+
+/* "auto" is the default: the daemon estimates (memory 0). */
+START_TEST(test_model_memory_auto)
+{
+	struct config		 cfg;
+	const struct model_conf	*m;
+	char			 err[512];
+
+	ck_assert_msg(load(&cfg, "{\"models\": {\"a\": {\"memory\": "
+	    "\"auto\"}, \"b\": {\"memory\": \"2G\"}}}", err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_nonnull(m = config_model(&cfg, "a"));
+	ck_assert_uint_eq(m->memory, 0);
+	ck_assert_ptr_nonnull(m = config_model(&cfg, "b"));
+	ck_assert_uint_eq(m->memory, 2 * G);
+	config_free(&cfg);
+}
+END_TEST
+
+/* Root's state is under /var/lib; a user's under the XDG state folder. */
+START_TEST(test_state_file_default)
+{
+	struct config	 cfg;
+	char		 err[512];
+
+	if (geteuid() == 0) {
+		config_defaults(&cfg);
+		ck_assert_str_eq(cfg.state_file, "/var/lib/poold/state.json");
+		config_free(&cfg);
+		return;
+	}
+	setenv("XDG_STATE_HOME", "/x/state", 1);
+	config_defaults(&cfg);
+	ck_assert_str_eq(cfg.state_file, "/x/state/poold/state.json");
+	config_free(&cfg);
+	setenv("XDG_STATE_HOME", "relative", 1);	/* ignored */
+	setenv("HOME", "/home/u", 1);
+	config_defaults(&cfg);
+	ck_assert_str_eq(cfg.state_file,
+	    "/home/u/.local/state/poold/state.json");
+	config_free(&cfg);
+	unsetenv("XDG_STATE_HOME");
+	unsetenv("HOME");
+	config_defaults(&cfg);
+	ck_assert_ptr_null(cfg.state_file);
+	config_free(&cfg);
+	ck_assert_msg(load(&cfg, "{\"state_file\": null}", err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_null(cfg.state_file);
+	config_free(&cfg);
 }
 END_TEST
 
@@ -937,6 +1108,10 @@ config_suite(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_models);
 	tcase_add_test(tc, test_reload);
+	tcase_add_test(tc, test_groups);
+	tcase_add_test(tc, test_line_limits);
+	tcase_add_test(tc, test_model_memory_auto);
+	tcase_add_test(tc, test_state_file_default);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("budget");

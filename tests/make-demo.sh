@@ -45,6 +45,7 @@ done
 cat > "$dir/poold.json" <<CONF
 {
   "socket": "$dir/poold.sock",
+  "state_file": "$dir/state.json",
   "models_dir": "$dir/models",
   "command": ["$bin", "-m", "{path}", "--host", "127.0.0.1",
               "--port", "{port}"],

@@ -99,6 +99,7 @@ done
 cat >"$work/poold.json" <<EOF
 {
   "socket": "$sock",
+  "state_file": "$work/state.json",
   "models_dir": "$work/models",
   "command": ["$FAKELLAMA_BIN", "-m", "{path}", "--host", "127.0.0.1", "--port", "{port}"],
   "memory_limit": "256M",

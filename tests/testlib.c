@@ -389,7 +389,7 @@ tl_duration_ms(json_t *v)
 void
 tl_write_config(struct tl_daemon *d, const char *overrides)
 {
-	char fbuf[TL_PATH_MAX];
+	char fbuf[TL_PATH_MAX], state[TL_PATH_MAX];
 	const char *fake, *key;
 	json_t *conf, *over, *val;
 	json_error_t jerr;
@@ -397,8 +397,10 @@ tl_write_config(struct tl_daemon *d, const char *overrides)
 
 	fake = tl_env_bin("FAKELLAMA_BIN", "build/fakellama", fbuf,
 	    sizeof(fbuf));
-	conf = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s], s:s, s:s, s:s,"
+	snprintf(state, sizeof(state), "%s/state.json", d->dir);
+	conf = json_pack("{s:s, s:s, s:s, s:[s,s,s,s,s,s,s], s:s, s:s, s:s,"
 	    " s:[i,i], s:s, s:s, s:s, s:s}",
+	    "state_file", state,
 	    "socket", d->sock,
 	    "models_dir", d->models_dir,
 	    "command", fake, "-m", "{path}", "--host", "127.0.0.1",

@@ -115,6 +115,7 @@ class Pool {
 			fs.writeFileSync(path.join(this.models, `${name}.gguf`), body);
 		fs.writeFileSync(this.conf, JSON.stringify({
 			socket: this.sock,
+			state_file: path.join(this.dir, 'state.json'),
 			models_dir: this.models,
 			command: [FAKELLAMA_BIN, '-m', '{path}', '--host', '127.0.0.1',
 			    '--port', '{port}'],

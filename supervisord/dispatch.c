@@ -1,0 +1,352 @@
+/*
+ * dispatch.c — the commands: a request line in, reply lines out.
+ *
+ * No sockets, buffers or timers here.  A connection is a struct session:
+ * what the pool holds for it (its owner record, its waiting requests),
+ * who is at the other end, and a function that sends it a line.
+ * control.c makes sessions of socket clients; a test or a fuzzer can make
+ * them of anything, with a stand-in for the daemon's few functions
+ * (daemon_model, daemon_stats, daemon_models, daemon_now).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "poold.h"
+
+/* A request the pool answers later. */
+struct request {
+	struct pool_waiter	 w;	/* first: the pool hands back &w */
+	struct session		*s;
+	json_t			*id;
+	enum proto_cmd		 cmd;
+	TAILQ_ENTRY(request)	 link;
+};
+
+/* --- sessions --- */
+
+void
+session_init(struct session *s, struct daemon *d, unsigned long serial,
+    void (*send)(struct session *, char *))
+{
+	memset(s, 0, sizeof(*s));
+	s->d = d;
+	s->serial = serial;
+	s->peer.pid = -1;
+	s->send = send;
+	pool_owner_init(&s->owner);
+	TAILQ_INIT(&s->requests);
+}
+
+static struct request *
+request_new(struct session *s, const struct proto_request *req)
+{
+	struct request *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->s = s;
+	r->cmd = req->cmd;
+	r->id = req->id != NULL ? json_incref(req->id) : NULL;
+	TAILQ_INSERT_TAIL(&s->requests, r, link);
+	s->npending++;
+	return r;
+}
+
+static void
+request_free(struct request *r)
+{
+	TAILQ_REMOVE(&r->s->requests, r, link);
+	r->s->npending--;
+	json_decref(r->id);
+	free(r);
+}
+
+void
+session_end(struct session *s)
+{
+	struct request *r;
+
+	/* The pool forgets the waiters first, so none is answered later. */
+	pool_owner_gone(s->d->pool, daemon_now(), &s->owner);
+	while ((r = TAILQ_FIRST(&s->requests)) != NULL)
+		request_free(r);
+	free(s->peer.groups);
+	s->peer.groups = NULL;
+	s->peer.ngroups = 0;
+}
+
+bool
+session_idle(const struct session *s)
+{
+	return TAILQ_EMPTY(&s->owner.leases) && TAILQ_EMPTY(&s->requests);
+}
+
+void
+dispatch_error(struct session *s, json_t *id, enum proto_err err,
+    const char *msg)
+{
+	s->send(s, proto_encode_error(id, err, msg));
+}
+
+/* --- answers from the pool --- */
+
+static char *
+encode_answer(const struct request *r, const struct pool_answer *a)
+{
+	struct proto_acquired acq;
+	const struct pool_server *srv = a->server;
+	json_t *body;
+	char *line;
+
+	if (a->err != PROTO_OK)
+		return proto_encode_error(r->id, a->err, a->message);
+	if (r->cmd == PROTO_CMD_ACQUIRE) {
+		memset(&acq, 0, sizeof(acq));
+		snprintf(acq.model, sizeof(acq.model), "%s", srv->model->name);
+		acq.port = srv->port;
+		snprintf(acq.endpoint, sizeof(acq.endpoint),
+		    "http://127.0.0.1:%d", srv->port);
+		acq.lease = a->lease;
+		acq.cold = a->cold;
+		acq.wait_ms = a->wait_ms;
+		return proto_encode_acquired(r->id, &acq);
+	}
+	body = json_pack("{s:s, s:I}", "model", r->w.model->name, "freed",
+	    (json_int_t)(srv != NULL ? srv->mem : 0));
+	line = proto_encode_ok(r->id, body);
+	json_decref(body);
+	return line;
+}
+
+void
+dispatch_answer(void *ctx, struct pool_waiter *w, const struct pool_answer *a)
+{
+	struct request *r = (struct request *)w;	/* w is the first member */
+	struct session *s = r->s;
+
+	s->send(s, encode_answer(r, a));
+	request_free(r);
+}
+
+/* --- who may do what --- */
+
+static bool
+in_group(const struct peer *p, gid_t gid)
+{
+	int i;
+
+	if (p->gid == gid)
+		return true;
+	for (i = 0; i < p->ngroups; i++)
+		if (p->groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* poold's own user and root, and the members of admin_group. */
+static bool
+peer_is_admin(const struct config *conf, const struct peer *p)
+{
+	if (!p->known)
+		return false;
+	if (p->uid == 0 || p->uid == geteuid())
+		return true;
+	return conf->admin_group != NULL && in_group(p, conf->admin_gid);
+}
+
+/* Commands that stop what others may be using. */
+static bool
+cmd_needs_admin(enum proto_cmd cmd)
+{
+	return cmd == PROTO_CMD_EVICT;
+}
+
+/* "poold's user (uid 1000), root or group wheel": who may. */
+static void
+admins_text(const struct config *conf, char *buf, size_t len)
+{
+	char users[64] = "root";
+
+	if (geteuid() != 0)
+		snprintf(users, sizeof(users), "poold's user (uid %u)%sroot",
+		    (unsigned)geteuid(), conf->admin_group != NULL ? ", " :
+		    " or ");
+	if (conf->admin_group != NULL)
+		snprintf(buf, len, "%s or group %s", users, conf->admin_group);
+	else
+		snprintf(buf, len, "%s", users);
+}
+
+static void
+send_forbidden(struct session *s, const struct proto_request *req)
+{
+	char who[64] = "unknown (the system does not say)";
+	char admins[256], msg[PROTO_MESSAGE_MAX];
+
+	if (s->peer.known)
+		snprintf(who, sizeof(who), "uid %u gid %u",
+		    (unsigned)s->peer.uid, (unsigned)s->peer.gid);
+	admins_text(s->d->conf, admins, sizeof(admins));
+	snprintf(msg, sizeof(msg), "%s needs %s; you are %s",
+	    proto_cmd_name(req->cmd), admins, who);
+	log_info("client %lu: forbidden: %s", s->serial, msg);
+	dispatch_error(s, req->id, PROTO_E_FORBIDDEN, msg);
+}
+
+/* --- commands --- */
+
+static struct pool_model *
+find_model(struct session *s, const struct proto_request *req)
+{
+	struct daemon *d = s->d;
+	struct pool_model *m;
+	char msg[PROTO_MESSAGE_MAX];
+
+	if ((m = daemon_model(d, req->model)) != NULL)
+		return m;
+	snprintf(msg, sizeof(msg), "no model named '%s' in %s (a model is a "
+	    "file NAME.gguf there)", req->model, d->conf->models_dir);
+	dispatch_error(s, req->id, PROTO_E_UNKNOWN_MODEL, msg);
+	return NULL;
+}
+
+static void
+cmd_acquire(struct session *s, const struct proto_request *req)
+{
+	struct daemon *d = s->d;
+	struct pool_model *m;
+	struct request *r;
+	pool_ms now, timeout;
+
+	if ((m = find_model(s, req)) == NULL)
+		return;
+	if ((r = request_new(s, req)) == NULL) {
+		dispatch_error(s, req->id, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	timeout = req->timeout_ms >= 0 ? req->timeout_ms :
+	    d->conf->acquire_timeout_ms;
+	now = daemon_now();
+	/* r may be answered, and freed, before this returns. */
+	pool_acquire(d->pool, now, &r->w, &s->owner, m, req->hold,
+	    now + timeout);
+}
+
+static void
+cmd_release(struct session *s, const struct proto_request *req)
+{
+	char msg[128];
+
+	if (pool_release(s->d->pool, daemon_now(), req->lease) == 0) {
+		s->send(s, proto_encode_ok(req->id, NULL));
+		return;
+	}
+	snprintf(msg, sizeof(msg), "no lease %lld (released already, or "
+	    "never given)", (long long)req->lease);
+	dispatch_error(s, req->id, PROTO_E_NOT_FOUND, msg);
+}
+
+static void
+cmd_evict(struct session *s, const struct proto_request *req)
+{
+	struct pool_model *m;
+	struct request *r;
+
+	if ((m = find_model(s, req)) == NULL)
+		return;
+	if ((r = request_new(s, req)) == NULL) {
+		dispatch_error(s, req->id, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	pool_evict(s->d->pool, daemon_now(), &r->w, &s->owner, m,
+	    req->force);
+}
+
+static void
+cmd_reply_json(struct session *s, const struct proto_request *req,
+    json_t *body)
+{
+	if (body == NULL) {
+		dispatch_error(s, req->id, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	s->send(s, proto_encode_ok(req->id, body));
+	json_decref(body);
+}
+
+/* Commands that wait for the pool count against max_pending. */
+static bool
+too_many_pending(struct session *s, const struct proto_request *req)
+{
+	unsigned max = s->d->conf->max_pending;
+	char msg[128];
+
+	if (s->npending < max ||
+	    (req->cmd != PROTO_CMD_ACQUIRE && req->cmd != PROTO_CMD_EVICT))
+		return false;
+	snprintf(msg, sizeof(msg), "too many requests waiting on this "
+	    "connection (%u); wait for replies", max);
+	dispatch_error(s, req->id, PROTO_E_BUSY, msg);
+	return true;
+}
+
+static void
+dispatch(struct session *s, const struct proto_request *req)
+{
+	struct daemon *d = s->d;
+
+	if (cmd_needs_admin(req->cmd) && !peer_is_admin(d->conf, &s->peer)) {
+		send_forbidden(s, req);
+		return;
+	}
+	if (too_many_pending(s, req))
+		return;
+	switch (req->cmd) {
+	case PROTO_CMD_ACQUIRE:
+		cmd_acquire(s, req);
+		break;
+	case PROTO_CMD_RELEASE:
+		cmd_release(s, req);
+		break;
+	case PROTO_CMD_EVICT:
+		cmd_evict(s, req);
+		break;
+	case PROTO_CMD_STATS:
+		cmd_reply_json(s, req, daemon_stats(d));
+		break;
+	case PROTO_CMD_MODELS:
+		cmd_reply_json(s, req, daemon_models(d));
+		break;
+	case PROTO_CMD_PING:
+		cmd_reply_json(s, req, json_pack("{s:s}", "version",
+		    POOLD_VERSION));
+		break;
+	default:
+		dispatch_error(s, req->id, PROTO_E_UNKNOWN_COMMAND,
+		    "unknown command");
+		break;
+	}
+}
+
+void
+dispatch_line(struct session *s, const char *line, size_t len)
+{
+	struct proto_request req;
+	char msg[PROTO_MESSAGE_MAX];
+	enum proto_err err;
+
+	proto_request_init(&req);
+	err = proto_decode_request(line, len, &req, msg, sizeof(msg));
+	if (err != PROTO_OK) {
+		log_debug("client %lu: %s: %s", s->serial,
+		    proto_err_name(err), msg);
+		dispatch_error(s, req.id, err, msg);
+	} else if (s->d->stopping) {
+		dispatch_error(s, req.id, PROTO_E_SHUTTING_DOWN,
+		    "poold is shutting down");
+	} else
+		dispatch(s, &req);
+	proto_request_clear(&req);
+}

@@ -1,0 +1,150 @@
+/*
+ * measure.c — how much memory a model takes: estimated, then measured.
+ *
+ * The estimate a server is accounted at its start comes from, in order:
+ * the config's explicit "memory" (always wins), the peak measured on the
+ * model's last run (the state file), the GGUF header, and per_model.
+ * While servers run, their resident memory is sampled every rss_interval
+ * and each is accounted max(estimate, measured); nothing is sampled when
+ * nothing runs.
+ */
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "poold.h"
+
+const char *
+estimate_source_name(enum estimate_source s)
+{
+	switch (s) {
+	case EST_CONFIG:	return "config";
+	case EST_LEARNED:	return "learned";
+	case EST_GGUF:		return "gguf";
+	case EST_DEFAULT:	return "default";
+	}
+	return "default";
+}
+
+/* The command line a model's server gets, for -c, -np and cache types. */
+static void
+model_params(const struct config *conf, const struct model_entry *e,
+    struct gguf_params *gp)
+{
+	char *const *tmpl = e->conf != NULL && e->conf->command != NULL ?
+	    e->conf->command : conf->command;
+
+	gguf_params_from_argv(tmpl, gp);	/* sets the defaults first */
+}
+
+/* Reads the header once; 0 if the file is not a GGUF we understand. */
+static uint64_t
+gguf_bytes(const struct daemon *d, struct model_entry *e)
+{
+	struct gguf_model gm;
+	struct gguf_params gp;
+	struct gguf_estimate ge;
+	char err[256];
+
+	if (e->gguf_read)
+		return e->gguf;
+	e->gguf_read = true;
+	if (gguf_read_file(e->path, &gm, err, sizeof(err)) == -1) {
+		log_debug("estimate %s: %s; using per_model", e->path, err);
+		return e->gguf = 0;
+	}
+	model_params(d->conf, e, &gp);
+	gguf_estimate(&gm, &gp, &ge);
+	return e->gguf = ge.total;
+}
+
+void
+estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
+{
+	struct model_entry *e = m->udata;
+	uint64_t learned;
+
+	if (e->conf != NULL && e->conf->memory > 0) {
+		m->mem = e->conf->memory;
+		e->source = EST_CONFIG;
+	} else if ((learned = state_learned(d, m->name, e->size)) > 0) {
+		m->mem = learned;
+		e->source = EST_LEARNED;
+	} else if ((read_file || e->gguf_read) && gguf_bytes(d, e) > 0) {
+		m->mem = e->gguf;
+		e->source = EST_GGUF;
+	} else {
+		m->mem = d->conf->per_model;
+		e->source = EST_DEFAULT;
+	}
+}
+
+/* A server ended: its peak is the model's estimate next time. */
+void
+measure_learn(struct daemon *d, const struct pool_server *srv)
+{
+	struct pool_model *m = srv->model;
+
+	if (srv->peak_rss == 0 || srv->ready_at == 0)
+		return;
+	state_learn(d, m->name, ((struct model_entry *)m->udata)->size,
+	    srv->peak_rss);
+	estimate_model(d, m, false);
+}
+
+/* --- sampling --- */
+
+static uint64_t
+system_available(void)
+{
+	uint64_t avail;
+
+	return platform_available_memory(&avail) == 0 ? avail : UINT64_MAX;
+}
+
+uint64_t
+measure_available(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	return d->sys_available = system_available();
+}
+
+static void
+sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	struct pool_server *srv, *tsrv;
+	uint64_t rss, sum = 0;
+	pool_ms now = daemon_now();
+
+	TAILQ_FOREACH_SAFE(srv, &d->pool->servers, link, tsrv) {
+		if (srv->udata == NULL || srv->pid <= 0 ||
+		    platform_tree_rss((pid_t)srv->pid, &rss) == -1)
+			continue;
+		sum += rss;
+		pool_measured(d->pool, now, srv, rss);
+	}
+	d->measured = sum;
+	d->sys_available = system_available();
+}
+
+/* Called before the loop sleeps: sample only while servers run. */
+void
+measure_update(struct daemon *d)
+{
+	double every = (double)d->conf->rss_interval_ms / 1000;
+
+	if (every <= 0)
+		return;
+	if (d->pool->nservers > 0 && !ev_is_active(&d->sampler)) {
+		ev_timer_init(&d->sampler, sample_cb, every, every);
+		d->sampler.data = d;
+		ev_timer_start(d->loop, &d->sampler);
+	} else if (d->pool->nservers == 0 && ev_is_active(&d->sampler)) {
+		ev_timer_stop(d->loop, &d->sampler);
+		d->measured = 0;
+	}
+}
