@@ -32,6 +32,7 @@
 #define DEFAULT_TIMEOUT_MS	30000
 #define TIMEOUT_MAX_S		86400.0
 #define CELL_MAX		64
+#define LINE_COLS		100	/* what a table line should fit */
 
 static const char usage_line[] =
     "usage: poolc [-hV] [-s socket] [-t timeout] command [argument ...]\n";
@@ -39,7 +40,7 @@ static const char usage_commands[] =
     "commands:\n"
     "  acquire model                        start or touch model, print its endpoint\n"
     "  run model -- command [argument ...]  run command while holding a lease\n"
-    "  stats | ps [--json]                  the servers and the budget\n"
+    "  stats | ps [--json]                  the servers and their memory\n"
     "  models [--json]                      the catalog\n"
     "  budget                               the memory budget\n"
     "  evict model [--force]                stop model's server\n"
@@ -275,9 +276,36 @@ cell_int(char *buf, size_t len, const json_t *o, const char *key)
 	return buf;
 }
 
+/*
+ * A size, or "-" when the field is absent (an older poold) or, with
+ * zero_unknown, 0 (an RSS not sampled yet, an available memory the
+ * system does not tell).
+ */
+static const char *
+cell_size(char *buf, size_t len, const json_t *o, const char *key,
+    bool zero_unknown)
+{
+	int64_t	 v = jint(o, key, -1);
+
+	if (v < 0 || (zero_unknown && v == 0)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	return human_size(buf, len, v);
+}
+
+/* The accounted memory; an older poold called it only "used". */
+static int64_t
+memory_accounted(const json_t *m)
+{
+	int64_t	 v = jint(m, "accounted", -1);
+
+	return v >= 0 ? v : jint(m, "used", -1);
+}
+
 /* --- tables --- */
 
-#define TABLE_COLS_MAX	8
+#define TABLE_COLS_MAX	12
 
 /* Rows of copied strings, printed in columns two spaces apart. */
 struct table {
@@ -504,20 +532,27 @@ fetch(struct poolc *c, int (*call)(struct poolc *, char **), bool raw,
 	return 0;
 }
 
+/*
+ * Two lines: the budget and what is accounted against it, then what the
+ * servers really hold and what the rest of the machine has left.
+ */
 static void
-print_budget_line(const json_t *root)
+print_budget_lines(const json_t *root)
 {
 	const json_t	*m = json_object_get(root, "memory");
-	char		 t[CELL_MAX], r[CELL_MAX], b[CELL_MAX], u[CELL_MAX],
-			 f[CELL_MAX];
+	char		 t[CELL_MAX], r[CELL_MAX], b[CELL_MAX], a[CELL_MAX],
+			 f[CELL_MAX], me[CELL_MAX], av[CELL_MAX];
 
-	printf("total %s  reserved %s  budget %s  used %s  free %s  "
-	    "servers %" PRId64 "/%" PRId64,
+	printf("total %s  reserved %s  budget %s  accounted %s  free %s\n",
 	    human_size(t, sizeof(t), jint(m, "total", -1)),
 	    human_size(r, sizeof(r), jint(m, "reserved", -1)),
 	    human_size(b, sizeof(b), jint(m, "budget", -1)),
-	    human_size(u, sizeof(u), jint(m, "used", -1)),
-	    human_size(f, sizeof(f), jint(m, "free", -1)),
+	    human_size(a, sizeof(a), memory_accounted(m)),
+	    human_size(f, sizeof(f), jint(m, "free", -1)));
+	printf("measured %s  system available %s  servers %" PRId64 "/%"
+	    PRId64,
+	    cell_size(me, sizeof(me), m, "measured", false),
+	    cell_size(av, sizeof(av), m, "system_available", true),
 	    jint(root, "running", 0), jint(root, "max_servers", 0));
 	if (jint(root, "waiting", 0) > 0)
 		printf("  waiting %" PRId64, jint(root, "waiting", 0));
@@ -528,8 +563,9 @@ static int
 add_server_row(struct table *t, const json_t *s)
 {
 	char		 port[CELL_MAX], pid[CELL_MAX], leases[CELL_MAX],
-			 idle[CELL_MAX], mem[CELL_MAX], up[CELL_MAX];
-	const char	*row[8];
+			 idle[CELL_MAX], est[CELL_MAX], rss[CELL_MAX],
+			 mem[CELL_MAX], up[CELL_MAX];
+	const char	*row[11];
 
 	snprintf(leases, sizeof(leases), "%" PRId64, jint(s, "leases", 0));
 	row[0] = jstr(s, "model", "?");
@@ -538,17 +574,24 @@ add_server_row(struct table *t, const json_t *s)
 	row[3] = cell_int(pid, sizeof(pid), s, "pid");
 	row[4] = leases;
 	row[5] = human_duration(idle, sizeof(idle), jint(s, "idle_ms", -1));
-	row[6] = human_size(mem, sizeof(mem), jint(s, "mem", -1));
-	row[7] = human_duration(up, sizeof(up), jint(s, "uptime_ms", -1));
+	row[6] = cell_size(est, sizeof(est), s, "estimate", false);
+	row[7] = jstr(s, "estimate_source", "-");
+	row[8] = cell_size(rss, sizeof(rss), s, "rss", true);
+	row[9] = cell_size(mem, sizeof(mem), s, "mem", false);
+	row[10] = human_duration(up, sizeof(up), jint(s, "uptime_ms", -1));
 	return table_add(t, row);
 }
 
+/*
+ * EST (the estimate and its SRC) and RSS (measured) beside MEM, which is
+ * what the budget counts: the larger of the two.
+ */
 static int
 print_servers(const json_t *servers)
 {
 	static const char *const head[] = { "MODEL", "STATE", "PORT", "PID",
-	    "LEASES", "IDLE", "MEM", "UPTIME" };
-	struct table	 t = { .ncols = 8, .right = 0xfc };
+	    "LEASES", "IDLE", "EST", "SRC", "RSS", "MEM", "UPTIME" };
+	struct table	 t = { .ncols = 11, .right = 0x77c };
 	json_t		*s;
 	size_t		 i;
 	int		 r = 0;
@@ -569,6 +612,51 @@ print_servers(const json_t *servers)
 	return r == 0 ? 0 : EXIT_CONNECT;
 }
 
+/*
+ * Models whose starts keep failing: no server to show, but news.  One
+ * line each, the error cut to fit LINE_COLS (--json has all of it).
+ */
+static void
+print_failing(const json_t *models)
+{
+	const json_t	*m;
+	const char	*state, *err;
+	char		 head[CELL_MAX * 4];
+	size_t		 i, room, n;
+	int64_t		 fails;
+	int		 len;
+
+	json_array_foreach(models, i, m) {
+		state = jstr(m, "state", "");
+		if (strcmp(state, "backoff") != 0 &&
+		    strcmp(state, "failed") != 0)
+			continue;
+		fails = jint(m, "failures", 0);
+		err = jstr(m, "last_error", "");
+		len = snprintf(head, sizeof(head), "%s %s: %" PRId64
+		    " failed start%s in a row", state, jstr(m, "model", "?"),
+		    fails, fails == 1 ? "" : "s");
+		if (len < 0)
+			continue;
+		fputs(head, stdout);
+		room = (size_t)len + 2 < LINE_COLS ? LINE_COLS - (size_t)len -
+		    2 : 0;
+		if ((n = strlen(err)) == 0 || room < 8) {
+			putchar('\n');
+			continue;
+		}
+		if (n <= room) {
+			printf(": %s\n", err);
+			continue;
+		}
+		/* "...", and never half of a UTF-8 character. */
+		n = room - 3;
+		while (n > 0 && ((unsigned char)err[n] & 0xc0) == 0x80)
+			n--;
+		printf(": %.*s...\n", (int)n, err);
+	}
+}
+
 static int
 cmd_stats(struct poolc *c, const struct args *a)
 {
@@ -577,8 +665,9 @@ cmd_stats(struct poolc *c, const struct args *a)
 
 	if (fetch(c, poolc_stats, a->json, &root, &status) == -1)
 		return status;
-	print_budget_line(root);
+	print_budget_lines(root);
 	status = print_servers(json_object_get(root, "servers"));
+	print_failing(json_object_get(root, "models"));
 	json_decref(root);
 	return status;
 }
@@ -586,21 +675,29 @@ cmd_stats(struct poolc *c, const struct args *a)
 static int
 cmd_budget(struct poolc *c, const struct args *a)
 {
-	static const char *const keys[] = { "total", "reserved", "budget",
-	    "used", "free" };
 	const json_t	*m;
 	json_t		*root;
 	char		 size[CELL_MAX];
-	size_t		 i;
 	int		 status;
 
 	if (fetch(c, poolc_stats, false, &root, &status) == -1)
 		return status;
 	m = json_object_get(root, "memory");
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		printf("%-9s %s\n", keys[i],
-		    human_size(size, sizeof(size), jint(m, keys[i], -1)));
-	printf("%-9s %" PRId64 "/%" PRId64 "\n", "servers",
+	printf("%-17s %s\n", "total",
+	    human_size(size, sizeof(size), jint(m, "total", -1)));
+	printf("%-17s %s\n", "reserved",
+	    human_size(size, sizeof(size), jint(m, "reserved", -1)));
+	printf("%-17s %s\n", "budget",
+	    human_size(size, sizeof(size), jint(m, "budget", -1)));
+	printf("%-17s %s\n", "accounted",
+	    human_size(size, sizeof(size), memory_accounted(m)));
+	printf("%-17s %s\n", "measured",
+	    cell_size(size, sizeof(size), m, "measured", false));
+	printf("%-17s %s\n", "free",
+	    human_size(size, sizeof(size), jint(m, "free", -1)));
+	printf("%-17s %s\n", "system available",
+	    cell_size(size, sizeof(size), m, "system_available", true));
+	printf("%-17s %" PRId64 "/%" PRId64 "\n", "servers",
 	    jint(root, "running", 0), jint(root, "max_servers", 0));
 	json_decref(root);
 	return 0;
@@ -610,13 +707,14 @@ static int
 add_model_row(struct table *t, const json_t *m)
 {
 	char		 port[CELL_MAX], mem[CELL_MAX];
-	const char	*row[5];
+	const char	*row[6];
 
 	row[0] = jstr(m, "model", "?");
 	row[1] = jstr(m, "state", "?");
 	row[2] = cell_int(port, sizeof(port), m, "port");
-	row[3] = human_size(mem, sizeof(mem), jint(m, "memory", -1));
-	row[4] = jstr(m, "path", "-");
+	row[3] = cell_size(mem, sizeof(mem), m, "memory", false);
+	row[4] = jstr(m, "source", "-");
+	row[5] = jstr(m, "path", "-");
 	return table_add(t, row);
 }
 
@@ -624,8 +722,8 @@ static int
 cmd_models(struct poolc *c, const struct args *a)
 {
 	static const char *const head[] = { "MODEL", "STATE", "PORT",
-	    "MEMORY", "PATH" };
-	struct table	 t = { .ncols = 5, .right = 0x0c };
+	    "MEMORY", "SOURCE", "PATH" };
+	struct table	 t = { .ncols = 6, .right = 0x0c };
 	json_t		*root, *models, *m;
 	size_t		 i;
 	int		 r, status;

@@ -371,6 +371,8 @@ describe_status(int status, const struct child *c, char *out, size_t len)
 		    WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
 		snprintf(out, len, "ended with status 0x%x", status);
+	if (c->stop_stage != 0)
+		return;		/* asked to stop: its last words are no news */
 	first_error(c, cause, sizeof(cause));
 	tail_lines(c, tail, sizeof(tail));
 	n = strlen(out);

@@ -47,6 +47,7 @@ struct client {
 	size_t			 out_len, out_off, out_cap;
 	bool			 dead;		/* close before the loop sleeps */
 	bool			 closing;	/* close once the output is out */
+	bool			 eof;		/* it sent all it will send */
 	bool			 flush_queued;
 	TAILQ_ENTRY(client)	 link;
 	TAILQ_ENTRY(client)	 flush_link;
@@ -198,6 +199,9 @@ client_flush(struct client *c)
 	struct ev_loop *loop = c->ctl->d->loop;
 	ssize_t n;
 
+	/* Half-closed and nothing more to answer: go once this is out. */
+	if (c->eof && c->s.npending == 0)
+		c->closing = true;
 	while (c->out_off < c->out_len) {
 		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
 		    MSG_NOSIGNAL);
@@ -330,6 +334,29 @@ input_room(struct client *c)
 	return true;
 }
 
+/*
+ * The client shut its side (`echo … | nc -U`, shutdown(SHUT_WR)): a last
+ * line without a newline still counts, and every request it sent is
+ * answered before the connection closes.
+ */
+static void
+input_ended(struct client *c)
+{
+	struct ev_loop *loop = c->ctl->d->loop;
+
+	c->eof = true;
+	ev_io_stop(loop, &c->read_watcher);
+	ev_timer_stop(loop, &c->line_timer);
+	if (c->in_len > 0 && !c->closing && !c->dead) {
+		if (c->in_len > client_conf(c)->max_line_bytes)
+			line_too_long(c);
+		else
+			dispatch_line(&c->s, c->in, c->in_len);
+		c->in_len = 0;
+	}
+	client_queue_flush(c);
+}
+
 static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -345,9 +372,12 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n <= 0) {
-			if (n == -1)
-				log_warn("client %lu: read", c->s.serial);
+		if (n == 0) {
+			input_ended(c);
+			return;
+		}
+		if (n == -1) {
+			log_warn("client %lu: read", c->s.serial);
 			client_close(c);
 			return;
 		}

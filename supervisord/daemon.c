@@ -351,11 +351,11 @@ print_model_line(FILE *f, const struct pool_model *m, const struct budget *b)
 	const struct model_entry *e = m->udata;
 	char disk[32], est[32];
 
-	fprintf(f, "%-32s %10s %10s  %-8s %s\n", m->name,
+	fprintf(f, "%-32s %10s %10s  %s%s\n", m->name,
 	    pool_format_size(file_size(e->path), disk, sizeof(disk)),
 	    pool_format_size(m->mem, est, sizeof(est)),
 	    estimate_source_name(e->source),
-	    m->mem > b->budget ? "(more than the budget)" : "");
+	    m->mem > b->budget ? "   (more than the budget)" : "");
 }
 
 /*

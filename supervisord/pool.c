@@ -1126,10 +1126,20 @@ expire_waiters(struct pool *p, pool_ms now, struct pool_waiter_list *list)
 		waiter_unlink(p, w);
 		if (w->queued && m->server == NULL) {
 			p->counters.busy++;
-			answer_error(p, w, PROTO_E_BUSY, "no room for '%s' "
-			    "within %" PRId64 " ms: %s of the budget is held "
-			    "by servers in use", m->name, now - w->since,
-			    pool_format_size(p->used, held, sizeof(held)));
+			if (p->used + m->mem <= p->lim.budget &&
+			    system_short(p, m) > 0)
+				answer_error(p, w, PROTO_E_BUSY, "no room for "
+				    "'%s' within %" PRId64 " ms: the system "
+				    "lacks %s of free memory (other programs "
+				    "hold it)", m->name, now - w->since,
+				    pool_format_size((uint64_t)system_short(p,
+				    m), held, sizeof(held)));
+			else
+				answer_error(p, w, PROTO_E_BUSY, "no room for "
+				    "'%s' within %" PRId64 " ms: %s of the "
+				    "budget is held by servers in use",
+				    m->name, now - w->since, pool_format_size(
+				    p->used, held, sizeof(held)));
 		} else {
 			p->counters.timeouts++;
 			answer_error(p, w, PROTO_E_TIMEOUT, "'%s' is still "

@@ -44,8 +44,38 @@
 #define STATS_BODY \
 	"\"version\":\"0.1.0\",\"pid\":123,\"uptime_ms\":5000," \
 	"\"memory\":{\"total\":25769803776,\"reserved\":0," \
-	"\"budget\":268435456,\"used\":100663296,\"free\":167772160}," \
+	"\"budget\":268435456,\"used\":100663296,\"free\":167772160," \
+	"\"accounted\":100663296,\"measured\":80740352," \
+	"\"system_available\":12884901888}," \
 	"\"max_servers\":5,\"running\":2,\"waiting\":0,\"clients\":1," \
+	"\"servers\":[{\"model\":\"tiny-a\",\"state\":\"ready\"," \
+	"\"port\":18080,\"pid\":4242,\"leases\":1,\"idle_ms\":0," \
+	"\"uptime_ms\":4000,\"load_ms\":310,\"mem\":50331648," \
+	"\"estimate\":33554432,\"estimate_source\":\"learned\"," \
+	"\"rss\":50331648}," \
+	"{\"model\":\"qwen2.5-coder-32b\",\"state\":\"starting\"," \
+	"\"port\":18081,\"pid\":4250,\"leases\":0,\"idle_ms\":192000," \
+	"\"uptime_ms\":7384000,\"load_ms\":0,\"mem\":19327352832," \
+	"\"estimate\":19327352832,\"estimate_source\":\"gguf\"," \
+	"\"rss\":0}]," \
+	"\"counters\":{\"acquires\":3,\"hits\":1,\"misses\":2}," \
+	"\"models\":[{\"model\":\"tiny-a\",\"state\":\"ready\"," \
+	"\"start_failures\":0,\"failures\":0,\"last_error\":\"\"}," \
+	"{\"model\":\"mistral-7b\",\"state\":\"failed\"," \
+	"\"start_failures\":5,\"failures\":5,\"last_error\":" \
+	"\"'mistral-7b' failed to start: exit status 1\"}," \
+	"{\"model\":\"llama-70b\",\"state\":\"backoff\"," \
+	"\"start_failures\":1,\"failures\":1,\"last_error\":" \
+	"\"'llama-70b' failed to start: exit status 1; gguf_init_from_" \
+	"reader: invalid magic characters: 'garb', expected 'GGUF'; " \
+	"last output: llama_server: exiting due to model loading error\"}]"
+
+/* The same from a poold before measured memory: no estimates, no RSS. */
+#define OLD_STATS_BODY \
+	"\"version\":\"0.1.0\",\"pid\":123,\"uptime_ms\":5000," \
+	"\"memory\":{\"total\":25769803776,\"reserved\":0," \
+	"\"budget\":268435456,\"used\":100663296,\"free\":167772160}," \
+	"\"max_servers\":5,\"running\":2,\"waiting\":1,\"clients\":1," \
 	"\"servers\":[{\"model\":\"tiny-a\",\"state\":\"ready\"," \
 	"\"port\":18080,\"pid\":4242,\"leases\":1,\"idle_ms\":0," \
 	"\"uptime_ms\":4000,\"load_ms\":310,\"mem\":50331648}," \
@@ -53,9 +83,21 @@
 	"\"port\":18081,\"pid\":4250,\"leases\":0,\"idle_ms\":192000," \
 	"\"uptime_ms\":7384000,\"load_ms\":0,\"mem\":19327352832}]," \
 	"\"counters\":{\"acquires\":3,\"hits\":1,\"misses\":2}," \
-	"\"models\":[]"
+	"\"models\":[{\"model\":\"tiny-a\",\"hits\":1,\"failures\":0," \
+	"\"last_error\":\"\"}]"
 
 #define MODELS_BODY \
+	"\"models_dir\":\"/srv/models\",\"models\":[" \
+	"{\"model\":\"tiny-a\",\"path\":\"/srv/models/tiny-a.gguf\"," \
+	"\"memory\":50331648,\"source\":\"learned\",\"state\":\"ready\"," \
+	"\"port\":18080}," \
+	"{\"model\":\"big\",\"path\":\"/srv/models/big.gguf\"," \
+	"\"memory\":19327352832,\"source\":\"gguf\",\"state\":\"stopped\"}," \
+	"{\"model\":\"broken\",\"path\":\"/srv/models/broken.gguf\"," \
+	"\"memory\":6442450944,\"source\":\"default\"," \
+	"\"state\":\"failed\"}]"
+
+#define OLD_MODELS_BODY \
 	"\"models_dir\":\"/srv/models\",\"models\":[" \
 	"{\"model\":\"tiny-a\",\"path\":\"/srv/models/tiny-a.gguf\"," \
 	"\"memory\":50331648,\"state\":\"ready\",\"port\":18080}," \
@@ -1056,9 +1098,12 @@ script_cli_stats(int fd, int conn)
 	fake_expect_eof(fd);
 }
 
+/* The servers' estimates, sources and RSS; failing models below. */
 START_TEST(cli_stats_table)
 {
 	struct run	 r;
+	const char	*line;
+	size_t		 len;
 
 	NEED_POOLC();
 	fake_start(script_cli_stats, 2);
@@ -1066,15 +1111,85 @@ START_TEST(cli_stats_table)
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
 	ck_assert_str_eq(r.err, "");
 	ck_assert_str_eq(r.out,
-	    "total 24.0G  reserved 0B  budget 256.0M  used 96.0M  "
-	    "free 160.0M  servers 2/5\n"
-	    "MODEL              STATE      PORT   PID  LEASES   IDLE    MEM  UPTIME\n"
-	    "tiny-a             ready     18080  4242       1     0s  48.0M      4s\n"
-	    "qwen2.5-coder-32b  starting  18081  4250       0  3m12s  18.0G   2h03m\n");
+	    "total 24.0G  reserved 0B  budget 256.0M  accounted 96.0M  "
+	    "free 160.0M\n"
+	    "measured 77.0M  system available 12.0G  servers 2/5\n"
+	    "MODEL              STATE      PORT   PID  LEASES   IDLE    EST"
+	    "  SRC        RSS    MEM  UPTIME\n"
+	    "tiny-a             ready     18080  4242       1     0s  32.0M"
+	    "  learned  48.0M  48.0M      4s\n"
+	    "qwen2.5-coder-32b  starting  18081  4250       0  3m12s  18.0G"
+	    "  gguf         -  18.0G   2h03m\n"
+	    "failed mistral-7b: 5 failed starts in a row: 'mistral-7b' "
+	    "failed to start: exit status 1\n"
+	    "backoff llama-70b: 1 failed start in a row: 'llama-70b' failed "
+	    "to start: exit status 1; gguf_init...\n");
+	/* Every line fits 100 columns; the long error was cut to fit. */
+	for (line = r.out; *line != '\0'; line += len + 1) {
+		len = strcspn(line, "\n");
+		ck_assert_msg(len <= 100, "line of %zu columns: %.*s", len,
+		    (int)len, line);
+	}
 	run_poolc(&r, (const char *[]){ "-s", fake.path, "ps", "--json",
 	    NULL });
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_str_eq(r.out, "{\"ok\":true,\"id\":1," STATS_BODY "}\n");
+	fake_stop();
+}
+END_TEST
+
+static void
+script_cli_old_stats(int fd, int conn)
+{
+	long long	 id = fake_expect(fd, conn == 2 ? PROTO_CMD_MODELS :
+			    PROTO_CMD_STATS, NULL);
+
+	if (conn == 2)
+		fake_say(fd, "{\"ok\":true,\"id\":%lld," OLD_MODELS_BODY "}\n",
+		    id);
+	else
+		fake_say(fd, "{\"ok\":true,\"id\":%lld," OLD_STATS_BODY "}\n",
+		    id);
+	fake_expect_eof(fd);
+}
+
+/* A poold from before measured memory: what it does not say is "-". */
+START_TEST(cli_old_replies)
+{
+	struct run	 r;
+
+	NEED_POOLC();
+	fake_start(script_cli_old_stats, 3);
+	run_poolc(&r, (const char *[]){ "-s", fake.path, "stats", NULL });
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.err, "");
+	ck_assert_str_eq(r.out,
+	    "total 24.0G  reserved 0B  budget 256.0M  accounted 96.0M  "
+	    "free 160.0M\n"
+	    "measured -  system available -  servers 2/5  waiting 1\n"
+	    "MODEL              STATE      PORT   PID  LEASES   IDLE  EST"
+	    "  SRC  RSS    MEM  UPTIME\n"
+	    "tiny-a             ready     18080  4242       1     0s    -"
+	    "  -      -  48.0M      4s\n"
+	    "qwen2.5-coder-32b  starting  18081  4250       0  3m12s    -"
+	    "  -      -  18.0G   2h03m\n");
+	run_poolc(&r, (const char *[]){ "-s", fake.path, "budget", NULL });
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.out,
+	    "total             24.0G\n"
+	    "reserved          0B\n"
+	    "budget            256.0M\n"
+	    "accounted         96.0M\n"
+	    "measured          -\n"
+	    "free              160.0M\n"
+	    "system available  -\n"
+	    "servers           2/5\n");
+	run_poolc(&r, (const char *[]){ "-s", fake.path, "models", NULL });
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.out,
+	    "MODEL   STATE     PORT  MEMORY  SOURCE  PATH\n"
+	    "tiny-a  ready    18080   48.0M  -       /srv/models/tiny-a.gguf\n"
+	    "big     stopped      -   18.0G  -       /srv/models/big.gguf\n");
 	fake_stop();
 }
 END_TEST
@@ -1101,18 +1216,22 @@ START_TEST(cli_models_budget)
 	run_poolc(&r, (const char *[]){ "-s", fake.path, "models", NULL });
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
 	ck_assert_str_eq(r.out,
-	    "MODEL   STATE     PORT  MEMORY  PATH\n"
-	    "tiny-a  ready    18080   48.0M  /srv/models/tiny-a.gguf\n"
-	    "big     stopped      -   18.0G  /srv/models/big.gguf\n");
+	    "MODEL   STATE     PORT  MEMORY  SOURCE   PATH\n"
+	    "tiny-a  ready    18080   48.0M  learned  /srv/models/tiny-a.gguf\n"
+	    "big     stopped      -   18.0G  gguf     /srv/models/big.gguf\n"
+	    "broken  failed       -    6.0G  default  "
+	    "/srv/models/broken.gguf\n");
 	run_poolc(&r, (const char *[]){ "-s", fake.path, "budget", NULL });
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
 	ck_assert_str_eq(r.out,
-	    "total     24.0G\n"
-	    "reserved  0B\n"
-	    "budget    256.0M\n"
-	    "used      96.0M\n"
-	    "free      160.0M\n"
-	    "servers   2/5\n");
+	    "total             24.0G\n"
+	    "reserved          0B\n"
+	    "budget            256.0M\n"
+	    "accounted         96.0M\n"
+	    "measured          77.0M\n"
+	    "free              160.0M\n"
+	    "system available  12.0G\n"
+	    "servers           2/5\n");
 	fake_stop();
 }
 END_TEST
@@ -1312,6 +1431,7 @@ client_suite(void)
 	suite_add_tcase(s, lib);
 
 	tcase_add_test(cli, cli_stats_table);
+	tcase_add_test(cli, cli_old_replies);
 	tcase_add_test(cli, cli_models_budget);
 	tcase_add_test(cli, cli_acquire_and_errors);
 	tcase_add_test(cli, cli_run);
