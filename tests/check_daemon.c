@@ -1339,6 +1339,64 @@ START_TEST(test_too_large)
 }
 END_TEST
 
+/* --- measured memory ---------------------------------------------- */
+
+/*
+ * Pass: a server that really takes 40M while its model is configured at
+ * 8M is accounted what it measures (mem == rss > estimate) within a few
+ * samples; the growth takes the pool over its 64M budget, so the idle
+ * least recently used server is stopped (and only that one: the leased
+ * grower stays), and accounted memory is back under the budget once that
+ * server is reaped.
+ */
+START_TEST(test_measured_growth)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *st, *srv;
+	long long lease, deadline;
+	bool evicted = false;
+
+	tl_daemon_init(&d, 19);
+	tl_model(&d, "idle1", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "idle2", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "grower", "load_ms=50\nmem=40M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"64M\",\"per_model\":\"16M\","
+	    "\"rss_interval\":\"100ms\",\"models\":{\"grower\":"
+	    "{\"memory\":\"8M\"}}}");
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "idle1", false, NULL);
+	tl_acquire_ok(c, "idle2", false, NULL);
+	lease = tl_acquire_ok(c, "grower", true, NULL);
+	deadline = tl_now_ms() + 5000;
+	while (!evicted && tl_now_ms() < deadline) {
+		tl_sleep_ms(50);
+		st = tl_stats(&d, c);
+		srv = tl_server(st, "grower");
+		TL_ASSERT(srv != NULL, "grower gone: %s", tl_dump(st));
+		evicted = tl_int(st, "counters.evictions") >= 1 &&
+		    tl_int(srv, "rss") >= 40LL << 20 &&
+		    tl_int(srv, "mem") == tl_int(srv, "rss") &&
+		    tl_int(st, "memory.used") <= tl_int(st, "memory.budget");
+		if (evicted) {
+			TL_ASSERT(tl_int(srv, "estimate") == 8LL << 20 &&
+			    strcmp(tl_str(srv, "estimate_source"), "config") ==
+			    0, "estimate: %s", tl_dump(srv));
+			TL_ASSERT(tl_server(st, "idle1") == NULL &&
+			    tl_server(st, "idle2") != NULL, "not the LRU one "
+			    "was stopped: %s", tl_dump(st));
+		}
+		json_decref(st);
+	}
+	TL_ASSERT(evicted, "no eviction after the growth within 5 s; log:\n%s",
+	    tl_daemon_log(&d));
+	TL_ASSERT(tl_log_has(&d, "evict LRU idle1"), "no log line");
+	tl_release(c, lease);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- 14. poold killed --------------------------------------------- */
 
 /*
@@ -1612,6 +1670,7 @@ main(void)
 	add(s, "pipelining", test_pipelining);
 	add(s, "evict", test_evict);
 	add(s, "too_large", test_too_large);
+	add(s, "measured_growth", test_measured_growth);
 	add(s, "sigkill", test_sigkill_leaves_no_server);
 	add(s, "bad_config", test_bad_config);
 	add(s, "lru_sizes", test_lru_by_size);
