@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 #include <sys/sysctl.h>
+#include <sys/proc.h>
 
 #include <errno.h>
 #include <libproc.h>
@@ -83,7 +84,7 @@ platform_process_start_time(pid_t pid, uint64_t *out)
 	struct proc_bsdinfo bi;
 
 	if (proc_pidinfo(pid, PROC_PIDTBSDINFO, 0, &bi, sizeof(bi)) !=
-	    (int)sizeof(bi))
+	    (int)sizeof(bi) || bi.pbi_status == SZOMB)
 		return -1;
 	*out = (uint64_t)bi.pbi_start_tvsec * 1000000 + bi.pbi_start_tvusec;
 	return 0;

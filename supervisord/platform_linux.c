@@ -261,7 +261,10 @@ platform_tree_rss(pid_t pid, uint64_t *out)
 	return 0;
 }
 
-/* Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
+/*
+ * Field 22 of /proc/PID/stat: start time in clock ticks since boot.  -1
+ * for a process that has ended (a zombie included).
+ */
 int
 platform_process_start_time(pid_t pid, uint64_t *out)
 {
@@ -274,6 +277,8 @@ platform_process_start_time(pid_t pid, uint64_t *out)
 	/* comm may hold spaces and parentheses: count from the last ')'. */
 	if ((p = strrchr(buf, ')')) == NULL)
 		return -1;
+	if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+		return -1;	/* dead, only not reaped: gone for us */
 	for (field = 2; field < 22 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL || parse_u64(p + 1, NULL, out) == -1)

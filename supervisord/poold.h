@@ -130,7 +130,8 @@ int	 platform_available_memory(uint64_t *);
 int	 platform_process_rss(pid_t, uint64_t *);
 /* The process and its descendants (a server's helpers count too). */
 int	 platform_tree_rss(pid_t, uint64_t *);
-/* An opaque start instant: with the pid, it names one process. */
+/* An opaque start instant: with the pid, it names one process; -1 for
+ * one that has ended, even if not yet reaped. */
 int	 platform_process_start_time(pid_t, uint64_t *);
 /* In a child before exec: close every descriptor from 3 on but keep. */
 void	 platform_close_fds(int keep);
