@@ -410,7 +410,7 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	child_free(c);
 	measure_learn(d, srv);
 	pool_exited(d->pool, daemon_now(), srv, why);
-	state_save(d);
+	d->state_dirty = true;
 }
 
 static void
@@ -577,7 +577,10 @@ child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 	c->out_watcher.data = c;
 	ev_io_start(d->loop, &c->out_watcher);
 	probe_start(c);
-	state_save(d);	/* a SIGKILLed poold's successor must know this pid */
+	/* A SIGKILLed poold's successor must know this pid: saved before
+	 * the loop sleeps, once for a burst of starts. */
+	if (platform_process_start_time(pid, &c->start_time) == 0)
+		d->state_dirty = true;
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {

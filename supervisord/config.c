@@ -426,6 +426,22 @@ set_max_servers(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
+/* "lru" (the default) or "gds": GreedyDual-Size, see BENCHMARKS.md. */
+static int
+set_eviction(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	const char	*s = json_is_string(v) ? json_string_value(v) : "";
+
+	if (strcmp(s, "lru") == 0)
+		c->eviction_gds = false;
+	else if (strcmp(s, "gds") == 0)
+		c->eviction_gds = true;
+	else
+		return keyerr(lc, "expected \"lru\" or \"gds\"");
+	return 0;
+}
+
 static int
 set_outbuf_bytes(void *base, json_t *v, struct loadctx *lc)
 {
@@ -670,6 +686,7 @@ static const struct key top_keys[] = {
 	{ "reserved", K_SIZE, OFF(reserved), NULL },
 	{ "per_model", K_SIZE_POS, OFF(per_model), NULL },
 	{ "max_servers", K_FUNC, 0, set_max_servers },
+	{ "eviction", K_FUNC, 0, set_eviction },
 	{ "idle_timeout", K_IDLE, OFF(idle_timeout_ms), NULL },
 	{ "start_timeout", K_DURATION, OFF(start_timeout_ms), NULL },
 	{ "stop_timeout", K_DURATION, OFF(stop_timeout_ms), NULL },

@@ -152,6 +152,26 @@ output_room(struct client *c, size_t need)
 }
 
 /* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
+/* Writes what the socket takes now; never closes (callers may be deep in
+ * a pool callback).  -1 on a write error: the flush finds it again. */
+static int
+write_some(struct client *c)
+{
+	ssize_t n;
+
+	while (c->out_off < c->out_len) {
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+		    MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
 static void
 client_send(struct session *s, char *line)
 {
@@ -171,7 +191,14 @@ client_send(struct session *s, char *line)
 	len = strlen(line);
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	if (c->out_len + len - c->out_off > limit) {
+	/*
+	 * The limit is on replies piling up unread: first try to hand the
+	 * kernel what is queued; one reply on its own (MODELS of 10,000
+	 * models is over 1 MiB) still goes to a client that reads.
+	 */
+	if (c->out_len + len - c->out_off > limit && c->out_len > c->out_off)
+		(void)write_some(c);
+	if (c->out_len > c->out_off && c->out_len + len - c->out_off > limit) {
 		/* It does not read: its replies must not grow without end. */
 		log_warnx("client %lu: dropped: %zu bytes of replies unread "
 		    "(limit %zu)", s->serial, c->out_len + len - c->out_off,
@@ -197,25 +224,16 @@ static int
 client_flush(struct client *c)
 {
 	struct ev_loop *loop = c->ctl->d->loop;
-	ssize_t n;
 
 	/* Half-closed and nothing more to answer: go once this is out. */
 	if (c->eof && c->s.npending == 0)
 		c->closing = true;
-	while (c->out_off < c->out_len) {
-		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-		    MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(loop, &c->write_watcher);
-			return 0;
-		}
-		if (n == -1)
-			return -1;
-		c->out_off += (size_t)n;
+	if (write_some(c) == -1)
+		return -1;
+	if (c->out_off < c->out_len) {
+		ev_io_start(loop, &c->write_watcher);	/* the rest on POLLOUT */
+		return 0;
 	}
-	c->out_off = c->out_len = 0;
 	ev_io_stop(loop, &c->write_watcher);
 	return c->closing ? -1 : 0;
 }

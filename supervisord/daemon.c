@@ -424,6 +424,10 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	control_reap(d->control);
 	measure_update(d);
+	if (d->state_dirty) {
+		state_save(d);
+		d->state_dirty = false;
+	}
 	if (d->stopping && d->pool->nservers == 0) {
 		ev_break(loop, EVBREAK_ALL);
 		return;
@@ -534,6 +538,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	lim.max_failures = conf->max_failures;
 	lim.failed_cooldown = conf->failed_cooldown_ms;
 	lim.min_available = conf->min_available;
+	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
 	if ((d->pool = pool_new(&lim, &daemon_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;

@@ -16,6 +16,8 @@
 #include "gguf.h"
 #include "poold.h"
 
+#define SAMPLE_QUIET_MAX_S	64.0
+
 const char *
 estimate_source_name(enum estimate_source s)
 {
@@ -112,6 +114,48 @@ measure_available(void *ctx)
 	return d->sys_available = system_available();
 }
 
+/* What changes memory: requests and starts. */
+static uint64_t
+activity(const struct pool *p)
+{
+	return p->counters.acquires + p->counters.releases +
+	    p->counters.starts;
+}
+
+static bool
+any_starting(const struct pool *p)
+{
+	const struct pool_server *srv;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state == POOL_STARTING)
+			return true;
+	return false;
+}
+
+/*
+ * Servers grow while they load and serve; an idle pool does not change.
+ * So every rss_interval while anything happens, and twice as long after
+ * each quiet sample, up to SAMPLE_QUIET_MAX_S: a quiet poold sleeps.
+ */
+static void
+sample_schedule(struct daemon *d)
+{
+	ev_tstamp every = (double)d->conf->rss_interval_ms / 1000;
+	uint64_t now_activity = activity(d->pool);
+
+	if (now_activity != d->sample_activity || any_starting(d->pool) ||
+	    d->sample_every <= 0)
+		d->sample_every = every;
+	else if (d->sample_every < SAMPLE_QUIET_MAX_S)
+		d->sample_every *= 2;
+	if (d->sample_every > SAMPLE_QUIET_MAX_S && every < SAMPLE_QUIET_MAX_S)
+		d->sample_every = SAMPLE_QUIET_MAX_S;
+	d->sample_activity = now_activity;
+	ev_timer_set(&d->sampler, d->sample_every, 0);
+	ev_timer_start(d->loop, &d->sampler);
+}
+
 static void
 sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -129,22 +173,31 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	d->measured = sum;
 	d->sys_available = system_available();
+	if (d->pool->nservers > 0)
+		sample_schedule(d);
 }
 
 /* Called before the loop sleeps: sample only while servers run. */
 void
 measure_update(struct daemon *d)
 {
-	double every = (double)d->conf->rss_interval_ms / 1000;
+	ev_tstamp every = (double)d->conf->rss_interval_ms / 1000;
 
 	if (every <= 0)
 		return;
 	if (d->pool->nservers > 0 && !ev_is_active(&d->sampler)) {
-		ev_timer_init(&d->sampler, sample_cb, every, every);
+		ev_init(&d->sampler, sample_cb);
 		d->sampler.data = d;
-		ev_timer_start(d->loop, &d->sampler);
+		d->sample_every = 0;
+		sample_schedule(d);
 	} else if (d->pool->nservers == 0 && ev_is_active(&d->sampler)) {
 		ev_timer_stop(d->loop, &d->sampler);
 		d->measured = 0;
+	} else if (ev_is_active(&d->sampler) && d->sample_every > every &&
+	    activity(d->pool) != d->sample_activity) {
+		/* It slept long and something happened: sample soon. */
+		ev_timer_stop(d->loop, &d->sampler);
+		d->sample_every = 0;
+		sample_schedule(d);
 	}
 }

@@ -66,6 +66,7 @@ struct config {
 	uint64_t	  memory_limit;		/* when not auto */
 	uint64_t	  reserved;
 	uint64_t	  per_model;
+	bool		  eviction_gds;		/* GreedyDual-Size, not LRU */
 	bool		  max_servers_auto;
 	unsigned	  max_servers;		/* when not auto */
 	int64_t		  idle_timeout_ms;	/* 0: never */
@@ -194,6 +195,7 @@ struct probe {
 	bool		 in_flight;
 	bool		 wrote;
 	pool_ms		 interval;
+	pool_ms		 last_sent;
 	unsigned	 sent;
 	char		 buf[64];
 	size_t		 len;
@@ -212,6 +214,7 @@ struct child {
 	size_t			 tail_len;
 	ev_timer		 stop_timer;
 	int			 stop_stage;	/* 0 running, 1 TERM, 2 TERM again, 3 KILL */
+	uint64_t		 start_time;	/* with pid: this process (state file) */
 	struct probe		 probe;
 };
 
@@ -229,6 +232,9 @@ struct daemon {
 	uint64_t		 sys_available;	/* at the last look */
 	json_t			*learned;	/* model -> {"peak_rss": N} */
 	bool			 state_warned;
+	bool			 state_dirty;	/* saved before the loop sleeps */
+	ev_tstamp		 sample_every;	/* backs off while all is quiet */
+	uint64_t		 sample_activity;	/* counters at the last sample */
 	pool_ms			 last_scan;
 	struct timespec		 scan_mtime;	/* models_dir's, at last_scan */
 	bool			 stopping;

@@ -6,7 +6,7 @@
  * while loading, then 200.  Probes start 5 ms apart and back off to 25 ms,
  * so the reply to a waiting ACQUIRE leaves at most ~25 ms after the server
  * is ready; output from the server (it logs when it finishes loading)
- * brings the next probe forward.
+ * brings the next probe forward, to at once.
  */
 #include <sys/socket.h>
 
@@ -77,6 +77,7 @@ probe_send(struct child *c)
 	sin.sin_port = htons((uint16_t)c->srv->port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	pr->sent++;
+	pr->last_sent = daemon_now();
 	if (connect(pr->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
 	    errno != EINPROGRESS) {
 		probe_retry(c);		/* refused: not listening yet */
@@ -206,12 +207,18 @@ void
 probe_hint(struct child *c)
 {
 	struct probe *pr = &c->probe;
+	pool_ms soonest;
 
 	if (pr->in_flight || !ev_is_active(&pr->timer))
 		return;
+	/* At once, but not more often than every PROBE_INTERVAL_MIN_MS
+	 * however much the server prints. */
+	soonest = pr->last_sent + PROBE_INTERVAL_MIN_MS - daemon_now();
+	if (soonest < 0)
+		soonest = 0;
 	if (ev_timer_remaining(c->d->loop, &pr->timer) * 1000 >
-	    PROBE_INTERVAL_MIN_MS) {
+	    (double)soonest) {
 		pr->interval = PROBE_INTERVAL_MIN_MS;
-		probe_later(c, PROBE_INTERVAL_MIN_MS);
+		probe_later(c, soonest);
 	}
 }

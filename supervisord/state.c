@@ -177,16 +177,15 @@ static json_t *
 servers_json(const struct daemon *d)
 {
 	const struct pool_server *srv;
+	const struct child *c;
 	json_t *a = json_array();
-	uint64_t start;
 
 	TAILQ_FOREACH(srv, &d->pool->servers, link) {
-		if (srv->pid <= 0 ||
-		    platform_process_start_time((pid_t)srv->pid, &start) == -1)
+		if ((c = srv->udata) == NULL || c->start_time == 0)
 			continue;
 		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:i}",
-		    "model", srv->model->name, "pid", (json_int_t)srv->pid,
-		    "start", (json_int_t)start, "port", srv->port));
+		    "model", srv->model->name, "pid", (json_int_t)c->pid,
+		    "start", (json_int_t)c->start_time, "port", srv->port));
 	}
 	return a;
 }

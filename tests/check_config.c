@@ -247,6 +247,7 @@ static const char full_config[] =
     "  \"reserved\": \"4GiB\",\n"
     "  \"per_model\": 1073741824,\n"
     "  \"max_servers\": 3,\n"
+    "  \"eviction\": \"gds\",\n"
     "  \"idle_timeout\": 0,\n"
     "  \"start_timeout\": \"1500ms\",\n"
     "  \"stop_timeout\": 2.5,\n"
@@ -312,6 +313,7 @@ START_TEST(test_all_keys)
 	ck_assert_uint_eq(cfg.max_failures, 1);
 	ck_assert_int_eq(cfg.failed_cooldown_ms, 30000);
 	ck_assert_uint_eq(cfg.min_available, 512 * M);
+	ck_assert(cfg.eviction_gds);
 	config_free(&cfg);
 }
 END_TEST
@@ -384,6 +386,8 @@ static const struct { const char *json; const char *key; } bad[] = {
 	{ "\"per_model\": \"0G\"", "per_model" },
 	{ "\"per_model\": true", "per_model" },
 	{ "\"max_servers\": 0", "max_servers" },
+	{ "\"eviction\": \"lfu\"", "eviction" },
+	{ "\"eviction\": 1", "eviction" },
 	{ "\"max_servers\": \"3\"", "max_servers" },
 	{ "\"max_servers\": 2.0", "max_servers" },
 	{ "\"max_servers\": 4294967296", "max_servers" },
