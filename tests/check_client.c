@@ -27,13 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
 
 #include "proto.h"
 #include "poolc.h"
+#include "testlib.h"
 
 #define FAKE_STOP_WAIT_MS	5000
 /* A fake left behind by a failed test dies on its own. */
@@ -299,15 +299,6 @@ fake_stop(void)
 		    "the fake poold saw something unexpected (status %d)",
 		    status);
 	}
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct poolc *
@@ -696,17 +687,17 @@ START_TEST(timeout_is_sticky)
 
 	fake_start(script_silent, 1);
 	c = connect_fake(200);
-	t0 = now_ms();
+	t0 = tl_now_ms();
 	ck_assert_int_eq(poolc_ping(c, NULL, 0), -1);
-	dt = now_ms() - t0;
+	dt = tl_now_ms() - t0;
 	ck_assert_int_eq(poolc_error(c), POOLC_ERR_TIMEOUT);
 	ck_assert_int_eq(poolc_errno(c), ETIMEDOUT);
 	ck_assert_str_eq(poolc_errstr(c), "no reply from poold within 200 ms");
 	ck_assert_msg(dt >= 190 && dt < 1500, "waited %" PRId64 " ms", dt);
-	t0 = now_ms();
+	t0 = tl_now_ms();
 	ck_assert_int_eq(poolc_ping(c, NULL, 0), -1);
 	ck_assert_int_eq(poolc_error(c), POOLC_ERR_TIMEOUT);
-	ck_assert_int_lt(now_ms() - t0, 50);
+	ck_assert_int_lt(tl_now_ms() - t0, 50);
 	poolc_free(c);
 	fake_stop();
 }
@@ -1443,11 +1434,5 @@ client_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(client_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(client_suite(), CK_NORMAL);
 }

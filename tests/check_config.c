@@ -15,6 +15,7 @@
 #include <check.h>
 
 #include "poold.h"
+#include "testlib.h"
 
 #define G	(1ULL << 30)
 #define M	(1ULL << 20)
@@ -1156,11 +1157,5 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(config_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(config_suite(), CK_NORMAL);
 }

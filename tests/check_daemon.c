@@ -38,37 +38,6 @@
 
 /* --- small helpers ------------------------------------------------ */
 
-static json_t *
-acq_req(const char *model, long long timeout_ms, bool hold)
-{
-	json_t *req;
-
-	req = json_pack("{s:s, s:s, s:b}", "cmd", "ACQUIRE", "model", model,
-	    "hold", hold);
-	if (timeout_ms >= 0)
-		json_object_set_new(req, "timeout_ms", json_integer(timeout_ms));
-	return req;
-}
-
-/* A failed reply with this code, a message, and the id if one is given. */
-static void
-expect_error(json_t *rep, const char *code, json_t *id, const char *what)
-{
-	const char *msg = tl_str(rep, "message");
-
-	TL_ASSERT(rep != NULL, "%s: no reply", what);
-	TL_ASSERT(json_is_false(json_object_get(rep, "ok")),
-	    "%s: expected ok:false with %s, got %s", what, code, tl_dump(rep));
-	TL_ASSERT(strcmp(tl_err(rep), code) == 0,
-	    "%s: expected error %s, got %s", what, code, tl_dump(rep));
-	TL_ASSERT(msg != NULL && msg[0] != '\0',
-	    "%s: error without a message: %s", what, tl_dump(rep));
-	if (id != NULL)
-		TL_ASSERT(json_equal(json_object_get(rep, "id"), id),
-		    "%s: reply does not echo id %s: %s", what, tl_dump(id),
-		    tl_dump(rep));
-}
-
 static bool
 matches(const char *text, const char *ere)
 {
@@ -93,49 +62,6 @@ has_server(struct tl_daemon *d, struct tl_conn *mon, const char *model)
 	return has;
 }
 
-/* The leases of model's server, -1 if it is not running. */
-static long long
-server_leases(struct tl_daemon *d, struct tl_conn *mon, const char *model)
-{
-	json_t *st = tl_stats(d, mon), *s;
-	long long n = -1;
-
-	if ((s = tl_server(st, model)) != NULL)
-		n = tl_int(s, "leases");
-	json_decref(st);
-	return n;
-}
-
-static long long
-stats_int(struct tl_daemon *d, struct tl_conn *mon, const char *path)
-{
-	json_t *st = tl_stats(d, mon);
-	long long v = tl_int(st, path);
-
-	json_decref(st);
-	return v;
-}
-
-static long long
-counter(struct tl_daemon *d, struct tl_conn *mon, const char *name)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "counters.%s", name);
-	return stats_int(d, mon, path);
-}
-
-/* The pid of model's server, 0 if it is not running. */
-static pid_t
-stats_pid(struct tl_daemon *d, struct tl_conn *mon, const char *model)
-{
-	json_t *st = tl_stats(d, mon);
-	pid_t pid = tl_server_pid(st, model);
-
-	json_decref(st);
-	return pid;
-}
-
 /* Stand-in children of poold running model. */
 static int
 standins_of(struct tl_daemon *d, const char *model)
@@ -152,14 +78,6 @@ standins_of(struct tl_daemon *d, const char *model)
 			k++;
 	}
 	return k;
-}
-
-static int
-cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x > y) - (x < y);
 }
 
 static void
@@ -214,7 +132,7 @@ START_TEST(test_lru_evicts_exactly_the_oldest)
 		waits[i] = tl_int(rep, "wait_ms");
 		lease = tl_int(rep, "lease");
 		json_decref(rep);
-		TL_ASSERT(server_leases(&d, mon, name) == 1,
+		TL_ASSERT(tl_server_leases(&d, mon, name) == 1,
 		    "%s not running with 1 lease", name);
 		tl_release(c, lease);
 	}
@@ -240,7 +158,7 @@ START_TEST(test_lru_evicts_exactly_the_oldest)
 
 	/* m28, sampling STATS while it starts. */
 	t0 = tl_now_ms();
-	id = tl_send_req(c, acq_req("m28", 20000, true));
+	id = tl_send_req(c, tl_acquire_req("m28", 20000, true));
 	for (;;) {
 		if ((rep = tl_recv_id(c, id, 0)) != NULL)
 			break;
@@ -272,7 +190,7 @@ START_TEST(test_lru_evicts_exactly_the_oldest)
 	tl_release(c, lease);
 	TL_ASSERT(tl_check_rss(&d, 216 * MIB) > 0, "no RSS measured");
 
-	qsort(waits + 1, 27, sizeof(waits[0]), cmp_ll);
+	qsort(waits + 1, 27, sizeof(waits[0]), tl_cmp_ll);
 	fprintf(stderr, "lru: %u servers at once, %u STATS samples, max RSS"
 	    " of the children %.1f MiB; cold wait_ms with load_ms=50: min %lld"
 	    " median %lld max %lld\n", d.max_servers_seen, d.samples,
@@ -327,10 +245,10 @@ START_TEST(test_idle_timeout)
 	    " idle timeout of 1 s", dt);
 	TL_ASSERT(tl_wait_gone(px, 1000), "x's process %d still exists",
 	    (int)px);
-	TL_ASSERT(counter(&d, mon, "idle_stops") == 1, "idle_stops != 1");
+	TL_ASSERT(tl_counter(&d, mon, "idle_stops") == 1, "idle_stops != 1");
 
 	while (tl_now_ms() < ty + 2500) {
-		TL_ASSERT(server_leases(&d, mon, "y") == 1,
+		TL_ASSERT(tl_server_leases(&d, mon, "y") == 1,
 		    "leased y was stopped (or lost its lease) after %lld ms",
 		    tl_now_ms() - ty);
 		tl_sleep_ms(50);
@@ -446,8 +364,8 @@ START_TEST(test_random_workload)
 				    r < 85 ? medium[rw_rand(4)] :
 				    large[rw_rand(2)];
 				w->hold = rw_rand(100) < 80;
-				w->id = tl_send_req(w->c, acq_req(w->model,
-				    15000, w->hold));
+				w->id = tl_send_req(w->c,
+				    tl_acquire_req(w->model, 15000, w->hold));
 				w->st = RW_ACQ;
 				issued++;
 				break;
@@ -569,7 +487,7 @@ START_TEST(test_leases_block_eviction)
 	t0 = tl_now_ms();
 	rep = tl_acquire(c2, "c", 500, true);
 	dt = tl_now_ms() - t0;
-	expect_error(rep, "busy", NULL, "ACQUIRE c with a, b leased");
+	tl_expect_error(rep, "busy", NULL, "ACQUIRE c with a, b leased");
 	json_decref(rep);
 	TL_ASSERT(dt >= 450 && dt <= 500 + LATE_MS,
 	    "busy after %lld ms, expected about 500", dt);
@@ -597,13 +515,13 @@ START_TEST(test_leases_block_eviction)
 	json_decref(st);
 
 	/* b and c leased: ACQUIRE a waits, then gets b's room. */
-	id = tl_send_req(c2, acq_req("a", 10000, true));
+	id = tl_send_req(c2, tl_acquire_req("a", 10000, true));
 	t0 = tl_now_ms();
-	TL_WAIT_UNTIL(ok, stats_int(&d, mon, "waiting") >= 1, 2000);
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, mon, "waiting") >= 1, 2000);
 	TL_ASSERT(ok, "the queued ACQUIRE a is not counted in waiting");
 	TL_ASSERT(tl_recv_id(c2, id, 300) == NULL,
 	    "ACQUIRE a answered while b and c are leased");
-	TL_ASSERT(stats_pid(&d, mon, "b") == pb,
+	TL_ASSERT(tl_stats_pid(&d, mon, "b") == pb,
 	    "leased b was stopped");
 	tl_release(c1, lb);
 	rep = tl_recv_id(c2, id, 10000);
@@ -659,7 +577,7 @@ START_TEST(test_one_start_for_concurrent_acquires)
 	for (i = 0; i < CONC; i++)
 		cs[i] = tl_connect(&d);
 	for (i = 0; i < CONC; i++)
-		ids[i] = tl_send_req(cs[i], acq_req("m", 10000, true));
+		ids[i] = tl_send_req(cs[i], tl_acquire_req("m", 10000, true));
 	for (i = 0; i < CONC; i++) {
 		rep = tl_recv_id(cs[i], ids[i], 15000);
 		TL_ASSERT(tl_ok(rep), "ACQUIRE m #%d: %s", i, tl_dump(rep));
@@ -713,8 +631,8 @@ START_TEST(test_one_start_for_concurrent_acquires)
 	for (i = 0; i < CONC; i++)
 		tl_close(cs[i]);
 	tl_close(p);
-	TL_WAIT_UNTIL(ok, server_leases(&d, mon, "m") == 0 &&
-	    server_leases(&d, mon, "n") == 0, 2000);
+	TL_WAIT_UNTIL(ok, tl_server_leases(&d, mon, "m") == 0 &&
+	    tl_server_leases(&d, mon, "n") == 0, 2000);
 	TL_ASSERT(ok, "closed connections' leases not released");
 	tl_close(mon);
 	tl_daemon_finish(&d);
@@ -778,9 +696,9 @@ START_TEST(test_failing_servers)
 	mon = tl_connect(&d);
 
 	/* crash at start */
-	s0 = counter(&d, mon, "starts");
+	s0 = tl_counter(&d, mon, "starts");
 	rep = tl_acquire(c, "crash", 10000, true);
-	expect_error(rep, "start_failed", NULL, "ACQUIRE crash_start");
+	tl_expect_error(rep, "start_failed", NULL, "ACQUIRE crash_start");
 	msg = tl_str(rep, "message");
 	TL_ASSERT(strstr(msg, "cannot load model") != NULL,
 	    "start_failed without the server's last stderr line: %s", msg);
@@ -803,40 +721,40 @@ START_TEST(test_failing_servers)
 	t0 = tl_now_ms();
 	rep = tl_acquire(c, "crash", 10000, true);
 	dt = tl_now_ms() - t0;
-	expect_error(rep, "start_failed", NULL, "retry of crash in backoff");
+	tl_expect_error(rep, "start_failed", NULL, "retry of crash in backoff");
 	TL_ASSERT(dt < 500, "retry in backoff took %lld ms", dt);
 	TL_ASSERT(matches(tl_str(rep, "message"), BACKOFF_RE),
 	    "retry in backoff does not say so: %s", tl_dump(rep));
 	json_decref(rep);
-	TL_ASSERT(counter(&d, mon, "starts") == s0 + 1,
+	TL_ASSERT(tl_counter(&d, mon, "starts") == s0 + 1,
 	    "a start was spawned during the backoff");
 
 	tl_sleep_ms(tfail + 1100 - tl_now_ms());
 	rep = tl_acquire(c, "crash", 10000, true);
-	expect_error(rep, "start_failed", NULL, "retry of crash after 1.1 s");
+	tl_expect_error(rep, "start_failed", NULL, "retry of crash after 1.1 s");
 	TL_ASSERT(strstr(tl_str(rep, "message"), "cannot load model") != NULL,
 	    "second failure without the stderr line: %s", tl_dump(rep));
 	json_decref(rep);
 	tfail = tl_now_ms();
-	TL_ASSERT(counter(&d, mon, "starts") == s0 + 2,
+	TL_ASSERT(tl_counter(&d, mon, "starts") == s0 + 2,
 	    "no new start 1.1 s after the first failure");
 	tl_sleep_ms(tfail + 1200 - tl_now_ms());
 	rep = tl_acquire(c, "crash", 10000, true);
-	expect_error(rep, "start_failed", NULL, "retry 1.2 s after 2nd fail");
+	tl_expect_error(rep, "start_failed", NULL, "retry 1.2 s after 2nd fail");
 	json_decref(rep);
-	TL_ASSERT(counter(&d, mon, "starts") == s0 + 2,
+	TL_ASSERT(tl_counter(&d, mon, "starts") == s0 + 2,
 	    "backoff did not double: spawned 1.2 s after the second failure");
 
 	/* never ready */
-	id = tl_send_req(c, acq_req("never", 10000, true));
+	id = tl_send_req(c, tl_acquire_req("never", 10000, true));
 	t0 = tl_now_ms();
 	pn = 0;
-	TL_WAIT_UNTIL(ok, (pn = stats_pid(&d, mon, "never")) > 0,
+	TL_WAIT_UNTIL(ok, (pn = tl_stats_pid(&d, mon, "never")) > 0,
 	    900);
 	TL_ASSERT(ok, "never_ready's server not in STATS while starting");
 	rep = tl_recv_id(c, id, 10000);
 	dt = tl_now_ms() - t0;
-	expect_error(rep, "start_failed", NULL, "ACQUIRE never_ready");
+	tl_expect_error(rep, "start_failed", NULL, "ACQUIRE never_ready");
 	json_decref(rep);
 	TL_ASSERT(dt >= 900 && dt <= 1000 + LATE_MS,
 	    "never_ready failed after %lld ms, start_timeout is 1 s", dt);
@@ -847,7 +765,7 @@ START_TEST(test_failing_servers)
 
 	/* ignores SIGTERM: only the SIGKILL at stop_timeout ends it */
 	lease = tl_acquire_ok(c, "stubborn", true, NULL);
-	ps = stats_pid(&d, mon, "stubborn");
+	ps = tl_stats_pid(&d, mon, "stubborn");
 	t0 = tl_now_ms();
 	rep = tl_evict(c, "stubborn", true, 10000);
 	dt = tl_now_ms() - t0;
@@ -864,7 +782,7 @@ START_TEST(test_failing_servers)
 
 	/* exits on the second SIGTERM */
 	tl_acquire_ok(c, "twice", false, NULL);
-	pt = stats_pid(&d, mon, "twice");
+	pt = tl_stats_pid(&d, mon, "twice");
 	t0 = tl_now_ms();
 	rep = tl_evict(c, "twice", false, 10000);
 	dt = tl_now_ms() - t0;
@@ -876,7 +794,7 @@ START_TEST(test_failing_servers)
 
 	/* leaves a grandchild in its process group */
 	tl_acquire_ok(c, "forker", false, NULL);
-	pf = stats_pid(&d, mon, "forker");
+	pf = tl_stats_pid(&d, mon, "forker");
 	TL_WAIT_UNTIL(ok, tl_children(pf, kids, 8) > 0, 2000);
 	TL_ASSERT(ok, "fork_child's grandchild not found");
 	gc = kids[0];
@@ -891,7 +809,7 @@ START_TEST(test_failing_servers)
 
 	/* crashes (SIGSEGV) 300 ms after ready, while leased */
 	lease = tl_acquire_ok(c, "later", true, NULL);
-	pf = stats_pid(&d, mon, "later");
+	pf = tl_stats_pid(&d, mon, "later");
 	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "later"), 3000);
 	TL_ASSERT(ok, "crashed server still listed 3 s after ready");
 	assert_dead(pf, "crashed server no longer listed");
@@ -930,13 +848,14 @@ START_TEST(test_disconnect_releases)
 	tl_acquire_ok(c1, "a", true, NULL);
 	tl_acquire_ok(c1, "a", true, NULL);
 	l2 = tl_acquire_ok(c2, "a", true, NULL);
-	TL_ASSERT(server_leases(&d, mon, "a") == 3, "3 leases expected");
+	TL_ASSERT(tl_server_leases(&d, mon, "a") == 3, "3 leases expected");
 	tl_close(c1);
-	TL_WAIT_UNTIL(ok, server_leases(&d, mon, "a") == 1, 2000);
+	TL_WAIT_UNTIL(ok, tl_server_leases(&d, mon, "a") == 1, 2000);
 	TL_ASSERT(ok, "a has %lld leases 2 s after the holder closed",
-	    server_leases(&d, mon, "a"));
+	    tl_server_leases(&d, mon, "a"));
 	tl_release(c2, l2);
-	TL_ASSERT(server_leases(&d, mon, "a") == 0, "lease left after RELEASE");
+	TL_ASSERT(tl_server_leases(&d, mon, "a") == 0,
+	    "lease left after RELEASE");
 	tl_close(c2);
 	tl_close(mon);
 	tl_daemon_finish(&d);
@@ -987,7 +906,7 @@ START_TEST(test_sigterm_stops_everything)
 	/* poold may also just close its clients: then send or read fails. */
 	if (tl_sendf(mon, "{\"cmd\":\"ACQUIRE\",\"model\":\"s2\","
 	    "\"id\":77}\n") == 0 && (rep = tl_recv_id(mon, 77, 3000)) != NULL) {
-		expect_error(rep, "shutting_down", NULL,
+		tl_expect_error(rep, "shutting_down", NULL,
 		    "ACQUIRE during shutdown");
 		json_decref(rep);
 	}
@@ -1090,10 +1009,10 @@ START_TEST(test_malformed_lines)
 		TL_ASSERT(rep != NULL, "no reply to %s%s", bl->desc,
 		    b->eof ? " (connection closed)" : "");
 		id = bl->id ? json_loads(bl->id, JSON_DECODE_ANY, NULL) : NULL;
-		expect_error(rep, bl->code, id, bl->desc);
+		tl_expect_error(rep, bl->code, id, bl->desc);
 		json_decref(id);
 		json_decref(rep);
-		TL_ASSERT(server_leases(&d, h, "a") == 1,
+		TL_ASSERT(tl_server_leases(&d, h, "a") == 1,
 		    "the other client's lease is gone after %s", bl->desc);
 	}
 	TL_ASSERT(tl_send(b, "\n\r\n{\"cmd\":\"ping\",\"id\":15}\n", 27) == 0,
@@ -1114,7 +1033,7 @@ START_TEST(test_malformed_lines)
 	tl_send(big, pad, n);	/* may fail once poold has closed */
 	rep = tl_recv(big, 5000);
 	TL_ASSERT(rep != NULL, "no reply to a 70000-byte line");
-	expect_error(rep, "bad_request", NULL, "70000-byte line");
+	tl_expect_error(rep, "bad_request", NULL, "70000-byte line");
 	json_decref(rep);
 	line = tl_recv_line(big, 3000, NULL);
 	TL_ASSERT(line == NULL && big->eof,
@@ -1126,7 +1045,7 @@ START_TEST(test_malformed_lines)
 	tl_send(big, pad, n);
 	rep = tl_recv(big, 5000);
 	TL_ASSERT(rep != NULL, "no reply to 70000 bytes without a newline");
-	expect_error(rep, "bad_request", NULL, "70000 bytes, no newline");
+	tl_expect_error(rep, "bad_request", NULL, "70000 bytes, no newline");
 	json_decref(rep);
 	line = tl_recv_line(big, 3000, NULL);
 	TL_ASSERT(line == NULL && big->eof,
@@ -1180,26 +1099,26 @@ START_TEST(test_catalog)
 	mon = tl_connect(&d);
 
 	rep = tl_acquire(c, "nope", 5000, true);
-	expect_error(rep, "unknown_model", NULL, "ACQUIRE nope");
+	tl_expect_error(rep, "unknown_model", NULL, "ACQUIRE nope");
 	json_decref(rep);
 
 	tl_model(&d, "late", "load_ms=50\nmem=4M\n");
 	tl_acquire_ok(c, "late", false, NULL);
 
-	s0 = counter(&d, mon, "starts");
+	s0 = tl_counter(&d, mon, "starts");
 	rep = tl_acquire(c, "../x", 5000, true);
 	TL_ASSERT(!tl_ok(rep) && (strcmp(tl_err(rep), "unknown_model") == 0 ||
 	    strcmp(tl_err(rep), "bad_request") == 0),
 	    "ACQUIRE ../x: %s", tl_dump(rep));
 	fprintf(stderr, "catalog: ACQUIRE ../x → %s\n", tl_err(rep));
 	json_decref(rep);
-	TL_ASSERT(counter(&d, mon, "starts") == s0, "../x spawned something");
+	TL_ASSERT(tl_counter(&d, mon, "starts") == s0, "../x spawned something");
 
 	tl_model(&d, "split-00001-of-00002", "load_ms=50\nmem=4M\n");
 	tl_model(&d, "split-00002-of-00002", "load_ms=50\nmem=4M\n");
 	tl_acquire_ok(c, "split", false, NULL);
 	rep = tl_acquire(c, "split-00002-of-00002", 5000, true);
-	expect_error(rep, "unknown_model", NULL, "second part of a split");
+	tl_expect_error(rep, "unknown_model", NULL, "second part of a split");
 	json_decref(rep);
 
 	rep = tl_call(c, json_pack("{s:s}", "cmd", "MODELS"), 5000);
@@ -1276,15 +1195,15 @@ START_TEST(test_evict)
 	c = tl_connect(&d);
 	mon = tl_connect(&d);
 	lease = tl_acquire_ok(c, "a", true, NULL);
-	pa = stats_pid(&d, mon, "a");
+	pa = tl_stats_pid(&d, mon, "a");
 
 	rep = tl_evict(c, "a", false, 5000);
-	expect_error(rep, "busy", NULL, "EVICT leased a");
+	tl_expect_error(rep, "busy", NULL, "EVICT leased a");
 	json_decref(rep);
-	TL_ASSERT(stats_pid(&d, mon, "a") == pa &&
+	TL_ASSERT(tl_stats_pid(&d, mon, "a") == pa &&
 	    tl_pid_exists(pa), "a was stopped by a refused EVICT");
 	rep = tl_evict(c, "b", false, 5000);
-	expect_error(rep, "not_found", NULL, "EVICT b, not running");
+	tl_expect_error(rep, "not_found", NULL, "EVICT b, not running");
 	json_decref(rep);
 
 	tl_release(c, lease);
@@ -1326,7 +1245,7 @@ START_TEST(test_too_large)
 	t0 = tl_now_ms();
 	rep = tl_acquire(c, "big", 5000, true);
 	dt = tl_now_ms() - t0;
-	expect_error(rep, "too_large", NULL, "ACQUIRE big");
+	tl_expect_error(rep, "too_large", NULL, "ACQUIRE big");
 	json_decref(rep);
 	TL_ASSERT(dt < 500, "too_large took %lld ms", dt);
 	st = tl_stats(&d, c);
@@ -1500,7 +1419,7 @@ START_TEST(test_lru_by_size)
 	tl_release(c, tl_acquire_ok(c, "a", true, NULL));
 	tl_release(c, tl_acquire_ok(c, "b", true, NULL));
 	tl_release(c, tl_acquire_ok(c, "c", true, NULL));
-	pc = stats_pid(&d, mon, "c");
+	pc = tl_stats_pid(&d, mon, "c");
 
 	tl_release(c, tl_acquire_ok(c, "big", true, NULL));
 	st = tl_stats(&d, mon);
@@ -1521,7 +1440,7 @@ START_TEST(test_lru_by_size)
 
 	lbig = tl_acquire_ok(c, "big", true, NULL);
 	rep = tl_acquire(c, "huge", 500, true);
-	expect_error(rep, "busy", NULL, "huge with big leased");
+	tl_expect_error(rep, "busy", NULL, "huge with big leased");
 	json_decref(rep);
 	st = tl_stats(&d, mon);
 	TL_ASSERT(tl_server_pid(st, "a") == pa &&
@@ -1640,45 +1559,29 @@ END_TEST
 
 /* --- the suite ---------------------------------------------------- */
 
-static void
-add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TL_TEST_TIMEOUT_S);
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 int
 main(void)
 {
 	Suite *s = suite_create("daemon");
-	SRunner *sr;
-	int failed;
 
-	add(s, "lru", test_lru_evicts_exactly_the_oldest);
-	add(s, "idle", test_idle_timeout);
-	add(s, "random", test_random_workload);
-	add(s, "leases", test_leases_block_eviction);
-	add(s, "concurrent", test_one_start_for_concurrent_acquires);
-	add(s, "failing", test_failing_servers);
-	add(s, "disconnect", test_disconnect_releases);
-	add(s, "sigterm", test_sigterm_stops_everything);
-	add(s, "malformed", test_malformed_lines);
-	add(s, "catalog", test_catalog);
-	add(s, "pipelining", test_pipelining);
-	add(s, "evict", test_evict);
-	add(s, "too_large", test_too_large);
-	add(s, "measured_growth", test_measured_growth);
-	add(s, "sigkill", test_sigkill_leaves_no_server);
-	add(s, "bad_config", test_bad_config);
-	add(s, "lru_sizes", test_lru_by_size);
-	add(s, "ports", test_ports);
-	add(s, "readiness", test_readiness);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	tl_add(s, "lru", test_lru_evicts_exactly_the_oldest);
+	tl_add(s, "idle", test_idle_timeout);
+	tl_add(s, "random", test_random_workload);
+	tl_add(s, "leases", test_leases_block_eviction);
+	tl_add(s, "concurrent", test_one_start_for_concurrent_acquires);
+	tl_add(s, "failing", test_failing_servers);
+	tl_add(s, "disconnect", test_disconnect_releases);
+	tl_add(s, "sigterm", test_sigterm_stops_everything);
+	tl_add(s, "malformed", test_malformed_lines);
+	tl_add(s, "catalog", test_catalog);
+	tl_add(s, "pipelining", test_pipelining);
+	tl_add(s, "evict", test_evict);
+	tl_add(s, "too_large", test_too_large);
+	tl_add(s, "measured_growth", test_measured_growth);
+	tl_add(s, "sigkill", test_sigkill_leaves_no_server);
+	tl_add(s, "bad_config", test_bad_config);
+	tl_add(s, "lru_sizes", test_lru_by_size);
+	tl_add(s, "ports", test_ports);
+	tl_add(s, "readiness", test_readiness);
+	return tl_run(s, CK_ENV);
 }

@@ -14,6 +14,7 @@
 #include <check.h>
 
 #include "poold.h"
+#include "testlib.h"
 
 #define MB		(UINT64_C(1) << 20)
 #define MAX_REPLIES	16
@@ -350,11 +351,5 @@ dispatch_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(dispatch_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return tl_run(dispatch_suite(), CK_NORMAL);
 }

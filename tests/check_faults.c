@@ -47,65 +47,6 @@
 
 /* --- small helpers ------------------------------------------------ */
 
-static json_t *
-acq_req(const char *model, long long timeout_ms, bool hold)
-{
-	json_t *req;
-
-	req = json_pack("{s:s, s:s, s:b}", "cmd", "ACQUIRE", "model", model,
-	    "hold", hold);
-	if (timeout_ms >= 0)
-		json_object_set_new(req, "timeout_ms", json_integer(timeout_ms));
-	return req;
-}
-
-/* A failed reply with this code and a message. */
-static void
-expect_error(json_t *rep, const char *code, const char *what)
-{
-	const char *msg = tl_str(rep, "message");
-
-	TL_ASSERT(rep != NULL, "%s: no reply", what);
-	TL_ASSERT(json_is_false(json_object_get(rep, "ok")),
-	    "%s: expected ok:false with %s, got %s", what, code, tl_dump(rep));
-	TL_ASSERT(strcmp(tl_err(rep), code) == 0,
-	    "%s: expected error %s, got %s", what, code, tl_dump(rep));
-	TL_ASSERT(msg != NULL && msg[0] != '\0',
-	    "%s: error without a message: %s", what, tl_dump(rep));
-}
-
-static long long
-stats_int(struct tl_daemon *d, struct tl_conn *mon, const char *path)
-{
-	json_t *st = tl_stats(d, mon);
-	long long v = tl_int(st, path);
-
-	json_decref(st);
-	return v;
-}
-
-static long long
-counter(struct tl_daemon *d, struct tl_conn *mon, const char *name)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "counters.%s", name);
-	return stats_int(d, mon, path);
-}
-
-/* The leases of model's server, -1 if it is not running. */
-static long long
-server_leases(struct tl_daemon *d, struct tl_conn *mon, const char *model)
-{
-	json_t *st = tl_stats(d, mon), *s;
-	long long n = -1;
-
-	if ((s = tl_server(st, model)) != NULL)
-		n = tl_int(s, "leases");
-	json_decref(st);
-	return n;
-}
-
 /* The entry of model in an array of objects with "model" (STATS, MODELS). */
 static json_t *
 entry_of(json_t *reply, const char *array, const char *model)
@@ -453,7 +394,7 @@ START_TEST(test_kill9_no_server_survives)
 	c = tl_connect(&d);
 	for (i = 0; i < 10; i++) {
 		snprintf(name, sizeof(name), "k%02d", i);
-		ids[i] = tl_send_req(c, acq_req(name, 10000, i % 2 == 0));
+		ids[i] = tl_send_req(c, tl_acquire_req(name, 10000, i % 2 == 0));
 	}
 	for (i = 0; i < 10; i++) {
 		rep = tl_recv_id(c, ids[i], 15000);
@@ -621,14 +562,6 @@ raise_nofile(rlim_t want)
 	    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
-static int
-cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Pass: 1,000 connections (max_clients 2000; poold inherits our raised
  * RLIMIT_NOFILE) each drip a request one byte at a time, never a whole
@@ -661,10 +594,10 @@ START_TEST(test_slow_drip)
 		    strerror(errno));
 		set_nonblock(fds[i]);
 	}
-	TL_WAIT_UNTIL(ok, stats_int(&d, mon, "clients") >= DRIP_CONNS + 1,
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, mon, "clients") >= DRIP_CONNS + 1,
 	    5000);
 	TL_ASSERT(ok, "poold has %lld clients, expected %d",
-	    stats_int(&d, mon, "clients"), DRIP_CONNS + 1);
+	    tl_stats_int(&d, mon, "clients"), DRIP_CONNS + 1);
 
 	for (r = 0; r < (int)sizeof(text) - 1; r++) {
 		for (i = 0; i < DRIP_CONNS; i++)
@@ -676,7 +609,7 @@ START_TEST(test_slow_drip)
 		json_decref(st);
 		tl_sleep_ms(10);
 	}
-	qsort(lat, (size_t)nlat, sizeof(lat[0]), cmp_ll);
+	qsort(lat, (size_t)nlat, sizeof(lat[0]), tl_cmp_ll);
 	limit = poold_sanitized(&d) ? 150 : 50;
 	fprintf(stderr, "slow drip: %d connections, %d rounds: STATS median "
 	    "%lld ms, max %lld ms (limit %lld)\n", DRIP_CONNS, nlat,
@@ -684,7 +617,7 @@ START_TEST(test_slow_drip)
 	TL_ASSERT(lat[nlat - 1] < limit, "STATS took %lld ms (median %lld) "
 	    "with %d slow-drip connections; limit %lld ms", lat[nlat - 1],
 	    lat[nlat / 2], DRIP_CONNS, limit);
-	TL_ASSERT(stats_int(&d, mon, "clients") >= DRIP_CONNS + 1,
+	TL_ASSERT(tl_stats_int(&d, mon, "clients") >= DRIP_CONNS + 1,
 	    "poold dropped slow-drip clients before any timeout");
 	for (i = 0; i < DRIP_CONNS; i++)
 		close(fds[i]);
@@ -751,7 +684,7 @@ START_TEST(test_line_timeout)
 		    closed_at[i]);
 	}
 	ping_ok(idle, 1000, "a silent client (no partial line)");
-	TL_ASSERT(stats_int(&d, mon, "clients") == 2,
+	TL_ASSERT(tl_stats_int(&d, mon, "clients") == 2,
 	    "STATS clients should be 2 once the drippers are gone");
 	for (i = 0; i < LT_CONNS; i++)
 		close(fds[i]);
@@ -848,7 +781,7 @@ START_TEST(test_never_reading_client)
 		    "connected 10 s later (it sent %lld bytes)", i, sent[i]);
 	TL_ASSERT(tl_log_has(&d, "dropped") || tl_log_has(&d, "unread"),
 	    "poold's log does not say why it dropped the clients");
-	TL_ASSERT(stats_int(&d, mon, "clients") == 1,
+	TL_ASSERT(tl_stats_int(&d, mon, "clients") == 1,
 	    "STATS clients should be 1 once the flooders are dropped");
 	for (i = 0; i < NOREAD_CONNS; i++)
 		close(fds[i]);
@@ -889,7 +822,7 @@ START_TEST(test_mass_kill)
 	mon = tl_connect(&d);
 	for (i = 0; i < MASS_KILL; i++) {
 		snprintf(name, sizeof(name), "z%02d", i);
-		ids[i] = tl_send_req(c, acq_req(name, 15000, false));
+		ids[i] = tl_send_req(c, tl_acquire_req(name, 15000, false));
 	}
 	for (i = 0; i < MASS_KILL; i++) {
 		rep = tl_recv_id(c, ids[i], 20000);
@@ -906,7 +839,7 @@ START_TEST(test_mass_kill)
 	json_decref(st);
 	for (i = 0; i < MASS_KILL; i++)
 		kill(pids[i], SIGKILL);
-	TL_WAIT_UNTIL(ok, stats_int(&d, mon, "running") == 0, 2000);
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, mon, "running") == 0, 2000);
 	TL_ASSERT(ok, "servers still listed 2 s after they were killed");
 	st = tl_stats(&d, mon);
 	TL_ASSERT(tl_int(st, "memory.used") == 0 &&
@@ -975,7 +908,7 @@ START_TEST(test_exec_failures)
 		t0 = tl_now_ms();
 		rep = tl_acquire(c, cases[i].model, 10000, true);
 		dt = tl_now_ms() - t0;
-		expect_error(rep, "start_failed", cases[i].model);
+		tl_expect_error(rep, "start_failed", NULL, cases[i].model);
 		TL_ASSERT(strstr(tl_str(rep, "message"), cases[i].err) != NULL,
 		    "%s: start_failed without \"%s\": %s", cases[i].model,
 		    cases[i].err, tl_dump(rep));
@@ -1159,7 +1092,7 @@ START_TEST(test_fork_fails)
 	cg_write(cg.dir, "pids.max", "max");
 	cg_write(cg.home_procs, NULL, "%d", (int)d.pid);
 	cg_remove(&cg);
-	expect_error(rep, "start_failed", "ACQUIRE while fork fails");
+	tl_expect_error(rep, "start_failed", NULL, "ACQUIRE while fork fails");
 	msg = tl_str(rep, "message");
 	TL_ASSERT(strstr(msg, "fork") != NULL &&
 	    strstr(msg, strerror(EAGAIN)) != NULL,
@@ -1237,7 +1170,7 @@ START_TEST(test_emfile_accept)
 	    "poold's log does not mention \"%s\"", strerror(EMFILE));
 
 	rep = tl_acquire(mon, "a", 5000, false);
-	expect_error(rep, "start_failed", "ACQUIRE out of descriptors");
+	tl_expect_error(rep, "start_failed", NULL, "ACQUIRE out of descriptors");
 	TL_ASSERT(strstr(tl_str(rep, "message"), strerror(EMFILE)) != NULL,
 	    "start_failed should say \"%s\": %s", strerror(EMFILE),
 	    tl_dump(rep));
@@ -1267,7 +1200,7 @@ START_TEST(test_emfile_accept)
 	}
 	for (i = 0; i < EMFILE_CONNS; i++)
 		tl_close(cs[i]);
-	TL_WAIT_UNTIL(ok, stats_int(&d, mon, "clients") == 1, 2000);
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, mon, "clients") == 1, 2000);
 	TL_ASSERT(ok, "closed clients still counted 2 s later");
 	tl_sleep_ms(1000);	/* the backoff after the failed start */
 	tl_acquire_ok(mon, "a", false, NULL);
@@ -1396,7 +1329,8 @@ START_TEST(test_log_dir_full)
 	    "poold's log does not say \"%s\"", strerror(ENOSPC));
 
 	rep = tl_acquire(c, "crashy", 5000, false);
-	expect_error(rep, "start_failed", "crash_start, log folder full");
+	tl_expect_error(rep, "start_failed", NULL,
+	    "crash_start, log folder full");
 	TL_ASSERT(strstr(tl_str(rep, "message"), "cannot load model") != NULL,
 	    "start_failed lost the server's last output: %s", tl_dump(rep));
 	json_decref(rep);
@@ -1432,7 +1366,7 @@ END_TEST
 static long long
 starts_of(struct tl_daemon *d, struct tl_conn *mon)
 {
-	return counter(d, mon, "starts");
+	return tl_counter(d, mon, "starts");
 }
 
 /* ACQUIRE crash: start_failed; *spawned whether a start was made. */
@@ -1445,7 +1379,7 @@ acquire_crash(struct tl_daemon *d, struct tl_conn *c, struct tl_conn *mon,
 
 	rep = tl_acquire(c, "crash", 10000, true);
 	dt = tl_now_ms() - t0;
-	expect_error(rep, "start_failed", what);
+	tl_expect_error(rep, "start_failed", NULL, what);
 	json_decref(rep);
 	*spawned = starts_of(d, mon) > s0;
 	return dt;
@@ -1519,7 +1453,7 @@ START_TEST(test_crash_loop_failed)
 	t0 = tl_now_ms();
 	rep = tl_acquire(c, "crash", 10000, true);
 	dt = tl_now_ms() - t0;
-	expect_error(rep, "start_failed", "ACQUIRE of a failed model");
+	tl_expect_error(rep, "start_failed", NULL, "ACQUIRE of a failed model");
 	TL_ASSERT(dt < 100 && strstr(tl_str(rep, "message"), "fail") != NULL,
 	    "a failed model's ACQUIRE (after %lld ms) should fail at once "
 	    "saying so: %s", dt, tl_dump(rep));
@@ -1630,7 +1564,7 @@ START_TEST(test_group_and_reap)
 	TL_ASSERT(samples >= 20, "only %d samples during a 2 s stop", samples);
 	TL_ASSERT(!tl_pid_exists(ps), "stubborn %d exists when its EVICT is "
 	    "answered (state %c)", (int)ps, tl_proc_state(ps));
-	TL_ASSERT(stats_int(&d, mon, "memory.used") == 0,
+	TL_ASSERT(tl_stats_int(&d, mon, "memory.used") == 0,
 	    "memory used after both servers were reaped");
 	tl_close(c);
 	tl_close(ev);
@@ -1736,7 +1670,7 @@ START_TEST(test_bad_json)
 		TL_ASSERT(strcmp(tl_err(rep), "bad_request") == 0,
 		    "%s (%.*s): expected bad_request, got %s", what, (int)len,
 		    bad[i].line, tl_dump(rep));
-		expect_error(rep, "bad_request", what);
+		tl_expect_error(rep, "bad_request", NULL, what);
 		if (bad[i].id >= 0)
 			TL_ASSERT(json_integer_value(json_object_get(rep,
 			    "id")) == bad[i].id, "%s: id %d not echoed: %s",
@@ -1749,7 +1683,7 @@ START_TEST(test_bad_json)
 	    0, NULL), 2000);
 	TL_ASSERT(tl_ok(rep), "a request 8 deep: %s", tl_dump(rep));
 	json_decref(rep);
-	TL_ASSERT(counter(&d, c, "starts") == 0, "bad lines spawned servers");
+	TL_ASSERT(tl_counter(&d, c, "starts") == 0, "bad lines spawned servers");
 	tl_acquire_ok(c, "a", false, NULL);
 	tl_close(c);
 	tl_daemon_finish(&d);
@@ -1815,7 +1749,7 @@ START_TEST(test_bad_names)
 	    strcmp(e, "bad_request") == 0, "a name with a NUL: %s",
 	    tl_dump(rep));
 	json_decref(rep);
-	TL_ASSERT(counter(&d, c, "starts") == 0 &&
+	TL_ASSERT(tl_counter(&d, c, "starts") == 0 &&
 	    tl_children(d.pid, (pid_t[4]){0}, 4) == 0,
 	    "a bad name spawned a server");
 	tl_acquire_ok(c, "a", false, NULL);
@@ -1855,8 +1789,8 @@ START_TEST(test_abrupt_disconnect)
 	tl_acquire_ok(c, "a", true, NULL);
 	tl_acquire_ok(c, "a", true, NULL);
 	tl_acquire_ok(c, "b", true, NULL);
-	TL_ASSERT(server_leases(&d, mon, "a") == 2 &&
-	    server_leases(&d, mon, "b") == 1, "leases not taken");
+	TL_ASSERT(tl_server_leases(&d, mon, "a") == 2 &&
+	    tl_server_leases(&d, mon, "b") == 1, "leases not taken");
 	for (i = 0; i < 3; i++)
 		tl_send_req(c, json_pack("{s:s}", "cmd", "PING"));
 	pfd.fd = c->fd;
@@ -1865,11 +1799,11 @@ START_TEST(test_abrupt_disconnect)
 	TL_ASSERT(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg,
 	    sizeof(lg)) == 0, "SO_LINGER: %s", strerror(errno));
 	tl_close(c);
-	TL_WAIT_UNTIL(ok, server_leases(&d, mon, "a") == 0 &&
-	    server_leases(&d, mon, "b") == 0, 1000);
+	TL_WAIT_UNTIL(ok, tl_server_leases(&d, mon, "a") == 0 &&
+	    tl_server_leases(&d, mon, "b") == 0, 1000);
 	TL_ASSERT(ok, "leases of a client reset mid-stream not released "
-	    "within 1 s: a %lld, b %lld", server_leases(&d, mon, "a"),
-	    server_leases(&d, mon, "b"));
+	    "within 1 s: a %lld, b %lld", tl_server_leases(&d, mon, "a"),
+	    tl_server_leases(&d, mon, "b"));
 
 	TL_ASSERT(pipe(pp) == 0, "pipe");
 	kid = fork();
@@ -1895,11 +1829,11 @@ START_TEST(test_abrupt_disconnect)
 	TL_ASSERT(poll(&pfd, 1, 10000) == 1 && read(pp[0], &ch, 1) == 1,
 	    "the client process did not get its lease");
 	close(pp[0]);
-	TL_ASSERT(server_leases(&d, mon, "a") == 1, "the client process's "
+	TL_ASSERT(tl_server_leases(&d, mon, "a") == 1, "the client process's "
 	    "lease is not there");
 	kill(kid, SIGKILL);
 	waitpid(kid, NULL, 0);
-	TL_WAIT_UNTIL(ok, server_leases(&d, mon, "a") == 0, 1000);
+	TL_WAIT_UNTIL(ok, tl_server_leases(&d, mon, "a") == 0, 1000);
 	TL_ASSERT(ok, "the lease of a SIGKILLed client is not released "
 	    "within 1 s");
 	rep = tl_evict(mon, "a", false, 5000);
@@ -1962,7 +1896,7 @@ START_TEST(test_evict_forbidden)
 	for (i = 0; i < 3; i++)
 		TL_ASSERT(tl_ok(r.replies[i]), "uid %d: %s → %s", NOBODY,
 		    lines[i], tl_dump(r.replies[i]));
-	expect_error(r.replies[3], "forbidden", "EVICT by a non-admin");
+	tl_expect_error(r.replies[3], "forbidden", NULL, "EVICT by a non-admin");
 	as_result_free(&r);
 	st = tl_stats(&d, c);
 	pa = tl_server_pid(st, "a");
@@ -2060,13 +1994,13 @@ START_TEST(test_limits)
 	    "{\"cmd\":\"PING\",\"id\":2,\"x\":\"%0*d\"}\n", 2000 - 30, 0);
 	TL_ASSERT(tl_send(a, line, strlen(line)) == 0, "send");
 	rep = tl_recv(a, 2000);
-	expect_error(rep, "bad_request", "a 2,000-byte line");
+	tl_expect_error(rep, "bad_request", NULL, "a 2,000-byte line");
 	json_decref(rep);
 	TL_ASSERT(tl_recv_line(a, 2000, NULL) == NULL && a->eof,
 	    "the connection is still open after a line over the limit");
 	ping_ok(b, 1000, "another client");
 
-	TL_WAIT_UNTIL(ok, stats_int(&d, mon, "clients") == 2, 1000);
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, mon, "clients") == 2, 1000);
 	TL_ASSERT(ok, "the closed client still counts");
 	tl_close(a);
 	a = tl_connect(&d);
@@ -2279,45 +2213,29 @@ END_TEST
 
 /* --- the suite ---------------------------------------------------- */
 
-static void
-add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TL_TEST_TIMEOUT_S);
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 int
 main(void)
 {
 	Suite *s = suite_create("faults");
-	SRunner *sr;
-	int failed;
 
-	add(s, "kill9", test_kill9_no_server_survives);
-	add(s, "state_file", test_state_file_leftovers);
-	add(s, "slow_drip", test_slow_drip);
-	add(s, "line_timeout", test_line_timeout);
-	add(s, "never_reads", test_never_reading_client);
-	add(s, "mass_kill", test_mass_kill);
-	add(s, "exec_fail", test_exec_failures);
-	add(s, "fork_fail", test_fork_fails);
-	add(s, "emfile", test_emfile_accept);
-	add(s, "log_full", test_log_dir_full);
-	add(s, "crash_loop", test_crash_loop_failed);
-	add(s, "group_reap", test_group_and_reap);
-	add(s, "bad_json", test_bad_json);
-	add(s, "bad_names", test_bad_names);
-	add(s, "disconnect", test_abrupt_disconnect);
-	add(s, "forbidden", test_evict_forbidden);
-	add(s, "socket_group", test_socket_group);
-	add(s, "limits", test_limits);
-	add(s, "child_hygiene", test_child_hygiene);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	tl_add(s, "kill9", test_kill9_no_server_survives);
+	tl_add(s, "state_file", test_state_file_leftovers);
+	tl_add(s, "slow_drip", test_slow_drip);
+	tl_add(s, "line_timeout", test_line_timeout);
+	tl_add(s, "never_reads", test_never_reading_client);
+	tl_add(s, "mass_kill", test_mass_kill);
+	tl_add(s, "exec_fail", test_exec_failures);
+	tl_add(s, "fork_fail", test_fork_fails);
+	tl_add(s, "emfile", test_emfile_accept);
+	tl_add(s, "log_full", test_log_dir_full);
+	tl_add(s, "crash_loop", test_crash_loop_failed);
+	tl_add(s, "group_reap", test_group_and_reap);
+	tl_add(s, "bad_json", test_bad_json);
+	tl_add(s, "bad_names", test_bad_names);
+	tl_add(s, "disconnect", test_abrupt_disconnect);
+	tl_add(s, "forbidden", test_evict_forbidden);
+	tl_add(s, "socket_group", test_socket_group);
+	tl_add(s, "limits", test_limits);
+	tl_add(s, "child_hygiene", test_child_hygiene);
+	return tl_run(s, CK_ENV);
 }

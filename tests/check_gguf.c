@@ -54,6 +54,7 @@
 #include <check.h>
 
 #include "gguf.h"
+#include "testlib.h"
 
 #define MiB		(1ull << 20)
 #define ERR_BYTES	256
@@ -1489,11 +1490,5 @@ gguf_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(gguf_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(gguf_suite(), CK_NORMAL);
 }

@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -50,7 +49,6 @@
 #include "testlib.h"
 
 #define MIB		(1024LL * 1024)
-#define LLAMA_TEST_TIMEOUT_S	TL_TEST_TIMEOUT_S
 
 static char	 llama_bin[PATH_MAX];	/* llama-server */
 static char	 tiny_bin[PATH_MAX];	/* make-tiny-gguf */
@@ -398,18 +396,6 @@ chat_ok(int port, const char *what, json_t **replyp)
 	return tl_now_ms() - t0;
 }
 
-/* --- helpers: STATS ----------------------------------------------- */
-
-static pid_t
-stats_pid(struct tl_daemon *d, struct tl_conn *mon, const char *model)
-{
-	json_t *st = tl_stats(d, mon);
-	pid_t pid = tl_server_pid(st, model);
-
-	json_decref(st);
-	return pid;
-}
-
 /* --- the RSS sampler (a thread: only /proc reads, no assertions) --- */
 
 struct sampler {
@@ -566,7 +552,7 @@ START_TEST(test_stop_mid_stream)
 	c = tl_connect(&d);
 
 	lease = tl_acquire_ok(c, "m100", true, &port);
-	pid = stats_pid(&d, c, "m100");
+	pid = tl_stats_pid(&d, c, "m100");
 	TL_ASSERT(pid > 0, "no pid for m100");
 
 	t0 = tl_now_ms();
@@ -617,7 +603,7 @@ START_TEST(test_stop_mid_stream)
 	fflush(stdout);
 	free(b.p);
 	tl_release(c, lease);
-	TL_ASSERT(stats_pid(&d, c, "m100") == 0, "m100 still in STATS");
+	TL_ASSERT(tl_stats_pid(&d, c, "m100") == 0, "m100 still in STATS");
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
@@ -756,7 +742,7 @@ use_model(struct tl_daemon *d, struct tl_conn *c, const char *name)
 	(void)m;
 	lease = tl_acquire_ok(c, name, true, &port);
 	chat_ok(port, name, NULL);
-	pid = stats_pid(d, c, name);
+	pid = tl_stats_pid(d, c, name);
 	rss = tl_proc_rss(pid);
 	st = tl_stats(d, c);
 	acc = tl_int(tl_server(st, name), "estimate");
@@ -1044,14 +1030,6 @@ run(char *const argv[], bool quiet)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	remove(path);
-	return 0;
-}
-
 /* Finds llama-server and make-tiny-gguf; exits if it cannot. */
 static void
 find_tools(void)
@@ -1117,28 +1095,17 @@ make_models(void)
 		if (run(argv, false) != 0 || stat(out, &sb) == -1) {
 			fprintf(stderr, "check_llama: %s %s %s failed\n",
 			    tiny_bin, out, models[i].size_mb);
-			nftw(models_src, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+			tl_rm_rf(models_src);
 			exit(1);
 		}
 		models[i].file_size = (long long)sb.st_size;
 	}
 }
 
-static void
-add(Suite *s, const char *name, const TTest *t)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, LLAMA_TEST_TIMEOUT_S);
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
-}
-
 int
 main(void)
 {
 	Suite *s = suite_create("llama");
-	SRunner *sr;
 	char *argv[3];
 	long long t0;
 	int failed;
@@ -1160,15 +1127,12 @@ main(void)
 	    tl_now_ms() - t0);
 	fflush(stdout);
 
-	add(s, "chat", test_chat_completion);
-	add(s, "stream_stop", test_stop_mid_stream);
-	add(s, "corrupt", test_corrupt_model);
-	add(s, "lru_rss", test_lru_real_rss);
-	add(s, "memory", test_memory_after_load);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	nftw(models_src, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	return failed == 0 ? 0 : 1;
+	tl_add(s, "chat", test_chat_completion);
+	tl_add(s, "stream_stop", test_stop_mid_stream);
+	tl_add(s, "corrupt", test_corrupt_model);
+	tl_add(s, "lru_rss", test_lru_real_rss);
+	tl_add(s, "memory", test_memory_after_load);
+	failed = tl_run(s, CK_ENV);
+	tl_rm_rf(models_src);
+	return failed;
 }

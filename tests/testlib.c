@@ -46,6 +46,30 @@ static bool		 tl_failed;
 static volatile pid_t	 tl_wd_pid;
 static char		 tl_wd_log[TL_PATH_MAX];
 
+/* --- suites --- */
+
+void
+tl_add(Suite *s, const char *name, const TTest *t)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, TL_TEST_TIMEOUT_S);
+	tcase_add_test(tc, t);
+	suite_add_tcase(s, tc);
+}
+
+int
+tl_run(Suite *s, enum print_output mode)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, mode);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 /* --- time --- */
 
 long long
@@ -133,7 +157,7 @@ tl_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 	return 0;
 }
 
-static void
+void
 tl_rm_rf(const char *dir)
 {
 	if (dir[0] != '\0')
@@ -901,8 +925,7 @@ tl_call(struct tl_conn *c, json_t *req, long long timeout_ms)
 }
 
 json_t *
-tl_acquire(struct tl_conn *c, const char *model, long long timeout_ms,
-    bool hold)
+tl_acquire_req(const char *model, long long timeout_ms, bool hold)
 {
 	json_t *req;
 
@@ -910,7 +933,14 @@ tl_acquire(struct tl_conn *c, const char *model, long long timeout_ms,
 	    "hold", hold);
 	if (timeout_ms >= 0)
 		json_object_set_new(req, "timeout_ms", json_integer(timeout_ms));
-	return tl_call(c, req,
+	return req;
+}
+
+json_t *
+tl_acquire(struct tl_conn *c, const char *model, long long timeout_ms,
+    bool hold)
+{
+	return tl_call(c, tl_acquire_req(model, timeout_ms, hold),
 	    (timeout_ms >= 0 ? timeout_ms : 20000) + TL_REPLY_TIMEOUT_MS);
 }
 
@@ -1020,6 +1050,48 @@ tl_stats(struct tl_daemon *d, struct tl_conn *c)
 	return rep;
 }
 
+long long
+tl_stats_int(struct tl_daemon *d, struct tl_conn *mon, const char *path)
+{
+	json_t *st = tl_stats(d, mon);
+	long long v = tl_int(st, path);
+
+	json_decref(st);
+	return v;
+}
+
+long long
+tl_counter(struct tl_daemon *d, struct tl_conn *mon, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "counters.%s", name);
+	return tl_stats_int(d, mon, path);
+}
+
+long long
+tl_server_leases(struct tl_daemon *d, struct tl_conn *mon,
+    const char *model)
+{
+	json_t *st = tl_stats(d, mon), *s;
+	long long n = -1;
+
+	if ((s = tl_server(st, model)) != NULL)
+		n = tl_int(s, "leases");
+	json_decref(st);
+	return n;
+}
+
+pid_t
+tl_stats_pid(struct tl_daemon *d, struct tl_conn *mon, const char *model)
+{
+	json_t *st = tl_stats(d, mon);
+	pid_t pid = tl_server_pid(st, model);
+
+	json_decref(st);
+	return pid;
+}
+
 int
 tl_http_status(int port, const char *path, long long timeout_ms)
 {
@@ -1102,6 +1174,24 @@ tl_err(json_t *reply)
 	const char *e = json_string_value(json_object_get(reply, "error"));
 
 	return e ? e : "";
+}
+
+void
+tl_expect_error(json_t *rep, const char *code, json_t *id, const char *what)
+{
+	const char *msg = tl_str(rep, "message");
+
+	TL_ASSERT(rep != NULL, "%s: no reply", what);
+	TL_ASSERT(json_is_false(json_object_get(rep, "ok")),
+	    "%s: expected ok:false with %s, got %s", what, code, tl_dump(rep));
+	TL_ASSERT(strcmp(tl_err(rep), code) == 0,
+	    "%s: expected error %s, got %s", what, code, tl_dump(rep));
+	TL_ASSERT(msg != NULL && msg[0] != '\0',
+	    "%s: error without a message: %s", what, tl_dump(rep));
+	if (id != NULL)
+		TL_ASSERT(json_equal(json_object_get(rep, "id"), id),
+		    "%s: reply does not echo id %s: %s", what, tl_dump(id),
+		    tl_dump(rep));
 }
 
 const char *
@@ -1424,4 +1514,14 @@ tl_check_rss(struct tl_daemon *d, unsigned long long budget)
 	    "the %d stand-ins' RSS sum to %lld bytes > budget %llu", n, sum,
 	    budget);
 	return sum;
+}
+
+/* --- misc --- */
+
+int
+tl_cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
 }

@@ -58,6 +58,17 @@ struct tl_conn {
 	bool		 eof;
 };
 
+/* --- suites --- */
+
+/* Adds test t as a TCase of its own, with the TL_TEST_TIMEOUT_S limit. */
+void	 tl_add(Suite *, const char *name, const TTest *t);
+/*
+ * Runs every test of the suite (mode: CK_ENV where CK_VERBOSITY may ask
+ * for more, else CK_NORMAL) and frees the runner; returns EXIT_SUCCESS if
+ * none failed, else EXIT_FAILURE: the body of every check_* main.
+ */
+int	 tl_run(Suite *, enum print_output mode);
+
 /* --- failing --- */
 
 /* Prints poold's log and kills every process the test started. */
@@ -96,6 +107,8 @@ void	 tl_daemon_init(struct tl_daemon *, int n);
 /* Writes T/models/NAME.gguf holding the printf-formatted text. */
 void	 tl_model(struct tl_daemon *, const char *name, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+/* Removes dir and all below it, quietly; "" is left alone. */
+void	 tl_rm_rf(const char *dir);
 /* Writes any file under T (for paths outside the models folder). */
 void	 tl_write_file(const char *path, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
@@ -161,6 +174,12 @@ json_t		*tl_call(struct tl_conn *, json_t *req, long long timeout_ms);
 /* Sends req (stolen) with a fresh id, returns the id; no waiting. */
 long long	 tl_send_req(struct tl_conn *, json_t *req);
 
+/*
+ * The ACQUIRE request (not sent): timeout_ms is left out if negative,
+ * so poold's default applies.
+ */
+json_t		*tl_acquire_req(const char *model, long long timeout_ms,
+		    bool hold);
 /* ACQUIRE; the reply is returned as is (ok or not). */
 json_t		*tl_acquire(struct tl_conn *, const char *model,
 		    long long timeout_ms, bool hold);
@@ -177,6 +196,18 @@ json_t		*tl_evict(struct tl_conn *, const char *model, bool force,
  * and records the pids it shows for the final checks.
  */
 json_t		*tl_stats(struct tl_daemon *, struct tl_conn *);
+/* The integer at path of a fresh STATS (tl_stats: the checks apply). */
+long long	 tl_stats_int(struct tl_daemon *, struct tl_conn *,
+		    const char *path);
+/* STATS counters.NAME. */
+long long	 tl_counter(struct tl_daemon *, struct tl_conn *,
+		    const char *name);
+/* The leases of model's server, -1 if it is not running. */
+long long	 tl_server_leases(struct tl_daemon *, struct tl_conn *,
+		    const char *model);
+/* The pid of model's server, 0 if it is not running. */
+pid_t		 tl_stats_pid(struct tl_daemon *, struct tl_conn *,
+		    const char *model);
 
 /*
  * GET path on 127.0.0.1:port with Connection: close; returns the HTTP
@@ -195,6 +226,12 @@ const char	*tl_str(json_t *, const char *path);
 bool		 tl_ok(json_t *reply);
 /* The "error" code of a failed reply, "" if ok or absent. */
 const char	*tl_err(json_t *reply);
+/*
+ * Fails the test unless rep is a failed reply with this error code and a
+ * message, and, if id is not NULL, echoes that id.  what names the step.
+ */
+void		 tl_expect_error(json_t *rep, const char *code, json_t *id,
+		    const char *what);
 /* Compact text of j in a rotating static buffer, for messages. */
 const char	*tl_dump(json_t *j);
 /* The servers[] entry of model in a STATS reply, NULL if not there. */
@@ -248,5 +285,10 @@ bool		 tl_wait_gone(pid_t, long long timeout_ms);
  * Returns the sum.
  */
 long long	 tl_check_rss(struct tl_daemon *, unsigned long long budget);
+
+/* --- misc --- */
+
+/* qsort comparator for long long, ascending. */
+int		 tl_cmp_ll(const void *, const void *);
 
 #endif /* POOLD_TESTLIB_H */
