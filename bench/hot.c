@@ -787,6 +787,19 @@ profile(const char *poold_bin, const char *conf, const char *dir,
 		}
 		if (body && line[strspn(line, " \t\n")] == '\0')
 			body = false;	/* the table ends; source follows */
+		/* "75,318,998 (100.0%)  PROGRAM TOTALS": per request, with
+		 * the requests answered while callgrind collected. */
+		if (strstr(line, "PROGRAM TOTALS") != NULL && res.pairs_s > 0) {
+			double ir = 0;
+
+			for (name = line; *name != '\0' && *name != ' '; name++)
+				if (*name >= '0' && *name <= '9')
+					ir = ir * 10 + (*name - '0');
+			table_note("profile: %.0f instructions per request "
+			    "(%.0f Ir over %.0f requests)", ir / (res.pairs_s *
+			    2 * duration_ms / 1000), ir, res.pairs_s * 2 *
+			    duration_ms / 1000);
+		}
 		if (!body || !annotate_line(line, &pct, fn, sizeof(fn), obj,
 		    sizeof(obj)))
 			continue;

@@ -422,6 +422,194 @@ get_fields(struct dec *d)
 }
 
 /*
+ * The fast path for the requests clients really send: one flat object,
+ * no whitespace, known keys once each, values that are plain strings
+ * (printable ASCII, no escapes), integers of at most 18 digits, true,
+ * false or null.  For such a line jansson would read the same values, so
+ * the checks below (those of get_cmd() and get_fields()) give the same
+ * request; anything else, and any request these checks refuse, returns
+ * false and goes through jansson, which writes the message.  It saves the
+ * object, its hash table and a value per key.
+ */
+enum { FAST_CMD = FLD_COUNT, FAST_ID, FAST_KEYS };
+
+struct fast_val {
+	json_type	 type;		/* JSON_TRUE for true and false */
+	const char	*s;		/* a string, not NUL-terminated */
+	size_t		 n;
+	json_int_t	 i;
+	bool		 b;
+	bool		 set;
+};
+
+static const char *
+fast_string(const char *p, const char *end, size_t *n)
+{
+	const char	*q;
+
+	for (q = p; q < end && *q != '"'; q++)
+		if (*q < 0x20 || *q > 0x7e || *q == '\\')
+			return NULL;
+	if (q == end)
+		return NULL;
+	*n = (size_t)(q - p);
+	return q + 1;
+}
+
+static const char *
+fast_value(const char *p, const char *end, struct fast_val *v)
+{
+	static const struct { const char *word; size_t n; json_type t;
+	    bool b; } words[] = {
+		{ "true", 4, JSON_TRUE, true }, { "false", 5, JSON_TRUE, false },
+		{ "null", 4, JSON_NULL, false },
+	};
+	const char	*q;
+	bool		 neg;
+	size_t		 i;
+
+	if (*p == '"') {
+		v->type = JSON_STRING;
+		v->s = p + 1;
+		return fast_string(p + 1, end, &v->n);
+	}
+	if (*p == '-' || (*p >= '0' && *p <= '9')) {
+		neg = *p == '-';
+		q = p + neg;
+		v->type = JSON_INTEGER;
+		v->i = 0;
+		/* 18 digits cannot overflow; a 19th sends it to jansson. */
+		for (i = 0; i < 19 && q + i < end && q[i] >= '0' &&
+		    q[i] <= '9'; i++)
+			if (i < 18)
+				v->i = v->i * 10 + (q[i] - '0');
+		/* No leading zero, no "-0", no overflow; not a real. */
+		if (i == 0 || i > 18 || (q[0] == '0' && (i > 1 || neg)))
+			return NULL;
+		if (neg)
+			v->i = -v->i;
+		return q + i;
+	}
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if ((size_t)(end - p) >= words[i].n &&
+		    memcmp(p, words[i].word, words[i].n) == 0) {
+			v->type = words[i].t;
+			v->b = words[i].b;
+			return p + words[i].n;
+		}
+	return NULL;
+}
+
+/* The key's slot in vals, or -1 if it is not one the fast path knows. */
+static int
+fast_key(const char *k, size_t n)
+{
+	size_t	 i;
+
+	if (n == 3 && memcmp(k, "cmd", 3) == 0)
+		return FAST_CMD;
+	if (n == 2 && memcmp(k, "id", 2) == 0)
+		return FAST_ID;
+	for (i = 0; i < FLD_COUNT; i++)
+		if (strlen(fields[i].key) == n && memcmp(k, fields[i].key, n) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* field_ok() for a fast value. */
+static bool
+fast_field_ok(const struct field *f, const struct fast_val *v)
+{
+	if (f->type == JSON_INTEGER)
+		return v->type == JSON_INTEGER && v->i >= f->min &&
+		    v->i <= f->max;
+	return v->type == f->type;
+}
+
+static bool
+decode_fast(const char *p, size_t len, struct proto_request *req)
+{
+	const char		*end = p + len, *key;
+	struct fast_val		 v[FAST_KEYS];
+	const struct cmd_info	*ci = NULL;
+	char			 cmd[16], model[PROTO_MODEL_NAME_MAX + 1] = "";
+	size_t			 i, klen;
+	int			 k;
+
+	memset(v, 0, sizeof(v));
+	if (len < 2 || p[0] != '{' || end[-1] != '}')
+		return false;
+	for (p++; ; p++) {
+		if (p >= end || *p != '"' ||
+		    (p = fast_string((key = p + 1), end, &klen)) == NULL ||
+		    (k = fast_key(key, klen)) < 0 || v[k].set ||
+		    p >= end || *p++ != ':' || p >= end ||
+		    (p = fast_value(p, end, &v[k])) == NULL || p >= end)
+			return false;
+		v[k].set = true;
+		if (*p == '}')
+			break;
+		if (*p != ',')
+			return false;
+	}
+	if (p != end - 1 || !v[FAST_CMD].set || v[FAST_CMD].type != JSON_STRING ||
+	    v[FAST_CMD].n >= sizeof(cmd))
+		return false;
+	memcpy(cmd, v[FAST_CMD].s, v[FAST_CMD].n);
+	cmd[v[FAST_CMD].n] = '\0';
+	for (i = 0; i < CMD_COUNT && ci == NULL; i++)
+		if (cmds[i].name != NULL && cmd_eq(cmd, cmds[i].name))
+			ci = &cmds[i];
+	if (ci == NULL)
+		return false;
+	for (i = 0; i < FLD_COUNT; i++) {
+		if (!(ci->uses & 1u << i))
+			v[i].set = false;	/* ignored, as get_fields does */
+		if ((ci->needs & 1u << i) && !v[i].set)
+			return false;
+		if (v[i].set && !fast_field_ok(&fields[i], &v[i]))
+			return false;
+	}
+	if (v[FLD_MODEL].set) {
+		if (v[FLD_MODEL].n >= sizeof(model))
+			return false;
+		memcpy(model, v[FLD_MODEL].s, v[FLD_MODEL].n);
+		model[v[FLD_MODEL].n] = '\0';
+		if (!proto_model_name_ok(model))
+			return false;
+	}
+	if (v[FAST_ID].set) {
+		switch (v[FAST_ID].type) {
+		case JSON_INTEGER:
+			req->id = json_integer(v[FAST_ID].i);
+			break;
+		case JSON_STRING:
+			req->id = json_stringn(v[FAST_ID].s, v[FAST_ID].n);
+			break;
+		case JSON_TRUE:
+			req->id = json_boolean(v[FAST_ID].b);
+			break;
+		default:
+			req->id = json_null();
+			break;
+		}
+		if (req->id == NULL)
+			return false;	/* out of memory: let jansson try */
+	}
+	req->cmd = (enum proto_cmd)(ci - cmds);
+	memcpy(req->model, model, sizeof(model));
+	if (v[FLD_LEASE].set)
+		req->lease = v[FLD_LEASE].i;
+	if (v[FLD_TIMEOUT].set)
+		req->timeout_ms = v[FLD_TIMEOUT].i;
+	if (v[FLD_HOLD].set)
+		req->hold = v[FLD_HOLD].b;
+	if (v[FLD_FORCE].set)
+		req->force = v[FLD_FORCE].b;
+	return true;
+}
+
+/*
  * Unknown keys are ignored, and so are known keys that the command does
  * not use (PING with a "model"): a newer client may send fields this
  * daemon does not know yet, and should still be understood.
@@ -444,6 +632,8 @@ proto_decode_request(const char *line, size_t len, struct proto_request *req,
 	if ((nul = memchr(line, '\0', len)) != NULL)
 		return fail(&d, PROTO_E_BAD_REQUEST, "line holds a NUL byte "
 		    "at byte %zu", (size_t)(nul - line) + 1);
+	if (decode_fast(line, len, req))
+		return PROTO_OK;
 	if ((err = parse_line(&d, line, len)) != PROTO_OK)
 		return err;
 	if (!json_is_object(d.root))
@@ -528,6 +718,78 @@ proto_encode_request(const struct proto_request *req)
 
 /* --- replies (daemon side) --- */
 
+/*
+ * The hot replies (acquired, ok without a body) are written with snprintf
+ * into one buffer instead of built as a jansson object and dumped: the
+ * same bytes (tests/check_proto.c compares them with the jansson-built
+ * reference), one malloc instead of a dozen.  Anything unusual (an id
+ * that is not an integer, text that would need escaping) still goes
+ * through jansson.
+ */
+#define FAST_LINE_BYTES		512
+
+/* Text that JSON carries as is: printable ASCII but '"' and '\\'. */
+static bool
+plain_text(const char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+			return false;
+	return true;
+}
+
+/* Appends ',"id":ID' as jansson writes it (nothing if id is NULL) at
+ * buf[o]; returns the new length, or 0 if it does not fit. */
+static size_t
+put_id(char *buf, size_t len, size_t o, json_t *id)
+{
+	char	*s;
+	size_t	 n;
+	int	 w;
+
+	if (id == NULL)
+		return o;
+	if (json_is_integer(id)) {
+		w = snprintf(buf + o, len - o, ",\"id\":%" JSON_INTEGER_FORMAT,
+		    json_integer_value(id));
+		return w < 0 || (size_t)w >= len - o ? 0 : o + (size_t)w;
+	}
+	if (json_is_true(id) || json_is_false(id) || json_is_null(id)) {
+		s = json_is_true(id) ? "true" : json_is_false(id) ? "false" :
+		    "null";
+		w = snprintf(buf + o, len - o, ",\"id\":%s", s);
+		return w < 0 || (size_t)w >= len - o ? 0 : o + (size_t)w;
+	}
+	/* Strings and reals: jansson's own dump, so escapes and number
+	 * formats stay exactly its. */
+	if ((s = json_dumps(id, JSON_ENCODE_ANY | DUMP_FLAGS)) == NULL)
+		return 0;
+	n = strlen(s);
+	if (o + 6 + n >= len) {
+		free(s);
+		return 0;
+	}
+	memcpy(buf + o, ",\"id\":", 6);
+	memcpy(buf + o + 6, s, n);
+	free(s);
+	buf[o + 6 + n] = '\0';
+	return o + 6 + n;
+}
+
+/* Copies the first len bytes of buf as a malloc'd line. */
+static char *
+line_dup(const char *buf, size_t len)
+{
+	char	*line;
+
+	if ((line = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(line, buf, len + 1);
+	return line;
+}
+
 /* A message may carry a child's stderr: make it valid UTF-8 rather than
  * fail to answer at all. */
 static json_t *
@@ -543,14 +805,47 @@ message_string(const char *message)
 	return json_string(clean);
 }
 
+/* The error reply without an object: jansson quotes only the message. */
+static char *
+encode_error_fast(json_t *id, enum proto_err err, const char *message)
+{
+	json_t	*m;
+	char	 head[FAST_LINE_BYTES], *text, *line;
+	size_t	 n, tlen;
+
+	if ((n = put_id(head, sizeof(head), (size_t)snprintf(head,
+	    sizeof(head), "{\"ok\":false"), id)) == 0)
+		return NULL;
+	n += (size_t)snprintf(head + n, sizeof(head) - n,
+	    ",\"error\":\"%s\",\"message\":", proto_err_name(err));
+	if (n >= sizeof(head) - 1 || (m = message_string(message)) == NULL)
+		return NULL;
+	text = json_dumps(m, JSON_ENCODE_ANY | DUMP_FLAGS);
+	json_decref(m);
+	if (text == NULL)
+		return NULL;
+	tlen = strlen(text);
+	if ((line = malloc(n + tlen + 3)) != NULL) {
+		memcpy(line, head, n);
+		memcpy(line + n, text, tlen);
+		memcpy(line + n + tlen, "}\n", 3);
+	}
+	free(text);
+	return line;
+}
+
 char *
 proto_encode_error(json_t *id, enum proto_err err, const char *message)
 {
+	char	*line;
+
 	/* "ok" is no error: a reply with ok:false must name a real one. */
 	if (err == PROTO_OK || (size_t)err >= PROTO_E__COUNT)
 		err = PROTO_E_INTERNAL;
 	if (message == NULL)
 		message = proto_err_name(err);
+	if ((line = encode_error_fast(id, err, message)) != NULL)
+		return line;
 	/* json_pack fails, and frees what it took, if the message is NULL. */
 	return dump_line(json_pack("{s:b, s:O*, s:s, s:o}", "ok", 0, "id", id,
 	    "error", proto_err_name(err), "message", message_string(message)),
@@ -564,9 +859,17 @@ proto_encode_ok(json_t *id, json_t *body)
 	json_t		*o, *v;
 	bool		 ok;
 
+	char		 buf[FAST_LINE_BYTES];
+	size_t		 n;
+
 	if (body != NULL && !json_is_object(body)) {
 		errno = EINVAL;
 		return NULL;
+	}
+	if (body == NULL && (n = put_id(buf, sizeof(buf) - 2,
+	    (size_t)snprintf(buf, sizeof(buf), "{\"ok\":true"), id)) != 0) {
+		memcpy(buf + n, "}\n", 3);
+		return line_dup(buf, n + 2);
 	}
 	o = json_pack("{s:b, s:O*}", "ok", 1, "id", id);
 	ok = o != NULL;
@@ -582,7 +885,27 @@ char *
 proto_encode_acquired(json_t *id, const struct proto_acquired *a)
 {
 	json_t	*o;
+	char	 buf[FAST_LINE_BYTES], lease[32] = "";
+	size_t	 mlen = strnlen(a->model, sizeof(a->model));
+	size_t	 elen = strnlen(a->endpoint, sizeof(a->endpoint));
+	size_t	 n;
+	int	 w;
 
+	if (plain_text(a->model, mlen) && plain_text(a->endpoint, elen) &&
+	    (n = put_id(buf, sizeof(buf), (size_t)snprintf(buf, sizeof(buf),
+	    "{\"ok\":true"), id)) != 0) {
+		/* No lease when not held: there is nothing to release. */
+		if (a->lease != 0)
+			snprintf(lease, sizeof(lease), ",\"lease\":%lld",
+			    (long long)a->lease);
+		w = snprintf(buf + n, sizeof(buf) - n, ",\"model\":\"%.*s\","
+		    "\"port\":%d,\"endpoint\":\"%.*s\"%s,\"cold\":%s,"
+		    "\"wait_ms\":%lld}\n", (int)mlen, a->model, a->port,
+		    (int)elen, a->endpoint, lease, a->cold ? "true" : "false",
+		    (long long)a->wait_ms);
+		if (w > 0 && (size_t)w < sizeof(buf) - n)
+			return line_dup(buf, n + (size_t)w);
+	}
 	o = json_pack("{s:b, s:O*, s:s%, s:i, s:s%, s:I, s:b, s:I}", "ok", 1,
 	    "id", id, "model", a->model, strnlen(a->model, sizeof(a->model)),
 	    "port", a->port,

@@ -1194,6 +1194,232 @@ START_TEST(default_socket_too_long)
 }
 END_TEST
 
+/* --- the fast encoders and decoder against jansson --- */
+
+/* Ids of every kind; the text is jansson's (JSON_DECODE_ANY). */
+static const char *const fast_ids[] = {
+	NULL, "0", "1", "-1", "42", "9223372036854775807",
+	"-9223372036854775808", "123456789012345678", "-99999", "true",
+	"false", "null", "\"\"", "\"abc\"", "\"a\\\"b\\\\c\"",
+	"\"tab\\tnl\\ncr\\r\\u0001\\u001f\\u007f\"", "\"caf\\u00e9 \\u2026\"",
+	"\"\\ud83d\\ude00\"", "\"/slash/\"", "1.5", "-0.0", "1e300", "0.1",
+	"3.0", "-2.5e-7", "\"9223372036854775808\"",
+};
+
+/* The id as an object, as a decoded request holds it. */
+static json_t *
+fast_id(int i)
+{
+	json_t	*v;
+
+	if (fast_ids[i] == NULL)
+		return NULL;
+	v = json_loads(fast_ids[i], JSON_DECODE_ANY, NULL);
+	ck_assert_msg(v != NULL, "bad id %s", fast_ids[i]);
+	return v;
+}
+
+/* What the jansson-only encoders wrote, byte for byte. */
+static char *
+ref_line(json_t *o)
+{
+	char	*s, *line;
+
+	ck_assert_ptr_nonnull(o);
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	ck_assert_ptr_nonnull(s);
+	line = malloc(strlen(s) + 2);
+	ck_assert_ptr_nonnull(line);
+	sprintf(line, "%s\n", s);
+	free(s);
+	return line;
+}
+
+static void
+assert_same(char *got, char *want, const char *what, int i)
+{
+	ck_assert_msg(got != NULL && strcmp(got, want) == 0,
+	    "%s, id %s:\n got %s\nwant %s", what,
+	    fast_ids[i] ? fast_ids[i] : "(none)", got ? got : "NULL", want);
+	free(got);
+	free(want);
+}
+
+START_TEST(fast_ok_matches_jansson)
+{
+	json_t	*id = fast_id(_i);
+
+	assert_same(proto_encode_ok(id, NULL),
+	    ref_line(json_pack("{s:b, s:O*}", "ok", 1, "id", id)), "ok", _i);
+	json_decref(id);
+}
+END_TEST
+
+START_TEST(fast_error_matches_jansson)
+{
+	static const char *const msgs[] = {
+		"", "plain", "quote \" backslash \\ slash /",
+		"ctl \x01\x1f\x7f tab\tnl\n", "caf\xc3\xa9 \xe2\x80\xa6 \xf0\x9f\x98\x80",
+		"not utf-8 \xff\xfe end", "no model named 'x' in /m",
+	};
+	json_t	*id = fast_id(_i), *m;
+	char	 clean[PROTO_MESSAGE_MAX];
+	size_t	 k;
+	int	 e;
+
+	for (k = 0; k < NELEM(msgs); k++)
+		for (e = PROTO_E_BAD_REQUEST; e < PROTO_E__COUNT; e++) {
+			m = json_string(msgs[k]);
+			if (m == NULL) {
+				/* what message_string() does with bad UTF-8 */
+				char *r = proto_encode_error(id, e, msgs[k]);
+				json_t *b = json_loads(r, 0, NULL);
+				ck_assert_ptr_nonnull(b);
+				snprintf(clean, sizeof(clean), "%s",
+				    json_string_value(json_object_get(b,
+				    "message")));
+				json_decref(b);
+				free(r);
+				ck_assert_ptr_null(strchr(clean, '\xff'));
+				m = json_string(clean);
+			}
+			assert_same(proto_encode_error(id, e, msgs[k]),
+			    ref_line(json_pack("{s:b, s:O*, s:s, s:o}", "ok", 0,
+			    "id", id, "error", proto_err_name(e), "message", m)),
+			    "error", _i);
+		}
+	json_decref(id);
+}
+END_TEST
+
+START_TEST(fast_acquired_matches_jansson)
+{
+	static const struct { const char *model; int port; int64_t lease;
+	    bool cold; int64_t wait_ms; } acqs[] = {
+		{ "m", 1, 0, false, 0 },
+		{ "tiny-1.5B_q4+k.gguf", 65535, 1, true, 1 },
+		{ "a", 8080, INT64_MAX, false, INT64_MAX },
+		{ "Z9", 40000, 123456789, true, 86400000 },
+		{ "x", 0, -1, false, -5 },
+	};
+	struct proto_acquired	 a;
+	json_t			*id = fast_id(_i), *o;
+	size_t			 k;
+
+	for (k = 0; k < NELEM(acqs); k++) {
+		memset(&a, 0, sizeof(a));
+		snprintf(a.model, sizeof(a.model), "%s", acqs[k].model);
+		a.port = acqs[k].port;
+		snprintf(a.endpoint, sizeof(a.endpoint), "http://127.0.0.1:%d",
+		    a.port);
+		a.lease = acqs[k].lease;
+		a.cold = acqs[k].cold;
+		a.wait_ms = acqs[k].wait_ms;
+		o = json_pack("{s:b, s:O*, s:s, s:i, s:s, s:I, s:b, s:I}",
+		    "ok", 1, "id", id, "model", a.model, "port", a.port,
+		    "endpoint", a.endpoint, "lease", (json_int_t)a.lease,
+		    "cold", a.cold, "wait_ms", (json_int_t)a.wait_ms);
+		if (a.lease == 0)
+			json_object_del(o, "lease");
+		assert_same(proto_encode_acquired(id, &a), ref_line(o),
+		    "acquired", _i);
+	}
+	/* A name of the longest length, and text that needs escaping
+	 * (not a model name, but the encoder must still get it right). */
+	memset(a.model, 'n', PROTO_MODEL_NAME_MAX);
+	a.model[PROTO_MODEL_NAME_MAX] = '\0';
+	snprintf(a.endpoint, sizeof(a.endpoint), "http://\"q\\\"/\x01");
+	a.lease = 7;
+	o = json_pack("{s:b, s:O*, s:s, s:i, s:s, s:I, s:b, s:I}", "ok", 1,
+	    "id", id, "model", a.model, "port", a.port, "endpoint", a.endpoint,
+	    "lease", (json_int_t)a.lease, "cold", a.cold, "wait_ms",
+	    (json_int_t)a.wait_ms);
+	assert_same(proto_encode_acquired(id, &a), ref_line(o), "acquired",
+	    _i);
+	json_decref(id);
+}
+END_TEST
+
+/*
+ * Lines the fast decoder may take, and lines it must leave to jansson.
+ * Each decodes as is and with a leading space (which only jansson
+ * accepts): the request, the id, the code and the message must be the
+ * same.
+ */
+static const char *const fast_lines[] = {
+	"{'cmd':'ACQUIRE','id':1,'model':'m'}",
+	"{'cmd':'RELEASE','id':2,'lease':7}",
+	"{'cmd':'release','lease':9223372036854775807}",
+	"{'cmd':'RELEASE','lease':922337203685477580}",
+	"{'cmd':'RELEASE','lease':1234567890123456789}",
+	"{'cmd':'RELEASE','lease':0}", "{'cmd':'RELEASE','lease':-1}",
+	"{'cmd':'RELEASE','lease':-0}", "{'cmd':'RELEASE','lease':01}",
+	"{'cmd':'RELEASE','lease':1.0}", "{'cmd':'RELEASE','lease':1e3}",
+	"{'cmd':'RELEASE','lease':'1'}", "{'cmd':'RELEASE'}",
+	"{'cmd':'RELEASE','lease':1,'lease':2}",
+	"{'cmd':'ACQUIRE','model':'m','timeout_ms':0,'hold':false}",
+	"{'cmd':'ACQUIRE','model':'m','timeout_ms':86400000,'hold':true}",
+	"{'cmd':'ACQUIRE','model':'m','timeout_ms':86400001}",
+	"{'cmd':'ACQUIRE','model':'m','timeout_ms':-1}",
+	"{'cmd':'ACQUIRE','model':'m','hold':null}",
+	"{'cmd':'ACQUIRE','model':'m','hold':1}",
+	"{'cmd':'ACQUIRE','model':'.m'}", "{'cmd':'ACQUIRE','model':'-m'}",
+	"{'cmd':'ACQUIRE','model':'a b'}", "{'cmd':'ACQUIRE','model':''}",
+	"{'cmd':'ACQUIRE','model':'a/b'}", "{'cmd':'ACQUIRE','model':7}",
+	"{'cmd':'ACQUIRE','model':'m','lease':'x','force':3}",
+	"{'cmd':'ACQUIRE'}", "{'cmd':'EVICT','model':'m','force':true}",
+	"{'cmd':'EVICT','model':'m','force':'yes'}",
+	"{'cmd':'PING','id':'a','model':'.bad','lease':-4}",
+	"{'cmd':'STATS','id':null}", "{'cmd':'MODELS','id':true}",
+	"{'cmd':'pInG','id':false}", "{'cmd':'PONG'}", "{'cmd':''}",
+	"{'cmd':'ACQUIRExxxxxxxxxxxxxxxxxxxxxx'}", "{'cmd':5}",
+	"{'cmd':null}", "{'id':1}", "{}", "{'cmd':'PING','x':1}",
+	"{'cmd':'PING','id':-42}", "{'cmd':'PING','id':1.5}",
+	"{'cmd':'PING','id':[1]}", "{'cmd':'PING','id':{}}",
+	"{'cmd':'PING','id':'\\u00e9'}", "{'cmd':'PING','id':'a\\\"b'}",
+	"{'cmd':'PING','id':'caf\xc3\xa9'}", "{'cmd':'PING','id':'\x01'}",
+	"{'cmd':'PING','id':tru}", "{'cmd':'PING','id':nul}",
+	"{'cmd':'PING','id':truex}", "{'cmd':'PING'} ", "{'cmd':'PING'}}",
+	"{'cmd':'PING',}", "{'cmd':'PING'", "{'cmd' :'PING'}",
+	"{'cmd':'PING','id':1,'id':1}", "{'cmd':'PING','id':99999999999999999999}",
+	"{'cmd':'PING','id':-}", "{'cmd':'PING','id':}", "{'cmd':'PING','id'}",
+	"{'cmd':'PING','id':1x}", "{\"cmd\":'PING'}", "{'cmd':'PI\\u004eG'}",
+	"[1]", "{", "}", "{'cmd':'PING'}x",
+};
+
+START_TEST(fast_decode_matches_jansson)
+{
+	struct proto_request	 a, b;
+	char			 line[LINE_BUF], spaced[LINE_BUF + 1];
+	char			 ma[PROTO_MESSAGE_MAX], mb[PROTO_MESSAGE_MAX];
+	enum proto_err		 ea, eb;
+	size_t			 n;
+
+	dq(line, fast_lines[_i], strlen(fast_lines[_i]));
+	n = strlen(line);
+	spaced[0] = ' ';
+	memcpy(spaced + 1, line, n + 1);
+	ea = proto_decode_request(line, n, &a, ma, sizeof(ma));
+	eb = proto_decode_request(spaced, n + 1, &b, mb, sizeof(mb));
+	ck_assert_msg(ea == eb, "%s: %d vs %d (%s)", line, ea, eb, mb);
+	/* jansson's column numbers move with the space. */
+	if (strstr(mb, "column") == NULL)
+		ck_assert_str_eq(ma, mb);
+	ck_assert_int_eq(a.cmd, b.cmd);
+	ck_assert_str_eq(a.model, b.model);
+	ck_assert_int_eq(a.lease, b.lease);
+	ck_assert_int_eq(a.timeout_ms, b.timeout_ms);
+	ck_assert_int_eq(a.hold, b.hold);
+	ck_assert_int_eq(a.force, b.force);
+	ck_assert_msg((a.id == NULL) == (b.id == NULL) &&
+	    (a.id == NULL || (json_typeof(a.id) == json_typeof(b.id) &&
+	    json_equal(a.id, b.id))), "%s: ids differ", line);
+	proto_request_clear(&a);
+	proto_request_clear(&b);
+}
+END_TEST
+
 /* --- the runner --- */
 
 static Suite *
@@ -1233,6 +1459,16 @@ proto_suite(void)
 	tcase_add_test(tc, decode_reply_cuts_long_messages);
 	tcase_add_loop_test(tc, reply_acquired_refuses, 0,
 	    NELEM(bad_acquired_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fast paths");
+	tcase_add_loop_test(tc, fast_ok_matches_jansson, 0, NELEM(fast_ids));
+	tcase_add_loop_test(tc, fast_error_matches_jansson, 0,
+	    NELEM(fast_ids));
+	tcase_add_loop_test(tc, fast_acquired_matches_jansson, 0,
+	    NELEM(fast_ids));
+	tcase_add_loop_test(tc, fast_decode_matches_jansson, 0,
+	    NELEM(fast_lines));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("names");
