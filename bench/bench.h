@@ -140,4 +140,9 @@ int	 http_request(int port, const char *method, const char *path,
 /* Polls GET path until 200 or timeout; the instant of the 200 or -1. */
 int64_t	 http_wait_200(int port, const char *path, int timeout_ms);
 
+#include "proto.h"
+/* A request line (malloc'd, ends in '\n'); dies on failure. */
+char	*request_line(enum proto_cmd, long long id, const char *model,
+	    bool hold);
+
 #endif /* POOLD_BENCH_H */

@@ -32,24 +32,6 @@
 
 static char	*sock;
 
-static char *
-request_line(enum proto_cmd cmd, long long id, const char *model, bool hold)
-{
-	struct proto_request req;
-	char *line;
-
-	proto_request_init(&req);
-	req.cmd = cmd;
-	req.id = json_integer(id);
-	if (model != NULL)
-		snprintf(req.model, sizeof(req.model), "%s", model);
-	req.hold = hold;
-	if ((line = proto_encode_request(&req)) == NULL)
-		die("proto_encode_request");
-	proto_request_clear(&req);
-	return line;
-}
-
 /* Sends an ACQUIRE (no lease); the instant its reply line was read. */
 static int64_t
 acquire(struct linebuf *lb, const char *model, long long id, bool *cold)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "proto.h"
 
 #define TRACKED_MAX	64
 #define TMPDIRS_MAX	16
@@ -784,4 +785,23 @@ http_wait_200(int port, const char *path, int timeout_ms)
 		sleep_ms(5);
 	}
 	return -1;
+}
+
+/* One request line, encoded by the protocol module as clients do. */
+char *
+request_line(enum proto_cmd cmd, long long id, const char *model, bool hold)
+{
+	struct proto_request req;
+	char *line;
+
+	proto_request_init(&req);
+	req.cmd = cmd;
+	req.id = json_integer(id);
+	if (model != NULL)
+		snprintf(req.model, sizeof(req.model), "%s", model);
+	req.hold = hold;
+	if ((line = proto_encode_request(&req)) == NULL)
+		die("proto_encode_request");
+	proto_request_clear(&req);
+	return line;
 }

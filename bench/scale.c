@@ -30,24 +30,6 @@
 
 static char	*sock;
 
-static char *
-request_line(enum proto_cmd cmd, long long id, const char *model, bool hold)
-{
-	struct proto_request req;
-	char *line;
-
-	proto_request_init(&req);
-	req.cmd = cmd;
-	req.id = json_integer(id);
-	if (model != NULL)
-		snprintf(req.model, sizeof(req.model), "%s", model);
-	req.hold = hold;
-	if ((line = proto_encode_request(&req)) == NULL)
-		die("proto_encode_request");
-	proto_request_clear(&req);
-	return line;
-}
-
 /* One command's round trip in ms; the reply in *reply if asked. */
 static double
 timed(struct linebuf *lb, enum proto_cmd cmd, char **reply)
