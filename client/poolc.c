@@ -541,14 +541,51 @@ consume(struct poolc *c, size_t n)
 	c->scanned = 0;
 }
 
+/*
+ * ACQUIRE and RELEASE read their replies with proto_decode_reply_flat(),
+ * which needs no jansson objects; a reply it does not take goes through
+ * proto_decode_reply() as any other.  flat->a receives an ACQUIRE's
+ * fields; flat->used says the reply was read that way (rep->body NULL).
+ */
+struct flat {
+	struct proto_acquired	*a;
+	bool			 used;
+};
+
+/* The "error" code of an ok:false reply, as poold wrote it. */
+static const char *
+reply_code(const struct proto_reply *rep)
+{
+	/* The fast path takes only codes whose names are this string. */
+	if (rep->body == NULL)
+		return proto_err_name(rep->err);
+	return json_string_value(json_object_get(rep->body, "error"));
+}
+
 /* 1 if the line is the reply to id (rep filled), 0 if it answers some
  * other id (skipped), -1 if it is no reply at all. */
 static int
 match_reply(struct poolc *c, const char *line, size_t len, int64_t id,
-    struct proto_reply *rep)
+    struct proto_reply *rep, struct flat *flat)
 {
-	char	 msg[PROTO_MESSAGE_MAX];
+	char			 msg[PROTO_MESSAGE_MAX];
+	enum proto_id_kind	 kind;
+	int64_t			 got;
 
+	if (flat != NULL && proto_decode_reply_flat(line, len, rep, &kind,
+	    &got, flat->a)) {
+		flat->used = true;
+		if (kind == PROTO_ID_INTEGER && got == id)
+			return 1;
+		if (!rep->ok && (kind == PROTO_ID_ABSENT ||
+		    kind == PROTO_ID_NULL))
+			snprintf(c->farewell, sizeof(c->farewell), "%s: %s",
+			    reply_code(rep), rep->message);
+		proto_reply_clear(rep);
+		return 0;
+	}
+	if (flat != NULL)
+		flat->used = false;
 	if (proto_decode_reply(line, len, rep, msg, sizeof(msg)) != PROTO_OK)
 		return set_error(c, POOLC_ERR_PROTOCOL, 0,
 		    "bad reply from poold: %s", msg);
@@ -556,8 +593,7 @@ match_reply(struct poolc *c, const char *line, size_t len, int64_t id,
 		return 1;
 	if (!rep->ok && (rep->id == NULL || json_is_null(rep->id)))
 		snprintf(c->farewell, sizeof(c->farewell), "%s: %s",
-		    json_string_value(json_object_get(rep->body, "error")),
-		    rep->message);
+		    reply_code(rep), rep->message);
 	proto_reply_clear(rep);
 	return 0;
 }
@@ -568,7 +604,7 @@ match_reply(struct poolc *c, const char *line, size_t len, int64_t id,
  */
 static int
 read_reply(struct poolc *c, int64_t id, int64_t deadline,
-    struct proto_reply *rep, char **raw)
+    struct proto_reply *rep, char **raw, struct flat *flat)
 {
 	size_t	 consumed;
 	long	 n;
@@ -578,7 +614,8 @@ read_reply(struct poolc *c, int64_t id, int64_t deadline,
 		if ((n = next_line(c, deadline, &consumed)) == -1)
 			return -1;
 		/* poold-protocol(7): empty lines are ignored. */
-		r = n == 0 ? 0 : match_reply(c, c->buf, (size_t)n, id, rep);
+		r = n == 0 ? 0 : match_reply(c, c->buf, (size_t)n, id, rep,
+		    flat);
 		if (r == 1 && raw != NULL && (*raw = strndup(c->buf,
 		    (size_t)n)) == NULL) {
 			proto_reply_clear(rep);
@@ -595,8 +632,7 @@ static int
 server_error(struct poolc *c, const struct proto_reply *rep)
 {
 	/* The daemon's own string: a newer daemon may have newer codes. */
-	const char	*code = json_string_value(json_object_get(rep->body,
-			    "error"));
+	const char	*code = reply_code(rep);
 
 	if (code == NULL)
 		code = proto_err_name(rep->err);
@@ -616,7 +652,7 @@ server_error(struct poolc *c, const struct proto_reply *rep)
  */
 static int
 request(struct poolc *c, struct proto_request *req, int64_t wait_ms,
-    struct proto_reply *rep, char **raw)
+    struct proto_reply *rep, char **raw, struct flat *flat)
 {
 	int64_t	 id = ++c->last_id, deadline;
 	char	*line;
@@ -637,7 +673,7 @@ request(struct poolc *c, struct proto_request *req, int64_t wait_ms,
 	r = send_all(c, line, strlen(line), deadline);
 	free(line);
 	/* After a hang-up, reading ends at EOF with poold's last words. */
-	if (r == -1 || read_reply(c, id, deadline, rep, raw) == -1)
+	if (r == -1 || read_reply(c, id, deadline, rep, raw, flat) == -1)
 		return -1;
 	if (rep->ok)
 		return 0;
@@ -659,7 +695,7 @@ simple_request(struct poolc *c, enum proto_cmd cmd, struct proto_reply *rep,
 
 	proto_request_init(&req);
 	req.cmd = cmd;
-	return request(c, &req, c->timeout_ms, rep, raw);
+	return request(c, &req, c->timeout_ms, rep, raw, NULL);
 }
 
 static int
@@ -707,6 +743,7 @@ poolc_acquire(struct poolc *c, const char *model,
 	struct proto_request	 req;
 	struct proto_reply	 rep;
 	struct proto_acquired	 a;
+	struct flat		 flat = { &a, false };
 	int			 timeout_ms = opts != NULL ? opts->timeout_ms : 0;
 	enum proto_err		 perr;
 
@@ -720,9 +757,11 @@ poolc_acquire(struct poolc *c, const char *model,
 	req.cmd = PROTO_CMD_ACQUIRE;
 	req.hold = opts == NULL || !opts->no_lease;
 	req.timeout_ms = timeout_ms > 0 ? timeout_ms : -1;
-	if (request(c, &req, acquire_wait_ms(c, timeout_ms), &rep, NULL) == -1)
+	if (request(c, &req, acquire_wait_ms(c, timeout_ms), &rep, NULL,
+	    &flat) == -1)
 		return -1;
-	perr = proto_reply_acquired(&rep, &a);
+	/* Read by the fast path, the reply's fields are in a already. */
+	perr = flat.used ? PROTO_OK : proto_reply_acquired(&rep, &a);
 	proto_reply_clear(&rep);
 	if (perr != PROTO_OK)
 		return set_error(c, POOLC_ERR_PROTOCOL, 0,
@@ -738,6 +777,7 @@ poolc_release(struct poolc *c, int64_t lease)
 {
 	struct proto_request	 req;
 	struct proto_reply	 rep;
+	struct flat		 flat = { NULL, false };
 
 	if (begin(c) == -1)
 		return -1;
@@ -747,7 +787,7 @@ poolc_release(struct poolc *c, int64_t lease)
 	proto_request_init(&req);
 	req.cmd = PROTO_CMD_RELEASE;
 	req.lease = lease;
-	if (request(c, &req, c->timeout_ms, &rep, NULL) == -1)
+	if (request(c, &req, c->timeout_ms, &rep, NULL, &flat) == -1)
 		return -1;
 	proto_reply_clear(&rep);
 	return 0;
@@ -769,7 +809,7 @@ poolc_evict(struct poolc *c, const char *model, bool force, int64_t *freed)
 		return -1;
 	req.cmd = PROTO_CMD_EVICT;
 	req.force = force;
-	if (request(c, &req, c->timeout_ms, &rep, NULL) == -1)
+	if (request(c, &req, c->timeout_ms, &rep, NULL, NULL) == -1)
 		return -1;
 	v = json_object_get(rep.body, "freed");
 	if (freed != NULL && json_is_integer(v))

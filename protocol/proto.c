@@ -672,6 +672,56 @@ dump_line(json_t *o, bool built)
 	return line;
 }
 
+static bool	plain_text(const char *, size_t);
+static char	*line_dup(const char *, size_t);
+#define FAST_REQ_BYTES		512
+
+/*
+ * The requests libpoolc sends (an integer id or none, a model name that
+ * needs no escaping) written with snprintf: the same bytes as the
+ * jansson path below, fields in the same order.  NULL: use that path.
+ */
+static char *
+encode_request_fast(const struct proto_request *req,
+    const struct cmd_info *ci)
+{
+	char	 buf[FAST_REQ_BYTES];
+	size_t	 mlen = strnlen(req->model, sizeof(req->model)), n;
+	int	 w;
+
+	if (req->id != NULL && !json_is_integer(req->id))
+		return NULL;
+	/* Even unused, a model that is not UTF-8 makes json_pack fail. */
+	if (!plain_text(req->model, mlen))
+		return NULL;
+	w = snprintf(buf, sizeof(buf), "{\"cmd\":\"%s\"", ci->name);
+	if (req->id != NULL)
+		w += snprintf(buf + w, sizeof(buf) - (size_t)w,
+		    ",\"id\":%" JSON_INTEGER_FORMAT, json_integer_value(req->id));
+	if (ci->uses & F(MODEL))
+		w += snprintf(buf + w, sizeof(buf) - (size_t)w,
+		    ",\"model\":\"%.*s\"", (int)mlen, req->model);
+	if (ci->uses & F(LEASE))
+		w += snprintf(buf + w, sizeof(buf) - (size_t)w,
+		    ",\"lease\":%" PRId64, req->lease);
+	if ((ci->uses & F(TIMEOUT)) && req->timeout_ms >= 0)
+		w += snprintf(buf + w, sizeof(buf) - (size_t)w,
+		    ",\"timeout_ms\":%" PRId64, req->timeout_ms);
+	if ((ci->uses & F(HOLD)) && !req->hold)
+		w += snprintf(buf + w, sizeof(buf) - (size_t)w,
+		    ",\"hold\":false");
+	if ((ci->uses & F(FORCE)) && req->force)
+		w += snprintf(buf + w, sizeof(buf) - (size_t)w,
+		    ",\"force\":true");
+	/* Every piece is short, so nothing was cut: buf holds 512 bytes
+	 * and the longest request is well under 300. */
+	n = (size_t)w;
+	if (n + 3 > sizeof(buf))
+		return NULL;
+	memcpy(buf + n, "}\n", 3);
+	return line_dup(buf, n + 2);
+}
+
 /* errno on failure: EINVAL (no command, text not UTF-8), EMSGSIZE (too
  * long for the daemon), ENOMEM. */
 char *
@@ -692,6 +742,8 @@ proto_encode_request(const struct proto_request *req)
 		return NULL;
 	}
 	ci = &cmds[req->cmd];
+	if ((line = encode_request_fast(req, ci)) != NULL)
+		return line;
 	/* Every field, in wire order; then drop what is not wanted. */
 	errno = 0;
 	o = json_pack("{s:s, s:O*, s:s%, s:I, s:I, s:b, s:b}", "cmd", ci->name,
@@ -998,6 +1050,116 @@ proto_reply_acquired(const struct proto_reply *rep, struct proto_acquired *a)
 	a->cold = cold;
 	a->wait_ms = wait_ms;
 	return PROTO_OK;
+}
+
+/*
+ * The client's fast path for the flat replies the daemon writes (see
+ * proto_encode_ok/_error/_acquired): one object, no whitespace, known
+ * keys once each, plain strings (printable ASCII, no escapes), integers
+ * of at most 18 digits.  Anything else, and anything that
+ * proto_decode_reply() or proto_reply_acquired() would refuse or read
+ * differently, returns false and is left to them.
+ */
+enum { RK_OK, RK_ID, RK_ERROR, RK_MESSAGE, RK_MODEL, RK_PORT, RK_ENDPOINT,
+	RK_LEASE, RK_COLD, RK_WAIT, RK_COUNT };
+
+static int
+reply_key(const char *k, size_t n, bool acquired)
+{
+	static const char *const keys[RK_COUNT] = {
+		"ok", "id", "error", "message", "model", "port", "endpoint",
+		"lease", "cold", "wait_ms",
+	};
+	int	 i, last = acquired ? RK_COUNT : RK_MODEL;
+
+	for (i = 0; i < last; i++)
+		if (strlen(keys[i]) == n && memcmp(k, keys[i], n) == 0)
+			return i;
+	return -1;
+}
+
+bool
+proto_decode_reply_flat(const char *line, size_t len, struct proto_reply *rep,
+    enum proto_id_kind *id_kind, int64_t *id, struct proto_acquired *a)
+{
+	const char	*p = line, *end = line + len, *key;
+	struct fast_val	 v[RK_COUNT];
+	enum proto_err	 err;
+	char		 code[32];
+	size_t		 klen;
+	int		 k;
+
+	memset(v, 0, sizeof(v));
+	if (len < 2 || p[0] != '{' || end[-1] != '}')
+		return false;
+	for (p++; ; p++) {
+		if (p >= end || *p != '"' ||
+		    (p = fast_string((key = p + 1), end, &klen)) == NULL ||
+		    (k = reply_key(key, klen, a != NULL)) < 0 || v[k].set ||
+		    p >= end || *p++ != ':' || p >= end ||
+		    (p = fast_value(p, end, &v[k])) == NULL || p >= end)
+			return false;
+		v[k].set = true;
+		if (*p == '}')
+			break;
+		if (*p != ',')
+			return false;
+	}
+	if (p != end - 1 || !v[RK_OK].set || v[RK_OK].type != JSON_TRUE)
+		return false;
+	memset(rep, 0, sizeof(*rep));
+	if (!v[RK_OK].b) {
+		/* A code this library knows, not "ok": then the code and
+		 * proto_err_name(rep->err) are the same string. */
+		if (!v[RK_ERROR].set || v[RK_ERROR].type != JSON_STRING ||
+		    v[RK_ERROR].n >= sizeof(code) || (v[RK_MESSAGE].set &&
+		    v[RK_MESSAGE].type != JSON_STRING))
+			return false;
+		memcpy(code, v[RK_ERROR].s, v[RK_ERROR].n);
+		code[v[RK_ERROR].n] = '\0';
+		err = proto_err_from_name(code);
+		if (err == PROTO_OK || err == PROTO_E__COUNT)
+			return false;
+		if (v[RK_MESSAGE].set)
+			snprintf(rep->message, sizeof(rep->message), "%.*s",
+			    (int)v[RK_MESSAGE].n, v[RK_MESSAGE].s);
+		else
+			snprintf(rep->message, sizeof(rep->message), "%s", code);
+		rep->err = err;
+	} else if (a != NULL) {
+		/* proto_reply_acquired()'s checks. */
+		memset(a, 0, sizeof(*a));
+		if (!v[RK_MODEL].set || v[RK_MODEL].type != JSON_STRING ||
+		    v[RK_MODEL].n >= sizeof(a->model) ||
+		    !v[RK_PORT].set || v[RK_PORT].type != JSON_INTEGER ||
+		    v[RK_PORT].i < 1 || v[RK_PORT].i > 65535 ||
+		    !v[RK_ENDPOINT].set || v[RK_ENDPOINT].type != JSON_STRING ||
+		    v[RK_ENDPOINT].n >= sizeof(a->endpoint) ||
+		    (v[RK_LEASE].set && (v[RK_LEASE].type != JSON_INTEGER ||
+		    v[RK_LEASE].i < 0)) ||
+		    !v[RK_COLD].set || v[RK_COLD].type != JSON_TRUE ||
+		    !v[RK_WAIT].set || v[RK_WAIT].type != JSON_INTEGER ||
+		    v[RK_WAIT].i < 0)
+			return false;
+		memcpy(a->model, v[RK_MODEL].s, v[RK_MODEL].n);
+		memcpy(a->endpoint, v[RK_ENDPOINT].s, v[RK_ENDPOINT].n);
+		a->port = (int)v[RK_PORT].i;
+		a->lease = v[RK_LEASE].set ? v[RK_LEASE].i : 0;
+		a->cold = v[RK_COLD].b;
+		a->wait_ms = v[RK_WAIT].i;
+	}
+	rep->ok = v[RK_OK].b;
+	*id = 0;
+	if (!v[RK_ID].set)
+		*id_kind = PROTO_ID_ABSENT;
+	else if (v[RK_ID].type == JSON_NULL)
+		*id_kind = PROTO_ID_NULL;
+	else if (v[RK_ID].type == JSON_INTEGER) {
+		*id_kind = PROTO_ID_INTEGER;
+		*id = v[RK_ID].i;
+	} else
+		*id_kind = PROTO_ID_OTHER;
+	return true;
 }
 
 /* --- defaults shared by daemon and clients --- */

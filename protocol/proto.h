@@ -147,6 +147,24 @@ void		 proto_reply_clear(struct proto_reply *);
 enum proto_err	 proto_reply_acquired(const struct proto_reply *,
 		    struct proto_acquired *);
 
+/*
+ * The client's fast path for the flat replies the daemon writes: an
+ * error, an ok without a body or, if a is not NULL, an ACQUIRE's reply.
+ * Returns true if the line is one of those as the daemon writes them:
+ * then rep is what proto_decode_reply() would give, but with no body and
+ * no id (nothing to clear; an error's code is proto_err_name(rep->err)),
+ * the id is in *id_kind and *id, and if a is not NULL and rep->ok, *a is
+ * what proto_reply_acquired() would give.  Returns false for any other
+ * line, and for anything those two would refuse: then decode it with
+ * proto_decode_reply().
+ */
+enum proto_id_kind {
+	PROTO_ID_ABSENT, PROTO_ID_NULL, PROTO_ID_INTEGER, PROTO_ID_OTHER,
+};
+bool	 proto_decode_reply_flat(const char *line, size_t len,
+	    struct proto_reply *rep, enum proto_id_kind *id_kind, int64_t *id,
+	    struct proto_acquired *a);
+
 /* --- defaults shared by daemon and clients --- */
 
 /*

@@ -467,6 +467,77 @@ START_TEST(server_error_not_sticky)
 }
 END_TEST
 
+/* ACQUIRE and RELEASE read flat replies without jansson, and hand
+ * anything else to it: the same results either way. */
+static void
+script_flat_replies(int fd, int conn)
+{
+	long long	 id;
+
+	id = fake_expect(fd, PROTO_CMD_ACQUIRE, NULL);
+	fake_say(fd, "{\"ok\":true,\"id\":%lld}\n"
+	    "{\"ok\":false,\"id\":\"%lld\",\"error\":\"busy\"}\n"
+	    "{\"ok\":true,\"id\":%lld,\"model\":\"tiny-a\",\"port\":8080,"
+	    "\"endpoint\":\"http://127.0.0.1:8080\",\"lease\":5,"
+	    "\"cold\":false,\"wait_ms\":2}\n", id + 100, id, id);
+	id = fake_expect(fd, PROTO_CMD_RELEASE, NULL);
+	fake_say(fd, "{\"ok\":false,\"id\":%lld,\"error\":\"not_found\","
+	    "\"message\":\"no lease 5\"}\n", id);
+	id = fake_expect(fd, PROTO_CMD_RELEASE, NULL);
+	fake_say(fd, "{\"ok\":false,\"id\":%lld,\"error\":\"quota\","
+	    "\"message\":\"caf\\u00e9 \\\"x\\\"\"}\n", id);
+	id = fake_expect(fd, PROTO_CMD_RELEASE, NULL);
+	fake_say(fd, "{\"ok\":true,\"id\":%lld}\n", id);
+	id = fake_expect(fd, PROTO_CMD_ACQUIRE, NULL);
+	fake_say(fd, "{ \"ok\":true,\"id\":%lld,\"model\":\"tiny-a\","
+	    "\"port\":9,\"endpoint\":\"http:\\/\\/127.0.0.1:9\","
+	    "\"cold\":true,\"wait_ms\":0,\"extra\":[1]}\n", id);
+	fake_expect(fd, PROTO_CMD_ACQUIRE, NULL);
+	fake_say(fd, "{\"ok\":false,\"id\":null,\"error\":\"shutting_down\","
+	    "\"message\":\"bye\"}\n");
+}
+
+START_TEST(flat_replies)
+{
+	struct poolc_server	 s;
+	struct poolc		*c;
+
+	fake_start(script_flat_replies, 1);
+	c = connect_fake(TIMEOUT_MS);
+	ck_assert_int_eq(poolc_acquire(c, "tiny-a", NULL, &s), 0);
+	assert_ok(c);
+	ck_assert_str_eq(s.model, "tiny-a");
+	ck_assert_int_eq(s.port, 8080);
+	ck_assert_str_eq(s.endpoint, "http://127.0.0.1:8080");
+	ck_assert_int_eq(s.lease, 5);
+	ck_assert(!s.cold);
+	ck_assert_int_eq(s.wait_ms, 2);
+
+	ck_assert_int_eq(poolc_release(c, 5), -1);
+	ck_assert_int_eq(poolc_error(c), POOLC_ERR_SERVER);
+	ck_assert_str_eq(poolc_server_error(c), "not_found");
+	ck_assert_str_eq(poolc_errstr(c), "not_found: no lease 5");
+	ck_assert_int_eq(poolc_release(c, 5), -1);
+	ck_assert_str_eq(poolc_server_error(c), "quota");
+	ck_assert_str_eq(poolc_errstr(c), "quota: caf\xc3\xa9 \"x\"");
+	ck_assert_int_eq(poolc_release(c, 5), 0);
+	assert_ok(c);
+
+	ck_assert_int_eq(poolc_acquire(c, "tiny-a", NULL, &s), 0);
+	ck_assert_int_eq(s.port, 9);
+	ck_assert_str_eq(s.endpoint, "http://127.0.0.1:9");
+	ck_assert_int_eq(s.lease, 0);
+	ck_assert(s.cold);
+
+	ck_assert_int_eq(poolc_acquire(c, "tiny-a", NULL, &s), -1);
+	ck_assert_int_eq(poolc_error(c), POOLC_ERR_IO);
+	ck_assert_str_eq(poolc_errstr(c), "connection closed by poold: "
+	    "shutting_down: bye");
+	poolc_free(c);
+	fake_stop();
+}
+END_TEST
+
 /* --- replies out of order --- */
 
 static void
@@ -1401,6 +1472,7 @@ client_suite(void)
 	tcase_add_test(lib, acquire_no_lease);
 	tcase_add_test(lib, acquire_incomplete_reply);
 	tcase_add_test(lib, server_error_not_sticky);
+	tcase_add_test(lib, flat_replies);
 	tcase_add_test(lib, other_ids_ignored);
 	tcase_add_test(lib, garbage_is_sticky);
 	tcase_add_test(lib, json_without_ok_is_protocol_error);

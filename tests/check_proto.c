@@ -1420,6 +1420,279 @@ START_TEST(fast_decode_matches_jansson)
 }
 END_TEST
 
+
+/* --- the client's fast encoder and reply decoder against jansson --- */
+
+/* proto_encode_request() as it was, jansson only. */
+static char *
+ref_request(const struct proto_request *req)
+{
+	static const char *const keys[] = { "model", "lease", "timeout_ms",
+	    "hold", "force" };
+	static const unsigned uses[] = {
+		[PROTO_CMD_ACQUIRE] = 1 | 4 | 8, [PROTO_CMD_RELEASE] = 2,
+		[PROTO_CMD_EVICT] = 1 | 16,
+	};
+	const bool	 omit[] = { false, false, req->timeout_ms < 0,
+			    req->hold, !req->force };
+	json_t		*o;
+	size_t		 i;
+
+	o = json_pack("{s:s, s:O*, s:s, s:I, s:I, s:b, s:b}", "cmd",
+	    proto_cmd_name(req->cmd), "id", req->id, "model", req->model,
+	    "lease", (json_int_t)req->lease, "timeout_ms",
+	    (json_int_t)req->timeout_ms, "hold", req->hold, "force",
+	    req->force);
+	ck_assert_ptr_nonnull(o);
+	for (i = 0; i < NELEM(keys); i++)
+		if (!(uses[req->cmd] & 1u << i) || omit[i])
+			json_object_del(o, keys[i]);
+	return ref_line(o);
+}
+
+START_TEST(fast_request_matches_jansson)
+{
+	static const char *const models[] = { "", "m", "tiny-1.5B_q4+k.gguf",
+	    "a b\"c\\d", "caf\xc3\xa9", "\x01", "Z9.x" };
+	static const int64_t leases[] = { 0, 1, -1, 42, INT64_MAX, INT64_MIN };
+	static const int64_t timeouts[] = { -1, 0, 1, 86400000, INT64_MAX };
+	struct proto_request	 req;
+	json_t			*id = fast_id(_i);
+	size_t			 m, l, t;
+	int			 cmd, hf;
+	char			*got, *want;
+
+	for (cmd = PROTO_CMD_ACQUIRE; cmd <= PROTO_CMD_PING; cmd++)
+	for (m = 0; m < NELEM(models); m++)
+	for (l = 0; l < NELEM(leases); l++)
+	for (t = 0; t < NELEM(timeouts); t++)
+	for (hf = 0; hf < 4; hf++) {
+		proto_request_init(&req);
+		req.cmd = cmd;
+		req.id = id;
+		snprintf(req.model, sizeof(req.model), "%s", models[m]);
+		req.lease = leases[l];
+		req.timeout_ms = timeouts[t];
+		req.hold = hf & 1;
+		req.force = hf & 2;
+		got = proto_encode_request(&req);
+		want = ref_request(&req);
+		ck_assert_msg(got != NULL && strcmp(got, want) == 0,
+		    "id %s:\n got %s\nwant %s", fast_ids[_i] ? fast_ids[_i] :
+		    "(none)", got ? got : "NULL", want);
+		free(got);
+		free(want);
+	}
+	/* The longest model name. */
+	proto_request_init(&req);
+	req.cmd = PROTO_CMD_EVICT;
+	req.id = id;
+	memset(req.model, 'n', PROTO_MODEL_NAME_MAX);
+	req.force = true;
+	got = proto_encode_request(&req);
+	want = ref_request(&req);
+	ck_assert_str_eq(got, want);
+	free(got);
+	free(want);
+	json_decref(id);
+}
+END_TEST
+
+/* Checks proto_decode_reply_flat() against proto_decode_reply() and
+ * proto_reply_acquired(); returns whether the fast path took the line. */
+static bool
+flat_agrees(const char *line, size_t n, bool acquired)
+{
+	struct proto_reply	 f, r;
+	struct proto_acquired	 fa, ra;
+	enum proto_id_kind	 kind;
+	int64_t			 id;
+	char			 msg[PROTO_MESSAGE_MAX];
+	bool			 took;
+
+	memset(&f, 0x5a, sizeof(f));
+	took = proto_decode_reply_flat(line, n, &f, &kind, &id,
+	    acquired ? &fa : NULL);
+	if (!took)
+		return false;
+	ck_assert_msg(proto_decode_reply(line, n, &r, msg, sizeof(msg)) ==
+	    PROTO_OK, "fast took %s, jansson: %s", line, msg);
+	ck_assert_ptr_null(f.body);
+	ck_assert_ptr_null(f.id);
+	ck_assert_int_eq(f.ok, r.ok);
+	ck_assert_int_eq(f.err, r.err);
+	ck_assert_str_eq(f.message, r.message);
+	if (!r.ok)
+		ck_assert_str_eq(proto_err_name(f.err), json_string_value(
+		    json_object_get(r.body, "error")));
+	switch (kind) {
+	case PROTO_ID_ABSENT:
+		ck_assert_ptr_null(r.id);
+		break;
+	case PROTO_ID_NULL:
+		ck_assert(json_is_null(r.id));
+		break;
+	case PROTO_ID_INTEGER:
+		ck_assert(json_is_integer(r.id));
+		ck_assert_int_eq(id, json_integer_value(r.id));
+		break;
+	default:
+		ck_assert(r.id != NULL && !json_is_null(r.id) &&
+		    !json_is_integer(r.id));
+	}
+	if (acquired && r.ok) {
+		ck_assert_int_eq(proto_reply_acquired(&r, &ra), PROTO_OK);
+		ck_assert_int_eq(memcmp(&fa, &ra, sizeof(fa)), 0);
+	}
+	proto_reply_clear(&r);
+	return true;
+}
+
+/* The daemon's own replies: the fast path takes every one. */
+START_TEST(fast_reply_takes_daemon_lines)
+{
+	static const int64_t ids[] = { 0, 1, -1, 42, 123456789012345678,
+	    -123456789012345678 };
+	struct proto_acquired	 a;
+	json_t			*id;
+	char			*line;
+	size_t			 i;
+	int			 e, k;
+
+	for (i = 0; i < NELEM(ids); i++) {
+		id = json_integer(ids[i]);
+		line = proto_encode_ok(id, NULL);
+		ck_assert(flat_agrees(line, strlen(line) - 1, false));
+		ck_assert(flat_agrees(line, strlen(line) - 1, true) == false);
+		free(line);
+		for (e = PROTO_E_BAD_REQUEST; e < PROTO_E__COUNT; e++) {
+			line = proto_encode_error(id, e, "no model 'x' (in /m)");
+			ck_assert(flat_agrees(line, strlen(line) - 1, false));
+			ck_assert(flat_agrees(line, strlen(line) - 1, true));
+			free(line);
+		}
+		for (k = 0; k < 4; k++) {
+			memset(&a, 0, sizeof(a));
+			snprintf(a.model, sizeof(a.model), "tiny-1.5B_q4+k");
+			a.port = k == 0 ? 1 : k == 1 ? 65535 : 8080 + k;
+			snprintf(a.endpoint, sizeof(a.endpoint),
+			    "http://127.0.0.1:%d", a.port);
+			a.lease = k == 2 ? 0 : 7 + k;
+			a.cold = k & 1;
+			a.wait_ms = k * 1000;
+			line = proto_encode_acquired(id, &a);
+			ck_assert(flat_agrees(line, strlen(line) - 1, true));
+			free(line);
+		}
+		json_decref(id);
+	}
+	/* No id, and a null id (poold's farewell). */
+	line = proto_encode_error(NULL, PROTO_E_SHUTTING_DOWN, "bye");
+	ck_assert(flat_agrees(line, strlen(line) - 1, false));
+	free(line);
+	id = json_null();
+	line = proto_encode_error(id, PROTO_E_SHUTTING_DOWN, "bye");
+	ck_assert(flat_agrees(line, strlen(line) - 1, true));
+	free(line);
+}
+END_TEST
+
+/* Odd lines: the fast path takes them only if it reads them the same. */
+static const struct { const char *line; int take; } flat_lines[] = {
+	/* take: 1 taken, 0 left to jansson, -1 either */
+	{ "{'ok':true,'id':1}", 1 },
+	{ "{'ok':true}", 1 },
+	{ "{'ok':true,'id':null}", 1 },
+	{ "{'ok':true,'id':'a'}", 1 },
+	{ "{'ok':true,'id':true}", 1 },
+	{ "{'id':1,'ok':true}", 1 },
+	{ "{'ok':false,'id':1,'error':'busy'}", 1 },
+	{ "{'ok':false,'error':'busy','message':'m','id':2}", 1 },
+	{ "{'ok':false,'id':1,'error':'nope','message':'m'}", 0 },
+	{ "{'ok':false,'id':1,'error':'ok','message':'m'}", 0 },
+	{ "{'ok':false,'id':1,'error':'','message':'m'}", 0 },
+	{ "{'ok':false,'id':1,'message':'m'}", 0 },
+	{ "{'ok':false,'id':1,'error':3}", 0 },
+	{ "{'ok':false,'id':1,'error':'busy','message':null}", 0 },
+	{ "{'ok':false,'id':1,'error':'busy','message':'a\\\"b'}", 0 },
+	{ "{'ok':false,'id':1,'error':'busy','message':'caf\\u00e9'}", 0 },
+	{ "{'ok':false,'id':1,'error':'busy','message':'caf\xc3\xa9'}", 0 },
+	{ "{'ok':false,'id':1,'error':'bu\\u0073y'}", 0 },
+	{ "{'ok':true,'id':1,'ok':true}", 0 },
+	{ "{'ok':true,'id':1,'id':2}", 0 },
+	{ "{'ok':1,'id':1}", 0 }, { "{'ok':null,'id':1}", 0 },
+	{ "{'id':1}", 0 }, { "{}", 0 }, { "[]", 0 }, { "", 0 }, { "{", 0 },
+	{ " {'ok':true,'id':1}", 0 }, { "{'ok':true,'id':1} ", 0 },
+	{ "{'ok': true,'id':1}", 0 }, { "{'ok':true ,'id':1}", 0 },
+	{ "{'ok':true,'id':1,}", 0 }, { "{'ok':true,'id':1}}", 0 },
+	{ "{'ok':true,'id':1}x", 0 }, { "{'ok':true,'id':01}", 0 },
+	{ "{'ok':true,'id':-0}", 0 }, { "{'ok':true,'id':1.0}", 0 },
+	{ "{'ok':true,'id':1e2}", 0 }, { "{'ok':true,'id':[1]}", 0 },
+	{ "{'ok':true,'id':{}}", 0 }, { "{'ok':true,'id':1234567890123456789}", 0 },
+	{ "{'ok':true,'id':99999999999999999999}", 0 },
+	{ "{'ok':true,'id':1,'x':1}", 0 },
+	{ "{'ok':true,'id':1,'body':{'a':1}}", 0 },
+	{ "{'ok':true,'id':1,'freed':3}", 0 },
+	{ "{'ok':tru,'id':1}", 0 }, { "{'ok':truex,'id':1}", 0 },
+	{ "{'o\\u006b':true,'id':1}", 0 },
+	/* ACQUIRE replies (taken only when decoded as an ACQUIRE's) */
+	{ "{'ok':true,'id':1,'model':'m','port':8080,'endpoint':'http://127.0.0.1:8080','lease':5,'cold':false,'wait_ms':0}", 1 },
+	{ "{'ok':true,'id':1,'model':'m','port':8080,'endpoint':'e','cold':true,'wait_ms':3}", 1 },
+	{ "{'wait_ms':3,'cold':true,'endpoint':'e','port':1,'model':'m','ok':true,'id':1}", 1 },
+	{ "{'ok':true,'id':1,'model':'m','port':0,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':65536,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','lease':-1,'cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','lease':null,'cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':-3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':1,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'port':80,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':5,'port':80,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':'80','endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80.0,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'x':1}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'port':81}", 0 },
+	{ "{'ok':true,'id':1,'model':'m\\u0021','port':80,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'0123456789012345678901234567890123456789012345678901234567890123','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'012345678901234567890123456789012345678901234567890123456789012','cold':true,'wait_ms':3}", 1 },
+	{ "{'ok':false,'id':1,'error':'busy','model':'m'}", 1 },
+};
+
+START_TEST(fast_reply_matches_jansson)
+{
+	char	 line[LINE_BUF];
+	size_t	 n;
+	bool	 t0, t1;
+
+	dq(line, flat_lines[_i].line, strlen(flat_lines[_i].line));
+	n = strlen(line);
+	t0 = flat_agrees(line, n, false);
+	t1 = flat_agrees(line, n, true);
+	if (flat_lines[_i].take == 0)
+		ck_assert_msg(!t0 && !t1, "%s: taken", line);
+	/* An ACQUIRE's reply is taken only as one; an ok without fields
+	 * only when no ACQUIRE's fields are wanted. */
+	if (flat_lines[_i].take == 1)
+		ck_assert_msg(strstr(line, "model") != NULL ? t1 : t0,
+		    "%s: not taken", line);
+}
+END_TEST
+
+START_TEST(fast_reply_cuts_long_messages)
+{
+	char	 line[PROTO_MESSAGE_MAX * 3];
+	int	 n;
+
+	n = snprintf(line, sizeof(line), "{\"ok\":false,\"id\":1,"
+	    "\"error\":\"busy\",\"message\":\"");
+	memset(line + n, 'x', PROTO_MESSAGE_MAX * 2);
+	n += PROTO_MESSAGE_MAX * 2;
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "\"}");
+	ck_assert(flat_agrees(line, (size_t)n, false));
+}
+END_TEST
+
 /* --- the runner --- */
 
 static Suite *
@@ -1469,6 +1742,12 @@ proto_suite(void)
 	    NELEM(fast_ids));
 	tcase_add_loop_test(tc, fast_decode_matches_jansson, 0,
 	    NELEM(fast_lines));
+	tcase_add_loop_test(tc, fast_request_matches_jansson, 0,
+	    NELEM(fast_ids));
+	tcase_add_test(tc, fast_reply_takes_daemon_lines);
+	tcase_add_loop_test(tc, fast_reply_matches_jansson, 0,
+	    NELEM(flat_lines));
+	tcase_add_test(tc, fast_reply_cuts_long_messages);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("names");
