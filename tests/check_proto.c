@@ -1429,7 +1429,8 @@ ref_request(const struct proto_request *req)
 {
 	static const char *const keys[] = { "model", "lease", "timeout_ms",
 	    "hold", "force" };
-	static const unsigned uses[] = {
+	/* Sized for every command: MODELS, PING and the rest use none. */
+	static const unsigned uses[PROTO_CMD_PING + 1] = {
 		[PROTO_CMD_ACQUIRE] = 1 | 4 | 8, [PROTO_CMD_RELEASE] = 2,
 		[PROTO_CMD_EVICT] = 1 | 16,
 	};
