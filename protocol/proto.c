@@ -1027,6 +1027,29 @@ proto_decode_reply(const char *line, size_t len, struct proto_reply *rep,
 	return PROTO_OK;
 }
 
+/*
+ * Fills a from an ACQUIRE reply's fields if they are in range; the one
+ * check both decoders (jansson's and the flat one) apply.
+ */
+static bool
+acquired_fill(struct proto_acquired *a, const char *model, size_t mlen,
+    const char *endpoint, size_t elen, int64_t port, int64_t lease,
+    bool cold, int64_t wait_ms)
+{
+	if (mlen >= sizeof(a->model) || elen >= sizeof(a->endpoint) ||
+	    port < 1 || port > 65535 || lease < 0 || wait_ms < 0)
+		return false;
+	memcpy(a->model, model, mlen);
+	a->model[mlen] = '\0';
+	memcpy(a->endpoint, endpoint, elen);
+	a->endpoint[elen] = '\0';
+	a->port = (int)port;
+	a->lease = lease;
+	a->cold = cold;
+	a->wait_ms = wait_ms;
+	return true;
+}
+
 enum proto_err
 proto_reply_acquired(const struct proto_reply *rep, struct proto_acquired *a)
 {
@@ -1040,15 +1063,9 @@ proto_reply_acquired(const struct proto_reply *rep, struct proto_acquired *a)
 	    json_unpack(rep->body, "{s:s%, s:I, s:s%, s?I, s:b, s:I}",
 	    "model", &model, &mlen, "port", &port, "endpoint", &endpoint, &elen,
 	    "lease", &lease, "cold", &cold, "wait_ms", &wait_ms) != 0 ||
-	    mlen >= sizeof(a->model) || elen >= sizeof(a->endpoint) ||
-	    port < 1 || port > 65535 || lease < 0 || wait_ms < 0)
+	    !acquired_fill(a, model, mlen, endpoint, elen, port, lease, cold,
+	    wait_ms))
 		return PROTO_E_BAD_REQUEST;
-	memcpy(a->model, model, mlen + 1);
-	memcpy(a->endpoint, endpoint, elen + 1);
-	a->port = (int)port;
-	a->lease = lease;
-	a->cold = cold;
-	a->wait_ms = wait_ms;
 	return PROTO_OK;
 }
 
@@ -1130,23 +1147,16 @@ proto_decode_reply_flat(const char *line, size_t len, struct proto_reply *rep,
 		/* proto_reply_acquired()'s checks. */
 		memset(a, 0, sizeof(*a));
 		if (!v[RK_MODEL].set || v[RK_MODEL].type != JSON_STRING ||
-		    v[RK_MODEL].n >= sizeof(a->model) ||
 		    !v[RK_PORT].set || v[RK_PORT].type != JSON_INTEGER ||
-		    v[RK_PORT].i < 1 || v[RK_PORT].i > 65535 ||
 		    !v[RK_ENDPOINT].set || v[RK_ENDPOINT].type != JSON_STRING ||
-		    v[RK_ENDPOINT].n >= sizeof(a->endpoint) ||
-		    (v[RK_LEASE].set && (v[RK_LEASE].type != JSON_INTEGER ||
-		    v[RK_LEASE].i < 0)) ||
+		    (v[RK_LEASE].set && v[RK_LEASE].type != JSON_INTEGER) ||
 		    !v[RK_COLD].set || v[RK_COLD].type != JSON_TRUE ||
 		    !v[RK_WAIT].set || v[RK_WAIT].type != JSON_INTEGER ||
-		    v[RK_WAIT].i < 0)
+		    !acquired_fill(a, v[RK_MODEL].s, v[RK_MODEL].n,
+		    v[RK_ENDPOINT].s, v[RK_ENDPOINT].n, v[RK_PORT].i,
+		    v[RK_LEASE].set ? v[RK_LEASE].i : 0, v[RK_COLD].b,
+		    v[RK_WAIT].i))
 			return false;
-		memcpy(a->model, v[RK_MODEL].s, v[RK_MODEL].n);
-		memcpy(a->endpoint, v[RK_ENDPOINT].s, v[RK_ENDPOINT].n);
-		a->port = (int)v[RK_PORT].i;
-		a->lease = v[RK_LEASE].set ? v[RK_LEASE].i : 0;
-		a->cold = v[RK_COLD].b;
-		a->wait_ms = v[RK_WAIT].i;
 	}
 	rep->ok = v[RK_OK].b;
 	*id = 0;

@@ -158,7 +158,7 @@ daemon_model(struct daemon *d, const char *name)
 	char err[256];
 
 	if ((m = pool_model_find(d->pool, name)) != NULL) {
-		estimate_model(d, m, true);
+		estimate_first_use(d, m);
 		return m;
 	}
 	/*
@@ -172,7 +172,7 @@ daemon_model(struct daemon *d, const char *name)
 	if (daemon_rescan(d, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
 	if ((m = pool_model_find(d->pool, name)) != NULL)
-		estimate_model(d, m, true);
+		estimate_first_use(d, m);
 	return m;
 }
 

@@ -83,6 +83,22 @@ estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
 	}
 }
 
+/*
+ * The first time a model is asked for, its header may be read.  Later
+ * lookups (every ACQUIRE) do nothing: a learned peak updates the
+ * estimate when it is learned (measure_learn).
+ */
+void
+estimate_first_use(struct daemon *d, struct pool_model *m)
+{
+	struct model_entry *e = m->udata;
+
+	if (!e->asked_for) {
+		e->asked_for = true;
+		estimate_model(d, m, true);
+	}
+}
+
 /* A server ended: its peak is the model's estimate next time. */
 void
 measure_learn(struct daemon *d, const struct pool_server *srv)
@@ -122,17 +138,6 @@ activity(const struct pool *p)
 	    p->counters.starts;
 }
 
-static bool
-any_starting(const struct pool *p)
-{
-	const struct pool_server *srv;
-
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (srv->state == POOL_STARTING)
-			return true;
-	return false;
-}
-
 /*
  * Servers grow while they load and serve; an idle pool does not change.
  * So every rss_interval while anything happens, and twice as long after
@@ -144,7 +149,7 @@ sample_schedule(struct daemon *d)
 	ev_tstamp every = (double)d->conf->rss_interval_ms / 1000;
 	uint64_t now_activity = activity(d->pool);
 
-	if (now_activity != d->sample_activity || any_starting(d->pool) ||
+	if (now_activity != d->sample_activity || pool_any_in(d->pool, POOL_STARTING) ||
 	    d->sample_every <= 0)
 		d->sample_every = every;
 	else if (d->sample_every < SAMPLE_QUIET_MAX_S)

@@ -531,13 +531,13 @@ server_remove(struct pool *p, struct pool_server *srv)
 	srv->leases = 0;
 }
 
-static bool
-any_stopping(const struct pool *p)
+bool
+pool_any_in(const struct pool *p, enum pool_state state)
 {
 	const struct pool_server *srv;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (srv->state == POOL_STOPPING)
+		if (srv->state == state)
 			return true;
 	return false;
 }
@@ -555,7 +555,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	int port;
 
 	if ((port = pick_port(p)) < 0) {
-		if (any_stopping(p))
+		if (pool_any_in(p, POOL_STOPPING))
 			return false;	/* a reap frees one */
 		snprintf(err, sizeof(err), "no free port in %d-%d",
 		    p->lim.port_min, p->lim.port_max);

@@ -282,5 +282,6 @@ const char	*pool_model_state(const struct pool *, const struct pool_model *,
 		    pool_ms now);
 const char	*pool_stop_reason_name(enum pool_stop_reason);
 unsigned	 pool_waiting(const struct pool *);
+bool		 pool_any_in(const struct pool *, enum pool_state);
 
 #endif /* POOLD_POOL_H */

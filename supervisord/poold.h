@@ -183,6 +183,7 @@ struct model_entry {
 	const struct model_conf	*conf;		/* NULL: defaults */
 	enum estimate_source	 source;
 	bool			 gguf_read;	/* header read (once) */
+	bool			 asked_for;	/* looked up by a client once */
 	uint64_t		 size;		/* of the file, at the scan */
 	uint64_t		 gguf;		/* its estimate; 0: none */
 };
@@ -260,6 +261,8 @@ int	 daemon_print_catalog(struct config *, const struct budget *, FILE *);
 const char *estimate_source_name(enum estimate_source);
 /* Sets m->mem from the best source; read_file: may read the GGUF header. */
 void	 estimate_model(struct daemon *, struct pool_model *, bool read_file);
+/* On a lookup: the first one may read the header; the rest cost nothing. */
+void	 estimate_first_use(struct daemon *, struct pool_model *);
 /* A server is about to be forgotten: remember its peak memory. */
 void	 measure_learn(struct daemon *, const struct pool_server *);
 uint64_t measure_available(void *ctx);	/* struct pool_ops.available */
