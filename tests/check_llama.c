@@ -996,15 +996,6 @@ on_path(const char *name, char *out, size_t len)
 	return false;
 }
 
-static bool
-in_ci(void)
-{
-	const char *ci = getenv("CI");
-
-	return ci != NULL && ci[0] != '\0' && strcmp(ci, "false") != 0 &&
-	    strcmp(ci, "0") != 0;
-}
-
 /* Runs argv, its output to stderr; returns its exit status (-1: none). */
 static int
 run(char *const argv[], bool quiet)
@@ -1045,10 +1036,9 @@ find_tools(void)
 		}
 		snprintf(llama_bin, sizeof(llama_bin), "%s", v);
 	} else if (!on_path("llama-server", llama_bin, sizeof(llama_bin))) {
-		printf("check_llama: llama-server not found (set LLAMA_SERVER or"
-		    " run tests/llama-setup.sh); real-server tests not run%s\n",
-		    in_ci() ? " — and CI is set: FAIL" : "");
-		exit(in_ci() ? 1 : 0);
+		exit(tl_skip_main("check_llama", "llama-server not found (set"
+		    " LLAMA_SERVER or run tests/llama-setup.sh); real-server"
+		    " tests not run") ? 1 : 0);
 	}
 	if (t != NULL && t[0] != '\0') {
 		snprintf(tiny_bin, sizeof(tiny_bin), "%s", t);
@@ -1063,11 +1053,10 @@ find_tools(void)
 			    sizeof(tiny_bin));
 	}
 	if (!executable(tiny_bin)) {
-		printf("check_llama: make-tiny-gguf not found beside %s (set"
-		    " MAKE_TINY_GGUF or run tests/llama-setup.sh); real-server"
-		    " tests not run%s\n", llama_bin,
-		    in_ci() ? " — and CI is set: FAIL" : "");
-		exit(in_ci() ? 1 : 0);
+		exit(tl_skip_main("check_llama", "make-tiny-gguf not found"
+		    " beside %s (set MAKE_TINY_GGUF or run"
+		    " tests/llama-setup.sh); real-server tests not run",
+		    llama_bin) ? 1 : 0);
 	}
 }
 

@@ -201,6 +201,81 @@ tl_on_failure(const char *file, int line)
 	tl_cleanup();
 }
 
+/* --- skipping --- */
+
+/*
+ * Cases that cannot run in CI at all and may skip there (comma-separated
+ * names, each with its reason in a comment).  None today: the CI machine
+ * is root, has cgroups, python3 and the real llama-server.
+ */
+#define TL_SKIP_CI_OK	""
+
+bool
+tl_in_ci(void)
+{
+	const char *ci = getenv("CI");
+
+	return ci != NULL && ci[0] != '\0' && strcmp(ci, "false") != 0 &&
+	    strcmp(ci, "0") != 0;
+}
+
+static bool
+tl_skip_ci_ok(const char *name)
+{
+	static const char list[] = TL_SKIP_CI_OK;
+	const char *p = list;
+	size_t n = strlen(name);
+
+	while (n > 0 && (p = strstr(p, name)) != NULL) {
+		if ((p == list || p[-1] == ',') &&
+		    (p[n] == '\0' || p[n] == ','))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* Prints the SKIP line; true if the skip must fail the run. */
+static bool
+tl_vskip(const char *name, const char *fmt, va_list ap)
+{
+	bool fail = tl_in_ci() && !tl_skip_ci_ok(name);
+
+	fflush(stdout);
+	fprintf(stderr, "SKIP %s: ", name);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "%s\n", fail ? " (CI is set: a skip is a failure)" :
+	    "");
+	return fail;
+}
+
+void
+tl_skip(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	bool fail;
+
+	va_start(ap, fmt);
+	fail = tl_vskip(name, fmt, ap);
+	va_end(ap);
+	if (fail) {
+		tl_on_failure(__FILE__, __LINE__);
+		ck_abort_msg("SKIP %s in CI", name);
+	}
+}
+
+bool
+tl_skip_main(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	bool fail;
+
+	va_start(ap, fmt);
+	fail = tl_vskip(name, fmt, ap);
+	va_end(ap);
+	return fail;
+}
+
 /* Kills a tracked process only if it is still the one we saw. */
 static void
 tl_kill_tracked(int sig)

@@ -81,6 +81,31 @@ void	 tl_on_failure(const char *file, int line);
 	}								\
 } while (0)
 
+/* --- skipping --- */
+
+/*
+ * true if the environment variable CI is set to anything but "", "0" or
+ * "false".  .ci/run exports CI=true.
+ */
+bool	 tl_in_ci(void);
+/*
+ * A case that cannot run here says so, by name, on stderr:
+ * "SKIP name: reason".  Outside CI it then returns and the caller returns
+ * (the case counts as passed, its line in the output says it did not
+ * run).  In CI a skip is a failure (the CI machine is root, with the real
+ * llama-server and make-tiny-gguf): it fails the test at once, unless
+ * name is on TL_SKIP_CI_OK, the documented list of cases that cannot run
+ * in CI at all (empty today).  Must be called inside a Check test.
+ */
+void	 tl_skip(const char *name, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/*
+ * Like tl_skip outside a Check test (a suite's main): prints the line and
+ * returns true if the run must fail (in CI), false if it may go on.
+ */
+bool	 tl_skip_main(const char *name, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
 /* --- time --- */
 
 long long	 tl_now_ms(void);
