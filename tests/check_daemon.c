@@ -13,12 +13,14 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <regex.h>
 #include <signal.h>
@@ -1557,6 +1559,659 @@ START_TEST(test_readiness)
 }
 END_TEST
 
+/* --- 19. the suite proves what the docs promise (issue 9) ---------- */
+
+/* MODELS that must succeed. */
+static json_t *
+models_call(struct tl_conn *c)
+{
+	json_t *rep = tl_call(c, json_pack("{s:s}", "cmd", "MODELS"),
+	    TL_REPLY_TIMEOUT_MS);
+
+	TL_ASSERT(tl_ok(rep), "MODELS: %s", tl_dump(rep));
+	return rep;
+}
+
+/* The MODELS entry of model, NULL if not listed. */
+static json_t *
+models_entry(json_t *rep, const char *model)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(tl_get(rep, "models"), i, m)
+		if (tl_str(m, "model") != NULL &&
+		    strcmp(tl_str(m, "model"), model) == 0)
+			return m;
+	return NULL;
+}
+
+/*
+ * Runs $POOLD_BIN with argv (argv[0] is replaced by it), its stdout and
+ * stderr into out; returns its wait status, or -1 if it did not exit
+ * within timeout_ms (it is killed then).
+ */
+static int
+run_poold(char *argv[], const char *out, long long timeout_ms)
+{
+	const char *bin = getenv("POOLD_BIN");
+	long long dl = tl_now_ms() + timeout_ms;
+	int status, fd;
+	pid_t pid, p;
+
+	TL_ASSERT(bin != NULL, "POOLD_BIN not set");
+	argv[0] = (char *)bin;
+	pid = fork();
+	TL_ASSERT(pid != -1, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if ((fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644)) != -1) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, argv);
+		_exit(127);
+	}
+	tl_track(pid);
+	for (;;) {
+		if ((p = waitpid(pid, &status, WNOHANG)) == pid)
+			return status;
+		if (tl_now_ms() >= dl) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		tl_sleep_ms(10);
+	}
+}
+
+/* The whole of a small file, malloc'd ("" if none). */
+static char *
+slurp(const char *path)
+{
+	char *buf = calloc(1, 65536);
+	ssize_t n;
+	int fd;
+
+	TL_ASSERT(buf != NULL, "out of memory");
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return buf;
+	n = read(fd, buf, 65535);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return buf;
+}
+
+/*
+ * Learned estimates.  Pass (rss_interval 100ms, per_model 8M; g touches
+ * 24M): g's first server is accounted the default 8M (source default);
+ * while it runs, its measured memory raises its "mem" over 24M; once it is
+ * evicted (the EVICT is answered after the reap), MODELS says g's
+ * estimate is learned and is the peak the server was accounted (at least
+ * the last "mem" seen, at most 2 MiB above it); the next server of g is
+ * accounted that figure from its spawn (STATS estimate and
+ * estimate_source learned); and a poold started again on the same state
+ * file says the same in MODELS before g was asked for.
+ */
+START_TEST(test_learned_estimate)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *st, *rep, *m, *s;
+	long long mem = 0, learned;
+	bool ok;
+	int fd;
+
+	tl_daemon_init(&d, 19);
+	tl_model(&d, "g", "load_ms=20\nmem=24M\n");
+	tl_daemon_start(&d, "{\"rss_interval\":\"100ms\"}");
+	c = tl_connect(&d);
+
+	rep = models_call(c);
+	m = models_entry(rep, "g");
+	TL_ASSERT(m != NULL && strcmp(tl_str(m, "source"), "default") == 0 &&
+	    tl_int(m, "memory") == 8 * MIB, "g before any run: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	tl_acquire_ok(c, "g", false, NULL);
+	st = tl_stats(&d, c);
+	s = tl_server(st, "g");
+	TL_ASSERT(s != NULL && tl_int(s, "estimate") == 8 * MIB &&
+	    strcmp(tl_str(s, "estimate_source"), "default") == 0,
+	    "g's first server: %s", tl_dump(st));
+	json_decref(st);
+	TL_WAIT_UNTIL(ok, (st = tl_stats(&d, c)) != NULL &&
+	    (mem = tl_int(tl_server(st, "g"), "mem"),
+	    json_decref(st), mem >= 24 * MIB), 10000);
+	TL_ASSERT(ok, "g's measured memory never raised its mem over 24M"
+	    " (last %lld)", mem);
+	tl_sleep_ms(300);	/* a few more samples: the peak settles */
+	mem = tl_int(tl_server((st = tl_stats(&d, c)), "g"), "mem");
+	json_decref(st);
+
+	rep = tl_evict(c, "g", false, 10000);
+	TL_ASSERT(tl_ok(rep), "EVICT g: %s", tl_dump(rep));
+	json_decref(rep);
+	rep = models_call(c);
+	m = models_entry(rep, "g");
+	TL_ASSERT(m != NULL && strcmp(tl_str(m, "source"), "learned") == 0,
+	    "g's estimate is not learned after its server was reaped: %s",
+	    tl_dump(rep));
+	learned = tl_int(m, "memory");
+	TL_ASSERT(learned >= mem && learned <= mem + 2 * MIB, "learned %lld,"
+	    " but the server was last accounted %lld", learned, mem);
+	json_decref(rep);
+
+	tl_acquire_ok(c, "g", false, NULL);
+	st = tl_stats(&d, c);
+	s = tl_server(st, "g");
+	TL_ASSERT(s != NULL && tl_int(s, "estimate") == learned &&
+	    strcmp(tl_str(s, "estimate_source"), "learned") == 0,
+	    "g's second server is not accounted the learned %lld: %s",
+	    learned, tl_dump(st));
+	json_decref(st);
+	fprintf(stderr, "learned: g (mem=24M) learned %.1f MiB\n",
+	    (double)learned / MIB);
+
+	/* Kept in the state file: a new poold knows it. */
+	tl_close(c);
+	TL_ASSERT(kill(d.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	TL_ASSERT(tl_daemon_wait(&d, d.stop_timeout_ms + 2000),
+	    "poold did not exit after SIGTERM");
+	tl_daemon_spawn(&d);
+	TL_WAIT_UNTIL(ok, (fd = tl_connect_fd(d.sock)) != -1, 5000);
+	TL_ASSERT(ok, "the second poold does not accept");
+	close(fd);
+	c = tl_connect(&d);
+	rep = models_call(c);
+	m = models_entry(rep, "g");
+	TL_ASSERT(m != NULL && strcmp(tl_str(m, "source"), "learned") == 0 &&
+	    tl_int(m, "memory") == learned, "after a restart, g's learned "
+	    "%lld is lost: %s", learned, tl_dump(rep));
+	json_decref(rep);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Freed only at reap, by LRU.  Pass (budget 16M: two 8M servers): slow
+ * (SIGTERM makes it exit 1.5 s later) and a run idle, slow the older.
+ * ACQUIRE b stops slow; until slow's process is gone (reaped, not even a
+ * zombie), every STATS sample lists slow as stopping with its 8M, used
+ * is 16M, b has no server and no process; b's ACQUIRE is answered only
+ * after slow's process is gone, at least 1 s after it was sent.
+ */
+START_TEST(test_freed_at_reap)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *st, *rep, *s;
+	long long id, t0, wait, lease;
+	pid_t ps;
+	int samples = 0;
+
+	tl_daemon_init(&d, 20);
+	tl_model(&d, "slow", "load_ms=20\nmem=4M\nmode=slow_exit\n"
+	    "exit_delay_ms=1500\n");
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"16M\",\"stop_timeout\":\"5s\"}");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+	tl_release(c, tl_acquire_ok(c, "slow", true, NULL));
+	tl_release(c, tl_acquire_ok(c, "a", true, NULL));
+	ps = tl_stats_pid(&d, mon, "slow");
+	TL_ASSERT(ps > 0, "slow not running");
+
+	t0 = tl_now_ms();
+	id = tl_send_req(c, tl_acquire_req("b", 20000, true));
+	while ((rep = tl_recv_id(c, id, 0)) == NULL) {
+		st = tl_stats(&d, mon);
+		if (tl_pid_exists(ps)) {
+			s = tl_server(st, "slow");
+			TL_ASSERT(tl_server(st, "b") == NULL &&
+			    standins_of(&d, "b") == 0, "b started while slow "
+			    "(pid %d) was not reaped yet: %s", (int)ps,
+			    tl_dump(st));
+			if (s != NULL && strcmp(tl_str(s, "state"),
+			    "stopping") == 0) {
+				TL_ASSERT(tl_int(s, "mem") == 8 * MIB &&
+				    tl_int(st, "memory.used") == 16 * MIB,
+				    "a stopping server's memory is not "
+				    "accounted until its reap: %s", tl_dump(st));
+				samples++;
+			}
+		}
+		json_decref(st);
+		TL_ASSERT(tl_now_ms() - t0 < 20000, "no reply to ACQUIRE b");
+		tl_sleep_ms(20);
+	}
+	wait = tl_now_ms() - t0;
+	assert_dead(ps, "slow evicted, ACQUIRE b answered");
+	TL_ASSERT(tl_ok(rep), "ACQUIRE b: %s", tl_dump(rep));
+	lease = tl_int(rep, "lease");
+	json_decref(rep);
+	TL_ASSERT(samples >= 5, "slow was seen stopping in only %d samples "
+	    "during its 1.5 s exit", samples);
+	TL_ASSERT(wait >= 1000, "b answered %lld ms after its ACQUIRE: "
+	    "before slow (1.5 s to exit) could be reaped", wait);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server(st, "slow") == NULL && tl_server(st, "a") &&
+	    tl_server(st, "b") && tl_int(st, "counters.evictions") == 1,
+	    "after b: %s", tl_dump(st));
+	json_decref(st);
+	fprintf(stderr, "freed_at_reap: b waited %lld ms for slow's reap (%d"
+	    " samples of slow stopping)\n", wait, samples);
+	tl_release(c, lease);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * The socket's lock.  Pass: a second poold on the same socket exits 1 at
+ * once with "another poold (pid P) is serving SOCKET", P the first's pid;
+ * the first keeps its socket and answers on a new connection, with the
+ * same pid in STATS and its server still running.
+ */
+START_TEST(test_socket_lock)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *c2;
+	char out[TL_PATH_MAX + 16], want[TL_PATH_MAX * 2], *text;
+	char *argv[] = { NULL, "-f", d.config, NULL };
+	pid_t pa;
+	int status;
+
+	tl_daemon_init(&d, 21);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "a", true, NULL);
+	pa = tl_stats_pid(&d, c, "a");
+	snprintf(out, sizeof(out), "%s/second.out", d.dir);
+	status = run_poold(argv, out, 5000);
+	text = slurp(out);
+	TL_ASSERT(status != -1, "a second poold on the same socket kept "
+	    "running: %s", text);
+	TL_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1, "the second"
+	    " poold: status 0x%x, expected exit 1: %s", status, text);
+	snprintf(want, sizeof(want), "another poold (pid %d) is serving %s",
+	    (int)d.pid, d.sock);
+	TL_ASSERT(strstr(text, want) != NULL, "the second poold does not say"
+	    " '%s': %s", want, text);
+	free(text);
+	c2 = tl_connect(&d);
+	TL_ASSERT(tl_stats_int(&d, c2, "pid") == d.pid, "the socket is not "
+	    "served by the first poold (pid %d) any more", (int)d.pid);
+	TL_ASSERT(tl_stats_pid(&d, c2, "a") == pa && tl_pid_exists(pa),
+	    "the first poold's server changed");
+	tl_close(c2);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Unsafe socket folders.  Pass: for a socket in each of: a folder every
+ * user may write in (mode 1777), one its group may write in (0770), one
+ * owned by another user (uid 65534), a symbolic link owned by uid 65534
+ * to a good folder, and a regular file in place of the folder, poold
+ * exits 1 within 5 s, its message names the folder and says why (and
+ * what to do), no socket is made and the folder is not changed.  The
+ * same config with a safe folder (0755, ours) serves.
+ */
+START_TEST(test_socket_folder_refused)
+{
+	static const struct {
+		const char	*name, *why;
+		mode_t		 mode;
+		int		 kind;		/* 0 dir, 1 symlink, 2 file */
+		uid_t		 owner;		/* (uid_t)-1: ours */
+	} cases[] = {
+		{ "world", "shared by every user", 01777, 0, (uid_t)-1 },
+		{ "group", "chmod go-w", 0770, 0, (uid_t)-1 },
+		{ "other", "belongs to uid 65534", 0755, 0, 65534 },
+		{ "link", "symbolic link", 0755, 1, 65534 },
+		{ "file", "not a", 0644, 2, (uid_t)-1 },
+	};
+	struct tl_daemon d;
+	char dir[TL_PATH_MAX + 32], sock[TL_PATH_MAX + 64];
+	char over[TL_PATH_MAX * 2], good[TL_PATH_MAX + 32], *log;
+	struct stat sb;
+	size_t i;
+	int fd;
+	bool ok;
+
+	tl_daemon_init(&d, 22);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	snprintf(good, sizeof(good), "%s/good", d.dir);
+	TL_ASSERT(mkdir(good, 0755) == 0, "mkdir %s: %s", good,
+	    strerror(errno));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].owner != (uid_t)-1 && geteuid() != 0) {
+			tl_skip("socket_folder", "%s: needs root to give a "
+			    "folder to another user", cases[i].name);
+			continue;
+		}
+		snprintf(dir, sizeof(dir), "%s/%s", d.dir, cases[i].name);
+		if (cases[i].kind == 0) {
+			TL_ASSERT(mkdir(dir, 0700) == 0 &&
+			    chmod(dir, cases[i].mode) == 0, "mkdir %s: %s",
+			    dir, strerror(errno));
+			if (cases[i].owner != (uid_t)-1)
+				TL_ASSERT(chown(dir, cases[i].owner,
+				    cases[i].owner) == 0, "chown: %s",
+				    strerror(errno));
+		} else if (cases[i].kind == 1) {
+			TL_ASSERT(symlink(good, dir) == 0 && lchown(dir,
+			    cases[i].owner, cases[i].owner) == 0,
+			    "symlink %s: %s", dir, strerror(errno));
+		} else {
+			tl_write_file(dir, "not a folder\n");
+		}
+		snprintf(sock, sizeof(sock), "%s/poold.sock", dir);
+		snprintf(over, sizeof(over), "{\"socket\":\"%s\"}", sock);
+		tl_write_config(&d, over);
+		truncate(d.log, 0);
+		tl_daemon_spawn(&d);
+		TL_ASSERT(tl_daemon_wait(&d, 5000), "poold serves on a socket "
+		    "in the %s folder %s", cases[i].name, dir);
+		log = tl_daemon_log(&d);
+		TL_ASSERT(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 1 &&
+		    strstr(log, dir) != NULL && strstr(log, cases[i].why) !=
+		    NULL, "%s folder: status 0x%x; the message should name %s"
+		    " and say '%s': %s", cases[i].name, d.status, dir,
+		    cases[i].why, log);
+		free(log);
+		TL_ASSERT(access(sock, F_OK) == -1 && (cases[i].kind != 1 ||
+		    access(good, F_OK) == 0), "%s: socket made", sock);
+		if (cases[i].kind == 0) {
+			TL_ASSERT(stat(dir, &sb) == 0 && (sb.st_mode & 07777) ==
+			    cases[i].mode, "%s: mode changed to %o", dir,
+			    (unsigned)(sb.st_mode & 07777));
+		}
+	}
+	/* The same config with a safe folder serves. */
+	snprintf(sock, sizeof(sock), "%s/poold.sock", good);
+	snprintf(over, sizeof(over), "{\"socket\":\"%s\"}", sock);
+	tl_write_config(&d, over);
+	tl_daemon_spawn(&d);
+	TL_WAIT_UNTIL(ok, (fd = tl_connect_fd(sock)) != -1, 5000);
+	TL_ASSERT(ok, "poold does not serve on %s (safe folder)", sock);
+	close(fd);
+	TL_ASSERT(kill(d.pid, SIGTERM) == 0 && tl_daemon_wait(&d, 5000) &&
+	    WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0,
+	    "poold on %s did not exit 0 after SIGTERM", sock);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * SIGHUP.  Pass: a model file added to the folder after poold started is
+ * listed by MODELS and served by ACQUIRE within 5 s of a SIGHUP.
+ */
+START_TEST(test_sighup_rescan)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep;
+	bool ok;
+
+	tl_daemon_init(&d, 23);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	rep = models_call(c);
+	TL_ASSERT(models_entry(rep, "a") != NULL && json_array_size(
+	    tl_get(rep, "models")) == 1, "MODELS at start: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_model(&d, "late", "load_ms=20\nmem=4M\n");
+	TL_ASSERT(kill(d.pid, SIGHUP) == 0, "kill: %s", strerror(errno));
+	TL_WAIT_UNTIL(ok, (rep = models_call(c)) != NULL &&
+	    (ok = models_entry(rep, "late") != NULL, json_decref(rep), ok),
+	    5000);
+	TL_ASSERT(ok, "a model added before SIGHUP is not listed 5 s later");
+	rep = tl_acquire(c, "late", 10000, false);
+	TL_ASSERT(tl_ok(rep), "ACQUIRE of a model added before SIGHUP: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	TL_ASSERT(tl_daemon_wait(&d, 0) == false, "poold exited on SIGHUP");
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* true if MODELS' state is one poold-protocol(7) names. */
+static bool
+model_state_known(const char *s)
+{
+	static const char *const states[] = { "starting", "ready",
+	    "stopping", "backoff", "failed", "stopped" };
+	size_t i;
+
+	for (i = 0; s != NULL && i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(s, states[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * MODELS' fields, as poold-protocol(7) lists them.  Pass: the reply has
+ * models_dir (our folder) and models, an array of objects each with
+ * model (string), path (string: models_dir/model.gguf), memory (integer
+ * > 0), source (config, learned, gguf or default), state (one of the six
+ * documented) and port (an integer) exactly when a server that is not
+ * stopping runs.  Here: r (running: ready, its port, default 8M), c
+ * (memory 12M in the config: source config, stopped, no port) and x
+ * (its start failed: backoff, no port).
+ */
+START_TEST(test_models_fields)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep, *m, *v;
+	char path[TL_PATH_MAX + 32];
+	const char *name;
+	size_t i;
+	int port;
+
+	tl_daemon_init(&d, 24);
+	tl_model(&d, "r", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "x", "mode=crash_start\ncrash_after_ms=10\n");
+	tl_daemon_start(&d, "{\"models\":{\"c\":{\"memory\":\"12M\"}}}");
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "r", true, &port);
+	rep = tl_acquire(c, "x", 10000, false);
+	tl_expect_error(rep, "start_failed", NULL, "ACQUIRE x");
+	json_decref(rep);
+
+	rep = models_call(c);
+	TL_ASSERT(tl_str(rep, "models_dir") != NULL &&
+	    strcmp(tl_str(rep, "models_dir"), d.models_dir) == 0 &&
+	    json_is_array(tl_get(rep, "models")) &&
+	    json_array_size(tl_get(rep, "models")) == 3,
+	    "MODELS: models_dir and 3 models expected: %s", tl_dump(rep));
+	json_array_foreach(tl_get(rep, "models"), i, m) {
+		name = tl_str(m, "model");
+		TL_ASSERT(json_is_object(m) && name != NULL, "entry %zu: %s",
+		    i, tl_dump(m));
+		snprintf(path, sizeof(path), "%s/%s.gguf", d.models_dir, name);
+		TL_ASSERT(tl_str(m, "path") != NULL &&
+		    strcmp(tl_str(m, "path"), path) == 0, "%s: path: %s", name,
+		    tl_dump(m));
+		v = json_object_get(m, "memory");
+		TL_ASSERT(json_is_integer(v) && json_integer_value(v) > 0,
+		    "%s: memory: %s", name, tl_dump(m));
+		TL_ASSERT(tl_str(m, "source") != NULL &&
+		    matches(tl_str(m, "source"), "^(config|learned|gguf|"
+		    "default)$"), "%s: source: %s", name, tl_dump(m));
+		TL_ASSERT(model_state_known(tl_str(m, "state")), "%s: state: %s",
+		    name, tl_dump(m));
+		v = json_object_get(m, "port");
+		TL_ASSERT(v == NULL || json_is_integer(v), "%s: port: %s", name,
+		    tl_dump(m));
+	}
+	m = models_entry(rep, "r");
+	TL_ASSERT(m && strcmp(tl_str(m, "state"), "ready") == 0 &&
+	    json_is_integer(json_object_get(m, "port")) &&
+	    tl_int(m, "port") == port && tl_int(m, "memory") == 8 * MIB &&
+	    strcmp(tl_str(m, "source"), "default") == 0, "r (running on %d): "
+	    "%s", port, tl_dump(m));
+	m = models_entry(rep, "c");
+	TL_ASSERT(m && strcmp(tl_str(m, "state"), "stopped") == 0 &&
+	    json_object_get(m, "port") == NULL &&
+	    tl_int(m, "memory") == 12 * MIB &&
+	    strcmp(tl_str(m, "source"), "config") == 0, "c (memory 12M in the"
+	    " config, never started): %s", tl_dump(m));
+	m = models_entry(rep, "x");
+	TL_ASSERT(m && strcmp(tl_str(m, "state"), "backoff") == 0 &&
+	    json_object_get(m, "port") == NULL, "x (its start failed): %s",
+	    tl_dump(m));
+	json_decref(rep);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * The timeout error.  Pass: slow takes 1.5 s to load; an ACQUIRE with
+ * timeout_ms 300 gets timeout (not busy) with a message, after at least
+ * 300 ms; the start goes on: a later ACQUIRE gets the server that start
+ * made (one start in all, the same pid) and counters.timeouts is 1.
+ */
+START_TEST(test_timeout_then_found)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep, *st;
+	long long t0, dt;
+	pid_t p1;
+
+	tl_daemon_init(&d, 25);
+	tl_model(&d, "slow", "load_ms=1500\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	t0 = tl_now_ms();
+	rep = tl_acquire(c, "slow", 300, true);
+	dt = tl_now_ms() - t0;
+	tl_expect_error(rep, "timeout", NULL, "ACQUIRE slow, 300 ms");
+	json_decref(rep);
+	TL_ASSERT(dt >= 290, "timeout after %lld ms, before timeout_ms 300",
+	    dt);
+	st = tl_stats(&d, c);
+	p1 = tl_server_pid(st, "slow");
+	TL_ASSERT(p1 > 0 && tl_int(st, "counters.timeouts") == 1,
+	    "the start does not go on after the timeout: %s", tl_dump(st));
+	json_decref(st);
+	rep = tl_acquire(c, "slow", 10000, true);
+	TL_ASSERT(tl_ok(rep), "the later ACQUIRE: %s", tl_dump(rep));
+	json_decref(rep);
+	st = tl_stats(&d, c);
+	TL_ASSERT(tl_server_pid(st, "slow") == p1 &&
+	    tl_int(st, "counters.starts") == 1, "the later ACQUIRE did not "
+	    "find the server started for the first (pid %d): %s", (int)p1,
+	    tl_dump(st));
+	json_decref(st);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * idle_client_timeout, set to 1s here (its default is the edge's to
+ * choose).  Pass: a client that sent a PING and then nothing is closed
+ * by poold between 0.8 and 5 s later; a client holding a lease, silent as
+ * long and 2 s more, is not closed: its PING is answered and its lease
+ * still counts.
+ */
+START_TEST(test_idle_client_timeout)
+{
+	struct tl_daemon d;
+	struct tl_conn *idle, *holder, *mon;
+	long long t0, dt;
+	char *line;
+	json_t *rep;
+
+	tl_daemon_init(&d, 26);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"idle_client_timeout\":\"1s\"}");
+	holder = tl_connect(&d);
+	tl_acquire_ok(holder, "a", true, NULL);
+	idle = tl_connect(&d);
+	t0 = tl_now_ms();
+	rep = tl_call(idle, json_pack("{s:s}", "cmd", "PING"), 5000);
+	TL_ASSERT(tl_ok(rep), "PING: %s", tl_dump(rep));
+	json_decref(rep);
+	line = tl_recv_line(idle, 5000, NULL);
+	dt = tl_now_ms() - t0;
+	TL_ASSERT(line == NULL && idle->eof, "an idle client was not closed "
+	    "within 5 s (idle_client_timeout 1s)%s%s", line ? ": got " : "",
+	    line ? line : "");
+	TL_ASSERT(dt >= 800, "an idle client was closed after %lld ms, "
+	    "before idle_client_timeout 1s", dt);
+	tl_sleep_ms(2000);
+	rep = tl_call(holder, json_pack("{s:s}", "cmd", "PING"), 5000);
+	TL_ASSERT(tl_ok(rep) && !holder->eof, "a client holding a lease was "
+	    "closed for idleness");
+	json_decref(rep);
+	mon = tl_connect(&d);
+	TL_ASSERT(tl_server_leases(&d, mon, "a") == 1, "the silent holder's "
+	    "lease is gone");
+	tl_close(mon);
+	tl_close(idle);
+	tl_close(holder);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * min_available.  Pass (min_available 1 TiB, more than any test machine
+ * has free): ACQUIRE a waits and gets busy after its 800 ms, the message
+ * saying the system lacks free memory; nothing was started.  Then, on a
+ * poold with min_available 0, a starts (the rule, not the model, was
+ * the cause).
+ */
+START_TEST(test_min_available)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep, *st;
+	long long t0, dt;
+
+	tl_daemon_init(&d, 27);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"min_available\":1099511627776}");
+	c = tl_connect(&d);
+	t0 = tl_now_ms();
+	rep = tl_acquire(c, "a", 800, false);
+	dt = tl_now_ms() - t0;
+	tl_expect_error(rep, "busy", NULL, "ACQUIRE a, min_available 1T");
+	TL_ASSERT(matches(tl_str(rep, "message"), "lacks .* free memory"),
+	    "busy, but not for the system's memory: %s", tl_dump(rep));
+	json_decref(rep);
+	TL_ASSERT(dt >= 750, "busy after %lld ms: the start did not wait",
+	    dt);
+	st = tl_stats(&d, c);
+	TL_ASSERT(tl_int(st, "counters.starts") == 0 &&
+	    json_array_size(tl_get(st, "servers")) == 0 &&
+	    standins_of(&d, "a") == 0, "a start that would leave less than "
+	    "min_available was made: %s", tl_dump(st));
+	json_decref(st);
+	tl_close(c);
+	TL_ASSERT(kill(d.pid, SIGTERM) == 0 &&
+	    tl_daemon_wait(&d, d.stop_timeout_ms + 2000), "poold did not "
+	    "exit");
+	tl_daemon_start(&d, "{\"min_available\":0}");
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "a", false, NULL);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- the suite ---------------------------------------------------- */
 
 int
@@ -1583,5 +2238,14 @@ main(void)
 	tl_add(s, "lru_sizes", test_lru_by_size);
 	tl_add(s, "ports", test_ports);
 	tl_add(s, "readiness", test_readiness);
+	tl_add(s, "learned", test_learned_estimate);
+	tl_add(s, "freed_at_reap", test_freed_at_reap);
+	tl_add(s, "socket_lock", test_socket_lock);
+	tl_add(s, "socket_folder", test_socket_folder_refused);
+	tl_add(s, "sighup", test_sighup_rescan);
+	tl_add(s, "models_fields", test_models_fields);
+	tl_add(s, "timeout", test_timeout_then_found);
+	tl_add(s, "idle_client", test_idle_client_timeout);
+	tl_add(s, "min_available", test_min_available);
 	return tl_run(s, CK_ENV);
 }
