@@ -1738,8 +1738,11 @@ END_TEST
  * (SIGTERM makes it exit 1.5 s later) and a run idle, slow the older.
  * ACQUIRE b stops slow; until slow's process is gone (reaped, not even a
  * zombie), every STATS sample lists slow as stopping with its 8M, used
- * is 16M, b has no server and no process; b's ACQUIRE is answered only
- * after slow's process is gone, at least 1 s after it was sent.
+ * is 16M, b has no server and no process, also right after a is
+ * acquired and released (every 5th sample: a RELEASE makes the pool try
+ * b again);
+ * b's ACQUIRE is answered only after slow's process is gone, at least
+ * 1 s after it was sent.
  */
 START_TEST(test_freed_at_reap)
 {
@@ -1779,7 +1782,10 @@ START_TEST(test_freed_at_reap)
 				    tl_int(st, "memory.used") == 16 * MIB,
 				    "a stopping server's memory is not "
 				    "accounted until its reap: %s", tl_dump(st));
-				samples++;
+				/* A RELEASE makes the pool try b again. */
+				if (samples++ % 5 == 0)
+					tl_release(mon, tl_acquire_ok(mon, "a",
+					    true, NULL));
 			}
 		}
 		json_decref(st);
@@ -1950,7 +1956,9 @@ END_TEST
 
 /*
  * SIGHUP.  Pass: a model file added to the folder after poold started is
- * listed by MODELS and served by ACQUIRE within 5 s of a SIGHUP.
+ * found by a rescan within 5 s of a SIGHUP, before any request (the log
+ * says "catalog: 2 models in DIR (1 new)"), then listed by MODELS and
+ * served by ACQUIRE; poold keeps running.
  */
 START_TEST(test_sighup_rescan)
 {
@@ -1969,6 +1977,13 @@ START_TEST(test_sighup_rescan)
 	json_decref(rep);
 	tl_model(&d, "late", "load_ms=20\nmem=4M\n");
 	TL_ASSERT(kill(d.pid, SIGHUP) == 0, "kill: %s", strerror(errno));
+	/*
+	 * MODELS and ACQUIRE of an unknown name look at the folder too, so
+	 * first, before any request: the SIGHUP's own rescan found it.
+	 */
+	TL_WAIT_UNTIL(ok, tl_log_has(&d, "2 models in"), 5000);
+	TL_ASSERT(ok, "no rescan found the new model within 5 s of SIGHUP "
+	    "(poold's log has no \"catalog: 2 models in ...\")");
 	TL_WAIT_UNTIL(ok, (rep = models_call(c)) != NULL &&
 	    (ok = models_entry(rep, "late") != NULL, json_decref(rep), ok),
 	    5000);
