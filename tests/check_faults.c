@@ -564,11 +564,19 @@ raise_nofile(rlim_t want)
 }
 
 /*
+ * One-sided and loose: on an idle machine STATS answers in 1-10 ms here,
+ * but a loaded 2-core machine took 75 and 109 ms; what this guards is
+ * that no drip holds poold up (a blocking read would never answer).
+ */
+#define DRIP_LIMIT_MS	1000
+
+/*
  * Pass: 1,000 connections (max_clients 2000; poold inherits our raised
  * RLIMIT_NOFILE) each drip a request one byte at a time, never a whole
  * line: poold accepts all of them (STATS clients), and a normal client's
  * STATS, sampled after every drip round (one byte on each of the 1,000),
- * answers in < 50 ms every time (150 ms when poold runs under ASan).
+ * answers within DRIP_LIMIT_MS every time and within a quarter of it in
+ * the median (three times that when poold runs under ASan).
  */
 START_TEST(test_slow_drip)
 {
@@ -611,13 +619,14 @@ START_TEST(test_slow_drip)
 		tl_sleep_ms(10);
 	}
 	qsort(lat, (size_t)nlat, sizeof(lat[0]), tl_cmp_ll);
-	limit = poold_sanitized(&d) ? 150 : 50;
+	limit = poold_sanitized(&d) ? 3 * DRIP_LIMIT_MS : DRIP_LIMIT_MS;
 	fprintf(stderr, "slow drip: %d connections, %d rounds: STATS median "
-	    "%lld ms, max %lld ms (limit %lld)\n", DRIP_CONNS, nlat,
-	    lat[nlat / 2], lat[nlat - 1], limit);
-	TL_ASSERT(lat[nlat - 1] < limit, "STATS took %lld ms (median %lld) "
-	    "with %d slow-drip connections; limit %lld ms", lat[nlat - 1],
-	    lat[nlat / 2], DRIP_CONNS, limit);
+	    "%lld ms, max %lld ms (limits %lld, median %lld)\n", DRIP_CONNS,
+	    nlat, lat[nlat / 2], lat[nlat - 1], limit, limit / 4);
+	TL_ASSERT(lat[nlat - 1] < limit && lat[nlat / 2] < limit / 4,
+	    "STATS took %lld ms (median %lld) with %d slow-drip connections;"
+	    " limits %lld ms, median %lld ms", lat[nlat - 1], lat[nlat / 2],
+	    DRIP_CONNS, limit, limit / 4);
 	TL_ASSERT(tl_stats_int(&d, mon, "clients") >= DRIP_CONNS + 1,
 	    "poold dropped slow-drip clients before any timeout");
 	for (i = 0; i < DRIP_CONNS; i++)
@@ -2213,6 +2222,199 @@ END_TEST
 
 /* --- the suite ---------------------------------------------------- */
 
+/* --- 15. the suite proves what the docs promise (issue 9) ---------- */
+
+/* Stand-in children of poold running model. */
+static int
+standins_named(struct tl_daemon *d, const char *model)
+{
+	pid_t kids[256];
+	char m[256];
+	int i, n, k = 0;
+
+	n = tl_standins(d->pid, kids, 256);
+	for (i = 0; i < n; i++) {
+		tl_track(kids[i]);
+		if (tl_proc_model(kids[i], m, sizeof(m)) == 0 &&
+		    strcmp(m, model) == 0)
+			k++;
+	}
+	return k;
+}
+
+/* pid no longer exists, not even as a zombie. */
+static void
+assert_gone_now(pid_t pid, const char *what)
+{
+	TL_ASSERT(!tl_pid_exists(pid), "%s: process %d still exists (state "
+	    "%c)", what, (int)pid, tl_proc_state(pid));
+}
+
+/* How many times needle occurs in poold's log. */
+static int
+log_count(const struct tl_daemon *d, const char *needle)
+{
+	char *log = tl_daemon_log(d), *p;
+	int n = 0;
+
+	for (p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(log);
+	return n;
+}
+
+/*
+ * An unwritable state file (poold.8, "The state file": "If it cannot be
+ * written ... says so once and keeps serving").  Pass: state_file is
+ * T/blocker/state.json where T/blocker is a regular file: poold starts
+ * and serves three starts, an EVICT and a reap (each a write of the
+ * state file) with PING answered, and its log says "cannot write the
+ * state file" exactly once.  Once T/blocker is removed, the next start
+ * writes the file, which records the running servers.
+ */
+START_TEST(test_state_unwritable)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char blocker[TL_PATH_MAX + 16], state[TL_PATH_MAX + 32];
+	char over[TL_PATH_MAX * 2];
+	json_t *rep, *root, *srv;
+	json_error_t jerr;
+	size_t i;
+	bool ok;
+
+	tl_daemon_init(&d, 19);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=20\nmem=4M\n");
+	snprintf(blocker, sizeof(blocker), "%s/blocker", d.dir);
+	snprintf(state, sizeof(state), "%s/state.json", blocker);
+	tl_write_file(blocker, "a file where the state file's folder goes\n");
+	snprintf(over, sizeof(over), "{\"state_file\":\"%s\"}", state);
+	tl_daemon_start(&d, over);
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "a", false, NULL);
+	tl_acquire_ok(c, "b", false, NULL);
+	rep = tl_evict(c, "a", false, 5000);
+	TL_ASSERT(tl_ok(rep), "EVICT a: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_acquire_ok(c, "a", false, NULL);
+	ping_ok(c, 5000, "state file unwritable");
+	TL_ASSERT(log_count(&d, "cannot write the state file") == 1,
+	    "poold should say once that it cannot write %s; it said so %d "
+	    "times", state, log_count(&d, "cannot write the state file"));
+
+	TL_ASSERT(unlink(blocker) == 0, "unlink: %s", strerror(errno));
+	tl_acquire_ok(c, "c", false, NULL);
+	TL_WAIT_UNTIL(ok, access(state, F_OK) == 0, 5000);
+	TL_ASSERT(ok, "%s not written after it became writable", state);
+	root = json_load_file(state, 0, &jerr);
+	TL_ASSERT(root != NULL, "%s: %s", state, jerr.text);
+	ok = false;
+	json_array_foreach(json_object_get(root, "servers"), i, srv)
+		if (json_is_string(json_object_get(srv, "model")) &&
+		    strcmp(json_string_value(json_object_get(srv, "model")),
+		    "c") == 0)
+			ok = true;
+	TL_ASSERT(ok, "the state file does not record c: %s", tl_dump(root));
+	json_decref(root);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Freed only at reap, by a forced EVICT of a server that ignores
+ * SIGTERM.  Pass (budget 16M: two 8M servers, stop_timeout 1.5 s):
+ * stubborn and a both leased, ACQUIRE b waits (leases hold the budget);
+ * EVICT stubborn with force: until stubborn's process is gone (SIGKILL at
+ * stop_timeout, then the reap), every STATS sample lists it stopping
+ * with its 8M, used is 16M and b has no server nor process, also right
+ * after a RELEASE (which makes the pool try b again); the EVICT is
+ * answered once stubborn is gone, freed 8M; b's ACQUIRE after that, at
+ * least 1 s after the EVICT was sent.
+ */
+START_TEST(test_evict_frees_at_reap)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *cb, *mon;
+	json_t *st, *ev = NULL, *rb = NULL, *s;
+	long long t0, idb, ide, evict_ms = -1, b_ms = -1;
+	pid_t ps;
+	int samples = 0;
+
+	tl_daemon_init(&d, 20);
+	tl_model(&d, "stubborn", "load_ms=20\nmem=4M\nmode=ignore_term\n");
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"16M\","
+	    "\"stop_timeout\":\"1500ms\"}");
+	c = tl_connect(&d);
+	cb = tl_connect(&d);
+	mon = tl_connect(&d);
+	tl_acquire_ok(c, "stubborn", true, NULL);
+	tl_acquire_ok(c, "a", true, NULL);
+	ps = tl_stats_pid(&d, mon, "stubborn");
+	TL_ASSERT(ps > 0, "stubborn not running");
+	idb = tl_send_req(cb, tl_acquire_req("b", 20000, true));
+	TL_ASSERT(tl_recv_id(cb, idb, 300) == NULL, "ACQUIRE b answered "
+	    "while leases held the whole budget");
+
+	t0 = tl_now_ms();
+	ide = tl_send_req(c, json_pack("{s:s, s:s, s:b}", "cmd", "EVICT",
+	    "model", "stubborn", "force", 1));
+	while (ev == NULL || rb == NULL) {
+		if (ev == NULL && (ev = tl_recv_id(c, ide, 0)) != NULL) {
+			evict_ms = tl_now_ms() - t0;
+			assert_gone_now(ps, "EVICT stubborn answered");
+		}
+		if (rb == NULL && (rb = tl_recv_id(cb, idb, 0)) != NULL) {
+			b_ms = tl_now_ms() - t0;
+			assert_gone_now(ps, "ACQUIRE b answered");
+		}
+		st = tl_stats(&d, mon);
+		if (tl_pid_exists(ps)) {
+			TL_ASSERT(tl_server(st, "b") == NULL &&
+			    standins_named(&d, "b") == 0, "b started while "
+			    "stubborn (pid %d) was not reaped yet: %s",
+			    (int)ps, tl_dump(st));
+			s = tl_server(st, "stubborn");
+			if (s != NULL && strcmp(tl_str(s, "state"),
+			    "stopping") == 0) {
+				TL_ASSERT(tl_int(s, "mem") == 8 * MIB &&
+				    tl_int(st, "memory.used") == 16 * MIB,
+				    "a stopping server's memory is not "
+				    "accounted until its reap: %s", tl_dump(st));
+				if (samples++ % 5 == 0)
+					tl_release(mon, tl_acquire_ok(mon,
+					    "a", true, NULL));
+			}
+		}
+		json_decref(st);
+		TL_ASSERT(tl_now_ms() - t0 < 20000, "EVICT or ACQUIRE b not "
+		    "answered within 20 s");
+		tl_sleep_ms(20);
+	}
+	TL_ASSERT(tl_ok(ev) && tl_int(ev, "freed") == 8 * MIB,
+	    "EVICT stubborn: %s", tl_dump(ev));
+	TL_ASSERT(tl_ok(rb), "ACQUIRE b: %s", tl_dump(rb));
+	TL_ASSERT(samples >= 5, "stubborn seen stopping in %d samples only",
+	    samples);
+	TL_ASSERT(evict_ms >= 1000 && b_ms >= 1000, "EVICT answered after "
+	    "%lld ms, b after %lld ms: before stubborn (SIGKILL at 1.5 s) "
+	    "could be reaped", evict_ms, b_ms);
+	fprintf(stderr, "evict_reap: stubborn reaped, EVICT answered after "
+	    "%lld ms, b after %lld ms (%d samples of it stopping)\n",
+	    evict_ms, b_ms, samples);
+	json_decref(ev);
+	json_decref(rb);
+	tl_close(c);
+	tl_close(cb);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -2237,5 +2439,7 @@ main(void)
 	tl_add(s, "socket_group", test_socket_group);
 	tl_add(s, "limits", test_limits);
 	tl_add(s, "child_hygiene", test_child_hygiene);
+	tl_add(s, "state_unwritable", test_state_unwritable);
+	tl_add(s, "evict_reap", test_evict_frees_at_reap);
 	return tl_run(s, CK_ENV);
 }
