@@ -131,6 +131,39 @@ cgroup2_path(char *buf, size_t len)
 }
 
 /*
+ * Our cgroup v1 memory path ("4:memory:/a/b", or the controller in a
+ * list, "4:cpu,memory:/a/b") into buf; "/" outside our namespace.
+ */
+static int
+cgroup1_memory_path(char *buf, size_t len)
+{
+	char	 file[4096], *p, *nl, *ctl, *path;
+	size_t	 n;
+
+	if (read_small("/proc/self/cgroup", file, sizeof(file)) == -1)
+		return -1;
+	for (p = file; p != NULL; p = nl) {
+		if ((nl = strchr(p, '\n')) != NULL)
+			*nl++ = '\0';
+		if ((ctl = strchr(p, ':')) == NULL ||
+		    (path = strchr(++ctl, ':')) == NULL)
+			continue;
+		*path++ = '\0';
+		for (n = strlen("memory"); (ctl = strstr(ctl, "memory")) !=
+		    NULL; ctl += n)
+			if ((ctl == p + strcspn(p, ":") + 1 || ctl[-1] == ',') &&
+			    (ctl[n] == '\0' || ctl[n] == ','))
+				break;
+		if (ctl == NULL || path[0] != '/')
+			continue;
+		if (strstr(path, "/..") != NULL)
+			path = "/";
+		return snprintf(buf, len, "%s", path) >= (int)len ? -1 : 0;
+	}
+	return -1;
+}
+
+/*
  * The tightest cgroup limit on us and the room left under it (limit
  * minus usage), over every level of the v2 hierarchy, else v1.
  * -1 when nothing limits us.
@@ -163,14 +196,27 @@ cgroup_limit(uint64_t *limit, uint64_t *room)
 	}
 	if (found)
 		return 0;
-	if (cgroup_value(CGROUP_V1_MEMORY "memory.limit_in_bytes", &max) ==
-	    -1 || max >= CGROUP_V1_ABSURD)
-		return -1;
-	if (cgroup_value(CGROUP_V1_MEMORY "memory.usage_in_bytes", &cur) == -1)
-		cur = 0;
-	*limit = max;
-	*room = cur < max ? max - cur : 0;
-	return 0;
+	/* v1: our own memory cgroup and each above it, as for v2. */
+	if (cgroup1_memory_path(cg, sizeof(cg)) == -1)
+		snprintf(cg, sizeof(cg), "/");
+	for (;;) {
+		snprintf(file, sizeof(file), CGROUP_V1_MEMORY "%s/"
+		    "memory.limit_in_bytes", cg);
+		if (cgroup_value(file, &max) == 0 && max < CGROUP_V1_ABSURD) {
+			found = true;
+			snprintf(file, sizeof(file), CGROUP_V1_MEMORY "%s/"
+			    "memory.usage_in_bytes", cg);
+			if (cgroup_value(file, &cur) == -1)
+				cur = 0;
+			*limit = max < *limit ? max : *limit;
+			cur = cur < max ? max - cur : 0;
+			*room = cur < *room ? cur : *room;
+		}
+		if ((slash = strrchr(cg, '/')) == NULL || cg[1] == '\0')
+			break;
+		slash[slash == cg ? 1 : 0] = '\0';
+	}
+	return found ? 0 : -1;
 }
 
 int
