@@ -2415,6 +2415,172 @@ START_TEST(test_evict_frees_at_reap)
 }
 END_TEST
 
+#define CG_LIMIT	(192 * MIB)
+
+/*
+ * A memory cgroup of our own, child of ours: v2 if our v2 cgroup offers
+ * the memory controller, else v1's memory hierarchy.
+ */
+struct memcg {
+	char	dir[512];
+	bool	v2;
+};
+
+/* Our path in the v2 hierarchy or, v2 false, in v1's memory one. */
+static bool
+memcg_own_path(bool v2, char *out, size_t len)
+{
+	char line[512], *ctl, *path, *tok, *save;
+	bool found = false;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/cgroup", "r")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if ((ctl = strchr(line, ':')) == NULL ||
+		    (path = strchr(++ctl, ':')) == NULL)
+			continue;
+		*path++ = '\0';
+		if (v2) {
+			found = ctl[0] == '\0' && strncmp(line, "0:", 2) == 0;
+		} else {
+			for (tok = strtok_r(ctl, ",", &save); tok != NULL &&
+			    !found; tok = strtok_r(NULL, ",", &save))
+				found = strcmp(tok, "memory") == 0;
+		}
+		if (found)
+			snprintf(out, len, "%s", strcmp(path, "/") == 0 ? "" :
+			    path);
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Removes the empty poold-mem-* cgroups a failed run left in base (a
+ * failed assertion ends the test before its rmdir); rmdir leaves any
+ * that still holds a process.
+ */
+static void
+memcg_sweep(const char *base)
+{
+	char path[700];
+	struct dirent *e;
+	DIR *dir;
+
+	if ((dir = opendir(base)) == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL)
+		if (strncmp(e->d_name, "poold-mem-", 10) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+			(void)rmdir(path);
+		}
+	closedir(dir);
+}
+
+static bool
+memcg_make(struct memcg *cg, long long limit, char *why, size_t len)
+{
+	char own[256], base[400];
+
+	for (int tryv2 = 1; tryv2 >= 0; tryv2--) {
+		cg->v2 = tryv2 == 1;
+		if (!memcg_own_path(cg->v2, own, sizeof(own)))
+			continue;
+		snprintf(base, sizeof(base), "%s%s", cg->v2 ?
+		    "/sys/fs/cgroup" : "/sys/fs/cgroup/memory", own);
+		memcg_sweep(base);
+		if (cg->v2)
+			(void)cg_write(base, "cgroup.subtree_control",
+			    "+memory");
+		snprintf(cg->dir, sizeof(cg->dir), "%s/poold-mem-%d", base,
+		    (int)getpid());
+		if (mkdir(cg->dir, 0755) == -1 && errno != EEXIST) {
+			snprintf(why, len, "mkdir %s: %s", cg->dir,
+			    strerror(errno));
+			continue;
+		}
+		if (cg_write(cg->dir, cg->v2 ? "memory.max" :
+		    "memory.limit_in_bytes", "%lld", limit) == 0)
+			return true;
+		snprintf(why, len, "%s: cannot set a memory limit: %s",
+		    cg->dir, strerror(errno));
+		rmdir(cg->dir);
+	}
+	if (why[0] == '\0')
+		snprintf(why, len, "no memory cgroup (v2 or v1) found");
+	return false;
+}
+
+/*
+ * The cgroup limit (poold.8, "The rest of the machine"; budget with
+ * memory_limit "auto").  Pass: poold started in a memory cgroup of its
+ * own limited to 192 MiB (memory.max, or v1's memory.limit_in_bytes)
+ * with memory_limit auto and reserved 0 reports memory.total and
+ * memory.budget of 192 MiB in STATS, and system_available at most that;
+ * poold --budget, run in the same cgroup, prints a total of 192.0 MiB
+ * (detected).  Not root, or no memory cgroup to make: a SKIP.
+ */
+START_TEST(test_cgroup_limit)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct memcg cg;
+	char why[600] = "", wrapper[TL_PATH_MAX + 16];
+	char cmd[TL_PATH_MAX * 3], line[256];
+	const char *real = getenv("POOLD_BIN");
+	bool total_ok = false;
+	json_t *st;
+	FILE *p;
+
+	tl_daemon_init(&d, 21);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	if (geteuid() != 0 || !memcg_make(&cg, CG_LIMIT, why, sizeof(why))) {
+		tl_skip("cgroup_limit", "%s", geteuid() != 0 ? "needs root to "
+		    "make a cgroup" : why);
+		tl_daemon_finish(&d);
+		return;
+	}
+	TL_ASSERT(real != NULL, "POOLD_BIN not set");
+	snprintf(wrapper, sizeof(wrapper), "%s/poold-in-cgroup", d.dir);
+	tl_write_file(wrapper, "#!/bin/sh\necho $$ > '%s/cgroup.procs' || "
+	    "exit 97\nexec '%s' \"$@\"\n", cg.dir, real);
+	TL_ASSERT(chmod(wrapper, 0755) == 0, "chmod: %s", strerror(errno));
+	TL_ASSERT(setenv("POOLD_BIN", wrapper, 1) == 0, "setenv");
+	tl_daemon_start(&d, "{\"memory_limit\":\"auto\",\"reserved\":\"0\","
+	    "\"min_available\":0}");
+	c = tl_connect(&d);
+	st = tl_stats(&d, c);
+	TL_ASSERT(tl_int(st, "memory.total") == CG_LIMIT &&
+	    tl_int(st, "memory.budget") == CG_LIMIT &&
+	    tl_int(st, "memory.system_available") <= CG_LIMIT,
+	    "poold in %s (limit %lld) does not see its cgroup's limit: %s",
+	    cg.dir, CG_LIMIT, tl_dump(st));
+	json_decref(st);
+	tl_acquire_ok(c, "a", false, NULL);
+	tl_close(c);
+
+	snprintf(cmd, sizeof(cmd), "'%s' --budget -f '%s' 2>&1", wrapper,
+	    d.config);
+	TL_ASSERT((p = popen(cmd, "r")) != NULL, "popen: %s", strerror(errno));
+	while (fgets(line, sizeof(line), p) != NULL) {
+		fprintf(stderr, "cgroup_limit: --budget: %s", line);
+		if (strncmp(line, "total memory", 12) == 0 &&
+		    strstr(line, "192.0 MiB") != NULL &&
+		    strstr(line, "(detected)") != NULL)
+			total_ok = true;
+	}
+	TL_ASSERT(pclose(p) == 0 && total_ok, "poold --budget in %s does not "
+	    "print a total of 192.0 MiB (detected)", cg.dir);
+	fprintf(stderr, "cgroup_limit: cgroup %s %s, limit 192 MiB: STATS "
+	    "and --budget agree\n", cg.v2 ? "v2" : "v1", cg.dir);
+	tl_daemon_finish(&d);
+	for (int i = 0; i < 100 && rmdir(cg.dir) == -1 && errno == EBUSY; i++)
+		tl_sleep_ms(10);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -2441,5 +2607,6 @@ main(void)
 	tl_add(s, "child_hygiene", test_child_hygiene);
 	tl_add(s, "state_unwritable", test_state_unwritable);
 	tl_add(s, "evict_reap", test_evict_frees_at_reap);
+	tl_add(s, "cgroup_limit", test_cgroup_limit);
 	return tl_run(s, CK_ENV);
 }
