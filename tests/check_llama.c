@@ -964,6 +964,91 @@ START_TEST(test_memory_after_load)
 }
 END_TEST
 
+/* --- 6. learned estimates ------------------------------------------ */
+
+/* The MODELS entry of model (a new reference), NULL if not listed. */
+static json_t *
+models_entry_of(struct tl_conn *c, const char *model)
+{
+	json_t *rep, *m, *found = NULL;
+	size_t i;
+
+	rep = tl_call(c, json_pack("{s:s}", "cmd", "MODELS"),
+	    TL_REPLY_TIMEOUT_MS);
+	TL_ASSERT(tl_ok(rep), "MODELS: %s", tl_dump(rep));
+	json_array_foreach(tl_get(rep, "models"), i, m)
+		if (tl_str(m, "model") && strcmp(tl_str(m, "model"), model) == 0)
+			found = json_incref(m);
+	json_decref(rep);
+	return found;
+}
+
+/*
+ * Pass (the real llama-server, s20, rss_interval 200ms): its first
+ * server is accounted the GGUF estimate; after a chat and once it is
+ * evicted, MODELS says s20's estimate is learned, at least the highest
+ * resident memory STATS showed for it and at most twice that; the next
+ * server is accounted exactly that learned figure (STATS estimate,
+ * estimate_source learned).
+ */
+START_TEST(test_learned_real)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *st, *m, *rep;
+	long long lease, rss, max_rss = 0, gguf, learned, dl;
+	int port;
+
+	tl_daemon_init(&d, 6);
+	link_model(&d, "s20");
+	start_real(&d, NULL);
+	c = tl_connect(&d);
+	lease = tl_acquire_ok(c, "s20", true, &port);
+	st = tl_stats(&d, c);
+	TL_ASSERT(strcmp(tl_str(tl_server(st, "s20"), "estimate_source"),
+	    "gguf") == 0, "s20's first server: %s", tl_dump(st));
+	gguf = tl_int(tl_server(st, "s20"), "estimate");
+	json_decref(st);
+	chat_ok(port, "s20", NULL);
+	/* 1.5 s of samples (every 200 ms) after the chat. */
+	for (dl = tl_now_ms() + 1500; tl_now_ms() < dl; tl_sleep_ms(50)) {
+		st = tl_stats(&d, c);
+		rss = tl_int(tl_server(st, "s20"), "rss");
+		max_rss = rss > max_rss ? rss : max_rss;
+		json_decref(st);
+	}
+	TL_ASSERT(max_rss > 0, "no RSS of s20 in STATS");
+	tl_release(c, lease);
+	rep = tl_evict(c, "s20", false, 15000);
+	TL_ASSERT(tl_ok(rep), "EVICT s20: %s", tl_dump(rep));
+	json_decref(rep);
+
+	m = models_entry_of(c, "s20");
+	TL_ASSERT(m != NULL && strcmp(tl_str(m, "source"), "learned") == 0,
+	    "s20's estimate is not learned after its run: %s", tl_dump(m));
+	learned = tl_int(m, "memory");
+	json_decref(m);
+	printf("check_llama: [learned] s20: GGUF estimate %.1f MiB, highest "
+	    "RSS in STATS %.1f MiB, learned %.1f MiB\n", mib(gguf),
+	    mib(max_rss), mib(learned));
+	fflush(stdout);
+	TL_ASSERT(learned >= max_rss && learned <= 2 * max_rss, "learned "
+	    "%.1f MiB, but STATS showed up to %.1f MiB resident",
+	    mib(learned), mib(max_rss));
+
+	lease = tl_acquire_ok(c, "s20", true, NULL);
+	st = tl_stats(&d, c);
+	TL_ASSERT(tl_int(tl_server(st, "s20"), "estimate") == learned &&
+	    strcmp(tl_str(tl_server(st, "s20"), "estimate_source"),
+	    "learned") == 0, "s20's next server is not accounted the learned"
+	    " %lld: %s", learned, tl_dump(st));
+	json_decref(st);
+	tl_release(c, lease);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- finding llama-server, making the models ----------------------- */
 
 static bool
@@ -1121,6 +1206,7 @@ main(void)
 	tl_add(s, "corrupt", test_corrupt_model);
 	tl_add(s, "lru_rss", test_lru_real_rss);
 	tl_add(s, "memory", test_memory_after_load);
+	tl_add(s, "learned", test_learned_real);
 	failed = tl_run(s, CK_ENV);
 	tl_rm_rf(models_src);
 	return failed;
