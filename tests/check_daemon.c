@@ -1666,7 +1666,8 @@ slurp(const char *path)
  * the last "mem" seen, at most 2 MiB above it); the next server of g is
  * accounted that figure from its spawn (STATS estimate and
  * estimate_source learned); and a poold started again on the same state
- * file says the same in MODELS before g was asked for.
+ * file says so in MODELS before g was asked for (that figure, or the
+ * second server's peak if it was higher, within 2 MiB).
  */
 START_TEST(test_learned_estimate)
 {
@@ -1740,9 +1741,11 @@ START_TEST(test_learned_estimate)
 	c = tl_connect(&d);
 	rep = models_call(c);
 	m = models_entry(rep, "g");
+	/* The second server's peak, learned at shutdown, may be higher. */
 	TL_ASSERT(m != NULL && strcmp(tl_str(m, "source"), "learned") == 0 &&
-	    tl_int(m, "memory") == learned, "after a restart, g's learned "
-	    "%lld is lost: %s", learned, tl_dump(rep));
+	    tl_int(m, "memory") >= learned &&
+	    tl_int(m, "memory") <= learned + 2 * MIB, "after a restart, g's "
+	    "learned %lld is lost: %s", learned, tl_dump(rep));
 	json_decref(rep);
 	tl_close(c);
 	tl_daemon_finish(&d);
