@@ -725,10 +725,13 @@ END_TEST
 /*
  * ACQUIRE model (hold), a short chat completion, RELEASE.  Checks that
  * the model's real RSS is within what poold accounts for it (the premise
- * of the RSS check: the estimates bound the real use).
+ * of the RSS check: the estimates bound the real use) and that its
+ * server's estimate came from want_src ("gguf" on a model's first run,
+ * "learned" once a server of it was reaped).
  */
 static void
-use_model(struct tl_daemon *d, struct tl_conn *c, const char *name)
+use_model(struct tl_daemon *d, struct tl_conn *c, const char *name,
+    const char *want_src)
 {
 	struct model *m = model_get(name);
 	long long lease, t0 = tl_now_ms(), rss;
@@ -751,6 +754,8 @@ use_model(struct tl_daemon *d, struct tl_conn *c, const char *name)
 	 * (poold accounts the measured figure anyway once it samples). */
 	TL_ASSERT(rss > 0 && rss <= acc + acc / 50, "%s: its RSS %.1f MiB is "
 	    "above its %s estimate %.1f MiB", name, mib(rss), src, mib(acc));
+	TL_ASSERT(src != NULL && strcmp(src, want_src) == 0, "%s: its "
+	    "server's estimate is from %s, not %s", name, src, want_src);
 	printf("check_llama: [lru] used %s: ACQUIRE+chat+RELEASE %lld ms, RSS"
 	    " %.1f MiB (%s estimate %.1f MiB)\n", name, tl_now_ms() - t0,
 	    mib(rss), src, mib(acc));
@@ -799,7 +804,9 @@ expect_running(struct tl_daemon *d, struct tl_conn *c, const char *want,
  *   use l300: s20 then m100, the LRU  → {tiny l300}       (387)
  *   use m100 (learned ~138): tiny     → {l300 m100}       (496)
  *   use s20 (learned ~50):  l300      → {m100 s20}        (189)
- *   use tiny: fits                    → {m100 s20 tiny}   (215)
+ *   use tiny (learned): fits          → {m100 s20 tiny}   (215)
+ * (each server accounted its GGUF estimate on its model's first run, its
+ * learned peak after a server of it was reaped),
  * evictions == 4, and the real RSS of poold's children (VmRSS from /proc),
  * summed by a thread every 20 ms from poold's start to the end, never
  * exceeds the budget.
@@ -826,13 +833,13 @@ START_TEST(test_lru_real_rss)
 	c = tl_connect(&d);
 	t0 = tl_now_ms();
 
-	use_model(&d, c, "tiny");
-	use_model(&d, c, "s20");
-	use_model(&d, c, "m100");
-	use_model(&d, c, "tiny");
+	use_model(&d, c, "tiny", "gguf");
+	use_model(&d, c, "s20", "gguf");
+	use_model(&d, c, "m100", "gguf");
+	use_model(&d, c, "tiny", "gguf");
 	expect_running(&d, c, "tiny s20 m100", p, "after tiny s20 m100 tiny");
 
-	use_model(&d, c, "l300");
+	use_model(&d, c, "l300", "gguf");
 	expect_running(&d, c, "tiny l300", q, "l300 evicts s20 and m100");
 	TL_ASSERT(q[TINY] == p[TINY], "tiny was restarted (pid %d, was %d)",
 	    (int)q[TINY], (int)p[TINY]);
@@ -840,21 +847,21 @@ START_TEST(test_lru_real_rss)
 	    "evicted s20 %d / m100 %d still exist", (int)p[S20], (int)p[M100]);
 	memcpy(p, q, sizeof(p));
 
-	use_model(&d, c, "m100");
+	use_model(&d, c, "m100", "learned");
 	expect_running(&d, c, "l300 m100", q, "m100 evicts tiny");
 	TL_ASSERT(q[L300] == p[L300], "l300 was restarted");
 	TL_ASSERT(!tl_pid_exists(p[TINY]), "evicted tiny %d still exists",
 	    (int)p[TINY]);
 	memcpy(p, q, sizeof(p));
 
-	use_model(&d, c, "s20");
+	use_model(&d, c, "s20", "learned");
 	expect_running(&d, c, "m100 s20", q, "s20 evicts l300");
 	TL_ASSERT(q[M100] == p[M100], "m100 was restarted");
 	TL_ASSERT(!tl_pid_exists(p[L300]), "evicted l300 %d still exists",
 	    (int)p[L300]);
 	memcpy(p, q, sizeof(p));
 
-	use_model(&d, c, "tiny");
+	use_model(&d, c, "tiny", "learned");
 	expect_running(&d, c, "m100 s20 tiny", q, "tiny fits");
 	TL_ASSERT(q[M100] == p[M100] && q[S20] == p[S20],
 	    "m100 or s20 was restarted");
