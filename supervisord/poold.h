@@ -292,13 +292,15 @@ void	 probe_stop(struct child *);
 /* The child wrote something: it may be ready; probe soon. */
 void	 probe_hint(struct child *);
 
-/* control.c */
-struct control;
+/* sockdir.c */
 /*
  * Makes the socket's folder if missing, else checks that it is poold's
  * user's and that no one else can write in it.  -1 with a message.
  */
 int	 control_socket_dir(const struct config *, char *err, size_t);
+
+/* control.c */
+struct control;
 /* Listens on the socket of d->conf. */
 struct control *control_open(struct daemon *, char *err, size_t);
 /* Stop accepting; existing clients stay until they close. */
