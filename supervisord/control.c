@@ -30,6 +30,7 @@
 #define LISTEN_BACKLOG		128
 #define PEER_GROUPS_GUESS	64		/* grown if the peer has more */
 #define REFUSED_LOG_S		1.0		/* a flood logs once a second */
+#define OUTBUF_KEEP_BYTES	(64 * 1024)	/* kept by a drained client */
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -134,16 +135,32 @@ client_kill(struct client *c)
 	client_queue_flush(c);
 }
 
-/* Room for need more bytes of output; false if out of memory. */
+/*
+ * Room for len more bytes of output; false if out of memory.  Bytes
+ * already written are dropped once they are at least as many as the
+ * unread ones (so each byte moves at most once on average), else the
+ * buffer doubles.  Either way it stays within about four times the unread
+ * backlog, which outbuf_bytes bounds, however the client reads: a buffer
+ * that only ever grew at its end took a client that read as fast as it
+ * asked, but never quite caught up, to hundreds of MiB.
+ */
 static bool
-output_room(struct client *c, size_t need)
+output_room(struct client *c, size_t len)
 {
-	size_t cap;
+	size_t unread = c->out_len - c->out_off, cap;
 	char *nb;
 
-	if (need <= c->out_cap)
+	if (c->out_len + len <= c->out_cap)
 		return true;
-	for (cap = c->out_cap ? c->out_cap : 4096; cap < need; cap *= 2)
+	if (c->out_off > 0 && c->out_off >= unread) {
+		memmove(c->out, c->out + c->out_off, unread);
+		c->out_off = 0;
+		c->out_len = unread;
+		if (c->out_len + len <= c->out_cap)
+			return true;
+	}
+	for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len;
+	    cap *= 2)
 		;
 	if ((nb = realloc(c->out, cap)) == NULL)
 		return false;
@@ -152,7 +169,18 @@ output_room(struct client *c, size_t need)
 	return true;
 }
 
-/* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
+/* All written: a buffer a big reply (MODELS) grew is not kept for ever. */
+static void
+output_drained(struct client *c)
+{
+	c->out_off = c->out_len = 0;
+	if (c->out_cap > OUTBUF_KEEP_BYTES) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+}
+
 /* Writes what the socket takes now; never closes (callers may be deep in
  * a pool callback).  -1 on a write error: the flush finds it again. */
 static int
@@ -169,10 +197,11 @@ write_some(struct client *c)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		c->out_off += (size_t)n;
 	}
-	c->out_off = c->out_len = 0;
+	output_drained(c);
 	return 0;
 }
 
+/* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
 static void
 client_send(struct session *s, char *line)
 {
@@ -191,7 +220,7 @@ client_send(struct session *s, char *line)
 	}
 	len = strlen(line);
 	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
+		output_drained(c);
 	/*
 	 * The limit is on replies piling up unread: first try to hand the
 	 * kernel what is queued; one reply on its own (MODELS of 10,000
@@ -208,7 +237,7 @@ client_send(struct session *s, char *line)
 		client_kill(c);
 		return;
 	}
-	if (!output_room(c, c->out_len + len)) {
+	if (!output_room(c, len)) {
 		free(line);
 		client_kill(c);
 		return;
