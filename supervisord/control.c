@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #define PEER_GROUPS_GUESS	64		/* grown if the peer has more */
 #define REFUSED_LOG_S		1.0		/* a flood logs once a second */
 #define OUTBUF_KEEP_BYTES	(64 * 1024)	/* kept by a drained client */
+#define HANGUP_CHECK_S		1.0		/* a half-closed client gone? */
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -42,6 +44,7 @@ struct client {
 	ev_io			 read_watcher, write_watcher;
 	ev_timer		 line_timer;	/* armed while a line is partial */
 	ev_timer		 idle_timer;	/* idle_client_timeout */
+	ev_timer		 hangup_timer;	/* while half-closed */
 	ev_tstamp		 last_active;	/* last byte in or reply out */
 	char			*in;
 	size_t			 in_len, in_cap;
@@ -383,9 +386,52 @@ input_room(struct client *c)
 }
 
 /*
- * The client shut its side (`echo … | nc -U`, shutdown(SHUT_WR)): a last
- * line without a newline still counts, and every request it sent is
- * answered before the connection closes.
+ * Did the client close the connection, not only its writing side?  On
+ * Linux (and the BSDs) a stream socket reports POLLHUP only once both
+ * directions are shut, so a shutdown(SHUT_WR) leaves it out.  macOS may
+ * raise POLLHUP for a half-close too: there the two cannot be told apart
+ * here, every end of input counts as a half-close, and a closed client is
+ * found when a reply to it cannot be written.
+ */
+static bool
+peer_hung_up(int fd)
+{
+#ifdef __APPLE__
+	(void)fd;
+	return false;
+#else
+	struct pollfd pfd;
+	int n;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	while ((n = poll(&pfd, 1, 0)) == -1 && errno == EINTR)
+		;
+	return n == 1 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+#endif
+}
+
+/* A half-closed client still waiting for replies may close for good;
+ * libev has no event for that (its socket is readable for ever). */
+static void
+hangup_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = container_of(w, struct client, hangup_timer);
+
+	if (!c->dead && peer_hung_up(c->fd)) {
+		log_info("client %lu: hung up while half-closed", c->s.serial);
+		client_close(c);
+	}
+}
+
+/*
+ * The end of the client's input.  A client that closed the connection is
+ * gone: its leases end and its waiting requests are dropped at once.  One
+ * that only shut its writing side (`echo … | nc -U`, shutdown(SHUT_WR))
+ * is answered: a last line without a newline still counts, and the
+ * connection, with its leases, stays until every request it sent is
+ * answered.
  */
 static void
 input_ended(struct client *c)
@@ -402,6 +448,12 @@ input_ended(struct client *c)
 			dispatch_line(&c->s, c->in, c->in_len);
 		c->in_len = 0;
 	}
+	if (peer_hung_up(c->fd)) {
+		client_close(c);
+		return;
+	}
+	ev_timer_set(&c->hangup_timer, HANGUP_CHECK_S, HANGUP_CHECK_S);
+	ev_timer_start(loop, &c->hangup_timer);
 	client_queue_flush(c);
 }
 
@@ -452,6 +504,7 @@ client_close(struct client *c)
 	ev_io_stop(loop, &c->write_watcher);
 	ev_timer_stop(loop, &c->line_timer);
 	ev_timer_stop(loop, &c->idle_timer);
+	ev_timer_stop(loop, &c->hangup_timer);
 	close(c->fd);
 	if (c->flush_queued)
 		TAILQ_REMOVE(&ctl->to_flush, c, flush_link);
@@ -592,6 +645,7 @@ client_new(struct control *ctl, int fd)
 	c->read_watcher.data = c->write_watcher.data = c;
 	ev_init(&c->line_timer, line_timeout_cb);
 	ev_init(&c->idle_timer, idle_timeout_cb);
+	ev_init(&c->hangup_timer, hangup_check_cb);
 	ev_io_start(loop, &c->read_watcher);
 	client_touch(c);
 	TAILQ_INSERT_TAIL(&ctl->clients, c, link);

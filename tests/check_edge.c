@@ -48,6 +48,19 @@ small_asan_quarantine(void)
 	setenv("ASAN_OPTIONS", buf, 1);
 }
 
+/* The entry of model in STATS' "models" array, NULL if not there. */
+static json_t *
+stats_model(json_t *stats, const char *model)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(tl_get(stats, "models"), i, m)
+		if (tl_str(m, "model") && strcmp(tl_str(m, "model"), model) == 0)
+			return m;
+	return NULL;
+}
+
 /* --- item 1: the output buffer ------------------------------------ */
 
 #define FLAT_ID_BYTES	900	/* each reply ≈ 1 KiB */
@@ -136,11 +149,156 @@ START_TEST(test_outbuf_flat)
 }
 END_TEST
 
+/* --- item 3: a dead client and a half-closed one ------------------ */
+
+#define SLOW_LOAD_MS	30000	/* a cold start that outlasts the test */
+/* Well before acquire_timeout (20 s in testlib's config), loose enough
+ * for a loaded machine; HANGUP_CHECK_S is 1 s. */
+#define GONE_WITHIN_MS	4000
+
+/* Leases of model's server from STATS (0 when it is not running). */
+static long long
+leases_of(struct tl_daemon *d, struct tl_conn *mon, const char *model)
+{
+	long long n = tl_server_leases(d, mon, model);
+
+	return n < 0 ? 0 : n;
+}
+
+/*
+ * A client takes a lease on a, asks for the slow model s (a cold start
+ * that waits) and waits until poold has the request.  Returns the lease.
+ */
+static long long
+lease_and_wait(struct tl_daemon *d, struct tl_conn *mon, struct tl_conn *c)
+{
+	long long lease;
+	bool ok;
+
+	lease = tl_acquire_ok(c, "a", true, NULL);
+	(void)tl_send_req(c, tl_acquire_req("s", -1, true));
+	TL_WAIT_UNTIL(ok, tl_stats_int(d, mon, "waiting") >= 1, 5000);
+	TL_ASSERT(ok, "the cold ACQUIRE of s is not waiting");
+	return lease;
+}
+
+/*
+ * Item 3.  A client that closes its connection with a lease held and a
+ * cold ACQUIRE waiting is gone: STATS from another client shows the lease
+ * ended and the waiter dropped at once, well before acquire_timeout.
+ */
+START_TEST(test_full_close_ends_all)
+{
+	struct tl_daemon d;
+	struct tl_conn *mon, *c;
+	long long t0, leases = -1, waiting = -1;
+	bool ok;
+
+	tl_daemon_init(&d, 3);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	tl_model(&d, "s", "load_ms=%d\nmem=1M\n", SLOW_LOAD_MS);
+	tl_daemon_start(&d, NULL);
+	mon = tl_connect(&d);
+	c = tl_connect(&d);
+	(void)lease_and_wait(&d, mon, c);
+	TL_ASSERT(leases_of(&d, mon, "a") == 1, "the lease on a is not held");
+	t0 = tl_now_ms();
+	tl_close(c);
+	TL_WAIT_UNTIL(ok, (leases = leases_of(&d, mon, "a")) == 0 &&
+	    (waiting = tl_stats_int(&d, mon, "waiting")) == 0, GONE_WITHIN_MS);
+	TL_ASSERT(ok, "%lld ms after a full close: %lld leases on a, %lld "
+	    "waiting", tl_now_ms() - t0, leases, waiting);
+	fprintf(stderr, "full_close: lease and waiter gone after %lld ms\n",
+	    tl_now_ms() - t0);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Item 3, what a half-close keeps.  After shutdown(SHUT_WR) the client's
+ * lease stays and its waiting ACQUIRE is answered; then the connection
+ * closes and the lease ends.
+ */
+START_TEST(test_half_close_answered)
+{
+	struct tl_daemon d;
+	struct tl_conn *mon, *c;
+	json_t *rep;
+	long long lease, leases, waiting;
+	bool ok;
+
+	tl_daemon_init(&d, 4);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	tl_model(&d, "s", "load_ms=1500\nmem=1M\n");
+	tl_daemon_start(&d, NULL);
+	mon = tl_connect(&d);
+	c = tl_connect(&d);
+	lease = lease_and_wait(&d, mon, c);
+	TL_ASSERT(shutdown(c->fd, SHUT_WR) == 0, "shutdown: %s",
+	    strerror(errno));
+	tl_sleep_ms(300);
+	leases = leases_of(&d, mon, "a");
+	waiting = tl_stats_int(&d, mon, "waiting");
+	TL_ASSERT(leases == 1 && waiting == 1, "a half-close dropped its "
+	    "lease %lld or its waiting request: %lld leases, %lld waiting",
+	    lease, leases, waiting);
+	rep = tl_recv(c, TL_REPLY_TIMEOUT_MS);
+	TL_ASSERT(rep != NULL && tl_ok(rep) && tl_int(rep, "lease") > 0,
+	    "the half-closed client's cold ACQUIRE: %s", tl_dump(rep));
+	json_decref(rep);
+	TL_ASSERT(tl_recv_line(c, TL_REPLY_TIMEOUT_MS, NULL) == NULL &&
+	    c->eof, "the connection stays open after its last reply");
+	TL_WAIT_UNTIL(ok, leases_of(&d, mon, "a") == 0 &&
+	    leases_of(&d, mon, "s") == 0, GONE_WITHIN_MS);
+	TL_ASSERT(ok, "the half-closed client's leases outlive it");
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Item 3.  A half-closed client that then closes for good, while its cold
+ * ACQUIRE still waits, is found within HANGUP_CHECK_S and ended.
+ */
+START_TEST(test_half_then_full_close)
+{
+	struct tl_daemon d;
+	struct tl_conn *mon, *c;
+	long long t0, leases = -1, waiting = -1;
+	bool ok;
+
+	tl_daemon_init(&d, 5);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	tl_model(&d, "s", "load_ms=%d\nmem=1M\n", SLOW_LOAD_MS);
+	tl_daemon_start(&d, NULL);
+	mon = tl_connect(&d);
+	c = tl_connect(&d);
+	(void)lease_and_wait(&d, mon, c);
+	TL_ASSERT(shutdown(c->fd, SHUT_WR) == 0, "shutdown: %s",
+	    strerror(errno));
+	tl_sleep_ms(300);
+	TL_ASSERT(leases_of(&d, mon, "a") == 1, "a half-close ended the lease");
+	t0 = tl_now_ms();
+	tl_close(c);
+	TL_WAIT_UNTIL(ok, (leases = leases_of(&d, mon, "a")) == 0 &&
+	    (waiting = tl_stats_int(&d, mon, "waiting")) == 0, GONE_WITHIN_MS);
+	TL_ASSERT(ok, "%lld ms after the close of a half-closed client: %lld "
+	    "leases on a, %lld waiting", tl_now_ms() - t0, leases, waiting);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("edge");
 
 	tl_add(s, "outbuf_flat", test_outbuf_flat);
+	tl_add(s, "full_close", test_full_close_ends_all);
+	tl_add(s, "half_close", test_half_close_answered);
+	tl_add(s, "half_then_full", test_half_then_full_close);
 	return tl_run(s, CK_ENV);
 }
