@@ -30,6 +30,8 @@
 #define CONF_DEFAULT_MAX_CLIENTS	1024
 #define CONF_DEFAULT_MAX_PENDING	64	/* unanswered requests per client */
 #define CONF_DEFAULT_MAX_WAITERS	4096	/* waiting ACQUIREs in total */
+#define CONF_DEFAULT_MAX_LEASES		65536	/* held and asked for, in all */
+#define CONF_DEFAULT_MAX_CLIENT_LEASES	1024	/* ... per connection */
 #define CONF_DEFAULT_OUTBUF_BYTES	(1024 * 1024)
 #define CONF_DEFAULT_SOCKET_MODE	0660
 #define CONF_DEFAULT_MAX_LINE_BYTES	(64 * 1024)
@@ -77,6 +79,8 @@ struct config {
 	unsigned	  max_clients;
 	unsigned	  max_pending;
 	unsigned	  max_waiters;
+	unsigned	  max_leases;		/* held + waiting with hold */
+	unsigned	  max_leases_per_client;
 	size_t		  outbuf_bytes;
 	size_t		  max_line_bytes;
 	int64_t		  line_timeout_ms;	/* to finish a started line */

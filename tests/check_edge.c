@@ -149,6 +149,115 @@ START_TEST(test_outbuf_flat)
 }
 END_TEST
 
+/* --- item 2: leases are bounded ----------------------------------- */
+
+/* Fails unless rep is busy and its message names key. */
+static void
+expect_busy_naming(json_t *rep, const char *key, const char *what)
+{
+	tl_expect_error(rep, "busy", NULL, what);
+	TL_ASSERT(strstr(tl_str(rep, "message"), key) != NULL,
+	    "%s: the message does not name %s: %s", what, key, tl_dump(rep));
+}
+
+/*
+ * Item 2.  max_leases_per_client and max_leases bound the leases a
+ * connection and all of them hold, counting ACQUIREs that wait with hold;
+ * past them ACQUIRE is answered busy, naming the key, and a RELEASE makes
+ * room again.  ACQUIRE without hold takes no lease and still works.
+ */
+START_TEST(test_lease_limits)
+{
+	struct tl_daemon d;
+	struct tl_conn *a, *b;
+	long long leases[5], ids[5];
+	json_t *rep;
+	int i, ok = 0, busy = 0;
+
+	tl_daemon_init(&d, 2);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	tl_model(&d, "s", "load_ms=1000\nmem=1M\n");
+	tl_daemon_start(&d, "{\"max_leases_per_client\": 5, "
+	    "\"max_leases\": 8}");
+	a = tl_connect(&d);
+	b = tl_connect(&d);
+	for (i = 0; i < 5; i++)
+		leases[i] = tl_acquire_ok(a, "a", true, NULL);
+	rep = tl_acquire(a, "a", -1, true);
+	expect_busy_naming(rep, "max_leases_per_client", "a sixth lease");
+	json_decref(rep);
+	(void)tl_acquire_ok(a, "a", false, NULL);	/* no lease: served */
+
+	/* b pipelines five cold ACQUIREs with hold: three fit in max_leases
+	 * (a holds five), the other two are refused at once. */
+	for (i = 0; i < 5; i++)
+		ids[i] = tl_send_req(b, tl_acquire_req("s", -1, true));
+	for (i = 0; i < 5; i++) {
+		rep = tl_recv_id(b, ids[i], TL_REPLY_TIMEOUT_MS);
+		TL_ASSERT(rep != NULL, "pipelined ACQUIRE %d not answered", i);
+		if (tl_ok(rep))
+			ok++;
+		else {
+			expect_busy_naming(rep, "max_leases",
+			    "past max_leases");
+			busy++;
+		}
+		json_decref(rep);
+	}
+	TL_ASSERT(ok == 3 && busy == 2, "with 5 of 8 leases held, 5 "
+	    "pipelined ACQUIREs: %d served, %d busy (want 3 and 2)", ok, busy);
+	tl_release(a, leases[0]);
+	(void)tl_acquire_ok(b, "s", true, NULL);
+	rep = tl_acquire(b, "s", -1, true);
+	expect_busy_naming(rep, "max_leases", "a ninth lease");
+	json_decref(rep);
+	tl_close(a);
+	tl_close(b);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+#define DEFAULT_CLIENT_LEASES	1024	/* poold.json(5) */
+
+/* Item 2, the default: one connection gets 1024 leases, not more. */
+START_TEST(test_lease_default_limit)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *rep;
+	char *batch;
+	size_t len = 0, cap = (DEFAULT_CLIENT_LEASES + 100) * 64;
+	int i, ok = 0, busy = 0;
+
+	tl_daemon_init(&d, 6);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	(void)tl_acquire_ok(c, "a", false, NULL);	/* started, ready */
+	batch = malloc(cap);
+	TL_ASSERT(batch != NULL, "out of memory");
+	for (i = 0; i < DEFAULT_CLIENT_LEASES + 100; i++)
+		len += (size_t)snprintf(batch + len, cap - len,
+		    "{\"cmd\":\"ACQUIRE\",\"model\":\"a\",\"id\":%d}\n", i);
+	TL_ASSERT(tl_send(c, batch, len) == 0, "send: %s", strerror(errno));
+	free(batch);
+	for (i = 0; i < DEFAULT_CLIENT_LEASES + 100; i++) {
+		rep = tl_recv(c, TL_REPLY_TIMEOUT_MS);
+		TL_ASSERT(rep != NULL, "reply %d missing", i);
+		if (tl_ok(rep))
+			ok++;
+		else if (strcmp(tl_err(rep), "busy") == 0)
+			busy++;
+		json_decref(rep);
+	}
+	TL_ASSERT(ok == DEFAULT_CLIENT_LEASES && busy == 100, "%d leases "
+	    "given, %d busy (want %d and 100)", ok, busy,
+	    DEFAULT_CLIENT_LEASES);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- item 3: a dead client and a half-closed one ------------------ */
 
 #define SLOW_LOAD_MS	30000	/* a cold start that outlasts the test */
@@ -297,6 +406,8 @@ main(void)
 	Suite *s = suite_create("edge");
 
 	tl_add(s, "outbuf_flat", test_outbuf_flat);
+	tl_add(s, "lease_limits", test_lease_limits);
+	tl_add(s, "lease_default", test_lease_default_limit);
 	tl_add(s, "full_close", test_full_close_ends_all);
 	tl_add(s, "half_close", test_half_close_answered);
 	tl_add(s, "half_then_full", test_half_then_full_close);
