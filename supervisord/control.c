@@ -8,6 +8,7 @@
  * write.  Nothing here closes a client from inside a pool callback: a
  * client that must go is marked dead and closed before the loop sleeps.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,6 +34,14 @@
 #define REFUSED_LOG_S		1.0		/* a flood logs once a second */
 #define OUTBUF_KEEP_BYTES	(64 * 1024)	/* kept by a drained client */
 #define HANGUP_CHECK_S		1.0		/* a half-closed client gone? */
+/*
+ * Descriptors kept from clients, so that starts and probes never run out:
+ * per server that may run, its output pipe, its log file and its health
+ * probe, and one for the exec-report pipe of a start; and a margin for
+ * what poold opens for a moment (the state file, /proc, the catalog).
+ */
+#define FDS_PER_SERVER		4
+#define FDS_MARGIN		32
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -45,7 +54,7 @@ struct client {
 	ev_timer		 line_timer;	/* armed while a line is partial */
 	ev_timer		 idle_timer;	/* idle_client_timeout */
 	ev_timer		 hangup_timer;	/* while half-closed */
-	ev_tstamp		 last_active;	/* last byte in or reply out */
+	pool_ms			 last_active;	/* last byte in or reply out */
 	char			*in;
 	size_t			 in_len, in_cap;
 	char			*out;
@@ -70,6 +79,7 @@ struct control {
 	unsigned long		 serial;
 	ev_tstamp		 refused_logged;	/* last "too many clients" */
 	unsigned long		 refused;	/* since then */
+	int			 base_fds;	/* poold's own, at the start */
 };
 
 static void	client_close(struct client *);
@@ -85,7 +95,9 @@ client_conf(const struct client *c)
 /*
  * The idle timer is not moved on every byte (that would cost a heap
  * update per read); it runs out, looks at last_active and sleeps again
- * for what is left, as ev.pod advises.
+ * for what is left, as ev.pod advises.  last_active is on the monotonic
+ * clock: ev_now() follows the wall clock, and a clock set back a day
+ * kept an idle client for a day more.
  */
 static void
 client_touch(struct client *c)
@@ -93,7 +105,7 @@ client_touch(struct client *c)
 	struct ev_loop *loop = c->ctl->d->loop;
 	int64_t ms = client_conf(c)->idle_client_timeout_ms;
 
-	c->last_active = ev_now(loop);
+	c->last_active = daemon_now();
 	if (ms > 0 && !ev_is_active(&c->idle_timer)) {
 		ev_timer_set(&c->idle_timer, (double)ms / 1000, 0);
 		ev_timer_start(loop, &c->idle_timer);
@@ -104,11 +116,11 @@ static void
 idle_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct client *c = container_of(w, struct client, idle_timer);
-	double timeout = (double)client_conf(c)->idle_client_timeout_ms / 1000;
-	double left = c->last_active + timeout - ev_now(loop);
+	int64_t ms = client_conf(c)->idle_client_timeout_ms;
+	pool_ms left = c->last_active + ms - daemon_now();
 
 	if (left > 0) {
-		ev_timer_set(w, left, 0);
+		ev_timer_set(w, (double)left / 1000, 0);
 		ev_timer_start(loop, w);
 		return;
 	}
@@ -116,7 +128,8 @@ idle_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * reply or the RELEASE that ends it touches the client again. */
 	if (!session_idle(&c->s))
 		return;
-	log_info("client %lu: closed: idle for %g s", c->s.serial, timeout);
+	log_info("client %lu: closed: idle for %g s", c->s.serial,
+	    (double)ms / 1000);
 	client_close(c);
 }
 
@@ -594,13 +607,67 @@ peer_credentials(int fd, struct peer *p)
 		peer_groups(fd, p);
 }
 
-static void
-refuse_client(struct control *ctl, int fd)
-{
-	char *line, msg[128];
+/* --- descriptors --- */
 
-	snprintf(msg, sizeof(msg), "too many clients (%u); try again later",
-	    ctl->d->conf->max_clients);
+/* Servers that may run at once: the pool's cap, and one per port. */
+static unsigned
+servers_possible(const struct daemon *d)
+{
+	const struct pool_limits *lim = &d->pool->lim;
+	unsigned ports = (unsigned)(lim->port_max - lim->port_min + 1);
+
+	return lim->max_servers > 0 && lim->max_servers < ports ?
+	    lim->max_servers : ports;
+}
+
+/* Descriptors clients may not take: poold's own and the reserve. */
+static unsigned long long
+fds_kept(const struct control *ctl)
+{
+	return (unsigned long long)ctl->base_fds + FDS_MARGIN +
+	    (unsigned long long)FDS_PER_SERVER * servers_possible(ctl->d);
+}
+
+/* The soft descriptor limit, read each time: prlimit(1) may change it. */
+static unsigned long long
+fds_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return ULLONG_MAX;
+	return (unsigned long long)rl.rlim_cur;
+}
+
+/*
+ * How many clients may be connected: max_clients, and no more than the
+ * descriptors left once poold's own and the reserve for every server
+ * that may run are kept aside, so that a client is refused before a
+ * start or a probe could fail for want of a descriptor.
+ */
+static unsigned
+client_cap(const struct control *ctl, bool *by_fds)
+{
+	unsigned long long limit = fds_limit(), kept = fds_kept(ctl), room;
+	unsigned max = ctl->d->conf->max_clients;
+
+	room = limit > kept ? limit - kept : 0;
+	*by_fds = room < max;
+	return room < max ? (unsigned)room : max;
+}
+
+static void
+refuse_client(struct control *ctl, int fd, unsigned cap, bool by_fds)
+{
+	char *line, msg[192];
+
+	if (by_fds)
+		snprintf(msg, sizeof(msg), "too many clients (%u: poold keeps "
+		    "the rest of its %llu descriptors for its servers); try "
+		    "again later", cap, fds_limit());
+	else
+		snprintf(msg, sizeof(msg), "too many clients (%u); try again "
+		    "later", cap);
 	ctl->refused++;
 	if (ev_now(ctl->d->loop) - ctl->refused_logged >= REFUSED_LOG_S) {
 		log_warnx("refused %lu clients: %s", ctl->refused, msg);
@@ -666,6 +733,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct control *ctl = w->data;
 	struct client *c;
+	unsigned cap;
+	bool by_fds;
 	int fd;
 
 	if ((fd = fd_accept(ctl->fd)) == -1) {
@@ -682,8 +751,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("accept");
 		return;
 	}
-	if (ctl->nclients >= ctl->d->conf->max_clients) {
-		refuse_client(ctl, fd);
+	if (ctl->nclients >= (cap = client_cap(ctl, &by_fds))) {
+		refuse_client(ctl, fd, cap, by_fds);
 		return;
 	}
 	if ((c = client_new(ctl, fd)) == NULL) {
@@ -772,6 +841,32 @@ fail:
 	return -1;
 }
 
+/* At the start: say how many clients fit, and refuse to run if none do. */
+static int
+check_client_room(struct control *ctl, char *err, size_t len)
+{
+	unsigned cap;
+	bool by_fds;
+
+	/* Descriptors are handed out lowest first: the listener, just
+	 * opened, is the last of poold's own. */
+	ctl->base_fds = ctl->fd + 1;
+	cap = client_cap(ctl, &by_fds);
+	if (cap == 0) {
+		snprintf(err, len, "the descriptor limit (%llu) leaves none for "
+		    "clients: poold keeps %llu for itself and %u servers; "
+		    "raise it (ulimit -n) or lower max_servers or ports",
+		    fds_limit(), fds_kept(ctl), servers_possible(ctl->d));
+		return -1;
+	}
+	if (by_fds)
+		log_warnx("at most %u clients, not max_clients %u: the "
+		    "descriptor limit is %llu and poold keeps %llu for itself "
+		    "and %u servers", cap, ctl->d->conf->max_clients,
+		    fds_limit(), fds_kept(ctl), servers_possible(ctl->d));
+	return 0;
+}
+
 struct control *
 control_open(struct daemon *d, char *err, size_t len)
 {
@@ -787,6 +882,12 @@ control_open(struct daemon *d, char *err, size_t len)
 	TAILQ_INIT(&ctl->clients);
 	TAILQ_INIT(&ctl->to_flush);
 	if ((ctl->fd = listen_unix(d->conf, err, len)) == -1) {
+		free(ctl->path);
+		free(ctl);
+		return NULL;
+	}
+	if (check_client_room(ctl, err, len) == -1) {
+		control_close_listener(ctl);
 		free(ctl->path);
 		free(ctl);
 		return NULL;

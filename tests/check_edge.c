@@ -400,6 +400,241 @@ START_TEST(test_half_then_full_close)
 }
 END_TEST
 
+/* --- item 4: descriptors and idle clients ------------------------- */
+
+#define LOW_NOFILE	256	/* poold's descriptor limit in these tests */
+#define IDLE_CONNS	250	/* more than LOW_NOFILE leaves for clients */
+
+/*
+ * Makes poold start under `ulimit ARGS` (a wrapper script in the test's
+ * folder becomes POOLD_BIN for this test's process).
+ */
+static void
+poold_under_ulimit(struct tl_daemon *d, const char *args)
+{
+	char wrap[TL_PATH_MAX + 16], real[TL_PATH_MAX];
+	const char *bin = getenv("POOLD_BIN"), *src = getenv("POOLD_SRCDIR");
+
+	if (bin != NULL && bin[0] != '\0')
+		snprintf(real, sizeof(real), "%s", bin);
+	else
+		snprintf(real, sizeof(real), "%s/build/poold", src ? src : ".");
+	snprintf(wrap, sizeof(wrap), "%s/poold-ulimit.sh", d->dir);
+	tl_write_file(wrap, "#!/bin/sh\nulimit %s || exit 126\n"
+	    "exec '%s' \"$@\"\n", args, real);
+	TL_ASSERT(chmod(wrap, 0755) == 0, "chmod %s: %s", wrap,
+	    strerror(errno));
+	setenv("POOLD_BIN", wrap, 1);
+}
+
+/* The soft and hard "Max open files" of pid from /proc/PID/limits. */
+static void
+proc_nofile(pid_t pid, long long *soft, long long *hard)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	*soft = *hard = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/limits", (long)pid);
+	TL_ASSERT((f = fopen(path, "r")) != NULL, "%s: %s", path,
+	    strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Max open files", 14) == 0)
+			(void)sscanf(line + 14, "%lld %lld", soft, hard);
+	fclose(f);
+}
+
+/* Item 4a.  poold raises its soft descriptor limit to the hard one. */
+START_TEST(test_nofile_raised)
+{
+	struct tl_daemon d;
+	long long soft, hard;
+
+	tl_daemon_init(&d, 7);
+	poold_under_ulimit(&d, "-S -n 256");
+	tl_daemon_start(&d, NULL);
+	proc_nofile(d.pid, &soft, &hard);
+	TL_ASSERT(hard > LOW_NOFILE, "the hard limit is %lld: cannot test "
+	    "raising the soft one", hard);
+	TL_ASSERT(soft == hard, "poold's descriptor limit: soft %lld, hard "
+	    "%lld", soft, hard);
+	TL_ASSERT(tl_log_has(&d, "descriptor limit raised from 256"),
+	    "the raise is not logged");
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* A line from a raw descriptor within timeout_ms, "" if none. */
+static void
+raw_line(int fd, char *buf, size_t len, long long timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t n = 0;
+	ssize_t r;
+
+	buf[0] = '\0';
+	while (n + 1 < len && poll(&pfd, 1, (int)timeout_ms) == 1) {
+		if ((r = read(fd, buf + n, len - 1 - n)) <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = '\0';
+		if (memchr(buf, '\n', n) != NULL)
+			break;
+	}
+}
+
+/* true once STATS' client count is the same 200 ms apart. */
+static bool
+settled(struct tl_daemon *d, struct tl_conn *mon, long long *clients)
+{
+	long long last = *clients;
+
+	tl_sleep_ms(200);
+	*clients = tl_stats_int(d, mon, "clients");
+	return *clients == last;
+}
+
+/*
+ * Item 4b and c.  Under a descriptor limit of 256 (soft and hard, so
+ * poold cannot raise it) and the default max_clients of 1024, 250 idle
+ * clients connect.  poold refuses the ones past what its reserve for
+ * servers leaves (busy, saying why), and starts of three models still
+ * succeed: none fails, no model is failed.  Before, the clients took
+ * every descriptor and each start failed with EMFILE.
+ */
+START_TEST(test_fd_reserve)
+{
+	static const char *const models[] = { "a", "b", "c" };
+	struct tl_daemon d;
+	struct tl_conn *mon;
+	struct rlimit rl;
+	json_t *stats, *m;
+	char line[512];
+	int fds[IDLE_CONNS], i, refused = 0;
+	long long clients;
+	bool ok;
+
+	/* This process needs descriptors for them all. */
+	TL_ASSERT(getrlimit(RLIMIT_NOFILE, &rl) == 0, "getrlimit");
+	if (rl.rlim_cur < IDLE_CONNS + 64 && rl.rlim_max >= IDLE_CONNS + 64) {
+		rl.rlim_cur = IDLE_CONNS + 64;
+		TL_ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s",
+		    strerror(errno));
+	}
+	TL_ASSERT(rl.rlim_cur >= IDLE_CONNS + 64, "this test needs %d "
+	    "descriptors; the limit is %llu", IDLE_CONNS + 64,
+	    (unsigned long long)rl.rlim_cur);
+	tl_daemon_init(&d, 8);
+	for (i = 0; i < 3; i++)
+		tl_model(&d, models[i], "load_ms=20\nmem=1M\n");
+	poold_under_ulimit(&d, "-n 256");
+	tl_daemon_start(&d, NULL);
+	mon = tl_connect(&d);
+	for (i = 0; i < IDLE_CONNS; i++) {
+		fds[i] = tl_connect_fd(d.sock);
+		TL_ASSERT(fds[i] != -1, "connection %d: %s", i, strerror(errno));
+	}
+	/* Every connection taken in (or refused) before the starts. */
+	clients = -1;
+	TL_WAIT_UNTIL(ok, settled(&d, mon, &clients), 10000);
+	TL_ASSERT(ok, "the client count does not settle: %lld", clients);
+	for (i = 0; i < 3; i++)
+		(void)tl_acquire_ok(mon, models[i], false, NULL);
+	stats = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(stats, "counters.start_failures") == 0, "starts "
+	    "failed: %s", tl_dump(tl_get(stats, "counters")));
+	for (i = 0; i < 3; i++) {
+		m = stats_model(stats, models[i]);
+		TL_ASSERT(m == NULL || tl_str(m, "state") == NULL ||
+		    strcmp(tl_str(m, "state"), "failed") != 0, "%s is failed",
+		    models[i]);
+	}
+	json_decref(stats);
+	/* The refused ones are told so, and why. */
+	for (i = IDLE_CONNS - 1; i >= 0; i--) {
+		raw_line(fds[i], line, sizeof(line), refused ? 0 : 2000);
+		if (strstr(line, "\"busy\"") == NULL)
+			break;
+		TL_ASSERT(strstr(line, "descriptors") != NULL, "refusal does "
+		    "not say why: %s", line);
+		refused++;
+	}
+	clients = tl_stats_int(&d, mon, "clients");
+	fprintf(stderr, "fd_reserve: %lld clients served, %d refused\n",
+	    clients, refused);
+	TL_ASSERT(refused > 0, "no client refused under a limit of %d",
+	    LOW_NOFILE);
+	for (i = 0; i < IDLE_CONNS; i++)
+		close(fds[i]);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Item 4d.  With idle_client_timeout 1 s, a client that holds nothing and
+ * says nothing is closed; one that holds a lease, one that waits for a
+ * cold start and one that keeps talking are not.
+ */
+START_TEST(test_idle_client_timeout)
+{
+	struct tl_daemon d;
+	struct tl_conn *idle, *holder, *waiter, *talker;
+	long long t0, closed_after, id;
+	json_t *rep;
+	char *line;
+
+	tl_daemon_init(&d, 9);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	tl_model(&d, "s", "load_ms=3000\nmem=1M\n");
+	tl_daemon_start(&d, "{\"idle_client_timeout\": \"1s\"}");
+	holder = tl_connect(&d);
+	(void)tl_acquire_ok(holder, "a", true, NULL);
+	waiter = tl_connect(&d);
+	id = tl_send_req(waiter, tl_acquire_req("s", -1, true));
+	talker = tl_connect(&d);
+	t0 = tl_now_ms();
+	idle = tl_connect(&d);
+	while (tl_now_ms() - t0 < 2500) {
+		rep = tl_call(talker, json_pack("{s:s}", "cmd", "PING"),
+		    TL_REPLY_TIMEOUT_MS);
+		json_decref(rep);
+		tl_sleep_ms(300);
+	}
+	line = tl_recv_line(idle, 8000, NULL);
+	closed_after = tl_now_ms() - t0;
+	TL_ASSERT(line == NULL && idle->eof, "the idle client is still "
+	    "connected %lld ms later", closed_after);
+	TL_ASSERT(closed_after >= 900, "the idle client was closed after "
+	    "%lld ms, before idle_client_timeout (1 s)", closed_after);
+	rep = tl_recv_id(waiter, id, TL_REPLY_TIMEOUT_MS);
+	TL_ASSERT(rep != NULL && tl_ok(rep), "the waiting client: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	rep = tl_call(holder, json_pack("{s:s}", "cmd", "PING"),
+	    TL_REPLY_TIMEOUT_MS);
+	TL_ASSERT(tl_ok(rep), "the lease holder was closed");
+	json_decref(rep);
+	TL_ASSERT(tl_log_has(&d, "closed: idle for 1 s"), "no log line");
+	tl_close(idle);
+	tl_close(holder);
+	tl_close(waiter);
+	tl_close(talker);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* Item 4d.  The default is finite: 10 minutes (poold.json(5)). */
+START_TEST(test_idle_client_default)
+{
+	struct config conf;
+
+	config_defaults(&conf);
+	ck_assert_int_eq(conf.idle_client_timeout_ms, 10 * 60 * 1000);
+	config_free(&conf);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -411,5 +646,9 @@ main(void)
 	tl_add(s, "full_close", test_full_close_ends_all);
 	tl_add(s, "half_close", test_half_close_answered);
 	tl_add(s, "half_then_full", test_half_then_full_close);
+	tl_add(s, "nofile_raised", test_nofile_raised);
+	tl_add(s, "fd_reserve", test_fd_reserve);
+	tl_add(s, "idle_client", test_idle_client_timeout);
+	tl_add(s, "idle_default", test_idle_client_default);
 	return tl_run(s, CK_ENV);
 }
