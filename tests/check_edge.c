@@ -341,8 +341,9 @@ START_TEST(test_full_close_ends_all)
 	TL_ASSERT(leases_of(&d, mon, "a") == 1, "the lease on a is not held");
 	t0 = tl_now_ms();
 	tl_close(c);
-	TL_WAIT_UNTIL(ok, (leases = leases_of(&d, mon, "a")) == 0 &&
-	    (waiting = tl_stats_int(&d, mon, "waiting")) == 0, GONE_WITHIN_MS);
+	TL_WAIT_UNTIL(ok, (leases = leases_of(&d, mon, "a"),
+	    waiting = tl_stats_int(&d, mon, "waiting"),
+	    leases == 0 && waiting == 0), GONE_WITHIN_MS);
 	TL_ASSERT(ok, "%lld ms after a full close: %lld leases on a, %lld "
 	    "waiting", tl_now_ms() - t0, leases, waiting);
 	fprintf(stderr, "full_close: lease and waiter gone after %lld ms\n",
@@ -419,8 +420,9 @@ START_TEST(test_half_then_full_close)
 	TL_ASSERT(leases_of(&d, mon, "a") == 1, "a half-close ended the lease");
 	t0 = tl_now_ms();
 	tl_close(c);
-	TL_WAIT_UNTIL(ok, (leases = leases_of(&d, mon, "a")) == 0 &&
-	    (waiting = tl_stats_int(&d, mon, "waiting")) == 0, GONE_WITHIN_MS);
+	TL_WAIT_UNTIL(ok, (leases = leases_of(&d, mon, "a"),
+	    waiting = tl_stats_int(&d, mon, "waiting"),
+	    leases == 0 && waiting == 0), GONE_WITHIN_MS);
 	TL_ASSERT(ok, "%lld ms after the close of a half-closed client: %lld "
 	    "leases on a, %lld waiting", tl_now_ms() - t0, leases, waiting);
 	tl_close(mon);
