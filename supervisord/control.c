@@ -401,10 +401,10 @@ input_room(struct client *c)
 /*
  * Did the client close the connection, not only its writing side?  On
  * Linux (and the BSDs) a stream socket reports POLLHUP only once both
- * directions are shut, so a shutdown(SHUT_WR) leaves it out.  macOS may
- * raise POLLHUP for a half-close too: there the two cannot be told apart
- * here, every end of input counts as a half-close, and a closed client is
- * found when a reply to it cannot be written.
+ * directions are shut, so a shutdown(SHUT_WR) leaves it out.  macOS's
+ * poll() raises POLLHUP for any EV_EOF of the read filter, a half-close
+ * included: there every end of input counts as a half-close, and a closed
+ * client is found when a reply to it cannot be written.
  */
 static bool
 peer_hung_up(int fd)
