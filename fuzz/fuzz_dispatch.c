@@ -369,6 +369,8 @@ setup(void)
 	fz.available = UINT64_MAX;
 	fz.conf.models_dir = models_dir;
 	fz.conf.max_pending = 4;
+	fz.conf.max_leases = 12;		/* small: reached by fuzzing */
+	fz.conf.max_leases_per_client = 6;
 	fz.conf.acquire_timeout_ms = 5000;
 	fz.conf.admin_group = NULL;
 	fz.d.conf = &fz.conf;

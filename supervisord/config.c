@@ -704,6 +704,8 @@ static const struct key top_keys[] = {
 	{ "max_failures", K_COUNT, OFF(max_failures), NULL },
 	{ "failed_cooldown", K_DURATION, OFF(failed_cooldown_ms), NULL },
 	{ "min_available", K_SIZE, OFF(min_available), NULL },
+	{ "max_leases", K_COUNT, OFF(max_leases), NULL },
+	{ "max_leases_per_client", K_COUNT, OFF(max_leases_per_client), NULL },
 	{ "models", K_FUNC, 0, set_models },
 	{ NULL, K_FUNC, 0, NULL }
 #undef OFF
@@ -823,6 +825,8 @@ config_defaults(struct config *c)
 	c->max_failures = CONF_DEFAULT_MAX_FAILURES;
 	c->failed_cooldown_ms = CONF_DEFAULT_FAILED_COOLDOWN_MS;
 	c->min_available = CONF_DEFAULT_MIN_AVAILABLE;
+	c->max_leases = CONF_DEFAULT_MAX_LEASES;
+	c->max_leases_per_client = CONF_DEFAULT_MAX_CLIENT_LEASES;
 }
 
 /* The file's top-level object, or NULL with a message. */

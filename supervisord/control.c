@@ -1,12 +1,14 @@
 /*
- * control.c — the UNIX socket: its folder, clients, their buffers, their
- * limits and timeouts.  What a request line means is dispatch.c's job.
+ * control.c — the UNIX socket: clients, their buffers, their limits and
+ * timeouts.  What a request line means is dispatch.c's job; the socket's
+ * folder is sockdir.c's.
  *
  * Replies are queued on the client and written in one go before the loop
  * sleeps (as Redis does), so a burst of pipelined requests costs one
  * write.  Nothing here closes a client from inside a pool callback: a
  * client that must go is marked dead and closed before the loop sleeps.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,6 +18,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,16 @@
 #define LISTEN_BACKLOG		128
 #define PEER_GROUPS_GUESS	64		/* grown if the peer has more */
 #define REFUSED_LOG_S		1.0		/* a flood logs once a second */
+#define OUTBUF_KEEP_BYTES	(64 * 1024)	/* kept by a drained client */
+#define HANGUP_CHECK_S		1.0		/* a half-closed client gone? */
+/*
+ * Descriptors kept from clients, so that starts and probes never run out:
+ * per server that may run, its output pipe, its log file and its health
+ * probe, and one for the exec-report pipe of a start; and a margin for
+ * what poold opens for a moment (the state file, /proc, the catalog).
+ */
+#define FDS_PER_SERVER		4
+#define FDS_MARGIN		32
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -40,7 +53,8 @@ struct client {
 	ev_io			 read_watcher, write_watcher;
 	ev_timer		 line_timer;	/* armed while a line is partial */
 	ev_timer		 idle_timer;	/* idle_client_timeout */
-	ev_tstamp		 last_active;	/* last byte in or reply out */
+	ev_timer		 hangup_timer;	/* while half-closed */
+	pool_ms			 last_active;	/* last byte in or reply out */
 	char			*in;
 	size_t			 in_len, in_cap;
 	char			*out;
@@ -65,6 +79,7 @@ struct control {
 	unsigned long		 serial;
 	ev_tstamp		 refused_logged;	/* last "too many clients" */
 	unsigned long		 refused;	/* since then */
+	int			 base_fds;	/* poold's own, at the start */
 };
 
 static void	client_close(struct client *);
@@ -80,7 +95,9 @@ client_conf(const struct client *c)
 /*
  * The idle timer is not moved on every byte (that would cost a heap
  * update per read); it runs out, looks at last_active and sleeps again
- * for what is left, as ev.pod advises.
+ * for what is left, as ev.pod advises.  last_active is on the monotonic
+ * clock: ev_now() follows the wall clock, and a clock set back a day
+ * kept an idle client for a day more.
  */
 static void
 client_touch(struct client *c)
@@ -88,7 +105,7 @@ client_touch(struct client *c)
 	struct ev_loop *loop = c->ctl->d->loop;
 	int64_t ms = client_conf(c)->idle_client_timeout_ms;
 
-	c->last_active = ev_now(loop);
+	c->last_active = daemon_now();
 	if (ms > 0 && !ev_is_active(&c->idle_timer)) {
 		ev_timer_set(&c->idle_timer, (double)ms / 1000, 0);
 		ev_timer_start(loop, &c->idle_timer);
@@ -99,11 +116,11 @@ static void
 idle_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct client *c = container_of(w, struct client, idle_timer);
-	double timeout = (double)client_conf(c)->idle_client_timeout_ms / 1000;
-	double left = c->last_active + timeout - ev_now(loop);
+	int64_t ms = client_conf(c)->idle_client_timeout_ms;
+	pool_ms left = c->last_active + ms - daemon_now();
 
 	if (left > 0) {
-		ev_timer_set(w, left, 0);
+		ev_timer_set(w, (double)left / 1000, 0);
 		ev_timer_start(loop, w);
 		return;
 	}
@@ -111,7 +128,8 @@ idle_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	 * reply or the RELEASE that ends it touches the client again. */
 	if (!session_idle(&c->s))
 		return;
-	log_info("client %lu: closed: idle for %g s", c->s.serial, timeout);
+	log_info("client %lu: closed: idle for %g s", c->s.serial,
+	    (double)ms / 1000);
 	client_close(c);
 }
 
@@ -133,16 +151,32 @@ client_kill(struct client *c)
 	client_queue_flush(c);
 }
 
-/* Room for need more bytes of output; false if out of memory. */
+/*
+ * Room for len more bytes of output; false if out of memory.  Bytes
+ * already written are dropped once they are at least as many as the
+ * unread ones (so each byte moves at most once on average), else the
+ * buffer doubles.  Either way it stays within about four times the unread
+ * backlog, which outbuf_bytes bounds, however the client reads: a buffer
+ * that only ever grew at its end took a client that read as fast as it
+ * asked, but never quite caught up, to hundreds of MiB.
+ */
 static bool
-output_room(struct client *c, size_t need)
+output_room(struct client *c, size_t len)
 {
-	size_t cap;
+	size_t unread = c->out_len - c->out_off, cap;
 	char *nb;
 
-	if (need <= c->out_cap)
+	if (c->out_len + len <= c->out_cap)
 		return true;
-	for (cap = c->out_cap ? c->out_cap : 4096; cap < need; cap *= 2)
+	if (c->out_off > 0 && c->out_off >= unread) {
+		memmove(c->out, c->out + c->out_off, unread);
+		c->out_off = 0;
+		c->out_len = unread;
+		if (c->out_len + len <= c->out_cap)
+			return true;
+	}
+	for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len;
+	    cap *= 2)
 		;
 	if ((nb = realloc(c->out, cap)) == NULL)
 		return false;
@@ -151,7 +185,18 @@ output_room(struct client *c, size_t need)
 	return true;
 }
 
-/* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
+/* All written: a buffer a big reply (MODELS) grew is not kept for ever. */
+static void
+output_drained(struct client *c)
+{
+	c->out_off = c->out_len = 0;
+	if (c->out_cap > OUTBUF_KEEP_BYTES) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+}
+
 /* Writes what the socket takes now; never closes (callers may be deep in
  * a pool callback).  -1 on a write error: the flush finds it again. */
 static int
@@ -168,10 +213,11 @@ write_some(struct client *c)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		c->out_off += (size_t)n;
 	}
-	c->out_off = c->out_len = 0;
+	output_drained(c);
 	return 0;
 }
 
+/* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
 static void
 client_send(struct session *s, char *line)
 {
@@ -190,7 +236,7 @@ client_send(struct session *s, char *line)
 	}
 	len = strlen(line);
 	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
+		output_drained(c);
 	/*
 	 * The limit is on replies piling up unread: first try to hand the
 	 * kernel what is queued; one reply on its own (MODELS of 10,000
@@ -207,7 +253,7 @@ client_send(struct session *s, char *line)
 		client_kill(c);
 		return;
 	}
-	if (!output_room(c, c->out_len + len)) {
+	if (!output_room(c, len)) {
 		free(line);
 		client_kill(c);
 		return;
@@ -353,9 +399,52 @@ input_room(struct client *c)
 }
 
 /*
- * The client shut its side (`echo … | nc -U`, shutdown(SHUT_WR)): a last
- * line without a newline still counts, and every request it sent is
- * answered before the connection closes.
+ * Did the client close the connection, not only its writing side?  On
+ * Linux (and the BSDs) a stream socket reports POLLHUP only once both
+ * directions are shut, so a shutdown(SHUT_WR) leaves it out.  macOS's
+ * poll() raises POLLHUP for any EV_EOF of the read filter, a half-close
+ * included: there every end of input counts as a half-close, and a closed
+ * client is found when a reply to it cannot be written.
+ */
+static bool
+peer_hung_up(int fd)
+{
+#ifdef __APPLE__
+	(void)fd;
+	return false;
+#else
+	struct pollfd pfd;
+	int n;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	while ((n = poll(&pfd, 1, 0)) == -1 && errno == EINTR)
+		;
+	return n == 1 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+#endif
+}
+
+/* A half-closed client still waiting for replies may close for good;
+ * libev has no event for that (its socket is readable for ever). */
+static void
+hangup_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client *c = container_of(w, struct client, hangup_timer);
+
+	if (!c->dead && peer_hung_up(c->fd)) {
+		log_info("client %lu: hung up while half-closed", c->s.serial);
+		client_close(c);
+	}
+}
+
+/*
+ * The end of the client's input.  A client that closed the connection is
+ * gone: its leases end and its waiting requests are dropped at once.  One
+ * that only shut its writing side (`echo … | nc -U`, shutdown(SHUT_WR))
+ * is answered: a last line without a newline still counts, and the
+ * connection, with its leases, stays until every request it sent is
+ * answered.
  */
 static void
 input_ended(struct client *c)
@@ -372,6 +461,12 @@ input_ended(struct client *c)
 			dispatch_line(&c->s, c->in, c->in_len);
 		c->in_len = 0;
 	}
+	if (peer_hung_up(c->fd)) {
+		client_close(c);
+		return;
+	}
+	ev_timer_set(&c->hangup_timer, HANGUP_CHECK_S, HANGUP_CHECK_S);
+	ev_timer_start(loop, &c->hangup_timer);
 	client_queue_flush(c);
 }
 
@@ -422,6 +517,7 @@ client_close(struct client *c)
 	ev_io_stop(loop, &c->write_watcher);
 	ev_timer_stop(loop, &c->line_timer);
 	ev_timer_stop(loop, &c->idle_timer);
+	ev_timer_stop(loop, &c->hangup_timer);
 	close(c->fd);
 	if (c->flush_queued)
 		TAILQ_REMOVE(&ctl->to_flush, c, flush_link);
@@ -511,13 +607,67 @@ peer_credentials(int fd, struct peer *p)
 		peer_groups(fd, p);
 }
 
-static void
-refuse_client(struct control *ctl, int fd)
-{
-	char *line, msg[128];
+/* --- descriptors --- */
 
-	snprintf(msg, sizeof(msg), "too many clients (%u); try again later",
-	    ctl->d->conf->max_clients);
+/* Servers that may run at once: the pool's cap, and one per port. */
+static unsigned
+servers_possible(const struct daemon *d)
+{
+	const struct pool_limits *lim = &d->pool->lim;
+	unsigned ports = (unsigned)(lim->port_max - lim->port_min + 1);
+
+	return lim->max_servers > 0 && lim->max_servers < ports ?
+	    lim->max_servers : ports;
+}
+
+/* Descriptors clients may not take: poold's own and the reserve. */
+static unsigned long long
+fds_kept(const struct control *ctl)
+{
+	return (unsigned long long)ctl->base_fds + FDS_MARGIN +
+	    (unsigned long long)FDS_PER_SERVER * servers_possible(ctl->d);
+}
+
+/* The soft descriptor limit, read each time: prlimit(1) may change it. */
+static unsigned long long
+fds_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return ULLONG_MAX;
+	return (unsigned long long)rl.rlim_cur;
+}
+
+/*
+ * How many clients may be connected: max_clients, and no more than the
+ * descriptors left once poold's own and the reserve for every server
+ * that may run are kept aside, so that a client is refused before a
+ * start or a probe could fail for want of a descriptor.
+ */
+static unsigned
+client_cap(const struct control *ctl, bool *by_fds)
+{
+	unsigned long long limit = fds_limit(), kept = fds_kept(ctl), room;
+	unsigned max = ctl->d->conf->max_clients;
+
+	room = limit > kept ? limit - kept : 0;
+	*by_fds = room < max;
+	return room < max ? (unsigned)room : max;
+}
+
+static void
+refuse_client(struct control *ctl, int fd, unsigned cap, bool by_fds)
+{
+	char *line, msg[192];
+
+	if (by_fds)
+		snprintf(msg, sizeof(msg), "too many clients (%u: poold keeps "
+		    "the rest of its %llu descriptors for its servers); try "
+		    "again later", cap, fds_limit());
+	else
+		snprintf(msg, sizeof(msg), "too many clients (%u); try again "
+		    "later", cap);
 	ctl->refused++;
 	if (ev_now(ctl->d->loop) - ctl->refused_logged >= REFUSED_LOG_S) {
 		log_warnx("refused %lu clients: %s", ctl->refused, msg);
@@ -562,6 +712,7 @@ client_new(struct control *ctl, int fd)
 	c->read_watcher.data = c->write_watcher.data = c;
 	ev_init(&c->line_timer, line_timeout_cb);
 	ev_init(&c->idle_timer, idle_timeout_cb);
+	ev_init(&c->hangup_timer, hangup_check_cb);
 	ev_io_start(loop, &c->read_watcher);
 	client_touch(c);
 	TAILQ_INSERT_TAIL(&ctl->clients, c, link);
@@ -582,6 +733,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct control *ctl = w->data;
 	struct client *c;
+	unsigned cap;
+	bool by_fds;
 	int fd;
 
 	if ((fd = fd_accept(ctl->fd)) == -1) {
@@ -598,8 +751,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_warn("accept");
 		return;
 	}
-	if (ctl->nclients >= ctl->d->conf->max_clients) {
-		refuse_client(ctl, fd);
+	if (ctl->nclients >= (cap = client_cap(ctl, &by_fds))) {
+		refuse_client(ctl, fd, cap, by_fds);
 		return;
 	}
 	if ((c = client_new(ctl, fd)) == NULL) {
@@ -627,143 +780,6 @@ unsigned
 control_clients(const struct control *ctl)
 {
 	return ctl->nclients;
-}
-
-/* --- the socket's folder --- */
-
-/* A folder everyone may write in, made safe by the sticky bit: /tmp. */
-static bool
-is_shared_dir(const struct stat *st)
-{
-	return (st->st_mode & S_ISVTX) && (st->st_mode & S_IWOTH);
-}
-
-/* The folder lets in whom the socket's mode and group let in. */
-static mode_t
-socket_dir_mode(const struct config *conf)
-{
-	mode_t mode = S_IRWXU;
-
-	if ((conf->socket_mode & 0070) || conf->socket_group != NULL)
-		mode |= S_IRGRP | S_IXGRP;
-	if (conf->socket_mode & 0007)
-		mode |= S_IROTH | S_IXOTH;
-	return mode;
-}
-
-static bool
-group_can_enter(const struct config *conf, const struct stat *st)
-{
-	return (st->st_mode & S_IXOTH) ||
-	    (st->st_gid == conf->socket_gid && (st->st_mode & S_IXGRP));
-}
-
-/* A link its owner could point elsewhere once poold has checked it. */
-static int
-check_link(const char *dir, char *err, size_t len)
-{
-	struct stat st;
-
-	if (lstat(dir, &st) == -1 || !S_ISLNK(st.st_mode) ||
-	    st.st_uid == geteuid() || st.st_uid == 0)
-		return 0;
-	snprintf(err, len, "%s, the socket's folder, is a symbolic link of "
-	    "uid %u: use a folder of poold's own", dir, (unsigned)st.st_uid);
-	return -1;
-}
-
-/*
- * Someone who can write in the folder, or swap it, can put a socket of
- * their own in poold's place and read every client's requests.
- */
-static int
-check_socket_dir(const struct config *conf, const char *dir, char *err,
-    size_t len)
-{
-	struct stat st;
-	uid_t me = geteuid();
-
-	if (check_link(dir, err, len) == -1)
-		return -1;
-	if (stat(dir, &st) == -1) {
-		snprintf(err, len, "%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, len, "%s, the socket's folder, is not a "
-		    "directory", dir);
-		return -1;
-	}
-	if (is_shared_dir(&st)) {
-		snprintf(err, len, "%s is shared by every user: put the socket "
-		    "in a folder of its own, such as %s/poold-%u/poold.sock",
-		    dir, dir, (unsigned)me);
-		return -1;
-	}
-	if (st.st_uid != me) {
-		snprintf(err, len, "%s, the socket's folder, belongs to uid "
-		    "%u, not to poold's user (uid %u): use a folder of "
-		    "poold's own", dir, (unsigned)st.st_uid, (unsigned)me);
-		return -1;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		snprintf(err, len, "%s, the socket's folder, may be written by "
-		    "others (mode %04o): run chmod go-w %s", dir,
-		    (unsigned)(st.st_mode & 07777), dir);
-		return -1;
-	}
-	/* A folder that exists is the user's: poold checks it, never changes
-	 * it, but says why the group will not get in. */
-	if (conf->socket_group != NULL && !group_can_enter(conf, &st))
-		log_warnx("%s: group %s cannot enter the socket's folder; run "
-		    "chgrp %s %s && chmod g+x %s", dir, conf->socket_group,
-		    conf->socket_group, dir, dir);
-	return 0;
-}
-
-/* Made for poold: the group first, then the mode, so it is never wider. */
-static int
-make_socket_dir(const struct config *conf, const char *dir, char *err,
-    size_t len)
-{
-	if (conf->socket_group != NULL &&
-	    chown(dir, (uid_t)-1, conf->socket_gid) == -1) {
-		snprintf(err, len, "cannot give %s to group %s: %s", dir,
-		    conf->socket_group, strerror(errno));
-		return -1;
-	}
-	if (chmod(dir, socket_dir_mode(conf)) == -1) {
-		snprintf(err, len, "chmod %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-int
-control_socket_dir(const struct config *conf, char *err, size_t len)
-{
-	char buf[PATH_MAX];
-	const char *slash;
-	struct stat st;
-	size_t n;
-	int saved;
-
-	/* dirname(3) may modify its argument and differs between systems. */
-	if ((slash = strrchr(conf->socket, '/')) == NULL)
-		snprintf(buf, sizeof(buf), ".");
-	else {
-		n = slash == conf->socket ? 1 : (size_t)(slash - conf->socket);
-		snprintf(buf, sizeof(buf), "%.*s", (int)n, conf->socket);
-	}
-	if (mkdir(buf, S_IRWXU) == 0)
-		return make_socket_dir(conf, buf, err, len);
-	saved = errno;
-	if (stat(buf, &st) == -1) {
-		snprintf(err, len, "cannot make %s for the socket: %s", buf,
-		    strerror(saved));
-		return -1;
-	}
-	return check_socket_dir(conf, buf, err, len);
 }
 
 /* --- the listener --- */
@@ -825,6 +841,32 @@ fail:
 	return -1;
 }
 
+/* At the start: say how many clients fit, and refuse to run if none do. */
+static int
+check_client_room(struct control *ctl, char *err, size_t len)
+{
+	unsigned cap;
+	bool by_fds;
+
+	/* Descriptors are handed out lowest first: the listener, just
+	 * opened, is the last of poold's own. */
+	ctl->base_fds = ctl->fd + 1;
+	cap = client_cap(ctl, &by_fds);
+	if (cap == 0) {
+		snprintf(err, len, "the descriptor limit (%llu) leaves none for "
+		    "clients: poold keeps %llu for itself and %u servers; "
+		    "raise it (ulimit -n) or lower max_servers or ports",
+		    fds_limit(), fds_kept(ctl), servers_possible(ctl->d));
+		return -1;
+	}
+	if (by_fds)
+		log_warnx("at most %u clients, not max_clients %u: the "
+		    "descriptor limit is %llu and poold keeps %llu for itself "
+		    "and %u servers", cap, ctl->d->conf->max_clients,
+		    fds_limit(), fds_kept(ctl), servers_possible(ctl->d));
+	return 0;
+}
+
 struct control *
 control_open(struct daemon *d, char *err, size_t len)
 {
@@ -840,6 +882,12 @@ control_open(struct daemon *d, char *err, size_t len)
 	TAILQ_INIT(&ctl->clients);
 	TAILQ_INIT(&ctl->to_flush);
 	if ((ctl->fd = listen_unix(d->conf, err, len)) == -1) {
+		free(ctl->path);
+		free(ctl);
+		return NULL;
+	}
+	if (check_client_room(ctl, err, len) == -1) {
+		control_close_listener(ctl);
 		free(ctl->path);
 		free(ctl);
 		return NULL;

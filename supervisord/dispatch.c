@@ -238,6 +238,56 @@ find_model(struct session *s, const struct proto_request *req)
 	return NULL;
 }
 
+/* Leases this connection holds and ACQUIREs with hold it has waiting,
+ * counted up to max. */
+static unsigned
+session_leases(const struct session *s, unsigned max)
+{
+	const struct pool_lease *l;
+	const struct request *r;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(r, &s->requests, link)
+		if (r->cmd == PROTO_CMD_ACQUIRE && r->w.hold && ++n >= max)
+			return n;
+	TAILQ_FOREACH(l, &s->owner.leases, owner_link)
+		if (++n >= max)
+			break;
+	return n;
+}
+
+/*
+ * A lease keeps a server's memory from others and costs poold a record:
+ * leases are bounded per connection and in all.  ACQUIREs that wait with
+ * hold count too, so pipelining cannot pass the limit.  An ACQUIRE
+ * without hold takes no lease and is not counted.
+ */
+static bool
+too_many_leases(struct session *s, const struct proto_request *req)
+{
+	const struct config *conf = s->d->conf;
+	const struct pool *p = s->d->pool;
+	char msg[PROTO_MESSAGE_MAX];
+
+	if (!req->hold)
+		return false;
+	if (session_leases(s, conf->max_leases_per_client) >=
+	    conf->max_leases_per_client)
+		snprintf(msg, sizeof(msg), "this connection holds or waits "
+		    "for %u leases (max_leases_per_client); release one first",
+		    conf->max_leases_per_client);
+	else if (p->nleases + pool_waiting(p) >= conf->max_leases)
+		snprintf(msg, sizeof(msg), "poold holds or waits for %u "
+		    "leases in all (max_leases); try again later",
+		    conf->max_leases);
+	else
+		return false;
+	log_debug("client %lu: ACQUIRE %s refused: %s", s->serial, req->model,
+	    msg);
+	dispatch_error(s, req->id, PROTO_E_BUSY, msg);
+	return true;
+}
+
 static void
 cmd_acquire(struct session *s, const struct proto_request *req)
 {
@@ -246,6 +296,8 @@ cmd_acquire(struct session *s, const struct proto_request *req)
 	struct request *r;
 	pool_ms now, timeout;
 
+	if (too_many_leases(s, req))
+		return;
 	if ((m = find_model(s, req)) == NULL)
 		return;
 	if ((r = request_new(s, req)) == NULL) {

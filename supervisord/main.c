@@ -1,8 +1,14 @@
 /*
  * main.c — poold: options, config, signals, the loop.
  */
+#include <sys/resource.h>
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+#endif
+
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +160,47 @@ load_config(const struct options *o, struct config *conf)
 	state_file_for_socket(conf);
 }
 
+/*
+ * Every client, server pipe, log file and probe takes a descriptor, and
+ * the usual soft limit (1024) is far below the hard one: take it all.
+ * macOS refuses a soft limit above kern.maxfilesperproc (RLIM_INFINITY
+ * included).
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want, was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit RLIMIT_NOFILE");
+		return;
+	}
+	want = rl.rlim_max;
+#ifdef __APPLE__
+	{
+		int perproc;
+		size_t len = sizeof(perproc);
+
+		if (sysctlbyname("kern.maxfilesperproc", &perproc, &len, NULL,
+		    0) == 0 && perproc > 0 && (rlim_t)perproc < want)
+			want = (rlim_t)perproc;
+		else if (want == RLIM_INFINITY)
+			want = OPEN_MAX;
+	}
+#endif
+	if (want <= rl.rlim_cur)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the descriptor limit from %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)want);
+	else
+		log_info("descriptor limit raised from %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)want);
+}
+
 /* The memory calculator; 1 if poold would refuse to start with it. */
 static int
 print_budget(struct config *conf)
@@ -197,6 +244,7 @@ main(int argc, char **argv)
 	}
 	/* A client that hangs up mid-reply is an EPIPE, not our death. */
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	if ((loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot initialise libev");
 	if (daemon_init(&d, loop, &conf, err, sizeof(err)) == -1)

@@ -30,11 +30,13 @@
 #define CONF_DEFAULT_MAX_CLIENTS	1024
 #define CONF_DEFAULT_MAX_PENDING	64	/* unanswered requests per client */
 #define CONF_DEFAULT_MAX_WAITERS	4096	/* waiting ACQUIREs in total */
+#define CONF_DEFAULT_MAX_LEASES		65536	/* held and asked for, in all */
+#define CONF_DEFAULT_MAX_CLIENT_LEASES	1024	/* ... per connection */
 #define CONF_DEFAULT_OUTBUF_BYTES	(1024 * 1024)
 #define CONF_DEFAULT_SOCKET_MODE	0660
 #define CONF_DEFAULT_MAX_LINE_BYTES	(64 * 1024)
 #define CONF_DEFAULT_LINE_MS		(10LL * 1000)
-#define CONF_DEFAULT_IDLE_CLIENT_MS	0		/* never */
+#define CONF_DEFAULT_IDLE_CLIENT_MS	(10LL * 60 * 1000) /* holding nothing */
 #define CONF_DEFAULT_RSS_INTERVAL_MS	(2LL * 1000)
 #define CONF_DEFAULT_MAX_FAILURES	5	/* failed starts in a row */
 #define CONF_DEFAULT_FAILED_COOLDOWN_MS	(10LL * 60 * 1000)
@@ -77,6 +79,8 @@ struct config {
 	unsigned	  max_clients;
 	unsigned	  max_pending;
 	unsigned	  max_waiters;
+	unsigned	  max_leases;		/* held + waiting with hold */
+	unsigned	  max_leases_per_client;
 	size_t		  outbuf_bytes;
 	size_t		  max_line_bytes;
 	int64_t		  line_timeout_ms;	/* to finish a started line */
@@ -292,13 +296,15 @@ void	 probe_stop(struct child *);
 /* The child wrote something: it may be ready; probe soon. */
 void	 probe_hint(struct child *);
 
-/* control.c */
-struct control;
+/* sockdir.c */
 /*
  * Makes the socket's folder if missing, else checks that it is poold's
  * user's and that no one else can write in it.  -1 with a message.
  */
 int	 control_socket_dir(const struct config *, char *err, size_t);
+
+/* control.c */
+struct control;
 /* Listens on the socket of d->conf. */
 struct control *control_open(struct daemon *, char *err, size_t);
 /* Stop accepting; existing clients stay until they close. */

@@ -225,7 +225,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg.admin_group);
 	ck_assert_uint_eq(cfg.max_line_bytes, 64 * K);
 	ck_assert_int_eq(cfg.line_timeout_ms, 10000);
-	ck_assert_int_eq(cfg.idle_client_timeout_ms, 0);
+	ck_assert_int_eq(cfg.idle_client_timeout_ms, 10 * 60 * 1000);
 	ck_assert_int_eq(cfg.rss_interval_ms, 2000);
 	ck_assert_uint_eq(cfg.max_failures, 5);
 	ck_assert_int_eq(cfg.failed_cooldown_ms, 10 * 60000);
