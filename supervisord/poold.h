@@ -243,17 +243,28 @@ struct daemon {
 	char			*lock_path;
 };
 
-/* daemon.c */
+/* daemon.c: start and end, lock, signals, the loop's upkeep */
 pool_ms	 daemon_now(void);
 int	 daemon_init(struct daemon *, struct ev_loop *, struct config *,
 	    char *err, size_t);
 void	 daemon_fini(struct daemon *);
+void	 daemon_shutdown(struct daemon *);
+
+/* effects.c: struct pool_ops of the running daemon */
+extern const struct pool_ops effects_ops;
+
+/* catalog.c: the folder's models in the pool (see also above) */
 /* Looks a model up, rescanning the folder (rate-limited) on a miss. */
 struct pool_model *daemon_model(struct daemon *, const char *name);
 int	 daemon_rescan(struct daemon *, char *err, size_t);
+/* Every model, by name; malloc'd, NULL if out of memory. */
+struct pool_model **catalog_sorted(struct daemon *, size_t *n);
+
+/* report.c: the JSON of STATS and MODELS */
 json_t	*daemon_stats(struct daemon *);
 json_t	*daemon_models(struct daemon *);
-void	 daemon_shutdown(struct daemon *);
+
+/* budget.c (see also above) */
 /* poold --budget: every model of the catalog, its size and estimate. */
 int	 daemon_print_catalog(struct config *, const struct budget *, FILE *);
 
