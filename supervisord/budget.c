@@ -46,7 +46,7 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 			    cfg->port_max);
 			return -1;
 		}
-		b->max_servers = cfg->max_servers;
+		b->max_servers = b->server_cap = cfg->max_servers;
 		return 0;
 	}
 	if ((n = b->budget / b->per_model) == 0) {
@@ -57,6 +57,11 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 		return -1;
 	}
 	b->max_servers = (unsigned)(n < nports ? n : nports);
+	/*
+	 * Models have estimates of their own: small ones must not be held
+	 * to what per_model-sized ones allow.  Ports and bytes limit them.
+	 */
+	b->server_cap = (unsigned)nports;
 	return 0;
 }
 
@@ -92,6 +97,9 @@ budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 	else
 		note = "(auto: budget / per model)";
 	fprintf(fp, "%-16s %10u   %s\n", "max servers", b->max_servers, note);
+	if (cfg->max_servers_auto)
+		fprintf(fp, "%-16s %10u   %s\n", "server cap", b->server_cap,
+		    "(auto: one per port; the budget decides)");
 	for (i = 0; i < cfg->nmodels; i++) {
 		if (cfg->models[i].memory == 0)
 			continue;
@@ -139,7 +147,7 @@ smallest_that_fit(struct pool_model **all, size_t n, const struct budget *b)
 	memcpy(bysize, all, n * sizeof(*bysize));
 	qsort(bysize, n, sizeof(*bysize), by_size);
 	for (size_t i = 0; i < n && sum + bysize[i]->mem <= b->budget &&
-	    fit < b->max_servers; i++, fit++)
+	    fit < b->server_cap; i++, fit++)
 		sum += bysize[i]->mem;
 	free(bysize);
 	return fit;
@@ -150,7 +158,8 @@ smallest_that_fit(struct pool_model **all, size_t n, const struct budget *b)
  * many of the smallest would fit at once.
  */
 int
-daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f)
+daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f,
+    char *err, size_t errlen)
 {
 	static const struct pool_ops no_ops;
 	struct pool_limits lim = { .budget = b->budget, .port_min = 1,
@@ -158,16 +167,17 @@ daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f)
 	struct daemon d;
 	struct pool_model **all = NULL;
 	size_t n = 0, fit;
-	char err[256];
 
+	snprintf(err, errlen, "out of memory");
 	memset(&d, 0, sizeof(d));
 	d.lock_fd = -1;
 	d.conf = conf;
+	d.offline = true;
 	d.learned = state_read_models(conf->state_file);
 	if ((d.pool = pool_new(&lim, &no_ops, &d, 0)) == NULL ||
-	    daemon_rescan(&d, err, sizeof(err)) == -1 ||
+	    daemon_rescan(&d, err, errlen) == -1 ||
 	    (all = catalog_sorted(&d, &n)) == NULL) {
-		fprintf(f, "\ncatalog: %s\n", d.pool ? err : "out of memory");
+		fprintf(f, "\ncatalog: %s\n", err);
 		daemon_fini(&d);
 		return -1;
 	}

@@ -154,7 +154,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 		return -1;
 	memset(&lim, 0, sizeof(lim));
 	lim.budget = d->budget.budget;
-	lim.max_servers = d->budget.max_servers;
+	lim.max_servers = d->budget.server_cap;
 	lim.port_min = conf->port_min;
 	lim.port_max = conf->port_max;
 	lim.start_timeout = conf->start_timeout_ms;
@@ -172,6 +172,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 		return -1;
 	/* Under the lock, before serving: leftovers die, estimates load. */
 	state_load(d);
+	measure_system(d);
 	if (daemon_rescan(d, err, len) == -1)
 		return -1;
 	state_save(d);
@@ -211,6 +212,7 @@ daemon_fini(struct daemon *d)
 	if (d->loop != NULL) {
 		state_save(d);
 		ev_timer_stop(d->loop, &d->sampler);
+		ev_timer_stop(d->loop, &d->sys_sampler);
 	}
 	pool_free(d->pool);
 	d->pool = NULL;

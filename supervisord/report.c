@@ -136,10 +136,7 @@ daemon_models(struct daemon *d)
 	struct pool_model **all;
 	size_t n;
 	json_t *a;
-	char err[256];
-
-	if (daemon_rescan(d, err, sizeof(err)) == -1)
-		log_warnx("%s", err);
+	catalog_refresh(d);
 	if ((a = json_array()) == NULL ||
 	    (all = catalog_sorted(d, &n)) == NULL) {
 		json_decref(a);
