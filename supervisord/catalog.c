@@ -176,6 +176,7 @@ file_replaced(struct daemon *d, struct pool_model *m, const char *path,
 		e->path = p;
 	}
 	set_identity(e, st);
+	e->identity_since = daemon_now();
 	e->gguf_read = e->header_too_long = false;
 	e->gguf = 0;
 	e->asked_for = false;

@@ -118,8 +118,11 @@ void
 measure_learn(struct daemon *d, const struct pool_server *srv)
 {
 	struct pool_model *m = srv->model;
+	const struct model_entry *e = m->udata;
 
-	if (srv->peak_rss == 0 || srv->ready_at == 0)
+	/* A server of a file since replaced says nothing of the new one. */
+	if (srv->peak_rss == 0 || srv->ready_at == 0 ||
+	    srv->spawned_at < e->identity_since)
 		return;
 	state_learn(d, m->name, m->udata, srv->peak_rss);
 	estimate_model(d, m, false);

@@ -200,6 +200,8 @@ struct model_entry {
 	uint64_t		 size;
 	int64_t			 mtime_ns;
 	uint64_t		 ino;
+	pool_ms			 identity_since; /* servers spawned before ran
+						   another file */
 	uint64_t		 gguf;		/* its estimate; 0: none */
 };
 

@@ -297,6 +297,19 @@ START_TEST(test_replaced_file)
 	json_decref(st);
 	TL_ASSERT(tl_log_has(&d, "changed"), "the log does not say r changed");
 
+	/* Replaced while a server of the old file runs: what that server
+	 * measures says nothing of the new file. */
+	tl_acquire_ok(c, "r", false, NULL);
+	tl_sleep_ms(20);
+	snprintf(tmp, sizeof(tmp), "%s/r.tmp", d.dir);
+	tl_write_file(tmp, "load_ms=50\nmem=5M\n");
+	TL_ASSERT(rename(tmp, path) == 0, "rename");
+	TL_ASSERT(strcmp(model_source(c, "r", src, sizeof(src)), "default") ==
+	    0, "replaced while running: source %s", src);
+	learn_peak(&d, c, "r");		/* measured, then stopped */
+	TL_ASSERT(strcmp(model_source(c, "r", src, sizeof(src)), "default") ==
+	    0, "the old file's server taught the new file: %s", src);
+
 	/* The state file keeps the figure with the file's identity. */
 	learn_peak(&d, c, "r");
 	tl_close(c);
