@@ -329,6 +329,57 @@ START_TEST(test_replaced_file)
 }
 END_TEST
 
+/* --- SIGHUP (item 7) ---------------------------------------------- */
+
+/*
+ * Pass: changes that do not touch the folder's mtime (a file rewritten in
+ * place; a file added with the folder's times put back) are not seen by
+ * MODELS (served from memory), and are seen after SIGHUP.
+ */
+START_TEST(test_sighup)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct stat st;
+	struct timespec ts[2];
+	char src[32];
+	bool ok;
+
+	tl_daemon_init(&d, 8);
+	tl_model(&d, "h", "load_ms=50\nmem=6M\n");
+	age_models_dir(&d);
+	tl_daemon_start(&d, "{\"rss_interval\":\"100ms\"}");
+	c = tl_connect(&d);
+	learn_peak(&d, c, "h");
+	TL_ASSERT(strcmp(model_source(c, "h", src, sizeof(src)), "learned") ==
+	    0, "after a run: source %s", src);
+
+	TL_ASSERT(stat(d.models_dir, &st) == 0, "stat");
+	tl_sleep_ms(20);
+	tl_model(&d, "h", "load_ms=50\nmem=7M\n");	/* in place */
+	tl_model(&d, "hidden", "load_ms=50\nmem=4M\n");
+#ifdef __APPLE__
+	ts[0] = st.st_atimespec;
+	ts[1] = st.st_mtimespec;
+#else
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+#endif
+	TL_ASSERT(utimensat(AT_FDCWD, d.models_dir, ts, 0) == 0, "utimensat");
+	tl_sleep_ms(1100);	/* past CATALOG_RESCAN_MIN_MS */
+	TL_ASSERT(!models_has(c, "hidden"), "MODELS scanned a folder whose "
+	    "mtime did not change");
+
+	TL_ASSERT(kill(d.pid, SIGHUP) == 0, "SIGHUP");
+	TL_WAIT_UNTIL(ok, models_has(c, "hidden"), 5000);
+	TL_ASSERT(ok, "SIGHUP did not rescan");
+	TL_ASSERT(strcmp(model_source(c, "h", src, sizeof(src)), "default") ==
+	    0, "SIGHUP kept the learned figure of a rewritten file: %s", src);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- a header too big to read on the loop (item 7) ---------------- */
 
 static void
@@ -444,8 +495,12 @@ START_TEST(test_big_header)
 	 * output.  An array of u8 says at once where it ends: no need to
 	 * read on.
 	 */
+#ifdef __linux__
 	TL_ASSERT(r0 >= 0 && r1 - r0 <= (strings ? 17 : 2) * MIB,
 	    "poold read %lld bytes", r1 - r0);
+#else
+	fprintf(stderr, "big_header: bytes read not checked: no /proc\n");
+#endif
 	TL_ASSERT(dt < 500, "PING took %lld ms during a header read", dt);
 	st = tl_stats(&d, p);
 	TL_ASSERT(tl_server(st, "huge") != NULL &&
@@ -593,6 +648,7 @@ main(void)
 	tl_add(s, "models_cached", test_models_cached);
 	tl_add(s, "gone_file", test_gone_file);
 	tl_add(s, "replaced_file", test_replaced_file);
+	tl_add(s, "sighup", test_sighup);
 	tc = tcase_create("big_header");
 	tcase_set_timeout(tc, TL_TEST_TIMEOUT_S);
 	tcase_add_loop_test(tc, test_big_header, 0, 2);
