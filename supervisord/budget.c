@@ -2,6 +2,7 @@
  * budget.c — the memory calculator: how much poold may spend on servers
  * and how many it may run.  Printed by poold --budget.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "poold.h"
@@ -45,7 +46,7 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 			    cfg->port_max);
 			return -1;
 		}
-		b->max_servers = cfg->max_servers;
+		b->max_servers = b->server_cap = cfg->max_servers;
 		return 0;
 	}
 	if ((n = b->budget / b->per_model) == 0) {
@@ -56,6 +57,11 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 		return -1;
 	}
 	b->max_servers = (unsigned)(n < nports ? n : nports);
+	/*
+	 * Models have estimates of their own: small ones must not be held
+	 * to what per_model-sized ones allow.  Ports and bytes limit them.
+	 */
+	b->server_cap = (unsigned)nports;
 	return 0;
 }
 
@@ -91,6 +97,9 @@ budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 	else
 		note = "(auto: budget / per model)";
 	fprintf(fp, "%-16s %10u   %s\n", "max servers", b->max_servers, note);
+	if (cfg->max_servers_auto)
+		fprintf(fp, "%-16s %10u   %s\n", "server cap", b->server_cap,
+		    "(auto: one per port; the budget decides)");
 	for (i = 0; i < cfg->nmodels; i++) {
 		if (cfg->models[i].memory == 0)
 			continue;
@@ -100,4 +109,87 @@ budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 		    cfg->models[i].memory > b->budget ?
 		    "(more than the budget: never starts)" : "");
 	}
+}
+
+/* --- poold --budget: the catalog --- */
+
+static int
+by_size(const void *a, const void *b)
+{
+	const struct pool_model *const *x = a, *const *y = b;
+
+	return (*x)->mem < (*y)->mem ? -1 : (*x)->mem > (*y)->mem;
+}
+
+static void
+print_model_line(FILE *f, const struct pool_model *m, const struct budget *b)
+{
+	const struct model_entry *e = m->udata;
+	char disk[SIZE_STR], est[SIZE_STR];
+
+	fprintf(f, "%-32s %10s %10s  %s%s\n", m->name,
+	    pool_format_size(e->size, disk, sizeof(disk)),
+	    pool_format_size(m->mem, est, sizeof(est)),
+	    estimate_source_name(e->source),
+	    m->mem > b->budget ? "   (more than the budget)" : "");
+}
+
+/* How many of the smallest fit at once, by bytes and by max_servers. */
+static size_t
+smallest_that_fit(struct pool_model **all, size_t n, const struct budget *b)
+{
+	struct pool_model **bysize;
+	uint64_t sum = 0;
+	size_t fit = 0;
+
+	if ((bysize = calloc(n + 1, sizeof(*bysize))) == NULL)
+		return 0;
+	memcpy(bysize, all, n * sizeof(*bysize));
+	qsort(bysize, n, sizeof(*bysize), by_size);
+	for (size_t i = 0; i < n && sum + bysize[i]->mem <= b->budget &&
+	    fit < b->server_cap; i++, fit++)
+		sum += bysize[i]->mem;
+	free(bysize);
+	return fit;
+}
+
+/*
+ * Reads every header (an offline command may take its time) and says how
+ * many of the smallest would fit at once.
+ */
+int
+daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f,
+    char *err, size_t errlen)
+{
+	static const struct pool_ops no_ops;
+	struct pool_limits lim = { .budget = b->budget, .port_min = 1,
+	    .port_max = 1 };
+	struct daemon d;
+	struct pool_model **all = NULL;
+	size_t n = 0, fit;
+
+	snprintf(err, errlen, "out of memory");
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
+	d.conf = conf;
+	d.offline = true;
+	d.learned = state_read_models(conf->state_file);
+	if ((d.pool = pool_new(&lim, &no_ops, &d, 0)) == NULL ||
+	    daemon_rescan(&d, err, errlen) == -1 ||
+	    (all = catalog_sorted(&d, &n)) == NULL) {
+		fprintf(f, "\ncatalog: %s\n", err);
+		daemon_fini(&d);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		estimate_model(&d, all[i], true);
+	fit = smallest_that_fit(all, n, b);
+	fprintf(f, "\n%zu models in %s; the %zu smallest fit at once\n\n"
+	    "%-32s %10s %10s  %s\n", n, conf->models_dir, fit, "MODEL",
+	    "ON DISK", "ESTIMATE", "SOURCE");
+	for (size_t i = 0; i < n; i++)
+		print_model_line(f, all[i], b);
+	free(all);
+	daemon_fini(&d);
+	return 0;
 }

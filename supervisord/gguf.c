@@ -194,6 +194,7 @@ struct cursor {
 	size_t			 off;
 	char			*err;
 	size_t			 errlen;
+	uint64_t		 need;	/* when short: bytes the take needed */
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -231,8 +232,10 @@ take(struct cursor *c, uint64_t n, const char *what,
 		return BAD(c, "%s at byte %zu claims %llu bytes, past the "
 		    "%u MiB header limit", what, c->off,
 		    (unsigned long long)n, GGUF_HEADER_MAX_BYTES >> 20);
-	if (end > c->len)
+	if (end > c->len) {
+		c->need = end;
 		return ended(c);
+	}
 	if (p != NULL)
 		*p = c->buf + c->off;
 	c->off = (size_t)end;
@@ -338,8 +341,14 @@ skip_strings(struct cursor *c, uint64_t count)
 
 	for (i = 0; i < count; i++)
 		if ((rc = read_string(c, "array string", GGUF_HEADER_MAX_BYTES,
-		    &s, &slen)) != PARSE_OK)
+		    &s, &slen)) != PARSE_OK) {
+			/* The rest need at least their lengths: a reader
+			 * with a cap knows at once it will not get there. */
+			if (rc == PARSE_SHORT)
+				c->need = sat_add(c->need, sat_mul(count - i -
+				    1, GGUF_STRING_MIN_BYTES));
 			return rc;
+		}
 	return PARSE_OK;
 }
 
@@ -797,15 +806,17 @@ apply_defaults(struct gguf_model *m)
 		m->value_length = m->embedding_length / m->head_count;
 }
 
-int
-gguf_parse(const unsigned char *buf, size_t len, struct gguf_model *m,
-    char *err, size_t errlen)
+/* gguf_parse; when short, *need is at least what the header needs. */
+static int
+parse_buf(const unsigned char *buf, size_t len, struct gguf_model *m,
+    char *err, size_t errlen, uint64_t *need)
 {
-	struct cursor	 c = { buf, len, 0, err, errlen };
+	struct cursor	 c = { buf, len, 0, err, errlen, 0 };
 	uint64_t	 n_tensors, n_kv, i;
 	size_t		 kv_start;
 	int		 rc;
 
+	*need = 0;
 	memset(m, 0, sizeof(*m));
 	m->alignment = GGUF_DEFAULT_ALIGNMENT;
 	if (buf == NULL)
@@ -813,20 +824,31 @@ gguf_parse(const unsigned char *buf, size_t len, struct gguf_model *m,
 	if ((rc = read_magic(&c)) != PARSE_OK ||
 	    (rc = read_version(&c, m)) != PARSE_OK ||
 	    (rc = read_counts(&c, &n_tensors, &n_kv)) != PARSE_OK)
-		return rc;
+		goto out;
 	m->n_tensors = n_tensors;
 	kv_start = c.off;
 	if ((rc = read_kvs(&c, n_kv, PASS_GENERAL, m)) != PARSE_OK)
-		return rc;
+		goto out;
 	c.off = kv_start;
 	if ((rc = read_kvs(&c, n_kv, PASS_ARCH, m)) != PARSE_OK)
-		return rc;
+		goto out;
 	for (i = 0; i < n_tensors; i++)
 		if ((rc = read_tensor_info(&c, m)) != PARSE_OK)
-			return rc;
+			goto out;
 	m->data_offset = round_up(c.off, m->alignment);
 	apply_defaults(m);
-	return PARSE_OK;
+out:
+	*need = c.need;
+	return rc;
+}
+
+int
+gguf_parse(const unsigned char *buf, size_t len, struct gguf_model *m,
+    char *err, size_t errlen)
+{
+	uint64_t	 need;
+
+	return parse_buf(buf, len, m, err, errlen, &need);
 }
 
 /* --- files --- */
@@ -855,12 +877,13 @@ read_more(int fd, unsigned char *buf, size_t have, size_t want)
  * first and doubling while the header goes on.
  */
 static int
-parse_fd(int fd, uint64_t size, const char *path, struct gguf_model *m,
-    char *err, size_t errlen)
+parse_fd(int fd, uint64_t size, uint64_t max, const char *path,
+    struct gguf_model *m, char *err, size_t errlen)
 {
 	unsigned char	*buf = NULL, *nbuf;
-	uint64_t	 limit = size < GGUF_HEADER_MAX_BYTES ? size :
+	uint64_t	 cap = max < GGUF_HEADER_MAX_BYTES ? max :
 			    GGUF_HEADER_MAX_BYTES;
+	uint64_t	 limit = size < cap ? size : cap, need = 0;
 	size_t		 have = 0, want = GGUF_FIRST_READ_BYTES;
 	ssize_t		 n;
 	int		 rc;
@@ -881,12 +904,22 @@ parse_fd(int fd, uint64_t size, const char *path, struct gguf_model *m,
 			break;
 		}
 		have = (size_t)n;
-		rc = gguf_parse(buf, have, m, err, errlen);
+		rc = parse_buf(buf, have, m, err, errlen, &need);
 		if (rc != PARSE_SHORT || have < want || want >= limit)
 			break;
-		want = have * 2;
+		/* What ends past the cap or the file is not read through. */
+		if (need > limit)
+			break;
+		want = have * 2 > need ? have * 2 : (size_t)need;
 	}
 	free(buf);
+	/* The caller's cap, not the file, ended the read. */
+	if (rc == PARSE_SHORT && limit < size && (have == limit ||
+	    need <= size)) {
+		set_err(err, errlen, "%s: the header goes on past the %llu "
+		    "bytes read", path, (unsigned long long)cap);
+		return GGUF_HEADER_TOO_LONG;
+	}
 	/*
 	 * Short with the whole file read.  (Not with GGUF_HEADER_MAX_BYTES
 	 * read: a claim past that limit is refused before.)
@@ -922,8 +955,8 @@ check_data(const char *path, uint64_t size, struct gguf_model *m,
 }
 
 static int
-read_one_file(const char *path, struct gguf_model *m, char *err,
-    size_t errlen)
+read_one_file(const char *path, uint64_t max, struct gguf_model *m,
+    char *err, size_t errlen)
 {
 	struct stat	 st;
 	int		 fd, rc;
@@ -945,8 +978,10 @@ read_one_file(const char *path, struct gguf_model *m, char *err,
 		close(fd);
 		return -1;
 	}
-	rc = parse_fd(fd, (uint64_t)st.st_size, path, m, err, errlen);
+	rc = parse_fd(fd, (uint64_t)st.st_size, max, path, m, err, errlen);
 	close(fd);
+	if (rc == GGUF_HEADER_TOO_LONG)
+		return rc;
 	if (rc != 0)
 		return -1;
 	return check_data(path, (uint64_t)st.st_size, m, err, errlen);
@@ -1015,8 +1050,8 @@ add_part(struct gguf_model *m, const struct gguf_model *part)
 
 /* Adds the tensors of parts 2..count, which sit next to the first. */
 static int
-add_split_parts(const char *path, long count, struct gguf_model *m,
-    char *err, size_t errlen)
+add_split_parts(const char *path, long count, uint64_t max,
+    struct gguf_model *m, char *err, size_t errlen)
 {
 	struct gguf_model	 part;
 	size_t			 len = strlen(path);
@@ -1036,7 +1071,7 @@ add_split_parts(const char *path, long count, struct gguf_model *m,
 	for (k = 2; k <= count && rc == 0; k++) {
 		/* NAME-0000k-of-0000N.gguf: only the part number changes. */
 		put_digits(p + len - SPLIT_SUFFIX_LEN + 1, k, 5);
-		if ((rc = read_one_file(p, &part, err, errlen)) != 0)
+		if ((rc = read_one_file(p, max, &part, err, errlen)) != 0)
 			break;
 		if ((rc = add_part(m, &part)) != 0)
 			set_err(err, errlen, "%s: tensor sizes overflow", p);
@@ -1046,16 +1081,25 @@ add_split_parts(const char *path, long count, struct gguf_model *m,
 }
 
 int
+gguf_read_file_max(const char *path, uint64_t max, struct gguf_model *m,
+    char *err, size_t errlen)
+{
+	long	 parts;
+	int	 rc;
+
+	if ((rc = read_one_file(path, max, m, err, errlen)) != 0)
+		return rc;
+	if ((parts = split_parts(path)) > 1)
+		return add_split_parts(path, parts, max, m, err, errlen);
+	return 0;
+}
+
+int
 gguf_read_file(const char *path, struct gguf_model *m, char *err,
     size_t errlen)
 {
-	long	 parts;
-
-	if (read_one_file(path, m, err, errlen) != 0)
-		return -1;
-	if ((parts = split_parts(path)) > 1)
-		return add_split_parts(path, parts, m, err, errlen);
-	return 0;
+	return gguf_read_file_max(path, GGUF_HEADER_MAX_BYTES, m, err,
+	    errlen) == 0 ? 0 : -1;
 }
 
 /* --- the estimate --- */

@@ -107,6 +107,16 @@ int	gguf_parse(const unsigned char *buf, size_t len, struct gguf_model *,
 int	gguf_read_file(const char *path, struct gguf_model *, char *err,
 	    size_t errlen);
 
+/*
+ * gguf_read_file reading at most max bytes of each file's header (max is
+ * lowered to GGUF_HEADER_MAX_BYTES).  0; GGUF_HEADER_TOO_LONG if a header
+ * goes on past max bytes (the file may be fine: the caller chose not to
+ * read that much); -1 with a message for anything else.
+ */
+#define GGUF_HEADER_TOO_LONG	(-2)
+int	gguf_read_file_max(const char *path, uint64_t max, struct gguf_model *,
+	    char *err, size_t errlen);
+
 /* llama-server's defaults: everything 0 or auto, f16 cache, 8192 MiB. */
 void	gguf_params_default(struct gguf_params *);
 

@@ -201,22 +201,29 @@ raise_nofile(void)
 		    (unsigned long long)was, (unsigned long long)want);
 }
 
-/* The memory calculator; 1 if poold would refuse to start with it. */
+/*
+ * The memory calculator and the catalog; 1 if poold would refuse to start
+ * with them (-n runs the checks a start runs that have no side effects).
+ */
 static int
 print_budget(struct config *conf)
 {
 	struct budget b;
-	char err[512];
-	int rc;
+	char err[512], cerr[512];
+	int rc, crc;
 
 	rc = budget_compute(conf, &b, err, sizeof(err));
 	if (rc == -1 && b.total == 0)
 		fatalx("%s", err);
 	budget_print(conf, &b, stdout);
-	(void)daemon_print_catalog(conf, &b, stdout);
+	crc = daemon_print_catalog(conf, &b, stdout, cerr, sizeof(cerr));
 	if (rc == -1) {
 		printf("\npoold will not start: %s; lower \"reserved\" or "
 		    "\"per_model\", or set \"memory_limit\"\n", err);
+		return 1;
+	}
+	if (crc == -1) {
+		printf("\npoold will not start: %s\n", cerr);
 		return 1;
 	}
 	return 0;
@@ -252,7 +259,7 @@ main(int argc, char **argv)
 	log_info("poold %s ready on %s: %zu models in %s, budget %s for at "
 	    "most %u servers", POOLD_VERSION, conf.socket, d.pool->nmodels,
 	    conf.models_dir, pool_format_size(d.budget.budget, err,
-	    sizeof(err)), d.budget.max_servers);
+	    sizeof(err)), d.budget.server_cap);
 	ev_run(loop, 0);
 	log_info("stopped; bye");
 	daemon_fini(&d);

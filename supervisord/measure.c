@@ -50,10 +50,22 @@ gguf_bytes(const struct daemon *d, struct model_entry *e)
 	struct gguf_estimate ge;
 	char err[256];
 
+	int rc;
+
 	if (e->gguf_read)
 		return e->gguf;
 	e->gguf_read = true;
-	if (gguf_read_file(e->path, &gm, err, sizeof(err)) == -1) {
+	/* On the loop, a bounded read: a giant header must not stall it. */
+	rc = gguf_read_file_max(e->path, d->offline ? GGUF_HEADER_MAX_BYTES :
+	    ESTIMATE_HEADER_MAX_BYTES, &gm, err, sizeof(err));
+	if (rc == GGUF_HEADER_TOO_LONG) {
+		e->header_too_long = true;
+		log_info("estimate %s: %s; not read while serving: using the "
+		    "file's size or per_model, whichever is more", e->path,
+		    err);
+		return e->gguf = 0;
+	}
+	if (rc != 0) {
 		log_debug("estimate %s: %s; using per_model", e->path, err);
 		return e->gguf = 0;
 	}
@@ -71,14 +83,16 @@ estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
 	if (e->conf != NULL && e->conf->memory > 0) {
 		m->mem = e->conf->memory;
 		e->source = EST_CONFIG;
-	} else if ((learned = state_learned(d, m->name, e->size)) > 0) {
+	} else if ((learned = state_learned(d, m->name, e)) > 0) {
 		m->mem = learned;
 		e->source = EST_LEARNED;
 	} else if ((read_file || e->gguf_read) && gguf_bytes(d, e) > 0) {
 		m->mem = e->gguf;
 		e->source = EST_GGUF;
 	} else {
-		m->mem = d->conf->per_model;
+		/* A model takes at least its weights: the file, near enough. */
+		m->mem = e->header_too_long && e->size > d->conf->per_model ?
+		    e->size : d->conf->per_model;
 		e->source = EST_DEFAULT;
 	}
 }
@@ -104,11 +118,13 @@ void
 measure_learn(struct daemon *d, const struct pool_server *srv)
 {
 	struct pool_model *m = srv->model;
+	const struct model_entry *e = m->udata;
 
-	if (srv->peak_rss == 0 || srv->ready_at == 0)
+	/* A server of a file since replaced says nothing of the new one. */
+	if (srv->peak_rss == 0 || srv->ready_at == 0 ||
+	    srv->spawned_at < e->identity_since)
 		return;
-	state_learn(d, m->name, ((struct model_entry *)m->udata)->size,
-	    srv->peak_rss);
+	state_learn(d, m->name, m->udata, srv->peak_rss);
 	estimate_model(d, m, false);
 }
 
@@ -122,12 +138,54 @@ system_available(void)
 	return platform_available_memory(&avail) == 0 ? avail : UINT64_MAX;
 }
 
+/*
+ * The pool's decisions read this figure; they must not wait for /proc or
+ * a cgroup file, so the daemon samples it (measure_system) and the pool
+ * gets the sample.
+ */
 uint64_t
 measure_available(void *ctx)
 {
 	struct daemon *d = ctx;
 
-	return d->sys_available = system_available();
+	return d->sys_available;
+}
+
+void
+measure_system(struct daemon *d)
+{
+	d->sys_available = system_available();
+	d->sys_sampled_at = daemon_now();
+}
+
+/* Before a decision that may start a server, if the sample is old. */
+void
+measure_system_fresh(struct daemon *d)
+{
+	if (daemon_now() - d->sys_sampled_at >= SYSTEM_SAMPLE_MS)
+		measure_system(d);
+}
+
+static void
+system_sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	measure_system(w->data);
+}
+
+/* While servers run or requests wait, the figure is kept fresh. */
+static void
+system_sampler_update(struct daemon *d)
+{
+	bool busy = d->pool->nservers > 0 || pool_waiting(d->pool) > 0;
+
+	if (busy && !ev_is_active(&d->sys_sampler)) {
+		ev_timer_init(&d->sys_sampler, system_sample_cb,
+		    (double)SYSTEM_SAMPLE_MS / 1000,
+		    (double)SYSTEM_SAMPLE_MS / 1000);
+		d->sys_sampler.data = d;
+		ev_timer_start(d->loop, &d->sys_sampler);
+	} else if (!busy && ev_is_active(&d->sys_sampler))
+		ev_timer_stop(d->loop, &d->sys_sampler);
 }
 
 /* What changes memory: requests and starts. */
@@ -177,7 +235,6 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		pool_measured(d->pool, now, srv, rss);
 	}
 	d->measured = sum;
-	d->sys_available = system_available();
 	if (d->pool->nservers > 0)
 		sample_schedule(d);
 }
@@ -188,6 +245,7 @@ measure_update(struct daemon *d)
 {
 	ev_tstamp every = (double)d->conf->rss_interval_ms / 1000;
 
+	system_sampler_update(d);
 	if (every <= 0)
 		return;
 	if (d->pool->nservers > 0 && !ev_is_active(&d->sampler)) {

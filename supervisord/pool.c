@@ -1202,3 +1202,26 @@ pool_shutdown(struct pool *p, pool_ms now)
 	TAILQ_FOREACH_SAFE(srv, &p->servers, link, tsrv)
 		stop_server(p, now, srv, POOL_STOP_SHUTDOWN);
 }
+
+/* --- the catalog: a model whose file is gone --- */
+
+int
+pool_model_remove(struct pool *p, struct pool_model *m)
+{
+	struct pool_model **slot;
+	const struct pool_server *srv;
+
+	if (m->server != NULL || m->is_pending || !TAILQ_EMPTY(&m->queued))
+		return -1;
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->model == m)
+			return -1;	/* stopping, not yet reaped */
+	slot = &p->models[hash_name(m->name) % p->nbuckets];
+	while (*slot != m)
+		slot = &(*slot)->hash_next;
+	*slot = m->hash_next;
+	p->nmodels--;
+	free(m->name);
+	free(m);
+	return 0;
+}

@@ -230,6 +230,12 @@ void		 pool_free(struct pool *);
 struct pool_model *pool_model_add(struct pool *, const char *name,
 		    uint64_t mem, pool_ms idle_timeout);
 struct pool_model *pool_model_find(const struct pool *, const char *name);
+/*
+ * The model's file is gone: forget it and free it (its udata is the
+ * caller's).  -1, and nothing changes, while a server (stopping ones
+ * too) or a waiter refers to it: try again later.
+ */
+int		 pool_model_remove(struct pool *, struct pool_model *);
 
 void		 pool_owner_init(struct pool_owner *);
 /* A client went away: drop its waiters unanswered, release its leases. */

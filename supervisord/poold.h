@@ -112,7 +112,8 @@ struct budget {
 	uint64_t	reserved;
 	uint64_t	budget;		/* total - reserved, or 0 */
 	uint64_t	per_model;
-	unsigned	max_servers;
+	unsigned	max_servers;	/* per_model-sized servers that fit */
+	unsigned	server_cap;	/* the pool's count limit */
 	bool		total_detected;
 };
 int	 budget_compute(const struct config *, struct budget *, char *, size_t);
@@ -174,7 +175,14 @@ void	 fatalx(const char *, ...)
 #define PROBE_TIMEOUT_MS	1000	/* one health probe, connect to status */
 #define PROBE_INTERVAL_MIN_MS	5
 #define PROBE_INTERVAL_MAX_MS	25
-#define CATALOG_RESCAN_MIN_MS	1000	/* unknown names rescan at most this often */
+#define CATALOG_RESCAN_MIN_MS	1000	/* a folder that changed within this of
+					   its scan is scanned again (coarse
+					   file times) */
+/* The most of a GGUF header read on the loop; longer ones are not read. */
+#define ESTIMATE_HEADER_MAX_BYTES	(16u << 20)
+/* The system's available memory is sampled this often while servers run
+ * or requests wait (never inside the pool's decisions). */
+#define SYSTEM_SAMPLE_MS	500
 
 struct daemon;
 
@@ -187,8 +195,17 @@ struct model_entry {
 	const struct model_conf	*conf;		/* NULL: defaults */
 	enum estimate_source	 source;
 	bool			 gguf_read;	/* header read (once) */
+	bool			 header_too_long; /* past ESTIMATE_HEADER_MAX_BYTES */
 	bool			 asked_for;	/* looked up by a client once */
-	uint64_t		 size;		/* of the file, at the scan */
+	bool			 gone;		/* its file went; hidden, kept
+						   while a server refers to it */
+	uint64_t		 seen;		/* scan generation that found it */
+	/* The file's identity: a file with another one is another model. */
+	uint64_t		 size;
+	int64_t			 mtime_ns;
+	uint64_t		 ino;
+	pool_ms			 identity_since; /* servers spawned before ran
+						   another file */
 	uint64_t		 gguf;		/* its estimate; 0: none */
 };
 
@@ -242,24 +259,47 @@ struct daemon {
 	uint64_t		 sample_activity;	/* counters at the last sample */
 	pool_ms			 last_scan;
 	struct timespec		 scan_mtime;	/* models_dir's, at last_scan */
+	bool			 scan_racy;	/* the folder changed in the
+						   second of the scan */
+	uint64_t		 scan_gen;
+	ev_timer		 sys_sampler;	/* system memory, while busy */
+	pool_ms			 sys_sampled_at;
+	bool			 offline;	/* poold --budget: no loop */
 	bool			 stopping;
 	int			 lock_fd;
 	char			*lock_path;
 };
 
-/* daemon.c */
+/* daemon.c: start and end, lock, signals, the loop's upkeep */
 pool_ms	 daemon_now(void);
 int	 daemon_init(struct daemon *, struct ev_loop *, struct config *,
 	    char *err, size_t);
 void	 daemon_fini(struct daemon *);
+void	 daemon_shutdown(struct daemon *);
+
+/* effects.c: struct pool_ops of the running daemon */
+extern const struct pool_ops effects_ops;
+
+/* catalog.c: the folder's models in the pool (see also above) */
 /* Looks a model up, rescanning the folder (rate-limited) on a miss. */
 struct pool_model *daemon_model(struct daemon *, const char *name);
 int	 daemon_rescan(struct daemon *, char *err, size_t);
+/* Rescans if the folder changed since the last scan (MODELS, misses). */
+void	 catalog_refresh(struct daemon *);
+/* Every model, by name; malloc'd, NULL if out of memory. */
+struct pool_model **catalog_sorted(struct daemon *, size_t *n);
+
+/* report.c: the JSON of STATS and MODELS */
 json_t	*daemon_stats(struct daemon *);
 json_t	*daemon_models(struct daemon *);
-void	 daemon_shutdown(struct daemon *);
-/* poold --budget: every model of the catalog, its size and estimate. */
-int	 daemon_print_catalog(struct config *, const struct budget *, FILE *);
+
+/* budget.c (see also above) */
+/*
+ * poold --budget: every model of the catalog, its size and estimate.  -1
+ * with a message if the folder cannot be read (poold would not start).
+ */
+int	 daemon_print_catalog(struct config *, const struct budget *, FILE *,
+	    char *err, size_t);
 
 /* measure.c */
 const char *estimate_source_name(enum estimate_source);
@@ -269,7 +309,12 @@ void	 estimate_model(struct daemon *, struct pool_model *, bool read_file);
 void	 estimate_first_use(struct daemon *, struct pool_model *);
 /* A server is about to be forgotten: remember its peak memory. */
 void	 measure_learn(struct daemon *, const struct pool_server *);
-uint64_t measure_available(void *ctx);	/* struct pool_ops.available */
+/* struct pool_ops.available: the last sample, no I/O. */
+uint64_t measure_available(void *ctx);
+/* Samples the system's available memory now (the daemon, not the pool). */
+void	 measure_system(struct daemon *);
+/* Samples it if the last sample is older than SYSTEM_SAMPLE_MS. */
+void	 measure_system_fresh(struct daemon *);
 void	 measure_update(struct daemon *);
 
 /* state.c */
@@ -277,11 +322,12 @@ void	 measure_update(struct daemon *);
 int	 state_load(struct daemon *);
 json_t	*state_read_models(const char *path);
 void	 state_save(struct daemon *);
-/* size: the model file's, so a replaced file is not judged by the old. */
+/* Keyed with the file's identity (size, mtime, inode): a replaced file
+ * is not judged by the old one. */
 uint64_t state_learned(const struct daemon *, const char *model,
-	    uint64_t size);
-void	 state_learn(struct daemon *, const char *model, uint64_t size,
-	    uint64_t peak);
+	    const struct model_entry *);
+void	 state_learn(struct daemon *, const char *model,
+	    const struct model_entry *, uint64_t peak);
 
 /* child.c */
 int	 child_spawn(struct daemon *, struct pool_server *, char *, size_t);

@@ -9,7 +9,8 @@
  *
  *   {"version":1,"pid":4240,
  *    "servers":[{"model":"1984","pid":4242,"start":123456,"port":8080}],
- *    "models":{"1984":{"peak_rss":19327352832,"size":17179869184}}}
+ *    "models":{"1984":{"peak_rss":19327352832,"size":17179869184,
+ *                      "mtime_ns":1733300000000000000,"ino":131074}}}
  */
 #include <sys/stat.h>
 
@@ -138,21 +139,33 @@ state_load(struct daemon *d)
 	return 0;
 }
 
+/* A recorded figure of the file's identity differs from the file's now. */
+static bool
+differs(json_t *m, const char *key, uint64_t now)
+{
+	json_t *v = json_object_get(m, key);
+
+	return v != NULL && json_is_integer(v) &&
+	    (uint64_t)json_integer_value(v) != now;
+}
+
 /*
  * A model's learned peak, if it was learned from the file that is there
- * now (same size): a new file is a new model.
+ * now (same size, mtime and inode): a new file is a new model.  Records
+ * of an older poold carry the size alone.
  */
 uint64_t
-state_learned(const struct daemon *d, const char *model, uint64_t size)
+state_learned(const struct daemon *d, const char *model,
+    const struct model_entry *e)
 {
-	json_t *m = json_object_get(d->learned, model), *v, *sz;
+	json_t *m = json_object_get(d->learned, model), *v;
 
 	if (m == NULL || (v = json_object_get(m, "peak_rss")) == NULL ||
 	    !json_is_integer(v) || json_integer_value(v) <= 0)
 		return 0;
-	sz = json_object_get(m, "size");
-	if (size > 0 && sz != NULL && json_is_integer(sz) &&
-	    (uint64_t)json_integer_value(sz) != size)
+	if (e->size > 0 && (differs(m, "size", e->size) ||
+	    differs(m, "mtime_ns", (uint64_t)e->mtime_ns) ||
+	    differs(m, "ino", e->ino)))
 		return 0;
 	return (uint64_t)json_integer_value(v);
 }
@@ -162,15 +175,16 @@ state_learned(const struct daemon *d, const char *model, uint64_t size)
  * down below what a busy one needed.
  */
 void
-state_learn(struct daemon *d, const char *model, uint64_t size,
+state_learn(struct daemon *d, const char *model, const struct model_entry *e,
     uint64_t peak)
 {
-	uint64_t before = state_learned(d, model, size);
+	uint64_t before = state_learned(d, model, e);
 
 	if (peak < before)
 		peak = before;
-	json_object_set_new(d->learned, model, json_pack("{s:I, s:I}",
-	    "peak_rss", (json_int_t)peak, "size", (json_int_t)size));
+	json_object_set_new(d->learned, model, json_pack("{s:I, s:I, s:I, s:I}",
+	    "peak_rss", (json_int_t)peak, "size", (json_int_t)e->size,
+	    "mtime_ns", (json_int_t)e->mtime_ns, "ino", (json_int_t)e->ino));
 }
 
 static json_t *
