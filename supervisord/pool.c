@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pool.h"
+#include "victim.h"
 
 #define MODEL_BUCKETS_MIN	1024
 #define LEASE_BUCKETS_MIN	256
@@ -300,22 +301,6 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 	p->nleases++;
 	srv->leases++;
 	return l;
-}
-
-/*
- * GreedyDual-Size: what keeping srv is worth, H = L + cost/size, set at
- * each use (L: the credit of the last victim).  cost is the model's last
- * load time, or ~1 ms per MiB (a 1 GB/s disk) before its first load;
- * per GiB only to keep the numbers readable.
- */
-static void
-gds_credit(struct pool *p, struct pool_server *srv)
-{
-	double cost = srv->model->last_load_ms > 0 ?
-	    (double)srv->model->last_load_ms : (double)(srv->mem >> 20) + 1;
-
-	srv->credit = p->inflation + cost * (double)(1 << 30) /
-	    (double)(srv->mem > 0 ? srv->mem : 1);
 }
 
 /* Ends a lease; its server (if any) is used now, which LRU reads. */
@@ -697,29 +682,6 @@ fits(const struct pool *p, const struct pool_model *m)
 	    p->nservers + 1 <= p->lim.max_servers && system_short(p, m) <= 0;
 }
 
-static bool
-evictable(const struct pool_server *srv)
-{
-	return srv->state == POOL_READY && srv->leases == 0;
-}
-
-/* The idle server to stop first: the least recently used, or under GDS
- * the lowest credit (the least recently used of equals). */
-static struct pool_server *
-pick_victim(const struct pool *p)
-{
-	struct pool_server *srv, *v = NULL;
-	bool gds = p->lim.policy == POOL_POLICY_GDS;
-
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (evictable(srv) && (v == NULL ||
-		    (gds && srv->credit < v->credit) ||
-		    ((!gds || srv->credit == v->credit) &&
-		    srv->last_used < v->last_used)))
-			v = srv;
-	return v;
-}
-
 /* What a stopped server gives back to the system. */
 static uint64_t
 resident(const struct pool_server *srv)
@@ -756,20 +718,19 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 	if (covered(s))
 		return true;
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (evictable(srv)) {
+		if (victim_evictable(srv)) {
 			idle_mem += (int64_t)srv->mem;
 			idle_res += (int64_t)resident(srv);
 			idle++;
 		}
 	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
 		return false;
-	while (!covered(s) && (srv = pick_victim(p)) != NULL) {
+	while (!covered(s) && (srv = victim_pick(p)) != NULL) {
 		plog(p, "evict %s %s for %s: idle %.0f s, frees %s",
 		    p->lim.policy == POOL_POLICY_GDS ? "GDS" : "LRU",
 		    srv->model->name, for_, (double)(now - srv->last_used) /
 		    1000, pool_format_size(srv->mem, size, sizeof(size)));
-		if (p->lim.policy == POOL_POLICY_GDS)
-			p->inflation = srv->credit;	/* L = H(victim) */
+		victim_chosen(p, srv);
 		s->mem -= (int64_t)srv->mem;
 		s->sys -= (int64_t)resident(srv);
 		s->count--;
