@@ -1025,7 +1025,7 @@ START_TEST(test_fifo)
 {
 	struct pool_model	*a, *b, *x, *y;
 	struct pool_waiter	 wx, wy;
-	int64_t			 la, lb;
+	int64_t			 la, lb, ly;
 
 	fx_init(NULL);
 	a = model("a", 40 * G, 0);
@@ -1037,37 +1037,35 @@ START_TEST(test_fifo)
 	lb = warm(b, &F.own, true);
 	at(10);
 	acquire(&wx, &F.own, x, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(x), 0);	/* only leases hold it */
 	at(20);
-	acquire(&wy, &F.own2, y, true, LONG_MS);	/* 80 + 20 fits... */
-	ck_assert_uint_eq(spawns_of(y), 0);		/* ...but x is first */
+	/* 80 + 20 fits, and x can only wait for leases: y passes it. */
+	acquire(&wy, &F.own2, y, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(y), 1);
 	ck_assert_uint_eq(spawns_of(x), 0);
-	ck_assert(x->is_pending && y->is_pending);
+	ck_assert(x->is_pending && !y->is_pending);
 	ck_assert_ptr_eq(TAILQ_FIRST(&F.p->pending), x);
+	ck_assert_uint_eq(x->passes, 1);
 	at(30);
-	tick();
-	ck_assert_uint_eq(spawns_of(y), 0);
+	ready(y);
+	ly = expect_ok(&wy, y, "y")->lease;
 
 	at(100);
-	ck_assert_int_eq(release(la), 0);	/* x: stop a, wait for it */
-	ck_assert_uint_eq(F.r.nstops, 1);
-	ck_assert_ptr_eq(F.r.stops[0].model, a);
-	ck_assert_uint_eq(spawns_of(y), 0);	/* still behind x */
-	at(200);
+	ck_assert_int_eq(release(la), 0);	/* idle a, 40, short of 50 */
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(110);
+	ck_assert_int_eq(release(ly), 0);	/* idle a + y: 60 */
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[0].model, a);	/* LRU first */
+	ck_assert_ptr_eq(F.r.stops[1].model, y);
 	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(x), 0);	/* 40 + 20 + 50 > 100 */
+	reap(F.r.stops[1].srv, "exited");
 	ck_assert_uint_eq(spawns_of(x), 1);
-	ck_assert_uint_eq(spawns_of(y), 0);	/* 90 + 20 > 100 */
-	ck_assert_uint_eq(F.r.nstops, 1);	/* b leased, x starting */
 	at(300);
 	ready(x);
 	expect_ok(&wx, x, "x");
-	ck_assert_uint_eq(nanswers(&wy), 0);
-	ck_assert_uint_eq(F.r.nstops, 1);
-	at(400);
 	ck_assert_int_eq(release(lb), 0);
-	ck_assert_uint_eq(F.r.nstops, 2);
-	ck_assert_ptr_eq(F.r.stops[1].model, b);
-	reap(F.r.stops[1].srv, "exited");
-	ck_assert_uint_eq(spawns_of(y), 1);
 	fx_done();
 }
 END_TEST
@@ -1213,20 +1211,23 @@ START_TEST(test_crash_at_start_backoff)
 		t = fail_at + backoff;
 	}
 
-	/* Success resets the count: the next crash backs off 1 s again. */
+	/* A server that stays up POOL_CRASH_EARLY_MS resets the count: the
+	 * next crash backs off 1 s again. */
 	at(t);
 	acquire(&w3, &F.own, m, true, LONG_MS);
 	ck_assert_ptr_nonnull(m->server);
 	at(t + 50);
 	ready(m);
 	expect_ok(&w3, m, "after the back-off");
-	ck_assert_uint_eq(m->failures, 0);
-	at(t + 60);
-	reap(m->server, "segfault");		/* a crash after ready */
+	ck_assert_uint_eq(m->failures, 9);	/* not proven yet */
+	t += 50 + POOL_CRASH_EARLY_MS;
+	at(t);
+	reap(m->server, "segfault");		/* a crash long after ready */
 	ck_assert_uint_eq(F.p->counters.crashes, 1);
-	fail_start(m, t + 70, "boom");
+	ck_assert_uint_eq(m->failures, 0);
+	fail_start(m, t + 10, "boom");
 	ck_assert_uint_eq(m->failures, 1);
-	ck_assert_int_eq(m->retry_at, T0 + t + 170 + POOL_BACKOFF_MIN_MS);
+	ck_assert_int_eq(m->retry_at, T0 + t + 110 + POOL_BACKOFF_MIN_MS);
 	fx_done();
 }
 END_TEST
@@ -1448,9 +1449,9 @@ START_TEST(test_owner_gone)
 	at(20);
 	acquire(&wc, &gone, c, true, LONG_MS);		/* 90+50: blocked */
 	at(30);
-	acquire(&wd, &F.own, d, true, LONG_MS);		/* behind c */
-	ck_assert(c->is_pending && d->is_pending);
-	ck_assert_uint_eq(spawns_of(d), 0);
+	acquire(&wd, &F.own, d, true, LONG_MS);	/* c waits for leases */
+	ck_assert(c->is_pending && !d->is_pending);
+	ck_assert_uint_eq(spawns_of(d), 1);	/* so d passes it */
 	ck_assert_uint_eq(F.r.nstops, 0);
 
 	at(1000);
@@ -1464,7 +1465,6 @@ START_TEST(test_owner_gone)
 	ck_assert(!c->is_pending);
 	ck_assert_uint_eq(sb->leases, 0);
 	ck_assert_int_eq(sb->last_used, T0 + 1000);
-	/* d is the head now and fits: 90 + 10. */
 	ck_assert_uint_eq(spawns_of(d), 1);
 	ck_assert_msg(F.r.nstops == 0, "stopped %s for a model whose client "
 	    "left", rec_model_name(F.r.stops[0].model));
