@@ -733,6 +733,7 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 	/* Stopped by poold, not failing: the model's run of failures ends. */
 	if (srv->state == POOL_READY && why != POOL_STOP_UNHEALTHY)
 		model_proven(m);
+	srv->checking = false;		/* a late answer is ignored */
 	srv->state = POOL_STOPPING;
 	srv->stop_reason = why;
 	srv->stop_at = now;
@@ -758,10 +759,12 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 	default:
 		break;
 	}
-	if (starting)
+	if (starting || why == POOL_STOP_SHUTDOWN)
 		fail_all(p, &srv->waiters, why == POOL_STOP_SHUTDOWN ?
 		    PROTO_E_SHUTTING_DOWN : PROTO_E_START_FAILED,
 		    stop_message(srv, why, msg, sizeof(msg)));
+	else if (why != POOL_STOP_UNHEALTHY)	/* it requeues or fails them */
+		requeue_waiters(p, srv);	/* ACQUIREs waiting for a check */
 	p->ops->stop(p->ctx, srv);
 }
 
@@ -1298,7 +1301,7 @@ server_deadline(const struct pool *p, const struct pool_server *srv)
 	if (srv->state == POOL_STARTING)
 		t = srv->spawned_at + p->lim.start_timeout;
 	else if (srv->state == POOL_READY && srv->leases == 0 &&
-	    srv->model->idle_timeout > 0)
+	    TAILQ_EMPTY(&srv->waiters) && srv->model->idle_timeout > 0)
 		t = srv->last_used + srv->model->idle_timeout;
 	if (srv->state == POOL_READY && watched(p) && !srv->checking)
 		t = earliest(t, srv->check_due);
@@ -1339,7 +1342,7 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 	const struct pool_server *srv;
 	const struct pool_model *head = TAILQ_FIRST(&p->pending);
 	uint64_t leased = 0, stopping = 0, starting = 0;
-	char a[32], b[32], c[32], d[32], e[32], f[32];
+	char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
 
 	if (p->used + m->mem <= p->lim.budget && system_short(p, m) > 0) {
 		snprintf(buf, len, "the system lacks %s of free memory (other "
@@ -1368,14 +1371,15 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 		    pool_format_size(starting, c, sizeof(c)));
 	else
 		snprintf(buf, len, "it needs %s; of the budget %s, %s is "
-		    "leased, %s stopping, %s starting, %s idle",
+		    "leased, %s stopping, %s starting, %s idle, %s free",
 		    pool_format_size(m->mem, a, sizeof(a)),
 		    pool_format_size(p->lim.budget, b, sizeof(b)),
 		    pool_format_size(leased, c, sizeof(c)),
 		    pool_format_size(stopping, d, sizeof(d)),
 		    pool_format_size(starting, e, sizeof(e)),
 		    pool_format_size(p->used - leased - stopping - starting,
-		    f, sizeof(f)));
+		    f, sizeof(f)), pool_format_size(p->used < p->lim.budget ?
+		    p->lim.budget - p->used : 0, g, sizeof(g)));
 	return buf;
 }
 
@@ -1427,7 +1431,8 @@ tick_server(struct pool *p, pool_ms now, struct pool_server *srv)
 		return;
 	}
 	if (srv->state == POOL_READY && srv->leases == 0 &&
-	    m->idle_timeout > 0 && now >= srv->last_used + m->idle_timeout) {
+	    TAILQ_EMPTY(&srv->waiters) && m->idle_timeout > 0 &&
+	    now >= srv->last_used + m->idle_timeout) {
 		plog(p, "stop idle %s after %.0f s", m->name,
 		    (double)(now - srv->last_used) / 1000);
 		stop_server(p, now, srv, POOL_STOP_IDLE);

@@ -11,7 +11,9 @@
 bool
 victim_evictable(const struct pool_server *srv)
 {
-	return srv->state == POOL_READY && srv->leases == 0;
+	/* (Waiters on a ready server wait for its health check.) */
+	return srv->state == POOL_READY && srv->leases == 0 &&
+	    TAILQ_EMPTY(&srv->waiters);
 }
 
 /* The least recently used of equals under GDS; LRU alone otherwise. */

@@ -10,7 +10,8 @@
 
 #include "pool.h"
 
-/* READY with no lease: the only kind of server make_room() may stop. */
+/* READY, no lease, nobody waiting for its health check: the only kind
+ * of server make_room() may stop. */
 bool		 victim_evictable(const struct pool_server *);
 /* The evictable server to stop first, or NULL if there is none. */
 struct pool_server *victim_pick(const struct pool *);
