@@ -68,6 +68,7 @@ static const struct pool_ops daemon_ops = {
 	.port_free = op_port_free,
 	.log = op_log,
 	.available = measure_available,
+	.check = probe_check,
 };
 
 /* --- the catalog --- */
@@ -182,7 +183,7 @@ static json_t *
 counters_json(const struct pool_counters *k)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I}",
+	    " s:I, s:I, s:I, s:I}",
 	    "acquires", (json_int_t)k->acquires, "hits", (json_int_t)k->hits,
 	    "misses", (json_int_t)k->misses,
 	    "releases", (json_int_t)k->releases,
@@ -192,7 +193,9 @@ counters_json(const struct pool_counters *k)
 	    "evictions", (json_int_t)k->evictions,
 	    "idle_stops", (json_int_t)k->idle_stops,
 	    "admin_stops", (json_int_t)k->admin_stops,
-	    "busy", (json_int_t)k->busy, "timeouts", (json_int_t)k->timeouts);
+	    "busy", (json_int_t)k->busy, "timeouts", (json_int_t)k->timeouts,
+	    "unhealthy_stops", (json_int_t)k->unhealthy_stops,
+	    "resource_failures", (json_int_t)k->resource_failures);
 }
 
 static json_t *
@@ -539,6 +542,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	lim.failed_cooldown = conf->failed_cooldown_ms;
 	lim.min_available = conf->min_available;
 	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
+	lim.health_interval = conf->health_interval_ms;
 	if ((d->pool = pool_new(&lim, &daemon_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;
