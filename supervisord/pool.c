@@ -1024,6 +1024,8 @@ pool_checked(struct pool *p, pool_ms now, struct pool_server *srv,
 			waiter_unlink(p, w);
 			grant(p, now, w, srv, false);
 		}
+		/* Nobody waits on it now: the head may stop it. */
+		schedule(p, now);
 		return;
 	}
 	if (++srv->check_failures < POOL_HEALTH_FAILURES) {

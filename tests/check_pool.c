@@ -1901,7 +1901,7 @@ struct plz {
 	bool			 srv_live;
 };
 
-enum pop { OP_OTHER, OP_ACQUIRE, OP_READY, OP_EXITED };
+enum pop { OP_OTHER, OP_ACQUIRE, OP_READY, OP_EXITED, OP_CHECKED };
 
 struct prop {
 	uint64_t		 rng;
@@ -1961,6 +1961,12 @@ p_answer(struct rec *r, struct pool_waiter *w, const struct pool_answer *a)
 			if (x->call == P.call) {
 				ck_assert_msg(P.op == OP_ACQUIRE && !a->cold &&
 				    a->wait_ms == 0, "hot acquire #%zu: cold "
+				    "%d wait %lld", x->idx, a->cold,
+				    (long long)a->wait_ms);
+			} else if (P.op == OP_CHECKED) {
+				/* A hit that waited for a health check. */
+				ck_assert_msg(!a->cold && a->wait_ms ==
+				    now - x->since, "checked acquire #%zu: cold "
 				    "%d wait %lld", x->idx, a->cold,
 				    (long long)a->wait_ms);
 			} else {
@@ -2091,6 +2097,7 @@ p_nothing_overdue(void)
 			    F.now, "%s STARTING past start_timeout",
 			    s->model->name);
 		if (s->state == POOL_READY && s->leases == 0 &&
+		    TAILQ_EMPTY(&s->waiters) &&
 		    s->model->idle_timeout > 0 && !F.p->shutting_down)
 			ck_assert_msg(s->last_used + s->model->idle_timeout >
 			    F.now, "%s idle since %lld, timeout %lld, now "
@@ -2274,6 +2281,26 @@ p_reap(void)
 		p_exited(s, "exited with status 0");
 }
 
+/* A health check that is out ends, healthy or not (a stopped server can
+ * be leased: its leases are lost as in a crash). */
+static void
+p_checked(bool healthy)
+{
+	struct pool_server	*s, *pick = NULL;
+
+	TAILQ_FOREACH(s, &F.p->servers, link)
+		if (s->checking && (pick == NULL || prnd(2) == 0))
+			pick = s;
+	if (pick == NULL)
+		return;
+	P.call++;
+	P.op = OP_CHECKED;
+	F.r.allow_leased_stop = true;
+	pool_checked(F.p, F.now, pick, healthy, healthy ? "200" : "503");
+	F.r.allow_leased_stop = false;
+	inv();
+}
+
 static void
 p_crash(void)
 {
@@ -2347,6 +2374,7 @@ START_TEST(test_property)
 	l.port_max = 9007;
 	l.start_timeout = 10000;
 	l.max_waiters = 24;
+	l.health_interval = _i % 3 == 0 ? 0 : 1500;
 	if (getenv("POOL_TEST_SEED") != NULL &&
 	    atoi(getenv("POOL_TEST_SEED")) != _i)
 		return;
@@ -2395,14 +2423,19 @@ START_TEST(test_property)
 				p_advance(d > F.now ? d : F.now);
 		} else if (r < 925)
 			p_owner_gone();
-		else if (r < 975)
+		else if (r < 955)
 			p_evict();
-		else
+		else if (r < 985)
+			p_checked(prnd(3) != 0);
+		else if (r < 995)
 			F.r.fail_spawns = 1;
+		else
+			F.r.again_spawns = 1;
 	}
 
 	/* Drain: every waiter gets its one answer. */
 	F.r.fail_spawns = 0;
+	F.r.again_spawns = 0;
 	F.r.deny_permille = 0;
 	while (P.nlz > 0) {
 		P.call++;
@@ -2422,6 +2455,10 @@ START_TEST(test_property)
 		}
 		while ((s = p_server(1u << POOL_STOPPING)) != NULL)
 			p_exited(s, "exited");
+		for (i = 0; i < F.nmodels; i++)
+			if (F.models[i]->server != NULL &&
+			    F.models[i]->server->checking)
+				p_checked(true);
 		if (p_active() == 0 && TAILQ_EMPTY(&F.p->pending))
 			break;
 		p_advance(F.now + 10000);
