@@ -763,8 +763,8 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 		fail_all(p, &srv->waiters, why == POOL_STOP_SHUTDOWN ?
 		    PROTO_E_SHUTTING_DOWN : PROTO_E_START_FAILED,
 		    stop_message(srv, why, msg, sizeof(msg)));
-	else if (why != POOL_STOP_UNHEALTHY)	/* it requeues or fails them */
-		requeue_waiters(p, srv);	/* ACQUIREs waiting for a check */
+	else			/* ACQUIREs waiting for a check */
+		requeue_waiters(p, srv);
 	p->ops->stop(p->ctx, srv);
 }
 
@@ -983,12 +983,17 @@ check_now(struct pool *p, struct pool_server *srv)
 	p->ops->check(p->ctx, srv);
 }
 
+/*
+ * Not the model's failure, even soon after its ready (unlike a crash):
+ * a frozen machine or a SIGSTOP is not the model's doing, and detection
+ * takes seconds, so a model that hangs cannot restart in a tight loop.
+ * The ACQUIREs that waited for the check wait for a fresh start.
+ */
 static void
 server_unhealthy(struct pool *p, pool_ms now, struct pool_server *srv,
     const char *why)
 {
 	struct pool_model *m = srv->model;
-	bool early = now - srv->ready_at < POOL_CRASH_EARLY_MS;
 	char msg[POOL_ERROR_MAX];
 
 	snprintf(msg, sizeof(msg), "'%s' stopped unhealthy %.1f s after it "
@@ -999,13 +1004,8 @@ server_unhealthy(struct pool *p, pool_ms now, struct pool_server *srv,
 	    srv->check_failures, why, srv->leases,
 	    srv->leases == 1 ? "" : "s");
 	stop_server(p, now, srv, POOL_STOP_UNHEALTHY);
-	if (early) {
-		model_failure(p, now, m, msg);
-		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, msg);
-	} else {
-		snprintf(m->last_error, sizeof(m->last_error), "%s", msg);
-		requeue_waiters(p, srv);
-	}
+	snprintf(m->last_error, sizeof(m->last_error), "%s", msg);
+	requeue_waiters(p, srv);
 }
 
 void

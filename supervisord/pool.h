@@ -39,9 +39,9 @@ typedef int64_t pool_ms;	/* monotonic milliseconds */
 #define POOL_SPAWN_AGAIN	(-2)
 /* No start for this long after a POOL_SPAWN_AGAIN. */
 #define POOL_RESOURCE_RETRY_MS	1000
-/* A ready server that exits or turns unhealthy within this of its ready
- * counts as a failed start (backoff, failed): a model that crashes on
- * its first request must not restart in a loop. */
+/* A ready server that exits on its own within this of its ready counts
+ * as a failed start (backoff, failed): a model that crashes on its first
+ * request must not restart in a loop. */
 #define POOL_CRASH_EARLY_MS	30000
 /* Health checks of a ready server failed in a row before it is stopped;
  * after a failed one the next comes this soon. */

@@ -2835,8 +2835,9 @@ START_TEST(test_health_check_times_out_waiter)
 }
 END_TEST
 
-/* An unhealthy server soon after its ready is the model's failure. */
-START_TEST(test_health_early_is_failure)
+/* An unhealthy server soon after its ready is not the model's failure
+ * (unlike a crash): the ACQUIRE that waited gets a fresh server. */
+START_TEST(test_health_early_is_no_failure)
 {
 	struct pool_limits	 l = lim_watched();
 	struct pool_model	*m;
@@ -2856,12 +2857,12 @@ START_TEST(test_health_early_is_failure)
 	tick();
 	checked(m, false, "HTTP 503");
 	ck_assert_int_eq(s->stop_reason, POOL_STOP_UNHEALTHY);
-	expect_err(&w, PROTO_E_START_FAILED, "unhealthy early");
-	ck_assert_uint_eq(m->failures, 1);
-	ck_assert_int_eq(m->retry_at, F.now + POOL_BACKOFF_MIN_MS);
-	ck_assert_uint_eq(spawns_of(m), 1);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	ck_assert_uint_eq(m->failures, 0);
+	ck_assert_uint_eq(spawns_of(m), 2);	/* at once: room for both */
 	reap(s, "killed by signal 15");
-	ck_assert_str_eq(pool_model_state(F.p, m, F.now), "backoff");
+	ready(m);
+	ck_assert(expect_ok(&w, m, "fresh after unhealthy")->cold);
 	fx_done();
 }
 END_TEST
@@ -3278,7 +3279,7 @@ pool_suite(void)
 	tcase_add_test(tc, test_health_periodic);
 	tcase_add_test(tc, test_health_before_idle_handout);
 	tcase_add_test(tc, test_health_check_times_out_waiter);
-	tcase_add_test(tc, test_health_early_is_failure);
+	tcase_add_test(tc, test_health_early_is_no_failure);
 	tcase_add_test(tc, test_crash_early_backoff);
 	tcase_add_test(tc, test_spawn_again);
 	tcase_add_test(tc, test_spawn_again_deadline);
