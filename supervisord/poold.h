@@ -295,7 +295,7 @@ void	 probe_stop(struct child *);
 /* The child wrote something: it may be ready; probe soon. */
 void	 probe_hint(struct child *);
 /* ops->check: one probe of a ready server, answered with pool_checked(). */
-void	 probe_check(void *daemon, struct pool_server *);
+void	 probe_check(void *ctx, struct pool_server *);
 
 /* control.c */
 struct control;

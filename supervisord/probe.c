@@ -123,10 +123,13 @@ static void
 probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
+	char why[64];
 
 	if (c->probe.in_flight) {	/* this probe timed out */
-		probe_retry(c, c->probe.checking ? "no answer within "
-		    "2000 ms" : "no answer in time");
+		snprintf(why, sizeof(why), "no answer within %d ms",
+		    c->probe.checking ? PROBE_CHECK_TIMEOUT_MS :
+		    PROBE_TIMEOUT_MS);
+		probe_retry(c, why);
 		return;
 	}
 	probe_send(c);
