@@ -703,6 +703,7 @@ static const struct key top_keys[] = {
 	{ "rss_interval", K_IDLE, OFF(rss_interval_ms), NULL },
 	{ "max_failures", K_COUNT, OFF(max_failures), NULL },
 	{ "failed_cooldown", K_DURATION, OFF(failed_cooldown_ms), NULL },
+	{ "health_interval", K_IDLE, OFF(health_interval_ms), NULL },
 	{ "min_available", K_SIZE, OFF(min_available), NULL },
 	{ "max_leases", K_COUNT, OFF(max_leases), NULL },
 	{ "max_leases_per_client", K_COUNT, OFF(max_leases_per_client), NULL },
@@ -824,6 +825,7 @@ config_defaults(struct config *c)
 	c->rss_interval_ms = CONF_DEFAULT_RSS_INTERVAL_MS;
 	c->max_failures = CONF_DEFAULT_MAX_FAILURES;
 	c->failed_cooldown_ms = CONF_DEFAULT_FAILED_COOLDOWN_MS;
+	c->health_interval_ms = CONF_DEFAULT_HEALTH_INTERVAL_MS;
 	c->min_available = CONF_DEFAULT_MIN_AVAILABLE;
 	c->max_leases = CONF_DEFAULT_MAX_LEASES;
 	c->max_leases_per_client = CONF_DEFAULT_MAX_CLIENT_LEASES;

@@ -163,6 +163,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	lim.failed_cooldown = conf->failed_cooldown_ms;
 	lim.min_available = conf->min_available;
 	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
+	lim.health_interval = conf->health_interval_ms;
 	if ((d->pool = pool_new(&lim, &effects_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;

@@ -37,4 +37,5 @@ const struct pool_ops effects_ops = {
 	.port_free = op_port_free,
 	.log = op_log,
 	.available = measure_available,
+	.check = probe_check,
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pool.h"
+#include "victim.h"
 
 #define MODEL_BUCKETS_MIN	1024
 #define LEASE_BUCKETS_MIN	256
@@ -94,6 +95,7 @@ pool_stop_reason_name(enum pool_stop_reason r)
 	case POOL_STOP_ADMIN:		return "evict";
 	case POOL_STOP_START_TIMEOUT:	return "start_timeout";
 	case POOL_STOP_SHUTDOWN:	return "shutdown";
+	case POOL_STOP_UNHEALTHY:	return "unhealthy";
 	}
 	return "unknown";
 }
@@ -302,22 +304,6 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 	return l;
 }
 
-/*
- * GreedyDual-Size: what keeping srv is worth, H = L + cost/size, set at
- * each use (L: the credit of the last victim).  cost is the model's last
- * load time, or ~1 ms per MiB (a 1 GB/s disk) before its first load;
- * per GiB only to keep the numbers readable.
- */
-static void
-gds_credit(struct pool *p, struct pool_server *srv)
-{
-	double cost = srv->model->last_load_ms > 0 ?
-	    (double)srv->model->last_load_ms : (double)(srv->mem >> 20) + 1;
-
-	srv->credit = p->inflation + cost * (double)(1 << 30) /
-	    (double)(srv->mem > 0 ? srv->mem : 1);
-}
-
 /* Ends a lease; its server (if any) is used now, which LRU reads. */
 static void
 lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
@@ -344,6 +330,38 @@ lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 
 /* --- waiters --- */
 
+/* A pending model's place: when its oldest live waiter arrived. */
+static pool_ms
+queued_since(const struct pool_model *m)
+{
+	return TAILQ_FIRST(&m->queued)->since;
+}
+
+/*
+ * Puts m (with waiters on m->queued) on the pending queue at the place of
+ * its oldest waiter: a model whose first request gave up does not keep
+ * that request's place ahead of later models.
+ */
+static void
+pend(struct pool *p, struct pool_model *m)
+{
+	struct pool_model *prev;
+
+	if (m->is_pending)
+		TAILQ_REMOVE(&p->pending, m, pending);
+	else
+		m->passes = 0;
+	m->is_pending = true;
+	for (prev = TAILQ_LAST(&p->pending, pool_pending);
+	    prev != NULL && queued_since(prev) > queued_since(m);
+	    prev = TAILQ_PREV(prev, pool_pending, pending))
+		;
+	if (prev == NULL)
+		TAILQ_INSERT_HEAD(&p->pending, m, pending);
+	else
+		TAILQ_INSERT_AFTER(&p->pending, prev, m, pending);
+}
+
 static void
 waiter_link(struct pool *p, struct pool_waiter *w, struct pool_waiter_list *on)
 {
@@ -355,11 +373,15 @@ waiter_link(struct pool *p, struct pool_waiter *w, struct pool_waiter_list *on)
 		p->nwaiters++;
 }
 
-/* Takes w off every list; a model nobody waits for leaves the queue. */
+/*
+ * Takes w off every list; a model nobody waits for leaves the queue, and
+ * one whose oldest waiter left moves to the place of the next.
+ */
 static void
 waiter_unlink(struct pool *p, struct pool_waiter *w)
 {
 	struct pool_model *m = w->model;
+	bool oldest = w->list == &m->queued && TAILQ_FIRST(&m->queued) == w;
 
 	TAILQ_REMOVE(w->list, w, link);
 	if (w->owner != NULL)
@@ -370,7 +392,8 @@ waiter_unlink(struct pool *p, struct pool_waiter *w)
 	    m->is_pending) {
 		TAILQ_REMOVE(&p->pending, m, pending);
 		m->is_pending = false;
-	}
+	} else if (oldest && m->is_pending)
+		pend(p, m);
 	w->list = NULL;
 }
 
@@ -437,6 +460,28 @@ fail_all(struct pool *p, struct pool_waiter_list *list, enum proto_err err,
 	}
 }
 
+/*
+ * srv is gone or going while ACQUIREs wait on it (for its start or a
+ * health check): they go back to its model's queue, keeping their
+ * arrival and deadline, for a fresh start.
+ */
+static void
+requeue_waiters(struct pool *p, struct pool_server *srv)
+{
+	struct pool_model *m = srv->model;
+	struct pool_waiter *w;
+
+	if (TAILQ_EMPTY(&srv->waiters))
+		return;
+	while ((w = TAILQ_LAST(&srv->waiters, pool_waiter_list)) != NULL) {
+		TAILQ_REMOVE(&srv->waiters, w, link);
+		w->list = &m->queued;
+		w->queued = true;
+		TAILQ_INSERT_HEAD(&m->queued, w, link);
+	}
+	pend(p, m);
+}
+
 /* --- failures and backoff --- */
 
 static pool_ms
@@ -456,9 +501,12 @@ model_failed(const struct pool *p, const struct pool_model *m)
 	return p->lim.max_failures > 0 && m->failures >= p->lim.max_failures;
 }
 
-/* A start failed: remember why, and hold the next one back. */
+/*
+ * The model failed (a start, or a server soon after its ready): remember
+ * why, and hold the next start back.
+ */
 static void
-start_failed(struct pool *p, pool_ms now, struct pool_model *m,
+model_failure(struct pool *p, pool_ms now, struct pool_model *m,
     const char *why)
 {
 	pool_ms delay;
@@ -469,8 +517,6 @@ start_failed(struct pool *p, pool_ms now, struct pool_model *m,
 		delay = p->lim.failed_cooldown;
 	m->retry_at = now + delay;
 	snprintf(m->last_error, sizeof(m->last_error), "%s", why);
-	p->counters.start_failures++;
-	m->counters.start_failures++;
 	if (model_failed(p, m))
 		plog(p, "failed %s: %u failed starts in a row; no start for "
 		    "%.0f s (EVICT clears it): %s", m->name, m->failures,
@@ -478,6 +524,23 @@ start_failed(struct pool *p, pool_ms now, struct pool_model *m,
 	else
 		plog(p, "start failed %s (%u in a row, next try in %.1f s): "
 		    "%s", m->name, m->failures, (double)delay / 1000, why);
+}
+
+static void
+start_failed(struct pool *p, pool_ms now, struct pool_model *m,
+    const char *why)
+{
+	p->counters.start_failures++;
+	m->counters.start_failures++;
+	model_failure(p, now, m, why);
+}
+
+/* A server ran long enough: the model's failures in a row end. */
+static void
+model_proven(struct pool_model *m)
+{
+	m->failures = 0;
+	m->retry_at = 0;
 }
 
 /* --- servers --- */
@@ -543,8 +606,32 @@ pool_any_in(const struct pool *p, enum pool_state state)
 }
 
 /*
+ * poold itself is short of descriptors, memory or processes: not the
+ * model's failure.  Its waiters go back to the queue with their places
+ * and deadlines, and no start is tried for POOL_RESOURCE_RETRY_MS.
+ */
+static void
+spawn_again(struct pool *p, pool_ms now, struct pool_server *srv,
+    const char *why)
+{
+	struct pool_model *m = srv->model;
+
+	server_remove(p, srv);
+	p->counters.starts--;
+	m->counters.starts--;
+	p->counters.resource_failures++;
+	p->resource_retry_at = now + POOL_RESOURCE_RETRY_MS;
+	plog(p, "start %s put off for %.1f s: poold is short of resources "
+	    "(not the model's failure): %s", m->name,
+	    (double)POOL_RESOURCE_RETRY_MS / 1000, why[0] ? why : "?");
+	requeue_waiters(p, srv);
+	free(srv);
+}
+
+/*
  * Spawns the head of the queue; it fits (checked by the caller).  false:
- * it must wait (every port is held, some by servers not yet reaped).
+ * it must wait (every port is held, some by servers not yet reaped, or
+ * poold is short of its own resources).
  */
 static bool
 start(struct pool *p, pool_ms now, struct pool_model *m)
@@ -552,7 +639,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	struct pool_server *srv;
 	struct pool_waiter *w;
 	char err[POOL_ERROR_MAX], used[32], budget[32], mem[32];
-	int port;
+	int port, rc;
 
 	if ((port = pick_port(p)) < 0) {
 		if (pool_any_in(p, POOL_STOPPING))
@@ -591,7 +678,12 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	m->counters.starts++;
 
 	err[0] = '\0';
-	if (p->ops->spawn(p->ctx, srv, err, sizeof(err)) == -1) {
+	rc = p->ops->spawn(p->ctx, srv, err, sizeof(err));
+	if (rc == POOL_SPAWN_AGAIN) {
+		spawn_again(p, now, srv, err);
+		return false;
+	}
+	if (rc != 0) {
 		server_remove(p, srv);
 		start_failed(p, now, m, err[0] ? err : "spawn failed");
 		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, m->last_error);
@@ -638,6 +730,10 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 
 	if (srv->state == POOL_STOPPING)
 		return;
+	/* Stopped by poold, not failing: the model's run of failures ends. */
+	if (srv->state == POOL_READY && why != POOL_STOP_UNHEALTHY)
+		model_proven(m);
+	srv->checking = false;		/* a late answer is ignored */
 	srv->state = POOL_STOPPING;
 	srv->stop_reason = why;
 	srv->stop_at = now;
@@ -656,13 +752,19 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 		p->counters.admin_stops++;
 		m->counters.admin_stops++;
 		break;
+	case POOL_STOP_UNHEALTHY:
+		p->counters.unhealthy_stops++;
+		m->counters.unhealthy_stops++;
+		break;
 	default:
 		break;
 	}
-	if (starting)
+	if (starting || why == POOL_STOP_SHUTDOWN)
 		fail_all(p, &srv->waiters, why == POOL_STOP_SHUTDOWN ?
 		    PROTO_E_SHUTTING_DOWN : PROTO_E_START_FAILED,
 		    stop_message(srv, why, msg, sizeof(msg)));
+	else			/* ACQUIREs waiting for a check */
+		requeue_waiters(p, srv);
 	p->ops->stop(p->ctx, srv);
 }
 
@@ -695,29 +797,6 @@ fits(const struct pool *p, const struct pool_model *m)
 {
 	return p->used + m->mem <= p->lim.budget &&
 	    p->nservers + 1 <= p->lim.max_servers && system_short(p, m) <= 0;
-}
-
-static bool
-evictable(const struct pool_server *srv)
-{
-	return srv->state == POOL_READY && srv->leases == 0;
-}
-
-/* The idle server to stop first: the least recently used, or under GDS
- * the lowest credit (the least recently used of equals). */
-static struct pool_server *
-pick_victim(const struct pool *p)
-{
-	struct pool_server *srv, *v = NULL;
-	bool gds = p->lim.policy == POOL_POLICY_GDS;
-
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (evictable(srv) && (v == NULL ||
-		    (gds && srv->credit < v->credit) ||
-		    ((!gds || srv->credit == v->credit) &&
-		    srv->last_used < v->last_used)))
-			v = srv;
-	return v;
 }
 
 /* What a stopped server gives back to the system. */
@@ -756,20 +835,19 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 	if (covered(s))
 		return true;
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (evictable(srv)) {
+		if (victim_evictable(srv)) {
 			idle_mem += (int64_t)srv->mem;
 			idle_res += (int64_t)resident(srv);
 			idle++;
 		}
 	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
 		return false;
-	while (!covered(s) && (srv = pick_victim(p)) != NULL) {
+	while (!covered(s) && (srv = victim_pick(p)) != NULL) {
 		plog(p, "evict %s %s for %s: idle %.0f s, frees %s",
 		    p->lim.policy == POOL_POLICY_GDS ? "GDS" : "LRU",
 		    srv->model->name, for_, (double)(now - srv->last_used) /
 		    1000, pool_format_size(srv->mem, size, sizeof(size)));
-		if (p->lim.policy == POOL_POLICY_GDS)
-			p->inflation = srv->credit;	/* L = H(victim) */
+		victim_chosen(p, srv);
 		s->mem -= (int64_t)srv->mem;
 		s->sys -= (int64_t)resident(srv);
 		s->count--;
@@ -778,8 +856,12 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 	return true;
 }
 
-/* The head m does not fit: make room, or wait for it. */
-static void
+/*
+ * The head m does not fit: make room, or wait for it.  Returns false if
+ * it can only wait for others (leases to end, other programs' memory):
+ * not even stopping every idle server would make room.
+ */
+static bool
 make_room(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
@@ -798,22 +880,53 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 	s.count = (int64_t)(p->nservers - stopping + 1) -
 	    (int64_t)p->lim.max_servers;
 	s.sys = system_short(p, m) - (int64_t)freeing_res;
-	(void)evict_lru(p, now, &s, m->name);
+	return evict_lru(p, now, &s, m->name);
+}
+
+/*
+ * The head can only wait for leases to end (or other programs to free
+ * memory): models behind it that fit now start, in queue order, up to
+ * POOL_HEAD_PASSES_MAX times per head, so the head cannot starve behind
+ * a stream of small models.  Returns false if scheduling must stop.
+ */
+static bool
+pass_head(struct pool *p, pool_ms now, struct pool_model *head)
+{
+	struct pool_model *m, *next;
+	char mem[32];
+
+	for (m = TAILQ_NEXT(head, pending); m != NULL &&
+	    head->passes < POOL_HEAD_PASSES_MAX; m = next) {
+		next = TAILQ_NEXT(m, pending);
+		if (!fits(p, m))
+			continue;
+		head->passes++;
+		plog(p, "start %s ahead of %s (needs %s; waits for leases or "
+		    "other programs' memory), pass %u of %u", m->name,
+		    head->name, pool_format_size(head->mem, mem, sizeof(mem)),
+		    head->passes, POOL_HEAD_PASSES_MAX);
+		if (!start(p, now, m))
+			return false;
+	}
+	return true;
 }
 
 static void
 schedule(struct pool *p, pool_ms now)
 {
-	struct pool_model *m;
+	struct pool_model *head;
 
-	if (p->shutting_down)
+	if (p->shutting_down || now < p->resource_retry_at)
 		return;
-	while ((m = TAILQ_FIRST(&p->pending)) != NULL) {
-		if (!fits(p, m)) {
-			make_room(p, now, m);
+	while ((head = TAILQ_FIRST(&p->pending)) != NULL) {
+		if (!fits(p, head)) {
+			/* A head that fits once the stopping servers are
+			 * reaped keeps its place: nothing passes it. */
+			if (!make_room(p, now, head))
+				(void)pass_head(p, now, head);
 			return;
 		}
-		if (!start(p, now, m))
+		if (!start(p, now, head))
 			return;
 	}
 }
@@ -839,6 +952,94 @@ waiter_init(struct pool_waiter *w, enum pool_wait_kind kind,
 	w->queued = false;
 }
 
+/* --- health of ready servers --- */
+
+static bool
+watched(const struct pool *p)
+{
+	return p->ops->check != NULL && p->lim.health_interval > 0;
+}
+
+/*
+ * Must an ACQUIRE of READY srv wait for a health check?  Only if it has
+ * been idle longer than health_interval, or its last check failed: a
+ * server in use is handed out at once.
+ */
+static bool
+check_first(const struct pool *p, pool_ms now, const struct pool_server *srv)
+{
+	if (!watched(p))
+		return false;
+	return srv->check_failures > 0 || (srv->leases == 0 &&
+	    now - srv->last_used > p->lim.health_interval);
+}
+
+static void
+check_now(struct pool *p, struct pool_server *srv)
+{
+	if (srv->checking || !watched(p))
+		return;
+	srv->checking = true;
+	p->ops->check(p->ctx, srv);
+}
+
+/*
+ * Not the model's failure, even soon after its ready (unlike a crash):
+ * a frozen machine or a SIGSTOP is not the model's doing, and detection
+ * takes seconds, so a model that hangs cannot restart in a tight loop.
+ * The ACQUIREs that waited for the check wait for a fresh start.
+ */
+static void
+server_unhealthy(struct pool *p, pool_ms now, struct pool_server *srv,
+    const char *why)
+{
+	struct pool_model *m = srv->model;
+	char msg[POOL_ERROR_MAX];
+
+	snprintf(msg, sizeof(msg), "'%s' stopped unhealthy %.1f s after it "
+	    "was ready: %s", m->name, (double)(now - srv->ready_at) / 1000,
+	    why);
+	plog(p, "stop unhealthy %s pid %ld: %u health checks failed in a "
+	    "row, last: %s (%u lease%s lost)", m->name, srv->pid,
+	    srv->check_failures, why, srv->leases,
+	    srv->leases == 1 ? "" : "s");
+	stop_server(p, now, srv, POOL_STOP_UNHEALTHY);
+	snprintf(m->last_error, sizeof(m->last_error), "%s", msg);
+	requeue_waiters(p, srv);
+}
+
+void
+pool_checked(struct pool *p, pool_ms now, struct pool_server *srv,
+    bool healthy, const char *why)
+{
+	struct pool_waiter *w;
+
+	if (srv->state != POOL_READY || !srv->checking)
+		return;
+	srv->checking = false;
+	if (healthy) {
+		srv->check_failures = 0;
+		srv->check_due = now + p->lim.health_interval;
+		while ((w = TAILQ_FIRST(&srv->waiters)) != NULL) {
+			waiter_unlink(p, w);
+			grant(p, now, w, srv, false);
+		}
+		/* Nobody waits on it now: the head may stop it. */
+		schedule(p, now);
+		return;
+	}
+	if (++srv->check_failures < POOL_HEALTH_FAILURES) {
+		srv->check_due = now + POOL_HEALTH_RETRY_MS;
+		plog(p, "health check failed %s pid %ld (%u of %u in a row; "
+		    "again in %.1f s): %s", srv->model->name, srv->pid,
+		    srv->check_failures, POOL_HEALTH_FAILURES,
+		    (double)POOL_HEALTH_RETRY_MS / 1000, why);
+		return;
+	}
+	server_unhealthy(p, now, srv, why);
+	schedule(p, now);
+}
+
 void
 pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
     struct pool_owner *owner, struct pool_model *m, bool hold,
@@ -855,8 +1056,9 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 		    "poold is shutting down");
 		return;
 	}
-	if (srv != NULL && srv->state == POOL_READY) {
-		grant(p, now, w, srv, false);
+	if (srv != NULL && srv->state == POOL_READY &&
+	    !check_first(p, now, srv)) {
+		grant(p, now, w, srv, false);	/* the hot path */
 		return;
 	}
 	if (m->mem > p->lim.budget) {
@@ -873,6 +1075,8 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 	}
 	if (srv != NULL) {		/* starting: one start per model */
 		waiter_link(p, w, &srv->waiters);
+		if (srv->state == POOL_READY)
+			check_now(p, srv);	/* answered by pool_checked() */
 		return;
 	}
 	if (now < m->retry_at) {
@@ -886,10 +1090,8 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 	}
 	w->queued = true;
 	waiter_link(p, w, &m->queued);
-	if (!m->is_pending) {
-		TAILQ_INSERT_TAIL(&p->pending, m, pending);
-		m->is_pending = true;
-	}
+	if (!m->is_pending)
+		pend(p, m);
 	schedule(p, now);
 }
 
@@ -984,7 +1186,10 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	srv->ready_at = srv->last_used = now;
 	m->last_load_ms = now - srv->spawned_at;
 	gds_credit(p, srv);
-	m->failures = 0;
+	srv->check_due = now + p->lim.health_interval;
+	/* m->failures stays until the server proves itself (exits after
+	 * POOL_CRASH_EARLY_MS, or is stopped by poold): a crash soon after
+	 * ready counts as a failed start. */
 	m->retry_at = 0;
 	p->counters.load_ms_total += (uint64_t)m->last_load_ms;
 	plog(p, "ready %s in %" PRId64 " ms", m->name, m->last_load_ms);
@@ -1046,10 +1251,22 @@ pool_exited(struct pool *p, pool_ms now, struct pool_server *srv,
 	case POOL_READY:
 		p->counters.crashes++;
 		m->counters.crashes++;
-		snprintf(m->last_error, sizeof(m->last_error),
-		    "'%s' exited: %s", m->name, why);
-		plog(p, "exit %s: %s (not asked to stop; %u lease%s lost)",
-		    m->name, why, srv->leases, srv->leases == 1 ? "" : "s");
+		plog(p, "exit %s: %s (not asked to stop, %.1f s after ready; %u "
+		    "lease%s lost)", m->name, why,
+		    (double)(now - srv->ready_at) / 1000, srv->leases,
+		    srv->leases == 1 ? "" : "s");
+		snprintf(msg, sizeof(msg), "'%s' exited %.1f s after it was "
+		    "ready: %s", m->name, (double)(now - srv->ready_at) / 1000,
+		    why);
+		if (now - srv->ready_at < POOL_CRASH_EARLY_MS) {
+			model_failure(p, now, m, msg);
+			fail_all(p, &srv->waiters, PROTO_E_START_FAILED, msg);
+		} else {
+			model_proven(m);
+			snprintf(m->last_error, sizeof(m->last_error), "%s",
+			    msg);
+			requeue_waiters(p, srv);
+		}
 		break;
 	case POOL_STOPPING:
 		plog(p, "exit %s: %s (%s)", m->name, why,
@@ -1086,8 +1303,10 @@ server_deadline(const struct pool *p, const struct pool_server *srv)
 	if (srv->state == POOL_STARTING)
 		t = srv->spawned_at + p->lim.start_timeout;
 	else if (srv->state == POOL_READY && srv->leases == 0 &&
-	    srv->model->idle_timeout > 0)
+	    TAILQ_EMPTY(&srv->waiters) && srv->model->idle_timeout > 0)
 		t = srv->last_used + srv->model->idle_timeout;
+	if (srv->state == POOL_READY && watched(p) && !srv->checking)
+		t = earliest(t, srv->check_due);
 	TAILQ_FOREACH(w, &srv->waiters, link)
 		t = earliest(t, w->deadline);
 	return t;
@@ -1107,9 +1326,63 @@ pool_next_deadline(const struct pool *p, pool_ms now)
 	TAILQ_FOREACH(m, &p->pending, pending)
 		TAILQ_FOREACH(w, &m->queued, link)
 			t = earliest(t, w->deadline);
+	if (!TAILQ_EMPTY(&p->pending) && p->resource_retry_at > now)
+		t = earliest(t, p->resource_retry_at);
 	if (t >= 0 && t < now)
 		t = now;
 	return t;
+}
+
+/*
+ * Why m, still queued, found no room: the truth as the pool sees it now,
+ * written into buf.
+ */
+static const char *
+busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
+    size_t len)
+{
+	const struct pool_server *srv;
+	const struct pool_model *head = TAILQ_FIRST(&p->pending);
+	uint64_t leased = 0, stopping = 0, starting = 0;
+	char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
+
+	if (p->used + m->mem <= p->lim.budget && system_short(p, m) > 0) {
+		snprintf(buf, len, "the system lacks %s of free memory (other "
+		    "programs hold it)", pool_format_size((uint64_t)
+		    system_short(p, m), a, sizeof(a)));
+		return buf;
+	}
+	if (head != NULL && head != m && fits(p, m)) {
+		snprintf(buf, len, "it waits behind '%s' (needs %s), first in "
+		    "the queue", head->name,
+		    pool_format_size(head->mem, a, sizeof(a)));
+		return buf;
+	}
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state == POOL_STOPPING)
+			stopping += srv->mem;
+		else if (srv->state == POOL_STARTING)
+			starting += srv->mem;
+		else if (srv->leases > 0)
+			leased += srv->mem;
+	if (p->nservers >= p->lim.max_servers)
+		snprintf(buf, len, "all %u servers max_servers allows are "
+		    "running (%s leased, %s stopping, %s starting)",
+		    p->lim.max_servers, pool_format_size(leased, a, sizeof(a)),
+		    pool_format_size(stopping, b, sizeof(b)),
+		    pool_format_size(starting, c, sizeof(c)));
+	else
+		snprintf(buf, len, "it needs %s; of the budget %s, %s is "
+		    "leased, %s stopping, %s starting, %s idle, %s free",
+		    pool_format_size(m->mem, a, sizeof(a)),
+		    pool_format_size(p->lim.budget, b, sizeof(b)),
+		    pool_format_size(leased, c, sizeof(c)),
+		    pool_format_size(stopping, d, sizeof(d)),
+		    pool_format_size(starting, e, sizeof(e)),
+		    pool_format_size(p->used - leased - stopping - starting,
+		    f, sizeof(f)), pool_format_size(p->used < p->lim.budget ?
+		    p->lim.budget - p->used : 0, g, sizeof(g)));
+	return buf;
 }
 
 static void
@@ -1117,7 +1390,7 @@ expire_waiters(struct pool *p, pool_ms now, struct pool_waiter_list *list)
 {
 	struct pool_waiter *w, *tw;
 	struct pool_model *m;
-	char held[32];
+	char why[256];
 
 	TAILQ_FOREACH_SAFE(w, list, link, tw) {
 		if (w->deadline > now)
@@ -1126,20 +1399,16 @@ expire_waiters(struct pool *p, pool_ms now, struct pool_waiter_list *list)
 		waiter_unlink(p, w);
 		if (w->queued && m->server == NULL) {
 			p->counters.busy++;
-			if (p->used + m->mem <= p->lim.budget &&
-			    system_short(p, m) > 0)
-				answer_error(p, w, PROTO_E_BUSY, "no room for "
-				    "'%s' within %" PRId64 " ms: the system "
-				    "lacks %s of free memory (other programs "
-				    "hold it)", m->name, now - w->since,
-				    pool_format_size((uint64_t)system_short(p,
-				    m), held, sizeof(held)));
-			else
-				answer_error(p, w, PROTO_E_BUSY, "no room for "
-				    "'%s' within %" PRId64 " ms: %s of the "
-				    "budget is held by servers in use",
-				    m->name, now - w->since, pool_format_size(
-				    p->used, held, sizeof(held)));
+			answer_error(p, w, PROTO_E_BUSY, "no room for '%s' "
+			    "within %" PRId64 " ms: %s", m->name,
+			    now - w->since, busy_reason(p, m, why,
+			    sizeof(why)));
+		} else if (m->server != NULL &&
+		    m->server->state == POOL_READY) {
+			p->counters.timeouts++;
+			answer_error(p, w, PROTO_E_TIMEOUT, "'%s' did not "
+			    "answer its health check within %" PRId64 " ms; "
+			    "ask again", m->name, now - w->since);
 		} else {
 			p->counters.timeouts++;
 			answer_error(p, w, PROTO_E_TIMEOUT, "'%s' is still "
@@ -1164,12 +1433,15 @@ tick_server(struct pool *p, pool_ms now, struct pool_server *srv)
 		return;
 	}
 	if (srv->state == POOL_READY && srv->leases == 0 &&
-	    m->idle_timeout > 0 && now >= srv->last_used + m->idle_timeout) {
+	    TAILQ_EMPTY(&srv->waiters) && m->idle_timeout > 0 &&
+	    now >= srv->last_used + m->idle_timeout) {
 		plog(p, "stop idle %s after %.0f s", m->name,
 		    (double)(now - srv->last_used) / 1000);
 		stop_server(p, now, srv, POOL_STOP_IDLE);
 		return;
 	}
+	if (srv->state == POOL_READY && watched(p) && now >= srv->check_due)
+		check_now(p, srv);
 	expire_waiters(p, now, &srv->waiters);
 }
 

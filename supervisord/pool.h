@@ -34,6 +34,23 @@ typedef int64_t pool_ms;	/* monotonic milliseconds */
 #define POOL_BACKOFF_MAX_MS	60000
 #define POOL_ERROR_MAX		512
 
+/* ops->spawn: the start failed for lack of poold's own resources
+ * (descriptors, memory, processes), not the model's fault. */
+#define POOL_SPAWN_AGAIN	(-2)
+/* No start for this long after a POOL_SPAWN_AGAIN. */
+#define POOL_RESOURCE_RETRY_MS	1000
+/* A ready server that exits on its own within this of its ready counts
+ * as a failed start (backoff, failed): a model that crashes on its first
+ * request must not restart in a loop. */
+#define POOL_CRASH_EARLY_MS	30000
+/* Health checks of a ready server failed in a row before it is stopped;
+ * after a failed one the next comes this soon. */
+#define POOL_HEALTH_FAILURES	2
+#define POOL_HEALTH_RETRY_MS	1000
+/* Starts that may overtake a queue head that can only wait (for leases
+ * or other programs' memory) before the queue is strict FIFO again. */
+#define POOL_HEAD_PASSES_MAX	8
+
 enum pool_state {
 	POOL_STARTING,		/* spawned, not yet healthy */
 	POOL_READY,		/* healthy; may be leased */
@@ -47,6 +64,7 @@ enum pool_stop_reason {
 	POOL_STOP_ADMIN,	/* EVICT */
 	POOL_STOP_START_TIMEOUT,/* never became ready */
 	POOL_STOP_SHUTDOWN,
+	POOL_STOP_UNHEALTHY,	/* failed its health checks while ready */
 };
 
 /* Which idle server make_room() stops first. */
@@ -75,6 +93,8 @@ struct pool_counters {
 	uint64_t	busy;		/* waits that ran out of time in the queue */
 	uint64_t	timeouts;	/* waits that ran out of time while starting */
 	uint64_t	load_ms_total;	/* sum of spawn-to-ready times */
+	uint64_t	unhealthy_stops;/* ready servers that failed checks */
+	uint64_t	resource_failures; /* starts put off: POOL_SPAWN_AGAIN */
 };
 
 struct pool_model {
@@ -87,6 +107,7 @@ struct pool_model {
 	struct pool_waiter_list	 queued;	/* waiting for room to start */
 	TAILQ_ENTRY(pool_model)	 pending;	/* on pool.pending while queued */
 	bool			 is_pending;
+	unsigned		 passes;	/* starts that overtook it as head */
 
 	unsigned		 failures;	/* consecutive failed starts */
 	pool_ms			 retry_at;	/* no start before this */
@@ -110,13 +131,17 @@ struct pool_server {
 	uint64_t		 rss;		/* last measured; 0: not yet */
 	uint64_t		 peak_rss;
 	unsigned		 leases;
+	bool			 checking;	/* a health check is out */
+	unsigned		 check_failures;/* failed checks in a row */
+	pool_ms			 check_due;	/* next periodic check */
 	pool_ms			 spawned_at;
 	pool_ms			 ready_at;
 	pool_ms			 stop_at;
 	pool_ms			 last_used;
 	double			 credit;	/* GDS: H = L + cost/size, set at
 						 * each use; cost = last load ms */
-	struct pool_waiter_list	 waiters;	/* ACQUIREs waiting for ready */
+	struct pool_waiter_list	 waiters;	/* ACQUIREs waiting for ready,
+						 * or for a health check */
 	struct pool_waiter_list	 evicts;	/* EVICTs waiting for the reap */
 	struct pool_lease_list	 lease_list;
 	void			*udata;		/* the daemon's child record */
@@ -168,7 +193,9 @@ struct pool_ops {
 	/*
 	 * Start srv's process (srv->port and srv->mem are set).  Returns 0
 	 * and sets srv->pid, or -1 with a message in err: the start failed
-	 * and no process is left.
+	 * and no process is left; or POOL_SPAWN_AGAIN (with a message): it
+	 * failed for lack of poold's own resources, which is not the model's
+	 * failure, and is tried again after POOL_RESOURCE_RETRY_MS.
 	 */
 	int	(*spawn)(void *ctx, struct pool_server *srv, char *err,
 		    size_t errlen);
@@ -184,6 +211,9 @@ struct pool_ops {
 	/* The system's available memory (all programs), or UINT64_MAX if
 	 * unknown.  May be NULL. */
 	uint64_t (*available)(void *ctx);
+	/* Check the health of READY srv now; report with pool_checked().
+	 * May be NULL: ready servers are not watched. */
+	void	(*check)(void *ctx, struct pool_server *srv);
 };
 
 struct pool_limits {
@@ -196,6 +226,9 @@ struct pool_limits {
 	pool_ms		failed_cooldown;
 	uint64_t	min_available;	/* system memory left to others */
 	enum pool_policy policy;	/* eviction order; 0: LRU */
+	pool_ms		health_interval;/* check ready servers this often, and
+					 * before handing out one idle longer;
+					 * 0: never */
 };
 
 struct pool {
@@ -204,7 +237,8 @@ struct pool {
 	void			*ctx;
 
 	TAILQ_HEAD(, pool_server) servers;	/* every unreaped server */
-	TAILQ_HEAD(, pool_model) pending;	/* FIFO of models waiting for room */
+	/* Models waiting for room, in order of their oldest waiter. */
+	TAILQ_HEAD(pool_pending, pool_model) pending;
 	unsigned		 nservers;
 	unsigned		 nwaiters;
 	uint64_t		 used;		/* accounted bytes, all servers */
@@ -213,6 +247,7 @@ struct pool {
 	bool			 shutting_down;
 	pool_ms			 started_at;
 	double			 inflation;	/* GDS: L, the last victim's credit */
+	pool_ms			 resource_retry_at; /* no start before this */
 
 	struct pool_model	**models;	/* hash by name */
 	size_t			 nbuckets, nmodels;
@@ -267,6 +302,14 @@ void		 pool_ready(struct pool *, pool_ms now, struct pool_server *);
  */
 void		 pool_measured(struct pool *, pool_ms now, struct pool_server *,
 		    uint64_t rss);
+/*
+ * The health check ops->check asked for ended: healthy or not (why says
+ * how).  POOL_HEALTH_FAILURES failures in a row stop the server
+ * (POOL_STOP_UNHEALTHY); ACQUIREs waiting for the check then wait for a
+ * fresh start.  Ignored unless srv is READY with a check out.
+ */
+void		 pool_checked(struct pool *, pool_ms now, struct pool_server *,
+		    bool healthy, const char *why);
 /* The process was reaped; why says how it ended (status, last stderr). */
 void		 pool_exited(struct pool *, pool_ms now, struct pool_server *,
 		    const char *why);

@@ -40,6 +40,7 @@
 #define CONF_DEFAULT_RSS_INTERVAL_MS	(2LL * 1000)
 #define CONF_DEFAULT_MAX_FAILURES	5	/* failed starts in a row */
 #define CONF_DEFAULT_FAILED_COOLDOWN_MS	(10LL * 60 * 1000)
+#define CONF_DEFAULT_HEALTH_INTERVAL_MS	(10LL * 1000)
 #define CONF_DEFAULT_MIN_AVAILABLE	(1ULL << 30)
 #define CONF_DEFAULT_STATE_FILE		"/var/lib/poold/state.json" /* root's */
 
@@ -91,6 +92,7 @@ struct config {
 	unsigned	  max_failures;
 	int64_t		  failed_cooldown_ms;
 	uint64_t	  min_available;	/* memory left to others */
+	int64_t		  health_interval_ms;	/* checks of ready servers; 0: none */
 	struct model_conf *models;
 	size_t		  nmodels;
 };
@@ -174,7 +176,7 @@ void	 fatalx(const char *, ...)
 #define CHILD_TERM_AGAIN_MS	1000	/* second SIGTERM (llama-server needs it) */
 #define PROBE_TIMEOUT_MS	1000	/* one health probe, connect to status */
 #define PROBE_INTERVAL_MIN_MS	5
-#define PROBE_INTERVAL_MAX_MS	25
+#define PROBE_INTERVAL_MAX_MS	1000	/* ×1.5 from the min while loading */
 #define CATALOG_RESCAN_MIN_MS	1000	/* a folder that changed within this of
 					   its scan is scanned again (coarse
 					   file times) */
@@ -209,13 +211,14 @@ struct model_entry {
 	uint64_t		 gguf;		/* its estimate; 0: none */
 };
 
-/* A health probe of one starting server. */
+/* A health probe of one starting server, or a check of a ready one. */
 struct probe {
 	ev_timer	 timer;		/* next probe, or this probe's timeout */
 	ev_io		 io;
 	int		 fd;
 	bool		 in_flight;
 	bool		 wrote;
+	bool		 checking;	/* a check for pool_checked() */
 	pool_ms		 interval;
 	pool_ms		 last_sent;
 	unsigned	 sent;
@@ -341,6 +344,8 @@ void	 probe_start(struct child *);
 void	 probe_stop(struct child *);
 /* The child wrote something: it may be ready; probe soon. */
 void	 probe_hint(struct child *);
+/* ops->check: one probe of a ready server, answered with pool_checked(). */
+void	 probe_check(void *ctx, struct pool_server *);
 
 /* sockdir.c */
 /*

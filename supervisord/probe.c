@@ -1,12 +1,18 @@
 /*
- * probe.c — is a starting server healthy yet?
+ * probe.c — is a starting server healthy yet?  Is a ready one still?
  *
  * GET health_path on 127.0.0.1:port, non-blocking, one probe in flight per
  * server.  llama-server refuses connections at first, then answers 503
- * while loading, then 200.  Probes start 5 ms apart and back off to 25 ms,
- * so the reply to a waiting ACQUIRE leaves at most ~25 ms after the server
- * is ready; output from the server (it logs when it finishes loading)
- * brings the next probe forward, to at once.
+ * while loading, then 200.  Probes start 5 ms apart and back off ×1.5 to
+ * 1 s, so a long load costs a probe a second, not forty; output from the
+ * server (it logs when it finishes loading) brings the next probe forward,
+ * to at once (at most every 5 ms), so a model that loads fast is still
+ * seen ready within milliseconds.
+ *
+ * A ready server is checked when the pool asks (ops->check: every
+ * health_interval, and before an idle one is handed out): one probe,
+ * PROBE_CHECK_TIMEOUT_MS to answer 200, reported with pool_checked().
+ * A stopped (SIGSTOP) server accepts the connection and never answers.
  */
 #include <sys/socket.h>
 
@@ -19,6 +25,9 @@
 #include <unistd.h>
 
 #include "poold.h"
+
+/* A check of a ready server: long enough for a server busy generating. */
+#define PROBE_CHECK_TIMEOUT_MS	2000
 
 static void	probe_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	probe_io_cb(struct ev_loop *, ev_io *, int);
@@ -38,6 +47,20 @@ probe_close(struct child *c)
 	pr->len = 0;
 }
 
+/* The check of a ready server ended: tell the pool, last (it may stop
+ * the server and free c). */
+static void
+check_done(struct child *c, bool healthy, const char *why)
+{
+	struct daemon *d = c->d;
+	struct pool_server *srv = c->srv;
+
+	probe_stop(c);
+	c->probe.checking = false;
+	log_debug("check %s: %s", srv->model->name, why);
+	pool_checked(d->pool, daemon_now(), srv, healthy, why);
+}
+
 static void
 probe_later(struct child *c, pool_ms after)
 {
@@ -48,15 +71,20 @@ probe_later(struct child *c, pool_ms after)
 	ev_timer_start(c->d->loop, &pr->timer);
 }
 
-/* Not healthy yet: try again, a little later each time. */
+/* Not healthy yet: try again, a little later each time.  A check of a
+ * ready server is not retried here: the pool decides. */
 static void
-probe_retry(struct child *c)
+probe_retry(struct child *c, const char *why)
 {
 	struct probe *pr = &c->probe;
 
+	if (pr->checking) {
+		check_done(c, false, why);
+		return;
+	}
 	probe_close(c);
 	probe_later(c, pr->interval);
-	pr->interval *= 2;
+	pr->interval += pr->interval / 2;
 	if (pr->interval > PROBE_INTERVAL_MAX_MS)
 		pr->interval = PROBE_INTERVAL_MAX_MS;
 }
@@ -69,7 +97,7 @@ probe_send(struct child *c)
 
 	if ((pr->fd = fd_socket(AF_INET, SOCK_STREAM)) == -1) {
 		log_warn("probe %s", c->srv->model->name);
-		probe_retry(c);
+		probe_retry(c, "no socket for the probe");
 		return;
 	}
 	memset(&sin, 0, sizeof(sin));
@@ -80,23 +108,28 @@ probe_send(struct child *c)
 	pr->last_sent = daemon_now();
 	if (connect(pr->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
 	    errno != EINPROGRESS) {
-		probe_retry(c);		/* refused: not listening yet */
+		probe_retry(c, "connection refused");	/* not listening yet */
 		return;
 	}
 	pr->in_flight = true;
 	ev_io_init(&pr->io, probe_io_cb, pr->fd, EV_WRITE);
 	pr->io.data = c;
 	ev_io_start(c->d->loop, &pr->io);
-	probe_later(c, PROBE_TIMEOUT_MS);
+	probe_later(c, pr->checking ? PROBE_CHECK_TIMEOUT_MS :
+	    PROBE_TIMEOUT_MS);
 }
 
 static void
 probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
+	char why[64];
 
 	if (c->probe.in_flight) {	/* this probe timed out */
-		probe_retry(c);
+		snprintf(why, sizeof(why), "no answer within %d ms",
+		    c->probe.checking ? PROBE_CHECK_TIMEOUT_MS :
+		    PROBE_TIMEOUT_MS);
+		probe_retry(c, why);
 		return;
 	}
 	probe_send(c);
@@ -112,7 +145,7 @@ probe_write(struct child *c)
 
 	if (getsockopt(pr->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
 	    err != 0) {
-		probe_retry(c);
+		probe_retry(c, "connection refused");
 		return;
 	}
 	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d"
@@ -121,7 +154,7 @@ probe_write(struct child *c)
 	/* A fresh socket's buffer takes a few hundred bytes whole. */
 	if (n < 0 || (size_t)n >= sizeof(req) ||
 	    send(pr->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-		probe_retry(c);
+		probe_retry(c, "cannot send the request");
 		return;
 	}
 	pr->wrote = true;
@@ -149,6 +182,7 @@ probe_read(struct child *c)
 {
 	struct probe *pr = &c->probe;
 	struct pool_server *srv = c->srv;
+	char why[32];
 	ssize_t n;
 	int code;
 
@@ -156,7 +190,7 @@ probe_read(struct child *c)
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		probe_retry(c);
+		probe_retry(c, "connection closed without a status");
 		return;
 	}
 	pr->len += (size_t)n;
@@ -164,7 +198,12 @@ probe_read(struct child *c)
 	if ((code = status_code(pr)) == -1)
 		return;
 	if (code != 200) {
-		probe_retry(c);
+		snprintf(why, sizeof(why), "HTTP status %d", code);
+		probe_retry(c, why);
+		return;
+	}
+	if (pr->checking) {
+		check_done(c, true, "HTTP status 200");
 		return;
 	}
 	log_debug("probe %s: healthy after %u probes", srv->model->name,
@@ -190,6 +229,7 @@ probe_start(struct child *c)
 	struct probe *pr = &c->probe;
 
 	pr->fd = -1;
+	pr->checking = false;
 	pr->interval = PROBE_INTERVAL_MIN_MS;
 	ev_timer_init(&pr->timer, probe_timer_cb, 0, 0);
 	pr->timer.data = c;
@@ -209,16 +249,28 @@ probe_hint(struct child *c)
 	struct probe *pr = &c->probe;
 	pool_ms soonest;
 
-	if (pr->in_flight || !ev_is_active(&pr->timer))
+	if (pr->in_flight || pr->checking || !ev_is_active(&pr->timer))
 		return;
 	/* At once, but not more often than every PROBE_INTERVAL_MIN_MS
-	 * however much the server prints. */
+	 * however much the server prints.  The back-off goes on: a
+	 * chatty load must not bring back fast polling. */
 	soonest = pr->last_sent + PROBE_INTERVAL_MIN_MS - daemon_now();
 	if (soonest < 0)
 		soonest = 0;
 	if (ev_timer_remaining(c->d->loop, &pr->timer) * 1000 >
-	    (double)soonest) {
-		pr->interval = PROBE_INTERVAL_MIN_MS;
+	    (double)soonest)
 		probe_later(c, soonest);
-	}
+}
+
+void
+probe_check(void *ctx, struct pool_server *srv)
+{
+	struct child *c = srv->udata;
+
+	if (c == NULL)
+		fatalx("check of %s: no process record", srv->model->name);
+	probe_stop(c);
+	c->probe.checking = true;
+	/* From the loop, not from inside the pool's call. */
+	probe_later(c, 0);
 }

@@ -11,7 +11,7 @@ static json_t *
 counters_json(const struct pool_counters *k)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-	    " s:I, s:I}",
+	    " s:I, s:I, s:I, s:I}",
 	    "acquires", (json_int_t)k->acquires, "hits", (json_int_t)k->hits,
 	    "misses", (json_int_t)k->misses,
 	    "releases", (json_int_t)k->releases,
@@ -21,7 +21,9 @@ counters_json(const struct pool_counters *k)
 	    "evictions", (json_int_t)k->evictions,
 	    "idle_stops", (json_int_t)k->idle_stops,
 	    "admin_stops", (json_int_t)k->admin_stops,
-	    "busy", (json_int_t)k->busy, "timeouts", (json_int_t)k->timeouts);
+	    "busy", (json_int_t)k->busy, "timeouts", (json_int_t)k->timeouts,
+	    "unhealthy_stops", (json_int_t)k->unhealthy_stops,
+	    "resource_failures", (json_int_t)k->resource_failures);
 }
 
 static json_t *

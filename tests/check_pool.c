@@ -96,7 +96,8 @@ head_waits_rightly(const struct pool_model *h)
 		if (s->state == POOL_STOPPING) {
 			freeing += s->mem;
 			nstopping++;
-		} else if (s->state == POOL_READY && s->leases == 0) {
+		} else if (s->state == POOL_READY && s->leases == 0 &&
+		    TAILQ_EMPTY(&s->waiters)) {
 			idle_mem += s->mem;
 			nidle++;
 		}
@@ -113,6 +114,72 @@ head_waits_rightly(const struct pool_model *h)
 	    "%lld servers) but none was stopped", h->name, nidle,
 	    (unsigned long long)idle_mem, (long long)mem_short,
 	    (long long)cnt_short);
+}
+
+/* Could m start now without stopping anything? */
+static bool
+fits_now(const struct pool_model *m)
+{
+	const struct pool	*p = F.p;
+
+	return p->used + m->mem <= p->lim.budget &&
+	    p->nservers < p->lim.max_servers && p->nservers <
+	    (unsigned)(p->lim.port_max - p->lim.port_min + 1);
+}
+
+/*
+ * Does head h wait only for leases: not even once the stopping servers
+ * are reaped and every idle server stopped would it fit?
+ */
+static bool
+waits_for_leases(const struct pool_model *h)
+{
+	const struct pool	*p = F.p;
+	const struct pool_server *s;
+	uint64_t		 freeing = 0, idle_mem = 0;
+	unsigned		 nstopping = 0, nidle = 0;
+
+	TAILQ_FOREACH(s, &p->servers, link) {
+		if (s->state == POOL_STOPPING) {
+			freeing += s->mem;
+			nstopping++;
+		} else if (s->state == POOL_READY && s->leases == 0 &&
+		    TAILQ_EMPTY(&s->waiters)) {
+			idle_mem += s->mem;
+			nidle++;
+		}
+	}
+	return p->used - freeing - idle_mem + h->mem > p->lim.budget ||
+	    p->nservers - nstopping - nidle + 1 > p->lim.max_servers;
+}
+
+/*
+ * The queue's order and passes: models in order of their oldest waiter;
+ * behind a head that waits only for leases, with passes left, no model
+ * that fits now is left waiting.
+ */
+static void
+queue_rules(void)
+{
+	const struct pool	*p = F.p;
+	const struct pool_model	*m, *prev = NULL, *h = TAILQ_FIRST(&p->pending);
+
+	TAILQ_FOREACH(m, &p->pending, pending) {
+		ck_assert_msg(prev == NULL || TAILQ_FIRST(&prev->queued)->since
+		    <= TAILQ_FIRST(&m->queued)->since, "pending %s (oldest "
+		    "waiter at %lld) ahead of %s (at %lld)", prev->name,
+		    (long long)TAILQ_FIRST(&prev->queued)->since, m->name,
+		    (long long)TAILQ_FIRST(&m->queued)->since);
+		prev = m;
+	}
+	if (h == NULL || p->shutting_down || F.now < p->resource_retry_at ||
+	    F.r.avail != 0 || !waits_for_leases(h) ||
+	    h->passes >= POOL_HEAD_PASSES_MAX)
+		return;
+	for (m = TAILQ_NEXT(h, pending); m != NULL; m = TAILQ_NEXT(m, pending))
+		ck_assert_msg(!fits_now(m), "%s fits now but waits behind %s, "
+		    "which only waits for leases (%u passes)", m->name,
+		    h->name, h->passes);
 }
 
 /* The accounting invariants; called after every call into the pool. */
@@ -160,6 +227,15 @@ inv(void)
 			ck_assert_msg(s->leases == 0,
 			    "STARTING %s has %u leases", s->model->name,
 			    s->leases);
+		/* On a ready server, only ACQUIREs waiting for its check
+		 * (out, or due again after a failed one). */
+		if (s->state == POOL_READY && !TAILQ_EMPTY(&s->waiters))
+			ck_assert_msg(s->checking || s->check_failures > 0,
+			    "ready %s has waiters but no health check out",
+			    s->model->name);
+		if (s->state != POOL_READY)
+			ck_assert_msg(!s->checking, "%s %s with a health check "
+			    "out", s->model->name, pool_state_name(s->state));
 	}
 	TAILQ_FOREACH(s, &p->servers, link)
 		grown += s->mem - s->estimate;
@@ -212,7 +288,7 @@ inv(void)
 	h = TAILQ_FIRST(&p->pending);
 	/* (With the system's memory in play, test_system_* check it.) */
 	if (h != NULL && !p->shutting_down && F.now >= h->retry_at &&
-	    F.r.avail == 0) {
+	    F.now >= p->resource_retry_at && F.r.avail == 0) {
 		/* (Every port held by an unreaped server also means wait.) */
 		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
 		    p->nservers < p->lim.max_servers && p->nservers <
@@ -224,6 +300,7 @@ inv(void)
 		    (unsigned long long)p->lim.budget, p->nservers);
 		head_waits_rightly(h);
 	}
+	queue_rules();
 
 	if (F.extra_inv != NULL)
 		F.extra_inv(F.extra);
@@ -1025,7 +1102,7 @@ START_TEST(test_fifo)
 {
 	struct pool_model	*a, *b, *x, *y;
 	struct pool_waiter	 wx, wy;
-	int64_t			 la, lb;
+	int64_t			 la, lb, ly;
 
 	fx_init(NULL);
 	a = model("a", 40 * G, 0);
@@ -1037,37 +1114,35 @@ START_TEST(test_fifo)
 	lb = warm(b, &F.own, true);
 	at(10);
 	acquire(&wx, &F.own, x, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(x), 0);	/* only leases hold it */
 	at(20);
-	acquire(&wy, &F.own2, y, true, LONG_MS);	/* 80 + 20 fits... */
-	ck_assert_uint_eq(spawns_of(y), 0);		/* ...but x is first */
+	/* 80 + 20 fits, and x can only wait for leases: y passes it. */
+	acquire(&wy, &F.own2, y, true, LONG_MS);
+	ck_assert_uint_eq(spawns_of(y), 1);
 	ck_assert_uint_eq(spawns_of(x), 0);
-	ck_assert(x->is_pending && y->is_pending);
+	ck_assert(x->is_pending && !y->is_pending);
 	ck_assert_ptr_eq(TAILQ_FIRST(&F.p->pending), x);
+	ck_assert_uint_eq(x->passes, 1);
 	at(30);
-	tick();
-	ck_assert_uint_eq(spawns_of(y), 0);
+	ready(y);
+	ly = expect_ok(&wy, y, "y")->lease;
 
 	at(100);
-	ck_assert_int_eq(release(la), 0);	/* x: stop a, wait for it */
-	ck_assert_uint_eq(F.r.nstops, 1);
-	ck_assert_ptr_eq(F.r.stops[0].model, a);
-	ck_assert_uint_eq(spawns_of(y), 0);	/* still behind x */
-	at(200);
+	ck_assert_int_eq(release(la), 0);	/* idle a, 40, short of 50 */
+	ck_assert_uint_eq(F.r.nstops, 0);
+	at(110);
+	ck_assert_int_eq(release(ly), 0);	/* idle a + y: 60 */
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(F.r.stops[0].model, a);	/* LRU first */
+	ck_assert_ptr_eq(F.r.stops[1].model, y);
 	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(x), 0);	/* 40 + 20 + 50 > 100 */
+	reap(F.r.stops[1].srv, "exited");
 	ck_assert_uint_eq(spawns_of(x), 1);
-	ck_assert_uint_eq(spawns_of(y), 0);	/* 90 + 20 > 100 */
-	ck_assert_uint_eq(F.r.nstops, 1);	/* b leased, x starting */
 	at(300);
 	ready(x);
 	expect_ok(&wx, x, "x");
-	ck_assert_uint_eq(nanswers(&wy), 0);
-	ck_assert_uint_eq(F.r.nstops, 1);
-	at(400);
 	ck_assert_int_eq(release(lb), 0);
-	ck_assert_uint_eq(F.r.nstops, 2);
-	ck_assert_ptr_eq(F.r.stops[1].model, b);
-	reap(F.r.stops[1].srv, "exited");
-	ck_assert_uint_eq(spawns_of(y), 1);
 	fx_done();
 }
 END_TEST
@@ -1213,20 +1288,23 @@ START_TEST(test_crash_at_start_backoff)
 		t = fail_at + backoff;
 	}
 
-	/* Success resets the count: the next crash backs off 1 s again. */
+	/* A server that stays up POOL_CRASH_EARLY_MS resets the count: the
+	 * next crash backs off 1 s again. */
 	at(t);
 	acquire(&w3, &F.own, m, true, LONG_MS);
 	ck_assert_ptr_nonnull(m->server);
 	at(t + 50);
 	ready(m);
 	expect_ok(&w3, m, "after the back-off");
-	ck_assert_uint_eq(m->failures, 0);
-	at(t + 60);
-	reap(m->server, "segfault");		/* a crash after ready */
+	ck_assert_uint_eq(m->failures, 9);	/* not proven yet */
+	t += 50 + POOL_CRASH_EARLY_MS;
+	at(t);
+	reap(m->server, "segfault");		/* a crash long after ready */
 	ck_assert_uint_eq(F.p->counters.crashes, 1);
-	fail_start(m, t + 70, "boom");
+	ck_assert_uint_eq(m->failures, 0);
+	fail_start(m, t + 10, "boom");
 	ck_assert_uint_eq(m->failures, 1);
-	ck_assert_int_eq(m->retry_at, T0 + t + 170 + POOL_BACKOFF_MIN_MS);
+	ck_assert_int_eq(m->retry_at, T0 + t + 110 + POOL_BACKOFF_MIN_MS);
 	fx_done();
 }
 END_TEST
@@ -1448,9 +1526,9 @@ START_TEST(test_owner_gone)
 	at(20);
 	acquire(&wc, &gone, c, true, LONG_MS);		/* 90+50: blocked */
 	at(30);
-	acquire(&wd, &F.own, d, true, LONG_MS);		/* behind c */
-	ck_assert(c->is_pending && d->is_pending);
-	ck_assert_uint_eq(spawns_of(d), 0);
+	acquire(&wd, &F.own, d, true, LONG_MS);	/* c waits for leases */
+	ck_assert(c->is_pending && !d->is_pending);
+	ck_assert_uint_eq(spawns_of(d), 1);	/* so d passes it */
 	ck_assert_uint_eq(F.r.nstops, 0);
 
 	at(1000);
@@ -1464,7 +1542,6 @@ START_TEST(test_owner_gone)
 	ck_assert(!c->is_pending);
 	ck_assert_uint_eq(sb->leases, 0);
 	ck_assert_int_eq(sb->last_used, T0 + 1000);
-	/* d is the head now and fits: 90 + 10. */
 	ck_assert_uint_eq(spawns_of(d), 1);
 	ck_assert_msg(F.r.nstops == 0, "stopped %s for a model whose client "
 	    "left", rec_model_name(F.r.stops[0].model));
@@ -1824,7 +1901,7 @@ struct plz {
 	bool			 srv_live;
 };
 
-enum pop { OP_OTHER, OP_ACQUIRE, OP_READY, OP_EXITED };
+enum pop { OP_OTHER, OP_ACQUIRE, OP_READY, OP_EXITED, OP_CHECKED };
 
 struct prop {
 	uint64_t		 rng;
@@ -1884,6 +1961,12 @@ p_answer(struct rec *r, struct pool_waiter *w, const struct pool_answer *a)
 			if (x->call == P.call) {
 				ck_assert_msg(P.op == OP_ACQUIRE && !a->cold &&
 				    a->wait_ms == 0, "hot acquire #%zu: cold "
+				    "%d wait %lld", x->idx, a->cold,
+				    (long long)a->wait_ms);
+			} else if (P.op == OP_CHECKED) {
+				/* A hit that waited for a health check. */
+				ck_assert_msg(!a->cold && a->wait_ms ==
+				    now - x->since, "checked acquire #%zu: cold "
 				    "%d wait %lld", x->idx, a->cold,
 				    (long long)a->wait_ms);
 			} else {
@@ -2014,6 +2097,7 @@ p_nothing_overdue(void)
 			    F.now, "%s STARTING past start_timeout",
 			    s->model->name);
 		if (s->state == POOL_READY && s->leases == 0 &&
+		    TAILQ_EMPTY(&s->waiters) &&
 		    s->model->idle_timeout > 0 && !F.p->shutting_down)
 			ck_assert_msg(s->last_used + s->model->idle_timeout >
 			    F.now, "%s idle since %lld, timeout %lld, now "
@@ -2197,6 +2281,26 @@ p_reap(void)
 		p_exited(s, "exited with status 0");
 }
 
+/* A health check that is out ends, healthy or not (a stopped server can
+ * be leased: its leases are lost as in a crash). */
+static void
+p_checked(bool healthy)
+{
+	struct pool_server	*s, *pick = NULL;
+
+	TAILQ_FOREACH(s, &F.p->servers, link)
+		if (s->checking && (pick == NULL || prnd(2) == 0))
+			pick = s;
+	if (pick == NULL)
+		return;
+	P.call++;
+	P.op = OP_CHECKED;
+	F.r.allow_leased_stop = true;
+	pool_checked(F.p, F.now, pick, healthy, healthy ? "200" : "503");
+	F.r.allow_leased_stop = false;
+	inv();
+}
+
 static void
 p_crash(void)
 {
@@ -2270,6 +2374,7 @@ START_TEST(test_property)
 	l.port_max = 9007;
 	l.start_timeout = 10000;
 	l.max_waiters = 24;
+	l.health_interval = _i % 3 == 0 ? 0 : 1500;
 	if (getenv("POOL_TEST_SEED") != NULL &&
 	    atoi(getenv("POOL_TEST_SEED")) != _i)
 		return;
@@ -2318,14 +2423,19 @@ START_TEST(test_property)
 				p_advance(d > F.now ? d : F.now);
 		} else if (r < 925)
 			p_owner_gone();
-		else if (r < 975)
+		else if (r < 955)
 			p_evict();
-		else
+		else if (r < 985)
+			p_checked(prnd(3) != 0);
+		else if (r < 995)
 			F.r.fail_spawns = 1;
+		else
+			F.r.again_spawns = 1;
 	}
 
 	/* Drain: every waiter gets its one answer. */
 	F.r.fail_spawns = 0;
+	F.r.again_spawns = 0;
 	F.r.deny_permille = 0;
 	while (P.nlz > 0) {
 		P.call++;
@@ -2345,6 +2455,10 @@ START_TEST(test_property)
 		}
 		while ((s = p_server(1u << POOL_STOPPING)) != NULL)
 			p_exited(s, "exited");
+		for (i = 0; i < F.nmodels; i++)
+			if (F.models[i]->server != NULL &&
+			    F.models[i]->server->checking)
+				p_checked(true);
 		if (p_active() == 0 && TAILQ_EMPTY(&F.p->pending))
 			break;
 		p_advance(F.now + 10000);
@@ -2549,6 +2663,580 @@ START_TEST(test_failed_state)
 END_TEST
 
 
+/* --- health checks of ready servers (issue 9 item 9) --- */
+
+static struct pool_limits
+lim_watched(void)
+{
+	struct pool_limits	 l = lim_default();
+
+	l.health_interval = 10000;
+	return l;
+}
+
+/* Answers the check that is out on m's server. */
+static void
+checked(struct pool_model *m, bool healthy, const char *why)
+{
+	struct pool_server	*s = m->server;
+
+	ck_assert_msg(s != NULL && s->checking, "no check out on %s",
+	    m->name);
+	ck_assert_ptr_eq(F.r.last_check, s);
+	pool_checked(F.p, F.now, s, healthy, why);
+	inv();
+}
+
+START_TEST(test_health_periodic)
+{
+	struct pool_limits	 l = lim_watched();
+	struct pool_model	*m;
+	struct pool_server	*s;
+	struct pool_waiter	 w;
+	int64_t			 lease;
+
+	fx_init(&l);
+	m = model("m", 10 * G, 0);
+	at(0);
+	lease = warm(m, &F.own, true);
+	s = m->server;
+	ck_assert_uint_eq(F.r.nchecks, 0);
+	ck_assert_int_eq(deadline(), T0 + 10000);
+	at(9999);
+	tick();
+	ck_assert_uint_eq(F.r.nchecks, 0);
+	at(10000);
+	tick();				/* leased servers are watched too */
+	ck_assert_uint_eq(F.r.nchecks, 1);
+	ck_assert(s->checking);
+	tick();				/* one check out at a time */
+	ck_assert_uint_eq(F.r.nchecks, 1);
+	at(10005);
+	checked(m, true, "200");
+	ck_assert_int_eq(deadline(), T0 + 20005);
+
+	at(20005);
+	tick();
+	checked(m, true, "200");
+	/* Failed once: checked again after POOL_HEALTH_RETRY_MS. */
+	at(30005);
+	tick();
+	at(31005);
+	checked(m, false, "no answer within 2 s");
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert_uint_eq(s->check_failures, 1);
+	ck_assert_int_eq(deadline(), T0 + 31005 + POOL_HEALTH_RETRY_MS);
+	/* A hot ACQUIRE of a suspect server waits for the next check. */
+	acquire(&w, &F.own2, m, false, LONG_MS);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	ck_assert_uint_eq(F.r.nchecks, 4);	/* asked at once */
+	/* Second failure in a row: stopped, leases or not. */
+	F.r.allow_leased_stop = true;
+	at(31100);
+	checked(m, false, "HTTP 503");
+	F.r.allow_leased_stop = false;
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].srv, s);
+	ck_assert_int_eq(s->stop_reason, POOL_STOP_UNHEALTHY);
+	ck_assert_str_eq(pool_stop_reason_name(s->stop_reason), "unhealthy");
+	ck_assert_uint_eq(F.p->counters.unhealthy_stops, 1);
+	ck_assert_uint_eq(m->counters.unhealthy_stops, 1);
+	ck_assert_msg(strstr(F.r.lastlog, "start m") != NULL, "log: %s",
+	    F.r.lastlog);
+	ck_assert_uint_eq(m->failures, 0);	/* ready 31 s: not early */
+	/* Its memory stays accounted until the reap; the waiting ACQUIRE
+	 * gets a fresh server (the budget has room for both). */
+	ck_assert_uint_eq(F.p->used, 20 * G);
+	ck_assert_uint_eq(spawns_of(m), 2);
+	ck_assert_ptr_ne(m->server, s);
+	ck_assert_int_ne(m->server->port, s->port);
+	at(31200);
+	reap(s, "killed by signal 9");
+	ck_assert_uint_eq(F.p->used, 10 * G);
+	ready(m);
+	ck_assert(expect_ok(&w, m, "after unhealthy")->cold);
+	ck_assert_int_eq(release(lease), 0);	/* the dead server's lease */
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_health_before_idle_handout)
+{
+	struct pool_limits	 l = lim_watched();
+	struct pool_model	*m;
+	struct pool_waiter	 w1, w2, w3, w4;
+	const struct rec_answer	*a;
+
+	fx_init(&l);
+	m = model("m", 10 * G, 0);
+	at(0);
+	warm(m, &F.own, false);
+	at(10000);
+	acquire(&w1, &F.own, m, false, LONG_MS);	/* idle 10 s: hot */
+	expect_ok(&w1, m, "idle exactly health_interval");
+	ck_assert_uint_eq(F.r.nchecks, 0);
+	/* The periodic check moved with the use?  No: it is periodic. */
+	at(10000 + 10001);
+	tick();
+	ck_assert_uint_eq(F.r.nchecks, 1);
+	checked(m, true, "200");
+	/* Idle longer than health_interval: the ACQUIRE waits for a check. */
+	at(20001 + 10001);
+	acquire(&w2, &F.own, m, true, 5000);
+	ck_assert_uint_eq(nanswers(&w2), 0);
+	ck_assert_uint_eq(F.r.nchecks, 2);
+	acquire(&w3, &F.own2, m, false, 5000);	/* joins the same check */
+	ck_assert_uint_eq(F.r.nchecks, 2);
+	ck_assert_uint_eq(pool_waiting(F.p), 2);
+	ck_assert_uint_eq(F.r.nstops, 0);	/* idle, but waited for */
+	at(30003);
+	checked(m, true, "200");
+	a = expect_ok(&w2, m, "after the check");
+	ck_assert(!a->cold);
+	ck_assert_int_eq(a->wait_ms, 1);
+	ck_assert(a->lease > 0);
+	expect_ok(&w3, m, "the second waiter");
+	ck_assert_uint_eq(F.p->counters.hits, 3);
+	/* Used just now: hot again, no check. */
+	acquire(&w4, &F.own, m, false, 5000);
+	expect_ok(&w4, m, "hot after the check");
+	ck_assert_uint_eq(F.r.nchecks, 2);
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_health_check_times_out_waiter)
+{
+	struct pool_limits	 l = lim_watched();
+	struct pool_model	*m;
+	struct pool_waiter	 w;
+	const struct rec_answer	*a;
+
+	fx_init(&l);
+	m = model("m", 10 * G, 2000000);	/* idle stop far away */
+	at(0);
+	warm(m, &F.own, false);
+	at(10000);
+	tick();
+	checked(m, true, "200");
+	at(15001);
+	acquire(&w, &F.own, m, false, 500);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	ck_assert_int_eq(deadline(), T0 + 15501);
+	at(15501);
+	tick();
+	a = answer_of(&w, "check too slow");
+	ck_assert_int_eq(a->err, PROTO_E_TIMEOUT);
+	ck_assert_msg(strstr(a->message, "health check") != NULL, "%s",
+	    a->message);
+	checked(m, true, "200 at last");	/* late: nobody to answer */
+	ck_assert_uint_eq(nanswers(&w), 1);
+	fx_done();
+}
+END_TEST
+
+/* An unhealthy server soon after its ready is not the model's failure
+ * (unlike a crash): the ACQUIRE that waited gets a fresh server. */
+START_TEST(test_health_early_is_no_failure)
+{
+	struct pool_limits	 l = lim_watched();
+	struct pool_model	*m;
+	struct pool_waiter	 w;
+	struct pool_server	*s;
+
+	l.health_interval = 100;
+	fx_init(&l);
+	m = model("m", 10 * G, 0);
+	at(0);
+	warm(m, &F.own, false);
+	s = m->server;
+	at(101);
+	acquire(&w, &F.own, m, false, LONG_MS);
+	checked(m, false, "HTTP 503");
+	at(101 + POOL_HEALTH_RETRY_MS);
+	tick();
+	checked(m, false, "HTTP 503");
+	ck_assert_int_eq(s->stop_reason, POOL_STOP_UNHEALTHY);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	ck_assert_uint_eq(m->failures, 0);
+	ck_assert_uint_eq(spawns_of(m), 2);	/* at once: room for both */
+	reap(s, "killed by signal 15");
+	ready(m);
+	ck_assert(expect_ok(&w, m, "fresh after unhealthy")->cold);
+	fx_done();
+}
+END_TEST
+
+/* --- crash soon after ready (issue 9 item 10) --- */
+
+START_TEST(test_crash_early_backoff)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*m;
+	struct pool_waiter	 w[5];
+	pool_ms			 t = 0, delay;
+	unsigned		 k;
+
+	l.max_failures = 4;
+	l.failed_cooldown = 600000;
+	fx_init(&l);
+	m = model("m", 10 * G, 0);
+	for (k = 1; k <= 4; k++) {
+		at(t);
+		warm(m, &F.own, false);
+		at(t + 60);
+		reap(m->server, "exited with status 1");
+		ck_assert_uint_eq(m->failures, k);
+		ck_assert_uint_eq(F.p->counters.crashes, k);
+		delay = k < 4 ? (pool_ms)POOL_BACKOFF_MIN_MS << (k - 1) :
+		    600000;
+		ck_assert_int_eq(m->retry_at, F.now + delay);
+		ck_assert_str_eq(pool_model_state(F.p, m, F.now),
+		    k < 4 ? "backoff" : "failed");
+		at(t + 60 + delay - 1);
+		acquire(&w[k], &F.own, m, false, LONG_MS);
+		expect_err(&w[k], PROTO_E_START_FAILED, "in backoff");
+		ck_assert_msg(strstr(answer_of(&w[k], "x")->message,
+		    "after it was ready") != NULL, "%s",
+		    answer_of(&w[k], "x")->message);
+		t += 60 + delay;
+	}
+	ck_assert_uint_eq(spawns_of(m), 4);
+	/* A crash POOL_CRASH_EARLY_MS after ready is no failure. */
+	at(t);
+	warm(m, &F.own, false);
+	at(t + POOL_CRASH_EARLY_MS);
+	reap(m->server, "exited with status 1");
+	ck_assert_uint_eq(m->failures, 0);
+	ck_assert_str_eq(pool_model_state(F.p, m, F.now), "stopped");
+	fx_done();
+}
+END_TEST
+
+/* --- poold short of its own resources (contract C1) --- */
+
+START_TEST(test_spawn_again)
+{
+	struct pool_model	*m, *n;
+	struct pool_waiter	 w1, w2, wn;
+	pool_ms			 t;
+
+	fx_init(NULL);
+	m = model("m", 10 * G, 0);
+	n = model("n", 10 * G, 0);
+	at(0);
+	F.r.again_spawns = 1;
+	acquire(&w1, &F.own, m, true, 5000);
+	ck_assert_uint_eq(spawns_of(m), 1);
+	ck_assert_uint_eq(nanswers(&w1), 0);	/* still waiting */
+	ck_assert(m->is_pending);
+	ck_assert_ptr_null(m->server);
+	ck_assert_uint_eq(m->failures, 0);
+	ck_assert_int_eq(m->retry_at, 0);
+	ck_assert_uint_eq(F.p->counters.start_failures, 0);
+	ck_assert_uint_eq(F.p->counters.starts, 0);
+	ck_assert_uint_eq(F.p->counters.resource_failures, 1);
+	ck_assert_uint_eq(F.p->used, 0);
+	ck_assert_msg(strstr(F.r.lastlog, "short of resources") != NULL,
+	    "log: %s", F.r.lastlog);
+	ck_assert_int_eq(deadline(), T0 + POOL_RESOURCE_RETRY_MS);
+	at(10);
+	acquire(&w2, &F.own2, m, true, 5000);	/* same model, same place */
+	acquire(&wn, &F.own2, n, true, 5000);	/* nothing starts for 1 s */
+	ck_assert_uint_eq(spawns_of(m) + spawns_of(n), 1);
+	ck_assert_ptr_eq(TAILQ_FIRST(&F.p->pending), m);
+	t = POOL_RESOURCE_RETRY_MS - 1;
+	at(t);
+	tick();
+	ck_assert_uint_eq(spawns_of(m) + spawns_of(n), 1);
+	at(POOL_RESOURCE_RETRY_MS);
+	tick();
+	ck_assert_uint_eq(spawns_of(m), 2);	/* m first: its place kept */
+	ck_assert_uint_eq(spawns_of(n), 1);
+	ck_assert(F.r.spawns[1].model == m);
+	at(POOL_RESOURCE_RETRY_MS + 50);
+	ready(m);
+	ck_assert_int_eq(expect_ok(&w1, m, "w1")->wait_ms,
+	    POOL_RESOURCE_RETRY_MS + 50);
+	expect_ok(&w2, m, "w2");
+	ck_assert_uint_eq(F.p->counters.starts, 2);
+	/* Deadlines are kept: a second AGAIN past w's deadline. */
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_spawn_again_deadline)
+{
+	struct pool_model	*m;
+	struct pool_waiter	 w;
+
+	fx_init(NULL);
+	m = model("m", 10 * G, 0);
+	at(0);
+	F.r.again_spawns = 5;
+	acquire(&w, &F.own, m, true, 2500);
+	at(1000);
+	tick();
+	at(2000);
+	tick();
+	ck_assert_uint_eq(spawns_of(m), 3);
+	ck_assert_uint_eq(nanswers(&w), 0);
+	at(2500);
+	tick();
+	expect_err(&w, PROTO_E_BUSY, "deadline kept through AGAIN");
+	ck_assert(!m->is_pending);
+	ck_assert_uint_eq(m->failures, 0);
+	fx_done();
+}
+END_TEST
+
+/* --- the queue: passes and places (issue 9 item 12) --- */
+
+/* The issue's scenario: 96 of 256 leased, a 200 head, a 48 behind it. */
+START_TEST(test_queue_head_passed)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*small, *big, *used;
+	struct pool_waiter	 wb, ws, wb2;
+	const struct rec_answer	*a;
+	const uint64_t		 M = UINT64_C(1) << 20;
+
+	l.budget = 256 * M;
+	fx_init(&l);
+	used = model("used", 96 * M, 0);
+	big = model("big", 200 * M, 0);
+	small = model("small", 48 * M, 0);
+	at(0);
+	warm(used, &F.own, true);
+	at(10);
+	acquire(&wb, &F.own, big, true, 5000);
+	at(20);
+	acquire(&ws, &F.own2, small, true, 5000);
+	ck_assert_uint_eq(spawns_of(small), 1);
+	ck_assert_uint_eq(spawns_of(big), 0);
+	at(30);
+	ready(small);
+	expect_ok(&ws, small, "small passes big");
+	at(5010);
+	tick();
+	a = answer_of(&wb, "big");
+	ck_assert_int_eq(a->err, PROTO_E_BUSY);
+	ck_assert_msg(strstr(a->message, "144.0 MiB is leased") != NULL &&
+	    strstr(a->message, "112.0 MiB free") != NULL &&
+	    strstr(a->message, "200.0 MiB") != NULL, "busy: %s", a->message);
+	/* The client asks again: a fresh place at the end. */
+	acquire(&wb2, &F.own, big, true, 5000);
+	ck_assert(big->is_pending);
+	fx_done();
+}
+END_TEST
+
+/* A head that fits once the stopping servers are reaped keeps its place;
+ * nothing counts a stopping server's memory as free. */
+START_TEST(test_queue_head_waits_for_reap)
+{
+	struct pool_model	*a, *h, *s;
+	struct pool_waiter	 wh, ws;
+	struct pool_server	*sa;
+
+	fx_init(NULL);
+	a = model("a", 60 * G, 0);
+	h = model("h", 60 * G, 0);
+	s = model("s", 30 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	sa = a->server;
+	at(10);
+	acquire(&wh, &F.own, h, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);	/* a: stopping */
+	ck_assert_uint_eq(spawns_of(h), 0);	/* freed only at the reap */
+	ck_assert_uint_eq(F.p->used, 60 * G);
+	at(20);
+	acquire(&ws, &F.own, s, true, LONG_MS);	/* 60 + 30 fits now... */
+	ck_assert_uint_eq(spawns_of(s), 0);	/* ...but h keeps its place */
+	ck_assert_uint_eq(h->passes, 0);
+	at(30);
+	tick();
+	ck_assert_uint_eq(spawns_of(h) + spawns_of(s), 0);
+	at(40);
+	reap(sa, "exited");
+	ck_assert_uint_eq(spawns_of(h), 1);
+	ck_assert_uint_eq(spawns_of(s), 1);	/* 60 + 30 */
+	fx_done();
+}
+END_TEST
+
+START_TEST(test_queue_pass_bound)
+{
+	struct pool_model	*lk, *h, *sm[POOL_HEAD_PASSES_MAX + 2];
+	struct pool_waiter	 wh, ws[POOL_HEAD_PASSES_MAX + 2];
+	const struct rec_answer	*a;
+	char			 name[16];
+	int64_t			 lease;
+	unsigned		 i;
+
+	struct pool_limits	 l = lim_default();
+
+	l.max_servers = 20;
+	fx_init(&l);
+	lk = model("leased", 50 * G, 0);
+	h = model("head", 60 * G, 0);
+	for (i = 0; i < POOL_HEAD_PASSES_MAX + 2; i++) {
+		snprintf(name, sizeof(name), "s%u", i);
+		sm[i] = model(name, 2 * G, 0);
+	}
+	at(0);
+	lease = warm(lk, &F.own, true);
+	at(10);
+	acquire(&wh, &F.own, h, true, LONG_MS);
+	for (i = 0; i < POOL_HEAD_PASSES_MAX + 2; i++) {
+		at(20 + i);
+		acquire(&ws[i], &F.own2, sm[i], true, 1000);
+		ck_assert_uint_eq(spawns_of(sm[i]),
+		    i < POOL_HEAD_PASSES_MAX ? 1 : 0);
+	}
+	ck_assert_uint_eq(h->passes, POOL_HEAD_PASSES_MAX);
+	at(20 + POOL_HEAD_PASSES_MAX + 1000);
+	tick();
+	a = answer_of(&ws[POOL_HEAD_PASSES_MAX], "passes used up");
+	ck_assert_int_eq(a->err, PROTO_E_BUSY);
+	ck_assert_msg(strstr(a->message, "waits behind 'head'") != NULL,
+	    "busy: %s", a->message);
+	/* The head gets its turn once the lease ends. */
+	for (i = 0; i < POOL_HEAD_PASSES_MAX; i++)
+		ready(sm[i]);
+	at(3000);
+	ck_assert_int_eq(release(lease), 0);
+	ck_assert_uint_eq(spawns_of(h), 0);	/* small ones are leased */
+	fx_done();
+}
+END_TEST
+
+/* A model's place is its oldest live waiter's arrival. */
+START_TEST(test_queue_place_follows_waiters)
+{
+	struct pool_model	*lk, *a, *b;
+	struct pool_waiter	 wa1, wa2, wb;
+	int64_t			 lease;
+
+	fx_init(NULL);
+	lk = model("leased", 50 * G, 0);
+	a = model("a", 60 * G, 0);
+	b = model("b", 60 * G, 0);
+	at(0);
+	lease = warm(lk, &F.own, true);
+	at(10);
+	acquire(&wa1, &F.own, a, true, 100);
+	at(20);
+	acquire(&wb, &F.own2, b, true, LONG_MS);
+	at(30);
+	acquire(&wa2, &F.own, a, true, LONG_MS);
+	ck_assert_ptr_eq(TAILQ_FIRST(&F.p->pending), a);
+	at(110);
+	tick();
+	expect_err(&wa1, PROTO_E_BUSY, "first a");
+	ck_assert_ptr_eq(TAILQ_FIRST(&F.p->pending), b);	/* 20 < 30 */
+	at(200);
+	ck_assert_int_eq(release(lease), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);	/* leased, for b */
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(spawns_of(b), 1);
+	ck_assert_uint_eq(spawns_of(a), 0);
+	fx_done();
+}
+END_TEST
+
+/* --- GreedyDual-Size (victim.c) --- */
+
+/* Starts m at t and makes it ready load ms later: its last load time. */
+static void
+load(struct pool_model *m, pool_ms t, pool_ms load_ms)
+{
+	struct pool_waiter	 w;
+	size_t			 na;
+
+	at(t);
+	acquire(&w, &F.own, m, false, LONG_MS);
+	at(t + load_ms);
+	na = F.r.nanswers;
+	ready(m);
+	ck_assert_uint_eq(F.r.nanswers, na + 1);
+	ck_assert_int_eq(F.r.answers[na].err, PROTO_OK);
+}
+
+/*
+ * Three 4 GiB servers in a 12 GiB budget with load times 100, 150 and
+ * 180 ms (credits 25, 37.5, 45 per GiB).  c (1000 ms) needs room: GDS
+ * stops a, the lowest credit (LRU would stop it too: the two agree
+ * here), and inflation L becomes 25.  b is used: its credit becomes
+ * 25 + 37.5 = 62.5.  d needs room: GDS stops e (45), not b (62.5 now,
+ * 37.5 if the use did not count) and not c (25 + 250); LRU would stop b.
+ */
+START_TEST(test_gds_credit)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *e, *c, *d;
+	struct pool_waiter	 wc, wd;
+
+	l.budget = 12 * G;
+	l.policy = POOL_POLICY_GDS;
+	fx_init(&l);
+	a = model("a", 4 * G, 0);
+	b = model("b", 4 * G, 0);
+	e = model("e", 4 * G, 0);
+	c = model("c", 4 * G, 0);
+	d = model("d", 4 * G, 0);
+	load(b, 0, 150);
+	load(a, 1000, 100);
+	load(e, 2000, 180);
+	ck_assert(a->server->credit < b->server->credit &&
+	    b->server->credit < e->server->credit);
+	at(3000);
+	acquire(&wc, &F.own, c, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_msg(F.r.stops[0].model == a, "GDS stopped %s, not a (the "
+	    "lowest credit)", rec_model_name(F.r.stops[0].model));
+	ck_assert(F.p->inflation > 24.9 && F.p->inflation < 25.1);
+	reap(F.r.stops[0].srv, "exited");
+	at(4000);
+	ready(c);
+	at(5000);
+	touch(b);
+	ck_assert(b->server->credit > 62.4 && b->server->credit < 62.6);
+	at(6000);
+	acquire(&wd, &F.own, d, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_msg(F.r.stops[1].model == e, "GDS stopped %s, not e",
+	    rec_model_name(F.r.stops[1].model));
+	fx_done();
+}
+END_TEST
+
+/* The same servers under LRU: the least recently used goes, whatever it
+ * costs to load. */
+START_TEST(test_lru_ignores_credit)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *e, *c;
+	struct pool_waiter	 wc;
+
+	l.budget = 12 * G;
+	fx_init(&l);
+	a = model("a", 4 * G, 0);
+	b = model("b", 4 * G, 0);
+	e = model("e", 4 * G, 0);
+	c = model("c", 4 * G, 0);
+	load(b, 0, 150);
+	load(a, 1000, 100);
+	load(e, 2000, 180);
+	at(3000);
+	acquire(&wc, &F.own, c, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].model, b);
+	fx_done();
+}
+END_TEST
+
 static Suite *
 pool_suite(void)
 {
@@ -2588,6 +3276,19 @@ pool_suite(void)
 	tcase_add_test(tc, test_system_available);
 	tcase_add_test(tc, test_system_waits);
 	tcase_add_test(tc, test_failed_state);
+	tcase_add_test(tc, test_health_periodic);
+	tcase_add_test(tc, test_health_before_idle_handout);
+	tcase_add_test(tc, test_health_check_times_out_waiter);
+	tcase_add_test(tc, test_health_early_is_no_failure);
+	tcase_add_test(tc, test_crash_early_backoff);
+	tcase_add_test(tc, test_spawn_again);
+	tcase_add_test(tc, test_spawn_again_deadline);
+	tcase_add_test(tc, test_queue_head_passed);
+	tcase_add_test(tc, test_queue_head_waits_for_reap);
+	tcase_add_test(tc, test_queue_pass_bound);
+	tcase_add_test(tc, test_queue_place_follows_waiters);
+	tcase_add_test(tc, test_gds_credit);
+	tcase_add_test(tc, test_lru_ignores_credit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("property");

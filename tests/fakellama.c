@@ -24,6 +24,12 @@
  *	exit_code=1		exit status of crash_start and crash_later
  *	exit_delay_ms=2000	slow_exit: from SIGTERM to exit 0
  *	stream_delay_ms=0	between chunks of a streamed reply
+ *	health_fail_after_ms=	/health answers 503 from this long after
+ *				ready on (the rest keeps serving); empty:
+ *				never
+ *
+ * When it becomes ready it logs how many /health requests it answered
+ * while loading ("ready port P at T after N health requests").
  *
  * One process, one poll() loop: every timer (load progress, crash, slow
  * exit, stream chunks, idle clients) is a deadline the loop sleeps to, so
@@ -118,6 +124,7 @@ struct settings {
 	long long	 exit_code;
 	long long	 exit_delay_ms;
 	long long	 stream_delay_ms;
+	long long	 health_fail_after_ms;	/* -1: never */
 };
 
 enum key_kind {
@@ -149,6 +156,8 @@ static const struct key keys[] = {
 	    offsetof(struct settings, exit_delay_ms), HOUR_MS },
 	{ "stream_delay_ms", KEY_NUMBER,
 	    offsetof(struct settings, stream_delay_ms), HOUR_MS },
+	{ "health_fail_after_ms", KEY_NUMBER,
+	    offsetof(struct settings, health_fail_after_ms), HOUR_MS },
 };
 
 enum conn_state {
@@ -186,6 +195,8 @@ struct fake {
 	int64_t		 load_ns;	/* when the load is done */
 	bool		 loaded;
 	bool		 ready;		/* /health answers 200 */
+	int64_t		 ready_ns;
+	unsigned long	 health_requests;	/* answered so far */
 	int64_t		 crash_ns;	/* 0: no crash planned */
 	int64_t		 exit_ns;	/* 0: no exit planned */
 	int64_t		 accept_resume_ns;	/* 0: accepting */
@@ -348,6 +359,7 @@ set_defaults(struct settings *s)
 	s->crash_after_ms = -1;
 	s->exit_code = DEFAULT_EXIT_CODE;
 	s->exit_delay_ms = DEFAULT_EXIT_DELAY_MS;
+	s->health_fail_after_ms = -1;
 }
 
 /* "NAME VALUE" or "NAME=VALUE" at argv[*i]: the value, *i past it. */
@@ -885,7 +897,9 @@ become_loaded(void)
 		return;
 	}
 	fk.ready = true;
-	log_event("ready port %d at %lld", fk.set.port, (long long)now);
+	fk.ready_ns = now;
+	log_event("ready port %d at %lld after %lu health requests",
+	    fk.set.port, (long long)now, fk.health_requests);
 	if (fk.set.mode == MODE_CRASH_LATER)
 		fk.crash_ns = now + fk.set.crash_after_ms * NS_PER_MS;
 	if (fk.set.mode == MODE_FORK_CHILD)
@@ -978,7 +992,13 @@ reply_bad_request(struct conn *c, int status)
 static void
 answer_health(struct conn *c)
 {
-	if (fk.ready)
+	fk.health_requests++;
+	if (fk.ready && fk.set.health_fail_after_ms >= 0 &&
+	    mono_ns() >= fk.ready_ns + fk.set.health_fail_after_ms *
+	    NS_PER_MS)
+		reply(c, 503, "{\"error\":{\"code\":503,\"message\":"
+		    "\"fakellama: unhealthy (health_fail_after_ms)\"}}");
+	else if (fk.ready)
 		reply(c, 200, "{\"status\":\"ok\"}");
 	else
 		reply(c, 503, LOADING_BODY);

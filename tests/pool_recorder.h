@@ -71,6 +71,7 @@ struct rec {
 
 	/* Fault injection. */
 	unsigned		 fail_spawns;	/* fail this many next spawns */
+	unsigned		 again_spawns;	/* ... with POOL_SPAWN_AGAIN */
 	char			 fail_msg[128];
 	unsigned char		 taken[REC_PORTS];	/* port_free says no */
 	unsigned		 deny_permille;	/* ... and at random */
@@ -91,6 +92,8 @@ struct rec {
 	size_t			 nstops, capstops;
 	struct rec_answer	*answers;
 	size_t			 nanswers, capanswers;
+	struct pool_server	*last_check;	/* identity only */
+	size_t			 nchecks;
 	size_t			 nlogs;
 	char			 lastlog[512];
 	bool			 verbose;
@@ -189,6 +192,12 @@ rec_spawn_cb(void *ctx, struct pool_server *srv, char *err, size_t errlen)
 		ck_assert_msg(r->asked[srv->port] == 1,
 		    "spawn %s on port %d, which port_free did not report free",
 		    rec_model_name(srv->model), srv->port);
+	}
+	if (r->again_spawns > 0) {
+		r->again_spawns--;
+		s->failed = true;
+		snprintf(err, errlen, "cannot make pipes: Too many open files");
+		return POOL_SPAWN_AGAIN;
 	}
 	if (r->fail_spawns > 0) {
 		r->fail_spawns--;
@@ -304,6 +313,26 @@ rec_available_cb(void *ctx)
 	return r->avail != 0 ? r->avail : UINT64_MAX;
 }
 
+/* A health check of a ready server, never two at once on one server. */
+static void
+rec_check_cb(void *ctx, struct pool_server *srv)
+{
+	struct rec	*r = ctx;
+
+	ck_assert_ptr_nonnull(srv);
+	ck_assert_msg(srv->state == POOL_READY, "check of %s while %s",
+	    rec_model_name(srv->model), pool_state_name(srv->state));
+	ck_assert_msg(srv->checking, "check of %s without checking set",
+	    rec_model_name(srv->model));
+	ck_assert_msg(!rec_is_stopped(r, srv), "check of stopped %s",
+	    rec_model_name(srv->model));
+	r->last_check = srv;
+	r->nchecks++;
+	if (r->verbose)
+		fprintf(stderr, "[%lld] CHECK %s port %d\n",
+		    (long long)*r->now, rec_model_name(srv->model), srv->port);
+}
+
 static const struct pool_ops rec_ops = {
 	.spawn = rec_spawn_cb,
 	.stop = rec_stop_cb,
@@ -311,6 +340,7 @@ static const struct pool_ops rec_ops = {
 	.port_free = rec_port_free_cb,
 	.log = rec_log_cb,
 	.available = rec_available_cb,
+	.check = rec_check_cb,
 };
 
 static void
