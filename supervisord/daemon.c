@@ -547,6 +547,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	    take_lock(d, conf->socket, err, len) == -1)
 		return -1;
 	/* Under the lock, before serving: leftovers die, estimates load. */
+	child_init(d);
 	state_load(d);
 	if (daemon_rescan(d, err, len) == -1)
 		return -1;

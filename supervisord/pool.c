@@ -591,7 +591,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	m->counters.starts++;
 
 	err[0] = '\0';
-	if (p->ops->spawn(p->ctx, srv, err, sizeof(err)) == -1) {
+	if (p->ops->spawn(p->ctx, srv, err, sizeof(err)) != 0) {
 		server_remove(p, srv);
 		start_failed(p, now, m, err[0] ? err : "spawn failed");
 		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, m->last_error);
