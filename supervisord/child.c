@@ -573,6 +573,36 @@ child_init(struct daemon *d)
 	d->census.data = d;
 }
 
+#define CHILD_FINI_ROUNDS	100	/* of 10 ms: orphans left at exit */
+
+/*
+ * At exit, every server reaped: orphans that were still on their way to
+ * us are stopped and reaped here, so none outlives poold.
+ */
+void
+child_fini(struct daemon *d)
+{
+	struct timespec tick = { 0, 10 * 1000000L };
+	pid_t kids[1];
+
+	if (!ev_is_active(&d->orphans))
+		return;
+	ev_child_stop(d->loop, &d->orphans);
+	ev_timer_stop(d->loop, &d->census);
+	for (int round = 0; round < CHILD_FINI_ROUNDS && d->pool != NULL &&
+	    d->pool->nservers == 0; round++) {
+		orphans_sweep(d);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (platform_child_pids(getpid(), kids, 1) == 0 &&
+		    ndraining == 0)
+			break;
+		(void)nanosleep(&tick, NULL);
+	}
+	while (ndraining > 0)
+		free(draining[--ndraining]);
+}
+
 /* --- the end of a server --- */
 
 static void

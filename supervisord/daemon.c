@@ -571,6 +571,7 @@ daemon_fini(struct daemon *d)
 	struct pool_model *m;
 	struct model_entry *e;
 
+	child_fini(d);
 	control_free(d->control);
 	d->control = NULL;
 	/* The lock file stays: unlinking it would let two daemons lock two

@@ -313,6 +313,8 @@ void	 state_learn(struct daemon *, const char *model, uint64_t size,
 /* child.c */
 /* Cgroups or the subreaper, the orphan watcher; before state_load. */
 void	 child_init(struct daemon *);
+/* At exit: orphans still on their way are stopped and reaped. */
+void	 child_fini(struct daemon *);
 int	 child_spawn(struct daemon *, struct pool_server *, char *, size_t);
 void	 child_stop(struct daemon *, struct pool_server *);
 /* Sends SIGKILL to every server's process group (a second SIGTERM). */
