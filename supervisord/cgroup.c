@@ -35,6 +35,7 @@
 static char	cg_base[PATH_MAX];	/* poold's own cgroup, "" if unusable */
 static unsigned	cg_serial;
 static uint64_t	cg_started;		/* poold's start time: names are unique */
+static char	cg_mount[PATH_MAX];	/* where cgroup2 is mounted */
 
 static ssize_t
 read_file(const char *path, char *buf, size_t len)
@@ -137,6 +138,7 @@ cgroup_init(bool wanted, char *why, size_t len)
 		snprintf(why, len, "no cgroup2 mount");
 		return -1;
 	}
+	snprintf(cg_mount, sizeof(cg_mount), "%s", mnt);
 	if (own_cgroup(own, sizeof(own)) == -1) {
 		snprintf(why, len, "no cgroup v2 entry in /proc/self/cgroup");
 		return -1;
@@ -262,25 +264,25 @@ cgroup_remove(const char *path)
 	return rmdir(path);
 }
 
-/* Is pid in the cgroup at path?  (/proc/PID/cgroup names it.) */
-bool
-cgroup_holds(const char *path, pid_t pid)
+/* The cgroup pid is in, as a path like the ones cgroup_create makes. */
+int
+cgroup_of(pid_t pid, char *out, size_t len)
 {
-	char file[64], buf[4096], mnt[PATH_MAX], full[2 * PATH_MAX], *p, *nl;
+	char file[64], buf[4096], *p, *nl;
 
 	snprintf(file, sizeof(file), "/proc/%ld/cgroup", (long)pid);
-	if (read_file(file, buf, sizeof(buf)) <= 0 ||
-	    cgroup2_mount(mnt, sizeof(mnt)) == -1)
-		return false;
+	if (!cgroup_enabled() || read_file(file, buf, sizeof(buf)) <= 0)
+		return -1;
 	for (p = buf; p != NULL; p = nl) {
 		if ((nl = strchr(p, '\n')) != NULL)
 			*nl++ = '\0';
 		if (strncmp(p, "0::/", 4) != 0)
 			continue;
-		snprintf(full, sizeof(full), "%s%s", mnt, p + 3);
-		return strcmp(full, path) == 0;
+		if ((size_t)snprintf(out, len, "%s%s", cg_mount, p + 3) >= len)
+			return -1;
+		return 0;
 	}
-	return false;
+	return -1;
 }
 
 #else /* !__linux__ */
@@ -339,12 +341,14 @@ cgroup_remove(const char *path)
 	return -1;
 }
 
-bool
-cgroup_holds(const char *path, pid_t pid)
+int
+cgroup_of(pid_t pid, char *out, size_t len)
 {
-	(void)path;
 	(void)pid;
-	return false;
+	(void)out;
+	(void)len;
+	errno = ENOTSUP;
+	return -1;
 }
 
 #endif /* __linux__ */

@@ -439,11 +439,24 @@ cgroup_end(struct child *c)
 		log_warnx("%s: cannot remove it", c->cgroup);
 }
 
+/*
+ * SIGTERM to the server's group, and to the leader itself: a child that
+ * has not reached setsid() yet has no group of its own.
+ */
+static void
+tree_term(struct child *c)
+{
+	/* Only one SIGTERM: a second one ends llama-server at once. */
+	if (kill(-c->pid, SIGTERM) == -1 && errno == ESRCH)
+		(void)kill(c->pid, SIGTERM);
+}
+
 /* SIGKILL to all of a server: its cgroup, else its process group. */
 static void
 tree_kill(struct child *c)
 {
-	(void)kill(-c->pid, SIGKILL);
+	if (kill(-c->pid, SIGKILL) == -1 && errno == ESRCH)
+		(void)kill(c->pid, SIGKILL);	/* unreaped: still ours */
 	if (c->cgroup[0] != '\0')
 		(void)cgroup_kill(c->cgroup);
 }
@@ -455,13 +468,16 @@ orphan_owned(struct daemon *d, pid_t pid)
 	const struct pool_server *srv;
 	const struct child *c;
 	pid_t pgid = getpgid(pid);
+	char cg[PATH_MAX];
+	bool in_cgroup = cgroup_of(pid, cg, sizeof(cg)) == 0;
 
 	TAILQ_FOREACH(srv, &d->pool->servers, link) {
 		if ((c = srv->udata) == NULL)
 			continue;
 		if (c->pid == pid || (pgid != -1 && pgid == c->pid))
 			return true;
-		if (c->cgroup[0] != '\0' && cgroup_holds(c->cgroup, pid))
+		if (in_cgroup && c->cgroup[0] != '\0' &&
+		    strcmp(c->cgroup, cg) == 0)
 			return true;
 	}
 	return false;
@@ -668,8 +684,10 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	struct pool_server *srv = c->srv;
 	char why[POOL_ERROR_MAX];
 
-	/* The leader is gone; its group and cgroup must not outlive it. */
-	tree_kill(c);
+	/* The leader is gone (reaped: only its group may be signalled now,
+	 * which its other members keep from being reused); its group and
+	 * cgroup must not outlive it. */
+	(void)kill(-c->pid, SIGKILL);
 	cgroup_end(c);
 	exec_report(c);
 	output_drain(c);
@@ -697,7 +715,7 @@ stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (c->stop_stage == 1) {
 		/* llama-server exits on a second SIGTERM while serving. */
-		(void)kill(-c->pid, SIGTERM);
+		tree_term(c);
 		c->stop_stage = 2;
 		kill_after = (double)(conf->stop_timeout_ms -
 		    CHILD_TERM_AGAIN_MS) / 1000;
@@ -722,7 +740,7 @@ child_stop(struct daemon *d, struct pool_server *srv)
 	if (c == NULL || c->stop_stage != 0)
 		return;
 	probe_stop(c);
-	(void)kill(-c->pid, SIGTERM);
+	tree_term(c);
 	c->stop_stage = 1;
 	first = (double)(d->conf->stop_timeout_ms < CHILD_TERM_AGAIN_MS ?
 	    d->conf->stop_timeout_ms : CHILD_TERM_AGAIN_MS) / 1000;

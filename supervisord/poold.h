@@ -154,7 +154,7 @@ int	 cgroup_procs_fd(const char *path);	/* the child writes "0" */
 bool	 cgroup_populated(const char *path);
 int	 cgroup_kill(const char *path);		/* SIGKILL to all of it */
 int	 cgroup_remove(const char *path);
-bool	 cgroup_holds(const char *path, pid_t);
+int	 cgroup_of(pid_t, char *path, size_t);	/* where pid is */
 
 /* fd.c */
 int	 fd_cloexec(int);
