@@ -57,15 +57,27 @@ overrides(char *buf, size_t len, const char *cgroup, bool wrapped)
 	    "exit $?\",\"%s\",\"{path}\",\"{port}\"]}", cgroup, fake);
 }
 
-/* Did this poold put its servers in cgroups?  Says why not, if not. */
-static bool
-cgroups_used(struct tl_daemon *d, const char *test)
+/*
+ * With "cgroup": "auto", did this poold put its servers in cgroups?  If
+ * it could not, the case ran the process-group path twice: say so by
+ * name, with poold's reason.
+ */
+static void
+cgroups_used(struct tl_daemon *d, const char *test, const char *cgroup)
 {
-	if (tl_log_has(d, "each server in its own cgroup"))
-		return true;
-	printf("NOTE %s: ran with process groups only (see poold's log: "
-	    "\"no cgroups (...)\")\n", test);
-	return false;
+	char *log, *why, *end;
+
+	if (strcmp(cgroup, "auto") != 0 ||
+	    tl_log_has(d, "each server in its own cgroup"))
+		return;
+	log = tl_daemon_log(d);
+	why = strstr(log, "no cgroups (");
+	end = why != NULL ? strchr(why, '\n') : NULL;
+	if (end != NULL)
+		*end = '\0';
+	printf("SKIP %s (cgroup path): %s\n", test, why != NULL ? why :
+	    "no reason logged");
+	free(log);
 }
 
 static bool
@@ -169,7 +181,7 @@ kill9_wrapped(int n, const char *cgroup)
 		TL_ASSERT(ok, "the state file does not cover w%d's stand-in %d",
 		    i, (int)fake[i]);
 	}
-	(void)cgroups_used(&d, "kill9_wrapped");
+	cgroups_used(&d, "kill9_wrapped", cgroup);
 
 	TL_ASSERT(kill(d.pid, SIGKILL) == 0, "kill: %s", strerror(errno));
 	TL_ASSERT(tl_daemon_wait(&d, 2000), "poold survived SIGKILL");
@@ -249,7 +261,7 @@ sigterm_escapees(int n, const char *cgroup)
 	}
 	json_decref(st);
 	tl_close(c);
-	(void)cgroups_used(&d, "sigterm_escapees");
+	cgroups_used(&d, "sigterm_escapees", cgroup);
 
 	TL_ASSERT(kill(d.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
 	TL_ASSERT(tl_daemon_wait(&d, d.stop_timeout_ms + 5000),
@@ -297,7 +309,7 @@ escapee_stopped(int n, const char *cgroup)
 	gc = only_child(srv, "esc");
 	TL_WAIT_UNTIL(ok, getpgid(gc) == gc, 5000);
 	TL_ASSERT(ok, "grandchild %d did not call setsid()", (int)gc);
-	(void)cgroups_used(&d, "escapee_stopped");
+	cgroups_used(&d, "escapee_stopped", cgroup);
 
 	rep = tl_evict(c, "esc", false, 10000);
 	TL_ASSERT(tl_ok(rep), "EVICT esc: %s", tl_dump(rep));
