@@ -704,6 +704,9 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	measure_learn(d, srv);
 	pool_exited(d->pool, daemon_now(), srv, why);
 	d->state_dirty = true;
+	/* Orphans of this server that came before its reap were its own
+	 * until now (the pid-0 watcher may have run first). */
+	orphans_sweep(d);
 }
 
 static void
