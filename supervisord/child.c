@@ -169,16 +169,32 @@ child_reset_signals(void)
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* What the child reports on the exec pipe when it cannot exec. */
+enum exec_stage { EXEC_STAGE_EXEC, EXEC_STAGE_CGROUP };
+
+static _Noreturn void
+child_fail(int errpipe, enum exec_stage stage, int err)
+{
+	int report[2] = { (int)stage, err };
+
+	(void)!write(errpipe, report, sizeof(report));
+	_exit(127);
+}
+
 /*
- * Never returns.  Its own session and process group, death with poold,
- * default signals, fds 0-2 only, the cleaned environment.  Reports an
- * exec failure's errno through errpipe (close-on-exec: EOF means exec).
+ * Never returns.  Its cgroup (if any) before anything can fork, its own
+ * session and process group, death with poold, default signals, fds 0-2
+ * only, the cleaned environment.  Reports a failure through errpipe
+ * (close-on-exec: EOF means exec).
  */
 static void
-child_exec(char **argv, char **env, pid_t parent, int outfd, int errpipe)
+child_exec(char **argv, char **env, pid_t parent, int outfd, int errpipe,
+    int cgfd)
 {
-	int err, nullfd;
+	int nullfd;
 
+	if (cgfd != -1 && write(cgfd, "0", 1) != 1)
+		child_fail(errpipe, EXEC_STAGE_CGROUP, errno);
 	(void)setsid();
 	if (platform_die_with_parent(parent) == -1 && errno == ESRCH)
 		_exit(127);	/* poold died before we got here */
@@ -194,9 +210,7 @@ child_exec(char **argv, char **env, pid_t parent, int outfd, int errpipe)
 	platform_close_fds(errpipe);
 	environ = env;
 	execvp(argv[0], argv);
-	err = errno;
-	(void)!write(errpipe, &err, sizeof(err));
-	_exit(127);
+	child_fail(errpipe, EXEC_STAGE_EXEC, errno);
 }
 
 /* --- output of a server --- */
@@ -382,16 +396,284 @@ describe_status(int status, const struct child *c, char *out, size_t len)
 		snprintf(out + n, len - n, "; last output: %s", tail);
 }
 
+/* --- the whole tree of a server --- */
+
+/*
+ * Cgroups whose leader was reaped but that still held processes: killed
+ * again and removed at the next reap or census, until they are empty.
+ */
+#define CGROUP_DRAINING_MAX	64
+
+static char	*draining[CGROUP_DRAINING_MAX];
+static size_t	 ndraining;
+
+static void
+cgroup_drain(void)
+{
+	for (size_t i = 0; i < ndraining; ) {
+		if (cgroup_remove(draining[i]) == 0 || errno == ENOENT) {
+			free(draining[i]);
+			draining[i] = draining[--ndraining];
+			continue;
+		}
+		(void)cgroup_kill(draining[i]);
+		i++;
+	}
+}
+
+/* The server's cgroup: kill what is in it, remove it once empty. */
+static void
+cgroup_end(struct child *c)
+{
+	char *copy;
+
+	if (c->cgroup[0] == '\0')
+		return;
+	(void)cgroup_kill(c->cgroup);
+	if (cgroup_remove(c->cgroup) == 0 || errno == ENOENT)
+		return;
+	if (ndraining < CGROUP_DRAINING_MAX &&
+	    (copy = strdup(c->cgroup)) != NULL)
+		draining[ndraining++] = copy;
+	else
+		log_warnx("%s: cannot remove it", c->cgroup);
+}
+
+/*
+ * SIGTERM to the server's group, and to the leader itself: a child that
+ * has not reached setsid() yet has no group of its own.
+ */
+static void
+tree_term(struct child *c)
+{
+	/* Only one SIGTERM: a second one ends llama-server at once. */
+	if (kill(-c->pid, SIGTERM) == -1 && errno == ESRCH)
+		(void)kill(c->pid, SIGTERM);
+}
+
+/* SIGKILL to all of a server: its cgroup, else its process group. */
+static void
+tree_kill(struct child *c)
+{
+	if (kill(-c->pid, SIGKILL) == -1 && errno == ESRCH)
+		(void)kill(c->pid, SIGKILL);	/* unreaped: still ours */
+	if (c->cgroup[0] != '\0')
+		(void)cgroup_kill(c->cgroup);
+}
+
+/* A live server whose tree pid belongs to (its group or its cgroup). */
+static bool
+orphan_owned(struct daemon *d, pid_t pid)
+{
+	const struct pool_server *srv;
+	const struct child *c;
+	pid_t pgid = getpgid(pid);
+	char cg[PATH_MAX];
+	bool in_cgroup = cgroup_of(pid, cg, sizeof(cg)) == 0;
+
+	TAILQ_FOREACH(srv, &d->pool->servers, link) {
+		if ((c = srv->udata) == NULL)
+			continue;
+		if (c->pid == pid || (pgid != -1 && pgid == c->pid))
+			return true;
+		if (in_cgroup && c->cgroup[0] != '\0' &&
+		    strcmp(c->cgroup, cg) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * poold forks only servers, so a child of poold that is no server's
+ * leader is an orphan of some server's tree, re-parented to us (we are a
+ * subreaper).  One that still belongs to a running server (same group
+ * or cgroup) is that server's; any other (it escaped with setsid() and
+ * its parent died) is stopped here, with its group, and libev reaps it.
+ * Its pid is safe to signal: it is our unreaped child.
+ */
+static void
+orphans_sweep(struct daemon *d)
+{
+	pid_t kids[256];
+	size_t n = platform_child_pids(getpid(), kids, 256);
+
+	for (size_t i = 0; i < n; i++) {
+		if (orphan_owned(d, kids[i]))
+			continue;
+		log_info("orphan pid %ld of a stopped server: killing it",
+		    (long)kids[i]);
+		if (getpgid(kids[i]) == kids[i])
+			(void)kill(-kids[i], SIGKILL);
+		(void)kill(kids[i], SIGKILL);
+	}
+	cgroup_drain();
+}
+
+/* Every reap, a server's or an adopted orphan's. */
+static void
+orphans_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	orphans_sweep(w->data);
+}
+
+/* The descendants of one server as they are now; true if they changed. */
+static bool
+census_one(struct child *c)
+{
+	pid_t queue[CHILD_TREE_MAX + 1], kids[64];
+	size_t head = 0, tail = 0, n, nt = 0;
+	bool changed;
+	uint64_t st;
+	__typeof__(c->tree) tree;
+
+	queue[tail++] = c->pid;
+	while (head < tail && nt < CHILD_TREE_MAX) {
+		n = platform_child_pids(queue[head++], kids, 64);
+		for (size_t i = 0; i < n && nt < CHILD_TREE_MAX; i++) {
+			if (platform_process_start_time(kids[i], &st) == -1)
+				continue;
+			tree[nt].pid = kids[i];
+			tree[nt++].start = st;
+			if (tail < CHILD_TREE_MAX + 1)
+				queue[tail++] = kids[i];
+		}
+	}
+	changed = nt != c->ntree ||
+	    memcmp(tree, c->tree, nt * sizeof(tree[0])) != 0;
+	memcpy(c->tree, tree, nt * sizeof(tree[0]));
+	c->ntree = nt;
+	return changed;
+}
+
+/*
+ * Without a cgroup, a poold killed with SIGKILL takes only the leaders
+ * with it (parent-death signal); the next one finds the rest of each tree
+ * by these pids and start times in the state file.
+ */
+static void
+census_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	struct pool_server *srv;
+	struct child *c;
+	bool any = false;
+
+	TAILQ_FOREACH(srv, &d->pool->servers, link) {
+		if ((c = srv->udata) == NULL || c->exec_fd != -1)
+			continue;
+		any = true;
+		if (c->cgroup[0] == '\0' && census_one(c))
+			d->state_dirty = true;
+	}
+	cgroup_drain();
+	if (!any && ndraining == 0)
+		ev_timer_stop(loop, w);
+}
+
+void
+child_init(struct daemon *d)
+{
+	char why[PATH_MAX + 128];
+
+	if (cgroup_init(!d->conf->cgroup_off, why, sizeof(why)) == 0)
+		log_info("each server in its own cgroup below %s", why);
+	else
+		log_info("no cgroups (%s): process groups only", why);
+	if (platform_become_subreaper() == -1 && errno != ENOSYS)
+		log_warn("cannot become a child subreaper");
+	ev_child_init(&d->orphans, orphans_cb, 0, 0);
+	d->orphans.data = d;
+	ev_child_start(d->loop, &d->orphans);
+	ev_timer_init(&d->census, census_cb, (double)CHILD_CENSUS_MS / 1000,
+	    (double)CHILD_CENSUS_MS / 1000);
+	d->census.data = d;
+}
+
+#define CHILD_FINI_ROUNDS	100	/* of 10 ms: orphans left at exit */
+
+/*
+ * At exit, every server reaped: orphans that were still on their way to
+ * us are stopped and reaped here, so none outlives poold.
+ */
+void
+child_fini(struct daemon *d)
+{
+	struct timespec tick = { 0, 10 * 1000000L };
+	pid_t kids[1];
+
+	if (!ev_is_active(&d->orphans))
+		return;
+	ev_child_stop(d->loop, &d->orphans);
+	ev_timer_stop(d->loop, &d->census);
+	for (int round = 0; round < CHILD_FINI_ROUNDS && d->pool != NULL &&
+	    d->pool->nservers == 0; round++) {
+		orphans_sweep(d);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (platform_child_pids(getpid(), kids, 1) == 0 &&
+		    ndraining == 0)
+			break;
+		(void)nanosleep(&tick, NULL);
+	}
+	while (ndraining > 0)
+		free(draining[--ndraining]);
+}
+
+/* --- the end of a server --- */
+
+static void
+exec_close(struct child *c)
+{
+	if (c->exec_fd == -1)
+		return;
+	ev_io_stop(c->d->loop, &c->exec_watcher);
+	close(c->exec_fd);
+	c->exec_fd = -1;
+}
+
 static void
 child_free(struct child *c)
 {
 	probe_stop(c);
 	output_close(c);
+	exec_close(c);
 	ev_timer_stop(c->d->loop, &c->stop_timer);
 	ev_child_stop(c->d->loop, &c->exit_watcher);
 	if (c->log_fd != -1)
 		close(c->log_fd);
 	free(c);
+}
+
+/*
+ * Reads the exec report if it is there: EOF (exec done) closes the pipe,
+ * a failure is kept for the exit.  Never blocks: the pipe is
+ * non-blocking, and the report is written before the child exits.
+ */
+static void
+exec_report(struct child *c)
+{
+	int report[2];
+	ssize_t n;
+
+	if (c->exec_fd == -1)
+		return;
+	do
+		n = read(c->exec_fd, report, sizeof(report));
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && errno == EAGAIN)
+		return;
+	if (n == (ssize_t)sizeof(report))
+		c->exec_errno = report[1] != 0 ? report[1] : EIO,
+		c->exec_stage = report[0];
+	exec_close(c);
+	if (c->exec_errno == 0)
+		probe_start(c);
+}
+
+static void
+exec_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	exec_report(w->data);
 }
 
 static void
@@ -402,15 +684,29 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	struct pool_server *srv = c->srv;
 	char why[POOL_ERROR_MAX];
 
-	/* The leader is gone; its group must not outlive it. */
+	/* The leader is gone (reaped: only its group may be signalled now,
+	 * which its other members keep from being reused); its group and
+	 * cgroup must not outlive it. */
 	(void)kill(-c->pid, SIGKILL);
+	cgroup_end(c);
+	exec_report(c);
 	output_drain(c);
-	describe_status(w->rstatus, c, why, sizeof(why));
+	if (c->exec_errno != 0 && c->exec_stage == EXEC_STAGE_CGROUP)
+		snprintf(why, sizeof(why), "cannot join cgroup %.200s: %s",
+		    c->cgroup, strerror(c->exec_errno));
+	else if (c->exec_errno != 0)
+		snprintf(why, sizeof(why), "cannot run '%s': %s",
+		    c->exec_prog, strerror(c->exec_errno));
+	else
+		describe_status(w->rstatus, c, why, sizeof(why));
 	srv->udata = NULL;
 	child_free(c);
 	measure_learn(d, srv);
 	pool_exited(d->pool, daemon_now(), srv, why);
 	d->state_dirty = true;
+	/* Orphans of this server that came before its reap were its own
+	 * until now (the pid-0 watcher may have run first). */
+	orphans_sweep(d);
 }
 
 static void
@@ -422,7 +718,7 @@ stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (c->stop_stage == 1) {
 		/* llama-server exits on a second SIGTERM while serving. */
-		(void)kill(-c->pid, SIGTERM);
+		tree_term(c);
 		c->stop_stage = 2;
 		kill_after = (double)(conf->stop_timeout_ms -
 		    CHILD_TERM_AGAIN_MS) / 1000;
@@ -434,7 +730,7 @@ stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	log_warnx("kill %s pid %ld: no exit %" PRId64 " ms after SIGTERM",
 	    c->srv->model->name, (long)c->pid, conf->stop_timeout_ms);
-	(void)kill(-c->pid, SIGKILL);
+	tree_kill(c);
 	c->stop_stage = 3;
 }
 
@@ -447,7 +743,7 @@ child_stop(struct daemon *d, struct pool_server *srv)
 	if (c == NULL || c->stop_stage != 0)
 		return;
 	probe_stop(c);
-	(void)kill(-c->pid, SIGTERM);
+	tree_term(c);
 	c->stop_stage = 1;
 	first = (double)(d->conf->stop_timeout_ms < CHILD_TERM_AGAIN_MS ?
 	    d->conf->stop_timeout_ms : CHILD_TERM_AGAIN_MS) / 1000;
@@ -466,7 +762,7 @@ child_kill_all(struct daemon *d)
 
 	TAILQ_FOREACH(srv, &d->pool->servers, link)
 		if ((c = srv->udata) != NULL) {
-			(void)kill(-c->pid, SIGKILL);
+			tree_kill(c);
 			c->stop_stage = 3;
 		}
 }
@@ -491,24 +787,6 @@ open_log(const struct config *conf, const char *model)
 	return fd;
 }
 
-/* Waits for exec: a failure shows in milliseconds, not at start_timeout. */
-static int
-await_exec(pid_t pid, int errpipe, const char *prog, char *err, size_t len)
-{
-	int child_errno;
-	ssize_t n;
-
-	do
-		n = read(errpipe, &child_errno, sizeof(child_errno));
-	while (n == -1 && errno == EINTR);
-	if (n != (ssize_t)sizeof(child_errno))
-		return 0;		/* EOF: exec succeeded */
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
-	snprintf(err, len, "cannot run '%s': %s", prog, strerror(child_errno));
-	return -1;
-}
-
 static struct child *
 child_new(struct daemon *d, struct pool_server *srv, int out_fd)
 {
@@ -519,64 +797,89 @@ child_new(struct daemon *d, struct pool_server *srv, int out_fd)
 	c->d = d;
 	c->srv = srv;
 	c->out_fd = out_fd;
+	c->exec_fd = -1;
 	c->log_fd = open_log(d->conf, srv->model->name);
 	c->probe.fd = -1;
 	return c;
 }
 
+/* poold's own lack of descriptors or memory: not the model's failure. */
+static int
+spawn_error(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM ||
+	    err == EAGAIN ? POOL_SPAWN_AGAIN : -1;
+}
+
+/*
+ * Forks the server and returns at once: the exec report comes later on
+ * a watched pipe (an exec stuck on a hung mount must not stop the loop),
+ * the server is STARTING meanwhile, and an exec failure ends it as a
+ * failed start (exit_cb), within start_timeout at the latest.
+ */
 int
 child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 {
 	const struct model_entry *e = srv->model->udata;
-	char **argv, **env;
-	int out[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	char **argv, **env = NULL;
+	int out[2] = { -1, -1 }, ep[2] = { -1, -1 }, cgfd = -1, saved, rc = -1;
 	struct child *c = NULL;
 	pid_t pid, parent = getpid();
 
 	if ((argv = argv_build(d->conf, srv)) == NULL ||
 	    (env = env_build(e->conf != NULL ? e->conf->env : NULL)) == NULL) {
-		argv_free(argv);
 		snprintf(err, len, "out of memory");
-		return -1;
+		rc = POOL_SPAWN_AGAIN;
+		goto fail;
 	}
 	if (fd_pipe(out) == -1 || fd_pipe(ep) == -1 ||
 	    (c = child_new(d, srv, out[0])) == NULL) {
-		snprintf(err, len, "cannot make pipes: %s", strerror(errno));
+		saved = errno;
+		snprintf(err, len, "cannot make pipes: %s", strerror(saved));
+		rc = spawn_error(saved);
 		goto fail;
 	}
+	if (cgroup_enabled() && (cgroup_create(c->cgroup, sizeof(c->cgroup))
+	    == -1 || (cgfd = cgroup_procs_fd(c->cgroup)) == -1)) {
+		/* A start without a cgroup still has its process group. */
+		log_warn("%s: no cgroup for this server", c->cgroup);
+		if (c->cgroup[0] != '\0')
+			(void)cgroup_remove(c->cgroup);
+		c->cgroup[0] = '\0';
+	}
 	if ((pid = fork()) == -1) {
-		snprintf(err, len, "fork: %s", strerror(errno));
+		saved = errno;
+		snprintf(err, len, "fork: %s", strerror(saved));
+		rc = spawn_error(saved);
 		goto fail;
 	}
 	if (pid == 0)
-		child_exec(argv, env, parent, out[1], ep[1]);
-	free(env);
+		child_exec(argv, env, parent, out[1], ep[1], cgfd);
 	/* libev reaps it; the watcher must exist before we return. */
 	ev_child_init(&c->exit_watcher, exit_cb, pid, 0);
 	c->exit_watcher.data = c;
+	ev_child_start(d->loop, &c->exit_watcher);
 	close(out[1]);
 	close(ep[1]);
-	if (await_exec(pid, ep[0], argv[0], err, len) == -1) {
-		close(ep[0]);
-		argv_free(argv);
-		c->out_fd = -1;
-		close(out[0]);
-		if (c->log_fd != -1)
-			close(c->log_fd);
-		free(c);
-		return -1;
-	}
-	close(ep[0]);
+	if (cgfd != -1)
+		close(cgfd);
+	snprintf(c->exec_prog, sizeof(c->exec_prog), "%s", argv[0]);
+	free(env);
 	argv_free(argv);
 	c->pid = pid;
 	srv->pid = pid;
 	srv->udata = c;
-	ev_child_start(d->loop, &c->exit_watcher);
+	c->exec_fd = ep[0];
+	(void)fd_nonblock(c->exec_fd);
+	ev_io_init(&c->exec_watcher, exec_cb, c->exec_fd, EV_READ);
+	c->exec_watcher.data = c;
+	ev_io_start(d->loop, &c->exec_watcher);
 	(void)fd_nonblock(c->out_fd);
 	ev_io_init(&c->out_watcher, output_cb, c->out_fd, EV_READ);
 	c->out_watcher.data = c;
 	ev_io_start(d->loop, &c->out_watcher);
-	probe_start(c);
+	if (!ev_is_active(&d->census))
+		ev_timer_start(d->loop, &d->census);
 	/* A SIGKILLed poold's successor must know this pid: saved before
 	 * the loop sleeps, once for a burst of starts. */
 	if (platform_process_start_time(pid, &c->start_time) == 0)
@@ -589,12 +892,18 @@ fail:
 		if (ep[i] != -1)
 			close(ep[i]);
 	}
-	if (c != NULL && c->log_fd != -1)
-		close(c->log_fd);
-	free(c);
+	if (cgfd != -1)
+		close(cgfd);
+	if (c != NULL) {
+		if (c->cgroup[0] != '\0')
+			(void)cgroup_remove(c->cgroup);
+		if (c->log_fd != -1)
+			close(c->log_fd);
+		free(c);
+	}
 	free(env);
 	argv_free(argv);
-	return -1;
+	return rc;
 }
 
 /* A port another process holds is skipped (llama-server would exit 1). */

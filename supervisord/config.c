@@ -442,6 +442,22 @@ set_eviction(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
+/* "auto" (the default): a cgroup per server where poold may; "off". */
+static int
+set_cgroup(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	const char	*s = json_is_string(v) ? json_string_value(v) : "";
+
+	if (strcmp(s, "auto") == 0)
+		c->cgroup_off = false;
+	else if (strcmp(s, "off") == 0)
+		c->cgroup_off = true;
+	else
+		return keyerr(lc, "expected \"auto\" or \"off\"");
+	return 0;
+}
+
 static int
 set_outbuf_bytes(void *base, json_t *v, struct loadctx *lc)
 {
@@ -708,6 +724,7 @@ static const struct key top_keys[] = {
 	{ "max_leases", K_COUNT, OFF(max_leases), NULL },
 	{ "max_leases_per_client", K_COUNT, OFF(max_leases_per_client), NULL },
 	{ "models", K_FUNC, 0, set_models },
+	{ "cgroup", K_FUNC, 0, set_cgroup },
 	{ NULL, K_FUNC, 0, NULL }
 #undef OFF
 };

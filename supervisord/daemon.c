@@ -172,6 +172,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	    take_lock(d, conf->socket, err, len) == -1)
 		return -1;
 	/* Under the lock, before serving: leftovers die, estimates load. */
+	child_init(d);
 	state_load(d);
 	measure_system(d);
 	if (daemon_rescan(d, err, len) == -1)
@@ -196,6 +197,7 @@ daemon_fini(struct daemon *d)
 	struct pool_model *m;
 	struct model_entry *e;
 
+	child_fini(d);
 	control_free(d->control);
 	d->control = NULL;
 	/* The lock file stays: unlinking it would let two daemons lock two

@@ -110,4 +110,20 @@ platform_die_with_parent(pid_t parent)
 	return -1;
 }
 
+/* No child subreaper on macOS: orphans go to launchd. */
+int
+platform_become_subreaper(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+size_t
+platform_child_pids(pid_t pid, pid_t *out, size_t max)
+{
+	int n = proc_listchildpids(pid, out, (int)(max * sizeof(*out)));
+
+	return n > 0 ? ((size_t)n < max ? (size_t)n : max) : 0;
+}
+
 #endif /* __APPLE__ */

@@ -254,24 +254,32 @@ platform_process_rss(pid_t pid, uint64_t *out)
 	return proc_field_kb(path, "VmRSS", out);
 }
 
-/* The children of pid's main thread: llama-server's helpers, if any. */
-static size_t
-child_pids(pid_t pid, pid_t *out, size_t max)
+/*
+ * The children of pid's main thread: a server's helpers, or poold's own
+ * (servers and the orphans it adopted as a subreaper).
+ */
+size_t
+platform_child_pids(pid_t pid, pid_t *out, size_t max)
 {
-	char path[64], buf[4096], *p, *end;
-	size_t n = 0;
+	char path[64], *buf, *p, *end;
+	size_t n = 0, len = 64 * 1024;
 	long v;
 
 	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)pid,
 	    (long)pid);
-	if (read_small(path, buf, sizeof(buf)) == -1)
+	if ((buf = malloc(len)) == NULL)
 		return 0;
+	if (read_small(path, buf, len) == -1) {
+		free(buf);
+		return 0;
+	}
 	for (p = buf; n < max; p = end) {
 		v = strtol(p, &end, 10);
 		if (end == p || v <= 0)
 			break;
 		out[n++] = (pid_t)v;
 	}
+	free(buf);
 	return n;
 }
 
@@ -290,7 +298,7 @@ tree_rss(pid_t pid, int depth)
 	sum = rss;
 	if (depth >= TREE_DEPTH_MAX)
 		return sum;
-	n = child_pids(pid, kids, TREE_WIDTH_MAX);
+	n = platform_child_pids(pid, kids, TREE_WIDTH_MAX);
 	for (size_t i = 0; i < n; i++)
 		sum += tree_rss(kids[i], depth + 1);
 	return sum;
@@ -359,4 +367,15 @@ platform_die_with_parent(pid_t parent)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Orphans of a server's tree (a grandchild whose parent died, one that
+ * called setsid() included) are re-parented to poold, not init, so poold
+ * sees them, stops them and reaps them.
+ */
+int
+platform_become_subreaper(void)
+{
+	return prctl(PR_SET_CHILD_SUBREAPER, 1);
 }

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <limits.h>
 #include <time.h>
 
 #include <stdarg.h>
@@ -93,6 +94,7 @@ struct config {
 	int64_t		  failed_cooldown_ms;
 	uint64_t	  min_available;	/* memory left to others */
 	int64_t		  health_interval_ms;	/* checks of ready servers; 0: none */
+	bool		  cgroup_off;		/* "cgroup": "off": groups only */
 	struct model_conf *models;
 	size_t		  nmodels;
 };
@@ -145,6 +147,21 @@ int	 platform_process_start_time(pid_t, uint64_t *);
 void	 platform_close_fds(int keep);
 /* In a child after fork: die when poold dies.  -1 if unsupported. */
 int	 platform_die_with_parent(pid_t parent);
+/* Orphaned descendants come to us, not to init.  -1 if unsupported. */
+int	 platform_become_subreaper(void);
+/* The children of pid; how many were put in out (at most max). */
+size_t	 platform_child_pids(pid_t, pid_t *out, size_t max);
+
+/* cgroup.c: one cgroup v2 per server where poold may (Linux) */
+/* Sets up the server cgroups' parent; -1 (why says so) if not usable. */
+int	 cgroup_init(bool wanted, char *why, size_t);
+bool	 cgroup_enabled(void);
+int	 cgroup_create(char *path, size_t);
+int	 cgroup_procs_fd(const char *path);	/* the child writes "0" */
+bool	 cgroup_populated(const char *path);
+int	 cgroup_kill(const char *path);		/* SIGKILL to all of it */
+int	 cgroup_remove(const char *path);
+int	 cgroup_of(pid_t, char *path, size_t);	/* where pid is */
 
 /* fd.c */
 int	 fd_cloexec(int);
@@ -185,6 +202,8 @@ void	 fatalx(const char *, ...)
 /* The system's available memory is sampled this often while servers run
  * or requests wait (never inside the pool's decisions). */
 #define SYSTEM_SAMPLE_MS	500
+#define CHILD_TREE_MAX		32	/* descendants of a server in the state file */
+#define CHILD_CENSUS_MS		1000	/* how often they are listed (no cgroup) */
 
 struct daemon;
 
@@ -241,6 +260,16 @@ struct child {
 	int			 stop_stage;	/* 0 running, 1 TERM, 2 TERM again, 3 KILL */
 	uint64_t		 start_time;	/* with pid: this process (state file) */
 	struct probe		 probe;
+	int			 exec_fd;	/* exec report (close-on-exec), or -1 */
+	ev_io			 exec_watcher;
+	int			 exec_errno;	/* exec failed with it; 0: not */
+	int			 exec_stage;	/* what failed (child.c) */
+	char			 exec_prog[128];
+	char			 cgroup[PATH_MAX];	/* "" if none */
+	/* Its descendants as last seen (no cgroup: the next poold finds
+	 * leftovers whose leader is gone by these). */
+	size_t			 ntree;
+	struct { pid_t pid; uint64_t start; } tree[CHILD_TREE_MAX];
 };
 
 struct daemon {
@@ -271,6 +300,8 @@ struct daemon {
 	bool			 stopping;
 	int			 lock_fd;
 	char			*lock_path;
+	ev_child		 orphans;	/* any reap: adopted orphans are swept */
+	ev_timer		 census;	/* lists each server's descendants */
 };
 
 /* daemon.c: start and end, lock, signals, the loop's upkeep */
@@ -333,6 +364,10 @@ void	 state_learn(struct daemon *, const char *model,
 	    const struct model_entry *, uint64_t peak);
 
 /* child.c */
+/* Cgroups or the subreaper, the orphan watcher; before state_load. */
+void	 child_init(struct daemon *);
+/* At exit: orphans still on their way are stopped and reaped. */
+void	 child_fini(struct daemon *);
 int	 child_spawn(struct daemon *, struct pool_server *, char *, size_t);
 void	 child_stop(struct daemon *, struct pool_server *);
 /* Sends SIGKILL to every server's process group (a second SIGTERM). */

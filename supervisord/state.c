@@ -2,13 +2,16 @@
  * state.c — what poold remembers across its own restarts.
  *
  * One JSON file, written whole and renamed into place (never half
- * written): the servers running now (pid + start time, so a poold that
- * was SIGKILLed has its leftovers killed by the next one before it
+ * written): the servers running now (pid + start time of the leader and
+ * of the descendants last seen, the process group, the cgroup; so a poold
+ * that was SIGKILLed has its leftovers killed by the next one before it
  * serves) and each model's peak measured memory (the next start's
  * estimate).
  *
  *   {"version":1,"pid":4240,
- *    "servers":[{"model":"1984","pid":4242,"start":123456,"port":8080}],
+ *    "servers":[{"model":"1984","pid":4242,"start":123456,"pgid":4242,
+ *      "port":8080,"tree":[[4250,123470]],
+ *      "cgroup":"/sys/fs/cgroup/poold.4240.1"}],
  *    "models":{"1984":{"peak_rss":19327352832,"size":17179869184,
  *                      "mtime_ns":1733300000000000000,"ino":131074}}}
  */
@@ -49,51 +52,148 @@ same_process(pid_t pid, uint64_t start)
 	    now_start == start;
 }
 
-/* Waits up to ms for the process to go; true if it went. */
+/*
+ * A leftover server of an earlier poold: the processes we may signal.
+ * Only a process whose pid and start time both match what was recorded
+ * is one of them; its group may be signalled while such a member of it
+ * is alive (a live member keeps the group's id from being reused).
+ */
+#define LEFTOVER_PIDS_MAX	(CHILD_TREE_MAX + 1)
+
+struct leftover {
+	const char	*model;
+	pid_t		 pgid;
+	size_t		 n;
+	pid_t		 pid[LEFTOVER_PIDS_MAX];
+	uint64_t	 start[LEFTOVER_PIDS_MAX];
+};
+
+/* How many recorded processes are still the same processes. */
+static size_t
+leftover_alive(const struct leftover *l)
+{
+	size_t alive = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (same_process(l->pid[i], l->start[i]))
+			alive++;
+	return alive;
+}
+
+static void
+leftover_signal(const struct leftover *l, int sig)
+{
+	bool group = false;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (!same_process(l->pid[i], l->start[i]))
+			continue;
+		if (getpgid(l->pid[i]) == l->pgid)
+			group = true;
+		(void)kill(l->pid[i], sig);
+	}
+	if (group && l->pgid > 1)
+		(void)kill(-l->pgid, sig);
+}
+
+/* Waits up to ms for every recorded process to go; true if they went. */
 static bool
-wait_gone(pid_t pid, uint64_t start, long ms)
+leftover_wait(const struct leftover *l, long ms)
 {
 	for (long waited = 0; waited < ms; waited += LEFTOVER_POLL_MS) {
-		if (!same_process(pid, start))
+		if (leftover_alive(l) == 0)
 			return true;
 		sleep_ms(LEFTOVER_POLL_MS);
 	}
-	return !same_process(pid, start);
+	return leftover_alive(l) == 0;
 }
 
-/* A server of a poold that died without stopping it: end its group. */
+/* A server of a poold that died without stopping it: end its tree. */
 static void
-kill_leftover(const struct config *conf, const char *model, pid_t pid,
-    uint64_t start)
+kill_leftover(const struct config *conf, const struct leftover *l)
 {
-	if (!same_process(pid, start))
+	size_t alive = leftover_alive(l);
+
+	if (alive == 0)
 		return;
-	log_warnx("leftover %s pid %ld from an earlier poold: stopping it",
-	    model, (long)pid);
-	(void)kill(-pid, SIGTERM);
-	(void)kill(pid, SIGTERM);
-	if (wait_gone(pid, start, (long)conf->stop_timeout_ms))
+	log_warnx("leftover %s pid %ld from an earlier poold: stopping it "
+	    "(%zu of its processes)", l->model, (long)l->pid[0], alive);
+	leftover_signal(l, SIGTERM);
+	if (leftover_wait(l, (long)conf->stop_timeout_ms))
 		return;
-	(void)kill(-pid, SIGKILL);
-	(void)kill(pid, SIGKILL);
-	if (!wait_gone(pid, start, 1000))
-		log_warnx("leftover %s pid %ld does not die", model,
-		    (long)pid);
+	leftover_signal(l, SIGKILL);
+	if (!leftover_wait(l, 1000))
+		log_warnx("leftover %s pid %ld does not die", l->model,
+		    (long)l->pid[0]);
+}
+
+/*
+ * A cgroup of an earlier poold's server: everything in it is that
+ * server's tree (a grandchild that called setsid() included).
+ */
+static void
+kill_leftover_cgroup(const char *model, const char *path)
+{
+	long waited;
+
+	if (!cgroup_populated(path)) {
+		(void)cgroup_remove(path);
+		return;
+	}
+	log_warnx("leftover %s in cgroup %s from an earlier poold: killing it",
+	    model, path);
+	for (waited = 0; waited < 5000 && cgroup_populated(path);
+	    waited += LEFTOVER_POLL_MS) {
+		(void)cgroup_kill(path);
+		sleep_ms(LEFTOVER_POLL_MS);
+	}
+	if (cgroup_remove(path) == -1 && errno != ENOENT)
+		log_warn("leftover %s: cgroup %s", model, path);
+}
+
+/* {"model", "pid", "start", "pgid", "tree": [[pid, start], ...]} */
+static int
+leftover_parse(json_t *s, struct leftover *l)
+{
+	json_int_t pid, start, pgid = 0, tp, ts;
+	json_t *tree = NULL, *t;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	if (json_unpack(s, "{s:s, s:I, s:I, s?I, s?o}", "model", &l->model,
+	    "pid", &pid, "start", &start, "pgid", &pgid, "tree", &tree) == -1 ||
+	    pid <= 1)
+		return -1;
+	l->pgid = (pid_t)(pgid > 1 ? pgid : pid);	/* version 1: setsid */
+	l->pid[0] = (pid_t)pid;
+	l->start[0] = (uint64_t)start;
+	l->n = 1;
+	json_array_foreach(tree, i, t) {
+		if (l->n == LEFTOVER_PIDS_MAX)
+			break;
+		if (json_unpack(t, "[II]", &tp, &ts) == -1 || tp <= 1)
+			continue;
+		l->pid[l->n] = (pid_t)tp;
+		l->start[l->n++] = (uint64_t)ts;
+	}
+	return 0;
 }
 
 static void
 kill_leftovers(const struct config *conf, json_t *servers)
 {
+	struct leftover l;
+	const char *cg;
 	json_t *s;
 	size_t i;
-	json_int_t pid, start;
-	const char *model;
 
 	json_array_foreach(servers, i, s) {
-		if (json_unpack(s, "{s:s, s:I, s:I}", "model", &model, "pid",
-		    &pid, "start", &start) == -1 || pid <= 1)
+		if (leftover_parse(s, &l) == -1)
 			continue;
-		kill_leftover(conf, model, (pid_t)pid, (uint64_t)start);
+		if (json_unpack(s, "{s:s}", "cgroup", &cg) == 0 &&
+		    strncmp(cg, "/", 1) == 0 && strstr(cg, "/poold.") != NULL)
+			kill_leftover_cgroup(l.model, cg);
+		kill_leftover(conf, &l);
 	}
 }
 
@@ -188,6 +288,23 @@ state_learn(struct daemon *d, const char *model, const struct model_entry *e,
 }
 
 static json_t *
+server_json(const struct pool_server *srv, const struct child *c)
+{
+	json_t *o, *tree = json_array();
+
+	for (size_t i = 0; i < c->ntree; i++)
+		json_array_append_new(tree, json_pack("[II]",
+		    (json_int_t)c->tree[i].pid, (json_int_t)c->tree[i].start));
+	o = json_pack("{s:s, s:I, s:I, s:I, s:i, s:o}", "model",
+	    srv->model->name, "pid", (json_int_t)c->pid, "start",
+	    (json_int_t)c->start_time, "pgid", (json_int_t)c->pid, "port",
+	    srv->port, "tree", tree);
+	if (o != NULL && c->cgroup[0] != '\0')
+		json_object_set_new(o, "cgroup", json_string(c->cgroup));
+	return o;
+}
+
+static json_t *
 servers_json(const struct daemon *d)
 {
 	const struct pool_server *srv;
@@ -197,9 +314,7 @@ servers_json(const struct daemon *d)
 	TAILQ_FOREACH(srv, &d->pool->servers, link) {
 		if ((c = srv->udata) == NULL || c->start_time == 0)
 			continue;
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:i}",
-		    "model", srv->model->name, "pid", (json_int_t)c->pid,
-		    "start", (json_int_t)c->start_time, "port", srv->port));
+		json_array_append_new(a, server_json(srv, c));
 	}
 	return a;
 }

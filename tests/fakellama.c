@@ -18,6 +18,7 @@
  *	listen_delay_ms=0	no listening socket before this
  *	mode=normal		normal crash_start crash_later never_ready
  *				ignore_term slow_exit term_twice fork_child
+ *				escape_child (its grandchild calls setsid())
  *	crash_after_ms=		crash_start: 50 after start;
  *				crash_later: 500 after ready
  *	crash_signal=0		crash_later dies of this signal; 0: exits
@@ -96,6 +97,7 @@ enum mode {
 	MODE_SLOW_EXIT,
 	MODE_TERM_TWICE,
 	MODE_FORK_CHILD,
+	MODE_ESCAPE_CHILD,
 };
 
 static const char *const mode_names[] = {
@@ -107,6 +109,7 @@ static const char *const mode_names[] = {
 	[MODE_SLOW_EXIT] = "slow_exit",
 	[MODE_TERM_TWICE] = "term_twice",
 	[MODE_FORK_CHILD] = "fork_child",
+	[MODE_ESCAPE_CHILD] = "escape_child",
 };
 
 /* What the command line and the model file ask for. */
@@ -861,6 +864,9 @@ grandchild_main(void)
 	close(sig_pipe[1]);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
+	/* escape_child: out of the server's session and process group. */
+	if (fk.set.mode == MODE_ESCAPE_CHILD && setsid() == -1)
+		log_event("setsid: %s", strerror(errno));
 	log_event("grandchild of %ld sleeping in pgid %ld, ignoring SIGTERM",
 	    (long)getppid(), (long)getpgrp());
 	alarm(GRANDCHILD_MAX_S);
@@ -902,7 +908,7 @@ become_loaded(void)
 	    fk.set.port, (long long)now, fk.health_requests);
 	if (fk.set.mode == MODE_CRASH_LATER)
 		fk.crash_ns = now + fk.set.crash_after_ms * NS_PER_MS;
-	if (fk.set.mode == MODE_FORK_CHILD)
+	if (fk.set.mode == MODE_FORK_CHILD || fk.set.mode == MODE_ESCAPE_CHILD)
 		fork_grandchild();
 }
 
