@@ -189,8 +189,6 @@ struct pool_answer {
 	pool_ms			 wait_ms;
 };
 
-#define POOL_SPAWN_AGAIN (-2)
-
 struct pool_ops {
 	/*
 	 * Start srv's process (srv->port and srv->mem are set).  Returns 0
