@@ -115,6 +115,18 @@ head_waits_rightly(const struct pool_model *h)
 	    (long long)cnt_short);
 }
 
+/* Ports held for lost leases (their servers are gone). */
+static unsigned
+held_for_lost(const struct pool *p)
+{
+	const struct pool_lost	*g;
+	unsigned		 n = 0;
+
+	TAILQ_FOREACH(g, &p->lost, link)
+		n++;
+	return n;
+}
+
 /* The accounting invariants; called after every call into the pool. */
 static void
 inv(void)
@@ -213,9 +225,11 @@ inv(void)
 	/* (With the system's memory in play, test_system_* check it.) */
 	if (h != NULL && !p->shutting_down && F.now >= h->retry_at &&
 	    F.r.avail == 0) {
-		/* (Every port held by an unreaped server also means wait.) */
+		/* (Every port held by an unreaped server or for a lost lease
+		 * also means wait.) */
 		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
-		    p->nservers < p->lim.max_servers && p->nservers <
+		    p->nservers < p->lim.max_servers && p->nservers +
+		    held_for_lost(p) <
 		    (unsigned)(p->lim.port_max - p->lim.port_min + 1)),
 		    "pending head %s fits (used %llu + %llu <= %llu, %u "
 		    "servers) but was not started", h->name,
@@ -301,12 +315,24 @@ evict(struct pool_waiter *w, struct pool_owner *o, struct pool_model *m,
 	inv();
 }
 
+/* The fixture's owner that holds lease (F.own if none does). */
+static struct pool_owner *
+owner_of(int64_t lease)
+{
+	const struct pool_lease	*l;
+
+	TAILQ_FOREACH(l, &F.own2.leases, owner_link)
+		if (l->id == lease)
+			return &F.own2;
+	return &F.own;
+}
+
 static int
 release(int64_t lease)
 {
 	int	 rc;
 
-	rc = pool_release(F.p, F.now, lease);
+	rc = pool_release(F.p, F.now, owner_of(lease), lease);
 	inv();
 	return rc;
 }
@@ -2114,7 +2140,7 @@ p_release(void)
 {
 	size_t	 i;
 	int64_t	 id;
-	int	 rc;
+	int	 rc, o;
 
 	if (P.nlz == 0 || prnd(20) == 0) {
 		if (P.ndead > 0 && prnd(2) == 0)
@@ -2123,7 +2149,7 @@ p_release(void)
 			id = -(int64_t)prnd(1000) - 1;
 		P.call++;
 		P.op = OP_OTHER;
-		rc = pool_release(F.p, F.now, id);
+		rc = pool_release(F.p, F.now, &P.owners[0], id);
 		inv();
 		ck_assert_msg(rc == -1, "release of dead lease %lld: %d",
 		    (long long)id, rc);
@@ -2131,12 +2157,13 @@ p_release(void)
 	}
 	i = prnd((unsigned)P.nlz);
 	id = P.lz[i].id;
+	o = P.lz[i].owner;
 	P.lz[i] = P.lz[--P.nlz];
 	REC_PUSH(P.dead, P.ndead, P.capdead);
 	P.dead[P.ndead - 1] = id;
 	P.call++;
 	P.op = OP_OTHER;
-	rc = pool_release(F.p, F.now, id);
+	rc = pool_release(F.p, F.now, &P.owners[o], id);
 	inv();
 	ck_assert_msg(rc == 0, "release of lease %lld: %d", (long long)id, rc);
 }
@@ -2332,8 +2359,10 @@ START_TEST(test_property)
 		P.op = OP_OTHER;
 		int64_t	 id = P.lz[0].id;
 
+		o = P.lz[0].owner;
 		P.lz[0] = P.lz[--P.nlz];
-		ck_assert_int_eq(pool_release(F.p, F.now, id), 0);
+		ck_assert_int_eq(pool_release(F.p, F.now, &P.owners[o], id),
+		    0);
 		inv();
 	}
 	for (k = 0; k < 50; k++) {
@@ -2355,8 +2384,11 @@ START_TEST(test_property)
 	while (P.nlz > 0) {
 		int64_t	 id = P.lz[0].id;
 
+		o = P.lz[0].owner;
 		P.lz[0] = P.lz[--P.nlz];
-		ck_assert_int_eq(release(id), 0);
+		ck_assert_int_eq(pool_release(F.p, F.now, &P.owners[o], id),
+		    0);
+		inv();
 	}
 
 	F.r.allow_leased_stop = true;
