@@ -36,8 +36,8 @@ static const struct field {
 	const char	*what;		/* for "must be …" */
 } fields[FLD_COUNT] = {
 	[FLD_MODEL]   = { "model", JSON_STRING, 0, 0, "a string" },
-	[FLD_LEASE]   = { "lease", JSON_INTEGER, 1, PROTO_LEASE_MAX,
-			  "an integer from 1 to 2^53 - 1" },
+	[FLD_LEASE]   = { "lease", JSON_INTEGER, 1, INT64_MAX,
+			  "a positive integer" },
 	[FLD_TIMEOUT] = { "timeout_ms", JSON_INTEGER, 0, TIMEOUT_MAX_MS,
 			  "an integer from 0 to " XSTR(TIMEOUT_MAX_MS) },
 	[FLD_HOLD]    = { "hold", JSON_TRUE, 0, 0, "true or false" },
