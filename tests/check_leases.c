@@ -20,6 +20,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "poolc.h"
 #include "testlib.h"
 
 #define LEASE_MAX	((1LL << 53) - 1)	/* JSON's exact integers */
@@ -354,6 +355,69 @@ START_TEST(test_lost_lease_ends_with_connection)
 }
 END_TEST
 
+/*
+ * libpoolc against the real poold: a lease of a crashed server is
+ * POOLC_ERR_LEASE_LOST for poolc_lease() (the lease stays) and
+ * poolc_release() (it ends), with the cause in poolc_errstr(); then it
+ * is gone (POOLC_ERR_SERVER, not_found).  Another connection's
+ * poolc_lease()/poolc_release() of a live lease is not_found.
+ */
+START_TEST(test_libpoolc_lost_lease)
+{
+	struct tl_daemon d;
+	struct tl_conn *mon;
+	struct poolc *c, *other;
+	struct poolc_server s, got;
+
+	tl_daemon_init(&d, 6);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, NULL);
+	mon = tl_connect(&d);
+	c = poolc_connect(d.sock, 10000);
+	other = poolc_connect(d.sock, 10000);
+	TL_ASSERT(c != NULL && other != NULL && poolc_error(c) == POOLC_OK &&
+	    poolc_error(other) == POOLC_OK, "poolc_connect failed");
+
+	TL_ASSERT(poolc_acquire(c, "a", NULL, &s) == 0, "acquire: %s",
+	    poolc_errstr(c));
+	TL_ASSERT(s.lease > (1LL << 32) && s.lease <= LEASE_MAX,
+	    "lease id %lld", (long long)s.lease);
+	TL_ASSERT(poolc_lease(c, s.lease, &got) == 0 && got.port == s.port &&
+	    strcmp(got.model, "a") == 0 && got.lease == s.lease,
+	    "poolc_lease of a live lease: %s", poolc_errstr(c));
+	TL_ASSERT(poolc_lease(other, s.lease, NULL) == -1 &&
+	    poolc_error(other) == POOLC_ERR_SERVER &&
+	    strcmp(poolc_server_error(other), "not_found") == 0,
+	    "another connection's poolc_lease: %s", poolc_errstr(other));
+	TL_ASSERT(poolc_release(other, s.lease) == -1 &&
+	    strcmp(poolc_server_error(other), "not_found") == 0,
+	    "another connection's poolc_release: %s", poolc_errstr(other));
+
+	crash(&d, mon, "a");
+	TL_ASSERT(poolc_lease(c, s.lease, &got) == -1 &&
+	    poolc_error(c) == POOLC_ERR_LEASE_LOST &&
+	    strstr(poolc_errstr(c), "signal 9") != NULL,
+	    "poolc_lease of a lost lease: %d %s", poolc_error(c),
+	    poolc_errstr(c));
+	TL_ASSERT(poolc_release(c, s.lease) == -1 &&
+	    poolc_error(c) == POOLC_ERR_LEASE_LOST &&
+	    strstr(poolc_errstr(c), "has ended") != NULL,
+	    "poolc_release of a lost lease: %d %s", poolc_error(c),
+	    poolc_errstr(c));
+	TL_ASSERT(poolc_release(c, s.lease) == -1 &&
+	    poolc_error(c) == POOLC_ERR_SERVER &&
+	    strcmp(poolc_server_error(c), "not_found") == 0,
+	    "second poolc_release: %s", poolc_errstr(c));
+	TL_ASSERT(poolc_ping(c, NULL, 0) == 0, "the connection should be "
+	    "fine: %s", poolc_errstr(c));
+
+	poolc_free(c);
+	poolc_free(other);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- 4. least recently freed first ------------------------------- */
 
 /*
@@ -412,6 +476,7 @@ main(void)
 	tl_add(s, "restart", test_restart_ids);
 	tl_add(s, "lost_port", test_lost_lease_holds_port);
 	tl_add(s, "lost_close", test_lost_lease_ends_with_connection);
+	tl_add(s, "libpoolc", test_libpoolc_lost_lease);
 	tl_add(s, "lrf", test_ports_least_recently_freed);
 	return tl_run(s, CK_NORMAL);
 }
