@@ -334,19 +334,14 @@ static void
 cmd_release(struct session *s, const struct proto_request *req)
 {
 	const struct pool_lease *l;
-	bool lost;
 
 	if ((l = own_lease(s, req)) == NULL)
 		return;
-	lost = l->server == NULL;
-	if (!lost) {
-		(void)pool_release(s->d->pool, daemon_now(), &s->owner,
-		    req->lease);
+	/* The reply first: ending a lost lease frees what it tells of. */
+	if (l->server == NULL)
+		send_lost(s, req, l, "the lease has ended");
+	else
 		s->send(s, proto_encode_ok(req->id, NULL));
-		return;
-	}
-	/* The reply is made first: ending the lease frees its record. */
-	send_lost(s, req, l, "the lease has ended");
 	(void)pool_release(s->d->pool, daemon_now(), &s->owner, req->lease);
 }
 
