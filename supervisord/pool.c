@@ -513,8 +513,6 @@ start_failed(struct pool *p, pool_ms now, struct pool_model *m,
 		    "%s", m->name, m->failures, (double)delay / 1000, why);
 }
 
-/* --- servers --- */
-
 /*
  * --- ports ---
  *
@@ -664,7 +662,9 @@ leases_orphan(struct pool *p, struct pool_server *srv, const char *why)
 		return;
 	/* Without memory for the record the port is not held; the leases
 	 * still answer lease_lost, with no cause. */
-	if ((g = calloc(1, sizeof(*g))) != NULL) {
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		port_freed_now(p, srv->port);
+	else {
 		g->port = srv->port;
 		snprintf(g->model, sizeof(g->model), "%s", srv->model->name);
 		if (srv->state == POOL_STOPPING)
@@ -687,6 +687,8 @@ leases_orphan(struct pool *p, struct pool_server *srv, const char *why)
 	}
 	srv->leases = 0;
 }
+
+/* --- servers --- */
 
 static void
 server_remove(struct pool *p, struct pool_server *srv)
