@@ -640,8 +640,9 @@ pick_port(struct pool *p)
 static void
 lost_end(struct pool *p, struct pool_lost *g)
 {
-	plog(p, "port %d free again: the last lost lease of %s ended",
-	    g->port, g->model);
+	if (!p->shutting_down)
+		plog(p, "port %d free again: the last lost lease of %s "
+		    "ended", g->port, g->model);
 	TAILQ_REMOVE(&p->lost, g, link);
 	port_freed_now(p, g->port);
 	free(g);
@@ -673,10 +674,12 @@ leases_orphan(struct pool *p, struct pool_server *srv, const char *why)
 		else
 			snprintf(g->why, sizeof(g->why), "%s", why);
 		TAILQ_INSERT_TAIL(&p->lost, g, link);
-		plog(p, "lost %s: %u lease%s named its server; port %d is "
-		    "held until %s released", g->model, srv->leases,
-		    srv->leases == 1 ? "" : "s", g->port,
-		    srv->leases == 1 ? "it is" : "they are");
+		/* At shutdown every lease goes: no news. */
+		if (!p->shutting_down)
+			plog(p, "lost %s: %u lease%s named its server; port "
+			    "%d is held until %s released", g->model,
+			    srv->leases, srv->leases == 1 ? "" : "s", g->port,
+			    srv->leases == 1 ? "it is" : "they are");
 	}
 	while ((l = TAILQ_FIRST(&srv->lease_list)) != NULL) {
 		TAILQ_REMOVE(&srv->lease_list, l, server_link);
