@@ -22,7 +22,8 @@
  *
  *   - STATS used > budget, or the servers' summed RSS > budget;
  *   - a request not answered by its deadline + 5 s;
- *   - a RELEASE of a lease we hold answered with anything but ok;
+ *   - a RELEASE of a lease we hold answered with anything but ok (or
+ *     lease_lost, when chaos or a forced EVICT ended its server);
  *   - a zombie child of poold seen in two samples in a row;
  *   - leases left on servers once every client released or left;
  *   - poold dying, or not exiting 0 (with no server left) on SIGTERM.
@@ -149,7 +150,7 @@ static struct {
 static const char *const err_codes[] = {
 	"bad_request", "unknown_command", "unknown_model", "busy",
 	"too_large", "start_failed", "timeout", "not_found", "shutting_down",
-	"forbidden", "internal", "other",
+	"forbidden", "internal", "lease_lost", "other",
 };
 #define NERR	(sizeof(err_codes) / sizeof(err_codes[0]))
 
@@ -658,7 +659,9 @@ handle_reply(struct client *c, const char *line, size_t len, long long now)
 	if (!ok) {
 		code = json_string_value(json_object_get(j, "error"));
 		S.errors[err_index(code)]++;
-		if (p.kind == K_RELEASE)
+		/* A lease whose server died still ends, and says so. */
+		if (p.kind == K_RELEASE && (code == NULL ||
+		    strcmp(code, "lease_lost") != 0))
 			S.bad_release++;
 	} else if (p.kind == K_ACQUIRE &&
 	    (lease = jint(j, "lease", NULL)) > 0) {

@@ -636,11 +636,14 @@ server_error(struct poolc *c, const struct proto_reply *rep)
 
 	if (code == NULL)
 		code = proto_err_name(rep->err);
+	/* A lost lease is news the caller acts on: a code of its own. */
+	enum poolc_err	 err = strcmp(code, proto_err_name(PROTO_E_LEASE_LOST))
+	    == 0 ? POOLC_ERR_LEASE_LOST : POOLC_ERR_SERVER;
+
 	if (strcmp(rep->message, code) == 0 || rep->message[0] == '\0')
-		set_error(c, POOLC_ERR_SERVER, 0, "%s", code);
+		set_error(c, err, 0, "%s", code);
 	else
-		set_error(c, POOLC_ERR_SERVER, 0, "%s: %s", code,
-		    rep->message);
+		set_error(c, err, 0, "%s: %s", code, rep->message);
 	snprintf(c->server_error, sizeof(c->server_error), "%s", code);
 	return -1;
 }
@@ -790,6 +793,45 @@ poolc_release(struct poolc *c, int64_t lease)
 	if (request(c, &req, c->timeout_ms, &rep, NULL, &flat) == -1)
 		return -1;
 	proto_reply_clear(&rep);
+	return 0;
+}
+
+int
+poolc_lease(struct poolc *c, int64_t lease, struct poolc_server *out)
+{
+	struct proto_request	 req;
+	struct proto_reply	 rep;
+	const char		*model, *endpoint;
+	json_int_t		 got, port;
+	int			 bad;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (begin(c) == -1)
+		return -1;
+	if (lease <= 0)
+		return set_error(c, POOLC_ERR_ARG, EINVAL,
+		    "invalid lease %" PRId64, lease);
+	proto_request_init(&req);
+	req.cmd = PROTO_CMD_LEASE;
+	req.lease = lease;
+	if (request(c, &req, c->timeout_ms, &rep, NULL, NULL) == -1)
+		return -1;
+	bad = json_unpack(rep.body, "{s:I, s:s, s:I, s:s}", "lease", &got,
+	    "model", &model, "port", &port, "endpoint", &endpoint) != 0 ||
+	    got != lease || port < 1 || port > 65535 ||
+	    strlen(model) > POOLC_MODEL_MAX ||
+	    strlen(endpoint) >= POOLC_ENDPOINT_MAX;
+	if (!bad && out != NULL) {
+		snprintf(out->model, sizeof(out->model), "%s", model);
+		snprintf(out->endpoint, sizeof(out->endpoint), "%s", endpoint);
+		out->port = (int)port;
+		out->lease = lease;
+	}
+	proto_reply_clear(&rep);
+	if (bad)
+		return set_error(c, POOLC_ERR_PROTOCOL, 0, "bad reply from "
+		    "poold: LEASE reply lacks lease, model, port or endpoint");
 	return 0;
 }
 

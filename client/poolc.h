@@ -11,11 +11,17 @@
  * POOLC_ERR_IO, POOLC_ERR_PROTOCOL or POOLC_ERR_TIMEOUT every call fails
  * at once with the same error until poolc_reconnect().  The socket stays
  * open until then, and with it the leases the connection holds.
- * POOLC_ERR_SERVER, POOLC_ERR_ARG and POOLC_ERR_NOMEM are not sticky: the
- * next call clears them.
+ * POOLC_ERR_SERVER, POOLC_ERR_LEASE_LOST, POOLC_ERR_ARG and POOLC_ERR_NOMEM
+ * are not sticky: the next call clears them.
  *
  * Leases belong to the connection: poold ends them when it closes, so
- * poolc_free() and poolc_reconnect() release every lease it held.
+ * poolc_free() and poolc_reconnect() release every lease it held, and no
+ * other connection can release or look at them.
+ *
+ * A lease whose server is gone (it crashed, or was evicted with force)
+ * is lost: poolc_lease() and poolc_release() of it fail with
+ * POOLC_ERR_LEASE_LOST and say why.  Until it is released its port is
+ * given to no other model.
  *
  * The library keeps no global state, never prints, never exits and never
  * raises SIGPIPE; its socket is close-on-exec.  One connection must not be
@@ -56,6 +62,9 @@ enum poolc_err {
 	POOLC_ERR_ARG,		/* a bad argument (model name, lease); nothing
 				 * was sent */
 	POOLC_ERR_NOMEM,	/* out of memory; nothing was lost */
+	POOLC_ERR_LEASE_LOST,	/* poold answered "lease_lost": the lease's
+				 * server is gone (crash, forced EVICT);
+				 * poolc_errstr() says why */
 };
 
 /* What a successful ACQUIRE answers.  All fields are copies. */
@@ -112,8 +121,22 @@ const char	*poolc_path(const struct poolc *c);
 int		 poolc_acquire(struct poolc *c, const char *model,
 		    const struct poolc_acquire_opts *opts,
 		    struct poolc_server *out);
-/* Ends a lease from poolc_acquire(). */
+/*
+ * Ends a lease from poolc_acquire().  A lost lease (its server is gone)
+ * ends too, but the call fails with POOLC_ERR_LEASE_LOST, saying how the
+ * server ended: whatever was asked of it meanwhile may not have been
+ * answered.
+ */
 int		 poolc_release(struct poolc *c, int64_t lease);
+/*
+ * Checks a lease: 0 and *out (if not NULL) filled with its server while
+ * that runs (out->lease is the lease; cold and wait_ms are 0); -1 with
+ * POOLC_ERR_LEASE_LOST if the server is gone (the lease stays held, and
+ * with it the port, until poolc_release()), or POOLC_ERR_SERVER
+ * "not_found" if this connection holds no such lease.
+ */
+int		 poolc_lease(struct poolc *c, int64_t lease,
+		    struct poolc_server *out);
 /*
  * Stops model's server and waits until it is gone.  With force, a server
  * that holds leases is stopped too.  *freed (if not NULL) receives the
@@ -145,7 +168,8 @@ const char	*poolc_errstr(const struct poolc *c);
  * and 0 when poold closed the connection. */
 int		 poolc_errno(const struct poolc *c);
 /* poold's error code after POOLC_ERR_SERVER ("busy", "unknown_model",
- * "timeout", … see poold-protocol(7)), else "".  Owned by c; valid until
+ * "timeout", … see poold-protocol(7)) or POOLC_ERR_LEASE_LOST
+ * ("lease_lost"), else "".  Owned by c; valid until
  * the next call on c. */
 const char	*poolc_server_error(const struct poolc *c);
 

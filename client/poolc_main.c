@@ -180,6 +180,7 @@ report(struct poolc *c)
 	fprintf(stderr, "poolc: %s\n", poolc_errstr(c));
 	switch (poolc_error(c)) {
 	case POOLC_ERR_SERVER:
+	case POOLC_ERR_LEASE_LOST:
 		return EXIT_SERVER;
 	case POOLC_ERR_ARG:
 		return EXIT_USAGE;
@@ -491,10 +492,18 @@ cmd_run(struct poolc *c, const struct args *a)
 	if (export_server(&s) == -1 || spawn_and_wait(a->command,
 	    &status) == -1)
 		return EXIT_CONNECT;
-	/* Not fatal: the lease ends when poolc exits anyway. */
-	if (poolc_release(c, s.lease) == -1)
+	/*
+	 * Not fatal: the lease ends when poolc exits anyway.  But a server
+	 * that died under the command may have left its work undone: a
+	 * command that says it succeeded does not make poolc say so too.
+	 */
+	if (poolc_release(c, s.lease) == -1) {
 		fprintf(stderr, "poolc: release of lease %" PRId64 ": %s\n",
 		    s.lease, poolc_errstr(c));
+		if (poolc_error(c) == POOLC_ERR_LEASE_LOST && WIFEXITED(status)
+		    && WEXITSTATUS(status) == 0)
+			return EXIT_SERVER;
+	}
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	if (WIFSIGNALED(status))

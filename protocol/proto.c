@@ -57,15 +57,16 @@ static const struct cmd_info {
 	[PROTO_CMD_EVICT]   = { "EVICT", F(MODEL) | F(FORCE), F(MODEL) },
 	[PROTO_CMD_MODELS]  = { "MODELS", 0, 0 },
 	[PROTO_CMD_PING]    = { "PING", 0, 0 },
+	[PROTO_CMD_LEASE]   = { "LEASE", F(LEASE), F(LEASE) },
 };
 #define CMD_COUNT	(sizeof(cmds) / sizeof(cmds[0]))
 
 static const char *const err_names[PROTO_E__COUNT] = {
 	"ok", "bad_request", "unknown_command", "unknown_model", "busy",
 	"too_large", "start_failed", "timeout", "not_found", "shutting_down",
-	"forbidden", "internal",
+	"forbidden", "internal", "lease_lost",
 };
-_Static_assert(PROTO_E_INTERNAL == 11 && PROTO_E__COUNT == 12,
+_Static_assert(PROTO_E_LEASE_LOST == 12 && PROTO_E__COUNT == 13,
     "err_names must follow enum proto_err");
 
 /* --- text helpers --- */
@@ -359,7 +360,7 @@ get_cmd(struct dec *d)
 	clean_text(q, sizeof(q), json_string_value(v), json_string_length(v),
 	    QUOTE_MAX_CHARS);
 	return fail(d, PROTO_E_UNKNOWN_COMMAND, "unknown command '%s' "
-	    "(try ACQUIRE, RELEASE, STATS, EVICT, MODELS, PING)", q);
+	    "(try ACQUIRE, RELEASE, LEASE, STATS, EVICT, MODELS, PING)", q);
 }
 
 /* Type and range only; a model name is checked by get_model(). */

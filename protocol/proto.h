@@ -26,6 +26,11 @@
 /* Model names: [A-Za-z0-9._+-], not starting with '.', at most this long. */
 #define PROTO_MODEL_NAME_MAX	128
 #define PROTO_MESSAGE_MAX	1024
+/*
+ * Lease ids are below 2^53, so that any JSON reader (JavaScript's numbers
+ * included) carries them exactly.
+ */
+#define PROTO_LEASE_MAX		((INT64_C(1) << 53) - 1)
 /* JSON nesting deeper than this in a request is refused. */
 #define PROTO_DEPTH_MAX		8
 
@@ -37,6 +42,7 @@ enum proto_cmd {
 	PROTO_CMD_EVICT,
 	PROTO_CMD_MODELS,
 	PROTO_CMD_PING,
+	PROTO_CMD_LEASE,
 };
 
 /* Stable error codes; their strings are the "error" field of a reply. */
@@ -53,6 +59,7 @@ enum proto_err {
 	PROTO_E_SHUTTING_DOWN,
 	PROTO_E_FORBIDDEN,
 	PROTO_E_INTERNAL,
+	PROTO_E_LEASE_LOST,	/* the lease's server is gone */
 	PROTO_E__COUNT
 };
 

@@ -168,6 +168,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 		snprintf(err, len, "out of memory");
 		return -1;
 	}
+	pool_lease_epoch(d->pool, entropy_lease_epoch());
 	if (control_socket_dir(conf, err, len) == -1 ||
 	    take_lock(d, conf->socket, err, len) == -1)
 		return -1;

@@ -313,17 +313,109 @@ cmd_acquire(struct session *s, const struct proto_request *req)
 }
 
 static void
-cmd_release(struct session *s, const struct proto_request *req)
+cmd_reply_json(struct session *s, const struct proto_request *req,
+    json_t *body)
 {
-	char msg[128];
-
-	if (pool_release(s->d->pool, daemon_now(), req->lease) == 0) {
-		s->send(s, proto_encode_ok(req->id, NULL));
+	if (body == NULL) {
+		dispatch_error(s, req->id, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
-	snprintf(msg, sizeof(msg), "no lease %lld (released already, or "
-	    "never given)", (long long)req->lease);
+	s->send(s, proto_encode_ok(req->id, body));
+	json_decref(body);
+}
+
+/* --- leases: each acts only on the connection's own --- */
+
+/* "uid 1000 pid 4242", or what is known of it. */
+static const char *
+peer_text(const struct peer *p, char *buf, size_t len)
+{
+	if (!p->known)
+		snprintf(buf, len, "uid unknown");
+	else if (p->pid > 0)
+		snprintf(buf, len, "uid %u pid %ld", (unsigned)p->uid,
+		    (long)p->pid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)p->uid);
+	return buf;
+}
+
+/*
+ * The connection's lease req->lease, or NULL after answering not_found.
+ * A lease of another connection gets the same answer as one that never
+ * was, in the reply and in the log: neither says whose it is.
+ */
+static const struct pool_lease *
+own_lease(struct session *s, const struct proto_request *req)
+{
+	const struct pool_lease *l;
+	char msg[256], who[64];
+
+	if ((l = pool_lease_find(s->d->pool, &s->owner, req->lease)) != NULL)
+		return l;
+	log_info("client %lu (%s): %s of lease %lld refused: not a lease of "
+	    "this connection", s->serial, peer_text(&s->peer, who,
+	    sizeof(who)), proto_cmd_name(req->cmd), (long long)req->lease);
+	snprintf(msg, sizeof(msg), "no lease %lld on this connection "
+	    "(released already, never given, or given to another connection "
+	    "or an earlier poold)", (long long)req->lease);
 	dispatch_error(s, req->id, PROTO_E_NOT_FOUND, msg);
+	return NULL;
+}
+
+/* Answers lease_lost for a lease whose server is gone; tail ends it. */
+static void
+send_lost(struct session *s, const struct proto_request *req,
+    const struct pool_lease *l, const char *tail)
+{
+	const struct pool_lost *g = l->lost;
+	char msg[PROTO_MESSAGE_MAX];
+
+	if (g != NULL)
+		snprintf(msg, sizeof(msg), "lease %lld is lost: the server of "
+		    "'%s' on port %d is gone (%s); %s", (long long)l->id,
+		    g->model, g->port, g->why, tail);
+	else
+		snprintf(msg, sizeof(msg), "lease %lld is lost: its server is "
+		    "gone; %s", (long long)l->id, tail);
+	dispatch_error(s, req->id, PROTO_E_LEASE_LOST, msg);
+}
+
+/* RELEASE: ends the lease; one whose server is gone answers lease_lost. */
+static void
+cmd_release(struct session *s, const struct proto_request *req)
+{
+	const struct pool_lease *l;
+
+	if ((l = own_lease(s, req)) == NULL)
+		return;
+	/* The reply first: ending a lost lease frees what it tells of. */
+	if (l->server == NULL)
+		send_lost(s, req, l, "the lease has ended");
+	else
+		s->send(s, proto_encode_ok(req->id, NULL));
+	(void)pool_release(s->d->pool, daemon_now(), &s->owner, req->lease);
+}
+
+/* LEASE: the lease's server, or lease_lost (the lease stays held). */
+static void
+cmd_lease(struct session *s, const struct proto_request *req)
+{
+	const struct pool_lease *l;
+	const struct pool_server *srv;
+	char endpoint[64];
+
+	if ((l = own_lease(s, req)) == NULL)
+		return;
+	if ((srv = l->server) == NULL) {
+		send_lost(s, req, l, "RELEASE it to free the port");
+		return;
+	}
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", srv->port);
+	cmd_reply_json(s, req, json_pack("{s:I, s:s, s:i, s:s, s:s}",
+	    "lease", (json_int_t)l->id, "model", srv->model->name,
+	    "port", srv->port, "endpoint", endpoint,
+	    "state", pool_state_name(srv->state)));
 }
 
 static void
@@ -340,18 +432,6 @@ cmd_evict(struct session *s, const struct proto_request *req)
 	}
 	pool_evict(s->d->pool, daemon_now(), &r->w, &s->owner, m,
 	    req->force);
-}
-
-static void
-cmd_reply_json(struct session *s, const struct proto_request *req,
-    json_t *body)
-{
-	if (body == NULL) {
-		dispatch_error(s, req->id, PROTO_E_INTERNAL, "out of memory");
-		return;
-	}
-	s->send(s, proto_encode_ok(req->id, body));
-	json_decref(body);
 }
 
 /* Commands that wait for the pool count against max_pending. */
@@ -387,6 +467,9 @@ dispatch(struct session *s, const struct proto_request *req)
 		break;
 	case PROTO_CMD_RELEASE:
 		cmd_release(s, req);
+		break;
+	case PROTO_CMD_LEASE:
+		cmd_lease(s, req);
 		break;
 	case PROTO_CMD_EVICT:
 		cmd_evict(s, req);

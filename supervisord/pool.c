@@ -16,10 +16,14 @@
 
 #define MODEL_BUCKETS_MIN	1024
 #define LEASE_BUCKETS_MIN	256
+/* Lease ids: EPOCH << 32 | sequence, EPOCH of 21 bits: below 2^53. */
+#define LEASE_SEQ_BITS		32
+#define LEASE_EPOCH_MAX		((UINT32_C(1) << 21) - 1)
 
 static void	 schedule(struct pool *, pool_ms);
 static void	 stop_server(struct pool *, pool_ms, struct pool_server *,
 		    enum pool_stop_reason);
+static void	 lost_end(struct pool *, struct pool_lost *);
 
 /* --- small helpers --- */
 
@@ -138,13 +142,17 @@ pool_new(const struct pool_limits *lim, const struct pool_ops *ops,
 	p->ctx = ctx;
 	TAILQ_INIT(&p->servers);
 	TAILQ_INIT(&p->pending);
-	p->port_cursor = lim->port_min;
+	TAILQ_INIT(&p->lost);
 	p->started_at = now;
 	p->nbuckets = MODEL_BUCKETS_MIN;
 	p->nlease_buckets = LEASE_BUCKETS_MIN;
 	p->models = calloc(p->nbuckets, sizeof(*p->models));
 	p->leases = calloc(p->nlease_buckets, sizeof(*p->leases));
-	if (p->models == NULL || p->leases == NULL) {
+	if (lim->port_max >= lim->port_min)
+		p->port_freed = calloc((size_t)(lim->port_max - lim->port_min)
+		    + 1, sizeof(*p->port_freed));
+	if (p->models == NULL || p->leases == NULL ||
+	    (lim->port_max >= lim->port_min && p->port_freed == NULL)) {
 		pool_free(p);
 		return NULL;
 	}
@@ -157,12 +165,15 @@ pool_free(struct pool *p)
 	struct pool_server *srv, *tsrv;
 	struct pool_model *m, *tm;
 	struct pool_lease *l, *tl;
+	struct pool_lost *g, *tg;
 	size_t i;
 
 	if (p == NULL)
 		return;
 	TAILQ_FOREACH_SAFE(srv, &p->servers, link, tsrv)
 		free(srv);
+	TAILQ_FOREACH_SAFE(g, &p->lost, link, tg)
+		free(g);
 	for (i = 0; p->leases != NULL && i < p->nlease_buckets; i++)
 		for (l = p->leases[i]; l != NULL; l = tl) {
 			tl = l->hash_next;
@@ -176,6 +187,7 @@ pool_free(struct pool *p)
 		}
 	free(p->leases);
 	free(p->models);
+	free(p->port_freed);
 	free(p);
 }
 
@@ -281,6 +293,25 @@ grow_leases(struct pool *p)
 	p->nlease_buckets = n;
 }
 
+void
+pool_lease_epoch(struct pool *p, uint32_t epoch)
+{
+	p->next_lease = (int64_t)(epoch % LEASE_EPOCH_MAX + 1) <<
+	    LEASE_SEQ_BITS;
+}
+
+/* The next id after the last one given, skipping any still held (only
+ * possible once the ids have gone round 2^53, but then possible). */
+static int64_t
+lease_next_id(struct pool *p)
+{
+	do
+		p->next_lease = p->next_lease >= PROTO_LEASE_MAX ? 1 :
+		    p->next_lease + 1;
+	while (lease_find(p, p->next_lease) != NULL);
+	return p->next_lease;
+}
+
 static struct pool_lease *
 lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 {
@@ -290,7 +321,7 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 		return NULL;
 	if (p->nleases >= p->nlease_buckets * 2)
 		grow_leases(p);
-	l->id = ++p->next_lease;
+	l->id = lease_next_id(p);
 	l->server = srv;
 	l->owner = owner;
 	TAILQ_INSERT_TAIL(&srv->lease_list, l, server_link);
@@ -317,6 +348,8 @@ lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 	p->nleases--;
 	if (l->owner != NULL)
 		TAILQ_REMOVE(&l->owner->leases, l, owner_link);
+	if (l->lost != NULL && --l->lost->leases == 0)
+		lost_end(p, l->lost);
 	if (srv != NULL) {
 		TAILQ_REMOVE(&srv->lease_list, l, server_link);
 		srv->leases--;
@@ -543,7 +576,36 @@ model_proven(struct pool_model *m)
 	m->retry_at = 0;
 }
 
-/* --- servers --- */
+/*
+ * --- ports ---
+ *
+ * A port is held from the spawn until the reap, and after the reap for as
+ * long as a lost lease names it (struct pool_lost): a client that still
+ * holds a lease must never find another model behind its port.  Free
+ * ports are handed out least recently freed first (never used ones first,
+ * lowest first), so a just-freed port rests as long as it can: a client
+ * that has not heard of its server's end yet meets a refused connection
+ * rather than a stranger.
+ */
+
+static void
+port_freed_now(struct pool *p, int port)
+{
+	if (p->port_freed != NULL && port >= p->lim.port_min &&
+	    port <= p->lim.port_max)
+		p->port_freed[port - p->lim.port_min] = ++p->port_seq;
+}
+
+static struct pool_lost *
+lost_on_port(const struct pool *p, int port)
+{
+	struct pool_lost *g;
+
+	TAILQ_FOREACH(g, &p->lost, link)
+		if (g->port == port)
+			return g;
+	return NULL;
+}
 
 static bool
 port_taken(const struct pool *p, int port)
@@ -553,45 +615,159 @@ port_taken(const struct pool *p, int port)
 	TAILQ_FOREACH(srv, &p->servers, link)
 		if (srv->port == port)
 			return true;
-	return false;
+	return lost_on_port(p, port) != NULL;
 }
 
-/* Round robin over the range, so a just-freed port rests a while. */
+struct port_rank {
+	uint64_t	freed;
+	int		port;
+};
+
+static int
+by_freed(const void *a, const void *b)
+{
+	const struct port_rank *x = a, *y = b;
+
+	if (x->freed != y->freed)
+		return x->freed < y->freed ? -1 : 1;
+	return (x->port > y->port) - (x->port < y->port);
+}
+
+/* The free ports of the range, least recently freed first; *n of them. */
+static struct port_rank *
+free_ports(const struct pool *p, size_t *n)
+{
+	const struct pool_server *srv;
+	const struct pool_lost *g;
+	struct port_rank *r;
+	size_t span = (size_t)(p->lim.port_max - p->lim.port_min) + 1, i;
+	uint8_t *taken;
+
+	*n = 0;
+	if ((taken = calloc(span, 1)) == NULL)
+		return NULL;
+	if ((r = calloc(span, sizeof(*r))) == NULL) {
+		free(taken);
+		return NULL;
+	}
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->port >= p->lim.port_min && srv->port <= p->lim.port_max)
+			taken[srv->port - p->lim.port_min] = 1;
+	TAILQ_FOREACH(g, &p->lost, link)
+		if (g->port >= p->lim.port_min && g->port <= p->lim.port_max)
+			taken[g->port - p->lim.port_min] = 1;
+	for (i = 0; i < span; i++)
+		if (!taken[i]) {
+			r[*n].freed = p->port_freed[i];
+			r[*n].port = p->lim.port_min + (int)i;
+			(*n)++;
+		}
+	free(taken);
+	qsort(r, *n, sizeof(*r), by_freed);
+	return r;
+}
+
+static bool
+port_usable(struct pool *p, int port)
+{
+	return p->ops->port_free == NULL || p->ops->port_free(p->ctx, port);
+}
+
+/* A free port, least recently freed first; -1 if none. */
 static int
 pick_port(struct pool *p)
 {
-	int span = p->lim.port_max - p->lim.port_min + 1, i, port;
+	struct port_rank *r;
+	size_t n, i;
+	int port;
 
-	for (i = 0; i < span; i++) {
-		port = p->port_cursor;
-		p->port_cursor = port >= p->lim.port_max ?
-		    p->lim.port_min : port + 1;
-		if (port_taken(p, port))
-			continue;
-		if (p->ops->port_free != NULL &&
-		    !p->ops->port_free(p->ctx, port))
-			continue;
-		return port;
+	if (p->port_freed == NULL)
+		return -1;		/* an empty range */
+	if ((r = free_ports(p, &n)) == NULL) {
+		/* Out of memory: any free port will do. */
+		for (port = p->lim.port_min; port <= p->lim.port_max; port++)
+			if (!port_taken(p, port) && port_usable(p, port))
+				return port;
+		return -1;
 	}
-	return -1;
+	for (i = 0, port = -1; i < n && port < 0; i++)
+		if (port_usable(p, r[i].port))
+			port = r[i].port;
+	free(r);
+	return port;
 }
+
+/* --- lost leases --- */
+
+/* The last lost lease on g's port ended: the port is free again. */
+static void
+lost_end(struct pool *p, struct pool_lost *g)
+{
+	if (!p->shutting_down)
+		plog(p, "port %d free again: the last lost lease of %s "
+		    "ended", g->port, g->model);
+	TAILQ_REMOVE(&p->lost, g, link);
+	port_freed_now(p, g->port);
+	free(g);
+}
+
+/*
+ * srv is gone (reaped, and off the server list) and leases still name
+ * it: they become lost, and hold its port until the last of them ends.
+ * why is how it ended.
+ */
+static void
+leases_orphan(struct pool *p, struct pool_server *srv, const char *why)
+{
+	struct pool_lease *l;
+	struct pool_lost *g;
+
+	if (TAILQ_EMPTY(&srv->lease_list))
+		return;
+	/* Without memory for the record the port is not held; the leases
+	 * still answer lease_lost, with no cause. */
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		port_freed_now(p, srv->port);
+	else {
+		g->port = srv->port;
+		snprintf(g->model, sizeof(g->model), "%s", srv->model->name);
+		if (srv->state == POOL_STOPPING)
+			snprintf(g->why, sizeof(g->why), "stopped (%s): %s",
+			    pool_stop_reason_name(srv->stop_reason), why);
+		else
+			snprintf(g->why, sizeof(g->why), "%s", why);
+		TAILQ_INSERT_TAIL(&p->lost, g, link);
+		/* At shutdown every lease goes: no news. */
+		if (!p->shutting_down)
+			plog(p, "lost %s: %u lease%s named its server; port "
+			    "%d is held until %s released", g->model,
+			    srv->leases, srv->leases == 1 ? "" : "s", g->port,
+			    srv->leases == 1 ? "it is" : "they are");
+	}
+	while ((l = TAILQ_FIRST(&srv->lease_list)) != NULL) {
+		TAILQ_REMOVE(&srv->lease_list, l, server_link);
+		l->server = NULL;
+		l->lost = g;
+		if (g != NULL)
+			g->leases++;
+	}
+	srv->leases = 0;
+}
+
+/* --- servers --- */
 
 static void
 server_remove(struct pool *p, struct pool_server *srv)
 {
-	struct pool_lease *l;
-
 	if (srv->model->server == srv)
 		srv->model->server = NULL;
 	TAILQ_REMOVE(&p->servers, srv, link);
 	p->nservers--;
 	p->used -= srv->mem;
-	/* Leases outlive their server; RELEASE must still answer ok. */
-	while ((l = TAILQ_FIRST(&srv->lease_list)) != NULL) {
-		TAILQ_REMOVE(&srv->lease_list, l, server_link);
-		l->server = NULL;
-	}
-	srv->leases = 0;
+	/* Leases outlive their server, and so does its port while they
+	 * name it: leases_orphan(). */
+	if (TAILQ_EMPTY(&srv->lease_list))
+		port_freed_now(p, srv->port);
 }
 
 bool
@@ -1095,12 +1271,22 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 	schedule(p, now);
 }
 
+const struct pool_lease *
+pool_lease_find(const struct pool *p, const struct pool_owner *owner,
+    int64_t id)
+{
+	const struct pool_lease *l = lease_find(p, id);
+
+	return l != NULL && l->owner == owner ? l : NULL;
+}
+
 int
-pool_release(struct pool *p, pool_ms now, int64_t id)
+pool_release(struct pool *p, pool_ms now, struct pool_owner *owner,
+    int64_t id)
 {
 	struct pool_lease *l;
 
-	if ((l = lease_find(p, id)) == NULL)
+	if ((l = lease_find(p, id)) == NULL || l->owner != owner)
 		return -1;
 	lease_end(p, now, l);
 	schedule(p, now);
@@ -1273,6 +1459,7 @@ pool_exited(struct pool *p, pool_ms now, struct pool_server *srv,
 		    pool_stop_reason_name(srv->stop_reason));
 		break;
 	}
+	leases_orphan(p, srv, why);
 	while ((w = TAILQ_FIRST(&srv->evicts)) != NULL) {
 		waiter_unlink(p, w);
 		p->ops->answer(p->ctx, w, &a);

@@ -170,9 +170,24 @@ struct pool_waiter {
 	TAILQ_ENTRY(pool_waiter) owner_link;
 };
 
+/*
+ * A server that went (crash, forced EVICT) while leases named it.  Its
+ * port stays held, so no other model answers there, until the last of
+ * those leases ends; the leases are "lost" and say why when asked.
+ * There is at most one per port.
+ */
+struct pool_lost {
+	int			 port;
+	unsigned		 leases;	/* lost leases still naming it */
+	char			 model[PROTO_MODEL_NAME_MAX + 1];
+	char			 why[POOL_ERROR_MAX];
+	TAILQ_ENTRY(pool_lost)	 link;
+};
+
 struct pool_lease {
 	int64_t			 id;
 	struct pool_server	*server;	/* NULL once the server is gone */
+	struct pool_lost	*lost;		/* set once the server is gone */
 	struct pool_owner	*owner;
 	TAILQ_ENTRY(pool_lease)	 server_link;
 	TAILQ_ENTRY(pool_lease)	 owner_link;
@@ -242,8 +257,12 @@ struct pool {
 	unsigned		 nservers;
 	unsigned		 nwaiters;
 	uint64_t		 used;		/* accounted bytes, all servers */
-	int64_t			 next_lease;
-	int			 port_cursor;
+	int64_t			 next_lease;	/* the last lease id given */
+	/* Ports are reused least recently freed first: a sequence number
+	 * per port of the range, 0 for never used. */
+	uint64_t		*port_freed;
+	uint64_t		 port_seq;
+	TAILQ_HEAD(, pool_lost)	 lost;		/* ports held for lost leases */
 	bool			 shutting_down;
 	pool_ms			 started_at;
 	double			 inflation;	/* GDS: L, the last victim's credit */
@@ -283,8 +302,25 @@ void		 pool_owner_gone(struct pool *, pool_ms now, struct pool_owner *);
 void		 pool_acquire(struct pool *, pool_ms now, struct pool_waiter *w,
 		    struct pool_owner *, struct pool_model *, bool hold,
 		    pool_ms deadline);
-/* RELEASE: 0, or -1 if no such lease. */
-int		 pool_release(struct pool *, pool_ms now, int64_t lease);
+/*
+ * Lease ids are EPOCH << 32 | sequence, below 2^53 (PROTO_LEASE_MAX), so
+ * JSON carries them exactly.  The daemon draws the epoch at random at
+ * each start, so the ids of one run mean nothing to the next; any value
+ * is taken to 1 .. 2^21 - 1.  Without it, ids count from 1.
+ */
+void		 pool_lease_epoch(struct pool *, uint32_t epoch);
+/*
+ * owner's lease id, or NULL if owner holds no such lease (it never
+ * existed, has ended, or is another owner's: the same answer for all).
+ * Its server is l->server, or, once that is gone, l->lost says which
+ * port it held and why it went.
+ */
+const struct pool_lease *pool_lease_find(const struct pool *,
+		    const struct pool_owner *, int64_t lease);
+/* RELEASE of owner's lease (live or lost): 0, or -1 if it holds none
+ * such (see pool_lease_find). */
+int		 pool_release(struct pool *, pool_ms now, struct pool_owner *,
+		    int64_t lease);
 /*
  * EVICT: answered through ops->answer once the server is reaped, or at
  * once: not_found, busy (leased, no force), or ok for a model that is not

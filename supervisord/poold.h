@@ -440,4 +440,10 @@ void	 dispatch_error(struct session *, json_t *id, enum proto_err,
 void	 dispatch_answer(void *ctx, struct pool_waiter *,
 	    const struct pool_answer *);
 
+/* entropy.c: random bytes from the system */
+/* 0, or -1 with errno: no source gave len bytes. */
+int	 entropy_fill(void *buf, size_t len);
+/* A random epoch for pool_lease_epoch(); logs if none could be had. */
+uint32_t entropy_lease_epoch(void);
+
 #endif /* POOLD_POOLD_H */

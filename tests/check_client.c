@@ -1461,6 +1461,125 @@ START_TEST(cli_evict_ping)
 }
 END_TEST
 
+/* --- lost leases --- */
+
+#define LOST_MESSAGE	"lease 9007199254740991 is lost: the server of " \
+	"'tiny-a' on port 18080 is gone (killed by signal 9)"
+
+static void
+script_lost_lease(int fd, int conn)
+{
+	struct proto_request	 req;
+	long long		 id;
+
+	/* LEASE of a live lease; ids up to 2^53 - 1 travel exactly. */
+	EXPECT(fake_read(fd, &req) == 0);
+	EXPECT(req.cmd == PROTO_CMD_LEASE && req.lease == PROTO_LEASE_MAX);
+	id = json_integer_value(req.id);
+	proto_request_clear(&req);
+	fake_say(fd, "{\"ok\":true,\"id\":%lld,\"lease\":9007199254740991,"
+	    "\"model\":\"tiny-a\",\"port\":18080,\"endpoint\":"
+	    "\"http://127.0.0.1:18080\",\"state\":\"ready\"}\n", id);
+	/* LEASE and RELEASE of it once its server is gone. */
+	id = fake_expect(fd, PROTO_CMD_LEASE, NULL);
+	fake_say(fd, "{\"ok\":false,\"id\":%lld,\"error\":\"lease_lost\","
+	    "\"message\":\"" LOST_MESSAGE "; RELEASE it to free the port\"}\n",
+	    id);
+	EXPECT(fake_read(fd, &req) == 0);
+	EXPECT(req.cmd == PROTO_CMD_RELEASE && req.lease == PROTO_LEASE_MAX);
+	id = json_integer_value(req.id);
+	proto_request_clear(&req);
+	fake_say(fd, "{\"ok\":false,\"id\":%lld,\"error\":\"lease_lost\","
+	    "\"message\":\"" LOST_MESSAGE "; the lease has ended\"}\n", id);
+	/* Then it is gone: an ordinary server error. */
+	id = fake_expect(fd, PROTO_CMD_RELEASE, NULL);
+	fake_say(fd, "{\"ok\":false,\"id\":%lld,\"error\":\"not_found\","
+	    "\"message\":\"no lease\"}\n", id);
+	fake_expect_eof(fd);
+}
+
+/*
+ * A lost lease is POOLC_ERR_LEASE_LOST, not POOLC_ERR_SERVER: a caller
+ * tells it from a refusal without reading strings; errstr carries the
+ * cause; it is not sticky.
+ */
+START_TEST(lease_lost_is_its_own_error)
+{
+	struct poolc_server	 s;
+	struct poolc		*c;
+
+	fake_start(script_lost_lease, 1);
+	c = connect_fake(TIMEOUT_MS);
+	ck_assert_int_eq(poolc_lease(c, PROTO_LEASE_MAX, &s), 0);
+	ck_assert(s.lease == PROTO_LEASE_MAX);
+	ck_assert_str_eq(s.model, "tiny-a");
+	ck_assert_int_eq(s.port, 18080);
+	ck_assert_str_eq(s.endpoint, "http://127.0.0.1:18080");
+	assert_ok(c);
+
+	ck_assert_int_eq(poolc_lease(c, PROTO_LEASE_MAX, &s), -1);
+	ck_assert_int_eq(poolc_error(c), POOLC_ERR_LEASE_LOST);
+	ck_assert_str_eq(poolc_server_error(c), "lease_lost");
+	ck_assert_ptr_nonnull(strstr(poolc_errstr(c), "killed by signal 9"));
+	ck_assert_int_eq(s.port, 0);
+
+	ck_assert_int_eq(poolc_release(c, PROTO_LEASE_MAX), -1);
+	ck_assert_int_eq(poolc_error(c), POOLC_ERR_LEASE_LOST);
+	ck_assert_ptr_nonnull(strstr(poolc_errstr(c), "has ended"));
+
+	ck_assert_int_eq(poolc_release(c, PROTO_LEASE_MAX), -1);
+	ck_assert_int_eq(poolc_error(c), POOLC_ERR_SERVER);
+	ck_assert_str_eq(poolc_server_error(c), "not_found");
+	ck_assert_int_eq(poolc_lease(c, 0, NULL), -1);
+	ck_assert_int_eq(poolc_error(c), POOLC_ERR_ARG);
+	poolc_free(c);
+	fake_stop();
+}
+END_TEST
+
+static void
+script_cli_run_lost(int fd, int conn)
+{
+	struct proto_request	 req;
+	long long		 id;
+
+	EXPECT(fake_read(fd, &req) == 0);
+	EXPECT(req.cmd == PROTO_CMD_ACQUIRE && req.hold);
+	id = json_integer_value(req.id);
+	proto_request_clear(&req);
+	fake_say(fd, "{\"ok\":true,\"id\":%lld,\"model\":\"tiny-a\","
+	    "\"port\":18080,\"endpoint\":\"http://127.0.0.1:18080\","
+	    "\"lease\":9007199254740991,\"cold\":false,\"wait_ms\":0}\n", id);
+	EXPECT(fake_read(fd, &req) == 0);
+	EXPECT(req.cmd == PROTO_CMD_RELEASE && req.lease == PROTO_LEASE_MAX);
+	id = json_integer_value(req.id);
+	proto_request_clear(&req);
+	fake_say(fd, "{\"ok\":false,\"id\":%lld,\"error\":\"lease_lost\","
+	    "\"message\":\"" LOST_MESSAGE "; the lease has ended\"}\n", id);
+	fake_expect_eof(fd);
+}
+
+/* run: a command that "succeeded" while its server died exits 1, and the
+ * cause is printed; a failing command keeps its own status. */
+START_TEST(cli_run_lease_lost)
+{
+	struct run	 r;
+
+	NEED_POOLC();
+	fake_start(script_cli_run_lost, 2);
+	run_poolc(&r, (const char *[]){ "-s", fake.path, "run", "tiny-a",
+	    "--", "true", NULL });
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "lease_lost"));
+	ck_assert_ptr_nonnull(strstr(r.err, "killed by signal 9"));
+	run_poolc(&r, (const char *[]){ "-s", fake.path, "run", "tiny-a",
+	    "--", "sh", "-c", "exit 5", NULL });
+	ck_assert_int_eq(r.status, 5);
+	ck_assert_ptr_nonnull(strstr(r.err, "lease_lost"));
+	fake_stop();
+}
+END_TEST
+
 static Suite *
 client_suite(void)
 {
@@ -1491,6 +1610,7 @@ client_suite(void)
 	tcase_add_test(lib, stats_models_release_evict);
 	tcase_add_test(lib, bad_arguments_send_nothing);
 	tcase_add_test(lib, free_null);
+	tcase_add_test(lib, lease_lost_is_its_own_error);
 	suite_add_tcase(s, lib);
 
 	tcase_add_test(cli, cli_stats_table);
@@ -1499,6 +1619,7 @@ client_suite(void)
 	tcase_add_test(cli, cli_acquire_and_errors);
 	tcase_add_test(cli, cli_run);
 	tcase_add_test(cli, cli_evict_ping);
+	tcase_add_test(cli, cli_run_lease_lost);
 	suite_add_tcase(s, cli);
 	return s;
 }

@@ -670,12 +670,13 @@ model_entry(json_t *stats, const char *model)
  * spawn yet.  never_ready → start_failed 0.9-2.5 s after the ACQUIRE, its
  * process gone within stop_timeout + 1 s.  ignore_term, leased, EVICT
  * force → answered 1.8-3.5 s later, after the reap (process gone at the
- * answer, not a zombie), freed 8M, the lease still RELEASEs ok.
+ * answer, not a zombie), freed 8M, its RELEASE answers lease_lost.
  * term_twice, EVICT → answered after the second SIGTERM (0.9-1.95 s, not
  * the SIGKILL at 2 s).  fork_child, EVICT → the grandchild, which ignores
  * SIGTERM, is gone within 1 s of the answer.  crash_later (SIGSEGV
  * 300 ms after ready) while leased → removed from STATS, reaped,
- * counters.crashes and its model's crashes 1, the lease still RELEASEs ok.
+ * counters.crashes and its model's crashes 1, its RELEASE answers
+ * lease_lost.
  */
 START_TEST(test_failing_servers)
 {
@@ -781,7 +782,11 @@ START_TEST(test_failing_servers)
 	TL_ASSERT(tl_int(rep, "freed") == 8 * MIB, "EVICT freed: %s",
 	    tl_dump(rep));
 	json_decref(rep);
-	tl_release(c, lease);
+	/* Its server is gone: RELEASE says the lease was lost, and ends it. */
+	rep = tl_call(c, json_pack("{s:s, s:I}", "cmd", "RELEASE", "lease",
+	    (json_int_t)lease), TL_REPLY_TIMEOUT_MS);
+	tl_expect_error(rep, "lease_lost", NULL, "RELEASE after EVICT force");
+	json_decref(rep);
 	TL_ASSERT(!has_server(&d, mon, "stubborn"), "stubborn still listed");
 
 	/* exits on the second SIGTERM */
@@ -822,7 +827,11 @@ START_TEST(test_failing_servers)
 	TL_ASSERT(tl_int(st, "counters.crashes") == 1 && m != NULL &&
 	    tl_int(m, "crashes") == 1, "one crash expected: %s", tl_dump(st));
 	json_decref(st);
-	tl_release(c, lease);	/* still valid, pointing at no server */
+	/* Its server is gone: RELEASE says the lease was lost, and ends it. */
+	rep = tl_call(c, json_pack("{s:s, s:I}", "cmd", "RELEASE", "lease",
+	    (json_int_t)lease), TL_REPLY_TIMEOUT_MS);
+	tl_expect_error(rep, "lease_lost", NULL, "RELEASE after the crash");
+	json_decref(rep);
 
 	tl_close(c);
 	tl_close(mon);

@@ -330,6 +330,88 @@ START_TEST(test_end_with_pending)
 }
 END_TEST
 
+/* Sends text on session s; the reply is the next one kept. */
+static void
+line_on(struct session *s, const char *text)
+{
+	dispatch_line(s, text, strlen(text));
+}
+
+/*
+ * Leases are their session's: another session's RELEASE and LEASE get
+ * not_found, word for word what a lease that never was gets.  Once the
+ * server is gone, LEASE answers lease_lost and keeps the lease, RELEASE
+ * answers lease_lost and ends it.
+ */
+START_TEST(test_lease_owner_and_lost)
+{
+	struct session other;
+	json_t *r;
+	char rel[128], chk[128], none[128], m1[512];
+	json_int_t lease;
+
+	session_init(&other, &F.d, 2, fake_send);
+	line("{\"cmd\":\"ACQUIRE\",\"model\":\"a\"}");
+	pool_ready(F.d.pool, F.now, F.spawned);
+	lease = json_integer_value(json_object_get(reply(), "lease"));
+	snprintf(rel, sizeof(rel), "{\"cmd\":\"RELEASE\",\"lease\":%"
+	    JSON_INTEGER_FORMAT "}", lease);
+	snprintf(chk, sizeof(chk), "{\"cmd\":\"LEASE\",\"lease\":%"
+	    JSON_INTEGER_FORMAT "}", lease);
+	snprintf(none, sizeof(none), "{\"cmd\":\"RELEASE\",\"lease\":%"
+	    JSON_INTEGER_FORMAT "}", lease + 1000);
+
+	line_on(&other, rel);
+	r = reply();
+	expect_error(r, "not_found");
+	snprintf(m1, sizeof(m1), "%s", message(r));
+	line_on(&other, chk);
+	expect_error(reply(), "not_found");
+	line_on(&other, none);
+	r = reply();
+	expect_error(r, "not_found");
+	/* Same words but the number: nothing tells whose the lease is. */
+	ck_assert_ptr_nonnull(strstr(m1, " on this connection"));
+	ck_assert_ptr_nonnull(strstr(message(r), " on this connection"));
+	ck_assert_str_eq(strstr(m1, " on this connection"),
+	    strstr(message(r), " on this connection"));
+	ck_assert(strncmp(m1, "no lease ", 9) == 0 &&
+	    strncmp(message(r), "no lease ", 9) == 0);
+	ck_assert_uint_eq(F.spawned->leases, 1);
+
+	line(chk);
+	r = reply();
+	expect_ok(r);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "lease")),
+	    lease);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "state")),
+	    "ready");
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "port")),
+	    F.spawned->port);
+
+	pool_exited(F.d.pool, F.now, F.spawned, "killed by signal 9");
+	line(chk);
+	r = reply();
+	expect_error(r, "lease_lost");
+	ck_assert_msg(strstr(message(r), "killed by signal 9") != NULL &&
+	    strstr(message(r), "port 9000") != NULL, "%s", message(r));
+	line(chk);				/* still held */
+	expect_error(reply(), "lease_lost");
+	ck_assert(!session_idle(&F.s));
+	line_on(&other, rel);			/* still not the other's */
+	expect_error(reply(), "not_found");
+	line(rel);
+	r = reply();
+	expect_error(r, "lease_lost");
+	ck_assert_msg(strstr(message(r), "has ended") != NULL, "%s",
+	    message(r));
+	ck_assert(session_idle(&F.s));
+	line(rel);
+	expect_error(reply(), "not_found");
+	session_end(&other);
+}
+END_TEST
+
 static Suite *
 dispatch_suite(void)
 {
@@ -344,6 +426,7 @@ dispatch_suite(void)
 	tcase_add_test(tc, test_evict_forbidden);
 	tcase_add_test(tc, test_evict_allowed);
 	tcase_add_test(tc, test_end_with_pending);
+	tcase_add_test(tc, test_lease_owner_and_lost);
 	suite_add_tcase(s, tc);
 	return s;
 }

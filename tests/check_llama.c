@@ -527,7 +527,7 @@ END_TEST
  * connection kept open and unread, EVICT m100 with force (stop_timeout
  * 5 s) is answered ok within stop_timeout + 1 s, the server's pid no
  * longer exists then, the stream's connection ends (EOF) within 2 s,
- * and the lease still RELEASEs ok.
+ * and the lease's RELEASE answers lease_lost (its server is gone).
  *
  * Measured here (10 runs): the EVICT took 1006–1018 ms in 9 — the first
  * SIGTERM stops the generation (no more events come) but llama-server
@@ -602,7 +602,10 @@ START_TEST(test_stop_mid_stream)
 	    strstr(b.p, "[DONE]") ? "yes" : "no");
 	fflush(stdout);
 	free(b.p);
-	tl_release(c, lease);
+	rep = tl_call(c, json_pack("{s:s, s:I}", "cmd", "RELEASE", "lease",
+	    (json_int_t)lease), TL_REPLY_TIMEOUT_MS);
+	tl_expect_error(rep, "lease_lost", NULL, "RELEASE after EVICT force");
+	json_decref(rep);
 	TL_ASSERT(tl_stats_pid(&d, c, "m100") == 0, "m100 still in STATS");
 	tl_close(c);
 	tl_daemon_finish(&d);

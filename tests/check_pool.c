@@ -116,6 +116,18 @@ head_waits_rightly(const struct pool_model *h)
 	    (long long)cnt_short);
 }
 
+/* Ports held for lost leases (their servers are gone). */
+static unsigned
+held_for_lost(const struct pool *p)
+{
+	const struct pool_lost	*g;
+	unsigned		 n = 0;
+
+	TAILQ_FOREACH(g, &p->lost, link)
+		n++;
+	return n;
+}
+
 /* Could m start now without stopping anything? */
 static bool
 fits_now(const struct pool_model *m)
@@ -123,8 +135,8 @@ fits_now(const struct pool_model *m)
 	const struct pool	*p = F.p;
 
 	return p->used + m->mem <= p->lim.budget &&
-	    p->nservers < p->lim.max_servers && p->nservers <
-	    (unsigned)(p->lim.port_max - p->lim.port_min + 1);
+	    p->nservers < p->lim.max_servers && p->nservers +
+	    held_for_lost(p) < (unsigned)(p->lim.port_max - p->lim.port_min + 1);
 }
 
 /*
@@ -289,9 +301,11 @@ inv(void)
 	/* (With the system's memory in play, test_system_* check it.) */
 	if (h != NULL && !p->shutting_down && F.now >= h->retry_at &&
 	    F.now >= p->resource_retry_at && F.r.avail == 0) {
-		/* (Every port held by an unreaped server also means wait.) */
+		/* (Every port held by an unreaped server or for a lost lease
+		 * also means wait.) */
 		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
-		    p->nservers < p->lim.max_servers && p->nservers <
+		    p->nservers < p->lim.max_servers && p->nservers +
+		    held_for_lost(p) <
 		    (unsigned)(p->lim.port_max - p->lim.port_min + 1)),
 		    "pending head %s fits (used %llu + %llu <= %llu, %u "
 		    "servers) but was not started", h->name,
@@ -378,12 +392,24 @@ evict(struct pool_waiter *w, struct pool_owner *o, struct pool_model *m,
 	inv();
 }
 
+/* The fixture's owner that holds lease (F.own if none does). */
+static struct pool_owner *
+owner_of(int64_t lease)
+{
+	const struct pool_lease	*l;
+
+	TAILQ_FOREACH(l, &F.own2.leases, owner_link)
+		if (l->id == lease)
+			return &F.own2;
+	return &F.own;
+}
+
 static int
 release(int64_t lease)
 {
 	int	 rc;
 
-	rc = pool_release(F.p, F.now, lease);
+	rc = pool_release(F.p, F.now, owner_of(lease), lease);
 	inv();
 	return rc;
 }
@@ -2198,7 +2224,7 @@ p_release(void)
 {
 	size_t	 i;
 	int64_t	 id;
-	int	 rc;
+	int	 rc, o;
 
 	if (P.nlz == 0 || prnd(20) == 0) {
 		if (P.ndead > 0 && prnd(2) == 0)
@@ -2207,7 +2233,7 @@ p_release(void)
 			id = -(int64_t)prnd(1000) - 1;
 		P.call++;
 		P.op = OP_OTHER;
-		rc = pool_release(F.p, F.now, id);
+		rc = pool_release(F.p, F.now, &P.owners[0], id);
 		inv();
 		ck_assert_msg(rc == -1, "release of dead lease %lld: %d",
 		    (long long)id, rc);
@@ -2215,12 +2241,13 @@ p_release(void)
 	}
 	i = prnd((unsigned)P.nlz);
 	id = P.lz[i].id;
+	o = P.lz[i].owner;
 	P.lz[i] = P.lz[--P.nlz];
 	REC_PUSH(P.dead, P.ndead, P.capdead);
 	P.dead[P.ndead - 1] = id;
 	P.call++;
 	P.op = OP_OTHER;
-	rc = pool_release(F.p, F.now, id);
+	rc = pool_release(F.p, F.now, &P.owners[o], id);
 	inv();
 	ck_assert_msg(rc == 0, "release of lease %lld: %d", (long long)id, rc);
 }
@@ -2442,8 +2469,10 @@ START_TEST(test_property)
 		P.op = OP_OTHER;
 		int64_t	 id = P.lz[0].id;
 
+		o = P.lz[0].owner;
 		P.lz[0] = P.lz[--P.nlz];
-		ck_assert_int_eq(pool_release(F.p, F.now, id), 0);
+		ck_assert_int_eq(pool_release(F.p, F.now, &P.owners[o], id),
+		    0);
 		inv();
 	}
 	for (k = 0; k < 50; k++) {
@@ -2469,8 +2498,11 @@ START_TEST(test_property)
 	while (P.nlz > 0) {
 		int64_t	 id = P.lz[0].id;
 
+		o = P.lz[0].owner;
 		P.lz[0] = P.lz[--P.nlz];
-		ck_assert_int_eq(release(id), 0);
+		ck_assert_int_eq(pool_release(F.p, F.now, &P.owners[o], id),
+		    0);
+		inv();
 	}
 
 	F.r.allow_leased_stop = true;
@@ -3237,6 +3269,8 @@ START_TEST(test_lru_ignores_credit)
 }
 END_TEST
 
+static TCase	*leases_tcase(void);
+
 static Suite *
 pool_suite(void)
 {
@@ -3295,6 +3329,7 @@ pool_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_property, 0, 20);
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, leases_tcase());
 	return s;
 }
 
@@ -3308,4 +3343,196 @@ main(void)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* --- leases: owners, ids, lost leases and their ports --- */
+
+/* A lease on m's READY server for o, at once. */
+static int64_t
+hold_hot(struct pool_model *m, struct pool_owner *o)
+{
+	struct pool_waiter	 w;
+	size_t			 na = F.r.nanswers;
+
+	acquire(&w, o, m, true, LONG_MS);
+	ck_assert_msg(F.r.nanswers == na + 1 && F.r.answers[na].w == &w &&
+	    F.r.answers[na].err == PROTO_OK, "hot acquire of %s", m->name);
+	return F.r.answers[na].lease;
+}
+
+/* A lease is its owner's: another owner's RELEASE is -1 and changes
+ * nothing; pool_lease_find() says NULL to it, as for no lease at all. */
+START_TEST(test_lease_owner)
+{
+	struct pool_model	*a;
+	struct pool_server	*s;
+	int64_t			 l1, l2;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	l1 = warm(a, &F.own, true);
+	s = a->server;
+	ck_assert_ptr_null(pool_lease_find(F.p, &F.own2, l1));
+	ck_assert_ptr_nonnull(pool_lease_find(F.p, &F.own, l1));
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own2, l1), -1);
+	inv();
+	ck_assert_uint_eq(s->leases, 1);
+	ck_assert_uint_eq(F.p->counters.releases, 0);
+	l2 = hold_hot(a, &F.own2);
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own, l2), -1);
+	ck_assert_uint_eq(s->leases, 2);
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own2, l2), 0);
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own, l1), 0);
+	inv();
+	ck_assert_uint_eq(s->leases, 0);
+	ck_assert_ptr_null(pool_lease_find(F.p, &F.own, l1));
+	fx_done();
+}
+END_TEST
+
+/* Ids: EPOCH << 32 | sequence, below 2^53; any epoch value is taken into
+ * 1 .. 2^21 - 1; without one they count from 1. */
+START_TEST(test_lease_ids)
+{
+	struct pool_model	*a;
+	int64_t			 l;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	ck_assert_int_eq(warm(a, &F.own, true), 1);
+	fx_done();
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	pool_lease_epoch(F.p, 5);
+	ck_assert_int_eq(warm(a, &F.own, true), (INT64_C(6) << 32) + 1);
+	ck_assert_int_eq(hold_hot(a, &F.own), (INT64_C(6) << 32) + 2);
+	fx_done();
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	pool_lease_epoch(F.p, UINT32_MAX);
+	l = warm(a, &F.own, true);
+	ck_assert(l > 0 && l <= PROTO_LEASE_MAX);
+	/* Round 2^53: the ids go back to 1, skipping any still held. */
+	F.p->next_lease = PROTO_LEASE_MAX - 1;
+	ck_assert_int_eq(hold_hot(a, &F.own), PROTO_LEASE_MAX);
+	ck_assert_int_eq(hold_hot(a, &F.own), 1);
+	F.p->next_lease = 0;
+	ck_assert_int_eq(hold_hot(a, &F.own), 2);
+	fx_done();
+}
+END_TEST
+
+/*
+ * Ports 8000-8001.  a (8000) is leased and crashes: the lease is lost
+ * and holds 8000.  b takes 8001; c finds no port (start_failed) while
+ * the lease is held.  Its RELEASE ends it (0) and frees 8000; c gets it.
+ * A lost lease of a gone owner frees its port too.
+ */
+START_TEST(test_lost_lease_holds_port)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c;
+	struct pool_server	*srv;
+	struct pool_waiter	 w, w2, w3;
+	const struct pool_lease	*ls;
+	int64_t			 la;
+
+	l.port_min = 8000;
+	l.port_max = 8001;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	la = warm(a, &F.own, true);
+	ck_assert_int_eq(a->server->port, 8000);
+	/* Past the crash-early window: a's crash is no failed start. */
+	at(F.now + POOL_CRASH_EARLY_MS);
+	reap(a->server, "killed by signal 9");
+	ls = pool_lease_find(F.p, &F.own, la);
+	ck_assert_ptr_nonnull(ls);
+	ck_assert_ptr_null(ls->server);
+	ck_assert_ptr_nonnull(ls->lost);
+	ck_assert_int_eq(ls->lost->port, 8000);
+	ck_assert_str_eq(ls->lost->model, "a");
+	ck_assert_str_eq(ls->lost->why, "killed by signal 9");
+
+	warm(b, &F.own2, false);
+	ck_assert_int_eq(b->server->port, 8001);
+	acquire(&w, &F.own2, c, false, LONG_MS);
+	expect_err(&w, PROTO_E_START_FAILED, "c with every port held");
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own, la), 0);
+	inv();
+	ck_assert(TAILQ_EMPTY(&F.p->lost));
+	warm(c, &F.own2, false);
+	ck_assert_int_eq(c->server->port, 8000);
+
+	/* A forced EVICT of a leased server: its lease is lost too, the
+	 * cause says so, and the owner's end frees the port. */
+	evict(&w, &F.own2, b, false);
+	reap(F.r.stops[F.r.nstops - 1].srv, "exited with status 0");
+	la = warm(a, &F.own, true);
+	ck_assert_int_eq(a->server->port, 8001);
+	srv = a->server;
+	evict(&w2, &F.own2, a, true);
+	reap(srv, "exited with status 0");
+	ls = pool_lease_find(F.p, &F.own, la);
+	ck_assert_ptr_nonnull(ls);
+	ck_assert_ptr_nonnull(ls->lost);
+	ck_assert_str_eq(ls->lost->why, "stopped (evict): exited with status 0");
+	acquire(&w3, &F.own2, b, false, LONG_MS);
+	expect_err(&w3, PROTO_E_START_FAILED, "b with every port held");
+	pool_owner_gone(F.p, F.now, &F.own);
+	inv();
+	ck_assert(TAILQ_EMPTY(&F.p->lost));
+	warm(b, &F.own2, false);
+	ck_assert_int_eq(b->server->port, 8001);
+	fx_done();
+}
+END_TEST
+
+/*
+ * Ports 8000-8002: a, b, c get 8000, 8001, 8002 (never used first, lowest
+ * first).  c is reaped, then a: d gets 8002 (freed first), e 8000.
+ */
+START_TEST(test_ports_lrf)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*m[5];
+	struct pool_waiter	 w;
+	const char		*names[] = { "a", "b", "c", "d", "e" };
+	int			 i;
+
+	l.port_min = 8000;
+	l.port_max = 8002;
+	fx_init(&l);
+	for (i = 0; i < 5; i++)
+		m[i] = model(names[i], 10 * G, 0);
+	for (i = 0; i < 3; i++) {
+		warm(m[i], &F.own, false);
+		ck_assert_int_eq(m[i]->server->port, 8000 + i);
+	}
+	evict(&w, &F.own2, m[2], false);
+	reap(F.r.stops[F.r.nstops - 1].srv, "exited with status 0");
+	evict(&w, &F.own2, m[0], false);
+	reap(F.r.stops[F.r.nstops - 1].srv, "exited with status 0");
+	warm(m[3], &F.own, false);
+	ck_assert_int_eq(m[3]->server->port, 8002);
+	warm(m[4], &F.own, false);
+	ck_assert_int_eq(m[4]->server->port, 8000);
+	fx_done();
+}
+END_TEST
+
+static TCase *
+leases_tcase(void)
+{
+	TCase	*tc = tcase_create("leases");
+
+	tcase_add_test(tc, test_lease_owner);
+	tcase_add_test(tc, test_lease_ids);
+	tcase_add_test(tc, test_lost_lease_holds_port);
+	tcase_add_test(tc, test_ports_lrf);
+	return tc;
 }

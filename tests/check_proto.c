@@ -125,6 +125,10 @@ static const struct good_case {
 	    false, NULL },
 	{ L("{'cmd':'RELEASE','lease':9223372036854775807}"), PROTO_CMD_RELEASE,
 	    "", INT64_MAX, -1, true, false, NULL },
+	{ L("{'cmd':'LEASE','lease':9007199254740991}"), PROTO_CMD_LEASE,
+	    "", PROTO_LEASE_MAX, -1, true, false, NULL },
+	{ L("{'cmd':'lease','lease':4294967297,'model':'m'}"), PROTO_CMD_LEASE,
+	    "", 4294967297, -1, true, false, NULL },
 	{ L("{'cmd':'EVICT','model':'m'}"), PROTO_CMD_EVICT, "m", 0, -1, true,
 	    false, NULL },
 	{ L("{'cmd':'EVICT','model':'m','force':true}"), PROTO_CMD_EVICT, "m",
@@ -302,8 +306,8 @@ static const struct bad_case {
 	{ L("{'cmd':['PING']}"), PROTO_E_BAD_REQUEST, NULL, "not an array" },
 	{ L("{'cmd':true,'id':'t'}"), PROTO_E_BAD_REQUEST, "'t'", "not true" },
 	{ L("{'cmd':'FOO','id':'x'}"), PROTO_E_UNKNOWN_COMMAND, "'x'",
-	    "unknown command 'FOO' (try ACQUIRE, RELEASE, STATS, EVICT, MODELS, "
-	    "PING)" },
+	    "unknown command 'FOO' (try ACQUIRE, RELEASE, LEASE, STATS, EVICT, "
+	    "MODELS, PING)" },
 	{ L("{'cmd':''}"), PROTO_E_UNKNOWN_COMMAND, NULL, "command ''" },
 	{ L("{'cmd':'PIN'}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'PIN'" },
 	{ L("{'cmd':'PINGS'}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'PINGS'" },
@@ -382,6 +386,10 @@ static const struct bad_case {
 	/* RELEASE needs a positive integer lease */
 	{ L("{'cmd':'RELEASE'}"), PROTO_E_BAD_REQUEST, NULL,
 	    "RELEASE needs \"lease\"" },
+	{ L("{'cmd':'LEASE'}"), PROTO_E_BAD_REQUEST, NULL,
+	    "LEASE needs \"lease\"" },
+	{ L("{'cmd':'LEASE','lease':0}"), PROTO_E_BAD_REQUEST, NULL,
+	    "\"lease\" must be a positive integer, not 0" },
 	{ L("{'cmd':'RELEASE','lease':0}"), PROTO_E_BAD_REQUEST, NULL,
 	    "\"lease\" must be a positive integer, not 0" },
 	{ L("{'cmd':'RELEASE','lease':-1}"), PROTO_E_BAD_REQUEST, NULL,
@@ -862,6 +870,11 @@ static const struct acquired_case {
 	{ { "m", 1, "http://127.0.0.1:1", 0, false, 0 },
 	    "{'ok':true,'id':'a1','model':'m','port':1,"
 	    "'endpoint':'http://127.0.0.1:1','cold':false,'wait_ms':0}" },
+	/* The largest id poold gives: exact in any JSON reader. */
+	{ { "m", 8080, "http://127.0.0.1:8080", PROTO_LEASE_MAX, true, 2 },
+	    "{'ok':true,'id':'a1','model':'m','port':8080,"
+	    "'endpoint':'http://127.0.0.1:8080','lease':9007199254740991,"
+	    "'cold':true,'wait_ms':2}" },
 	{ { "m", 65535, "http://127.0.0.1:65535", INT64_MAX, false, 1 },
 	    "{'ok':true,'id':'a1','model':'m','port':65535,"
 	    "'endpoint':'http://127.0.0.1:65535','lease':9223372036854775807,"
@@ -1042,7 +1055,7 @@ START_TEST(error_names)
 	static const char *const want[] = {
 		"ok", "bad_request", "unknown_command", "unknown_model", "busy",
 		"too_large", "start_failed", "timeout", "not_found",
-		"shutting_down", "forbidden", "internal",
+		"shutting_down", "forbidden", "internal", "lease_lost",
 	};
 	size_t	 i;
 
@@ -1578,7 +1591,7 @@ START_TEST(fast_reply_takes_daemon_lines)
 			a.port = k == 0 ? 1 : k == 1 ? 65535 : 8080 + k;
 			snprintf(a.endpoint, sizeof(a.endpoint),
 			    "http://127.0.0.1:%d", a.port);
-			a.lease = k == 2 ? 0 : 7 + k;
+			a.lease = k == 2 ? 0 : k == 3 ? PROTO_LEASE_MAX : 7 + k;
 			a.cold = k & 1;
 			a.wait_ms = k * 1000;
 			line = proto_encode_acquired(id, &a);

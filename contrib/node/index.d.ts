@@ -21,6 +21,7 @@ export type PoolErrorCode =
 	| 'shutting_down'
 	| 'forbidden'
 	| 'internal'
+	| 'lease_lost'
 	| 'ECONNREFUSED'
 	| 'ENOENT'
 	| 'disconnected'
@@ -74,7 +75,10 @@ export interface Logger {
 export type LoggerLike = Logger | ((message: string, err?: unknown) => void);
 
 export interface WithModelOptions extends Omit<AcquireOptions, 'hold'> {
-	/** Told when the release after fn fails (the failure is not thrown). */
+	/**
+	 * Told when the release after fn fails (the failure is not thrown,
+	 * but for 'lease_lost' after fn succeeded: withModel rejects with it).
+	 */
 	logger?: LoggerLike;
 }
 
@@ -88,14 +92,37 @@ export declare class Lease {
 	/** This ACQUIRE waited for a start. */
 	readonly cold: boolean;
 	readonly waitMs: number;
-	/** True while the lease is held. */
+	/** True while the lease is held and its server runs, as far as the client knows. */
 	readonly alive: boolean;
-	/** Aborted (with a PoolError 'disconnected') when the lease is lost with its connection. */
+	/** The PoolError 'lease_lost' once poold said the lease's server is gone, else null. */
+	readonly lost: PoolError | null;
+	/**
+	 * Aborted when the lease is lost: with a PoolError 'disconnected' when
+	 * its connection drops, 'lease_lost' when poold says its server is gone.
+	 */
 	readonly signal: AbortSignal;
 	/** endpoint + path (default "/v1/chat/completions"). */
 	url(path?: string): string;
-	/** Gives the lease back; idempotent; a no-op once the lease is gone. */
+	/**
+	 * LEASE: the lease's server while it runs; rejects with 'lease_lost'
+	 * (and marks the lease lost; it stays held until release()) once it is gone.
+	 */
+	check(): Promise<LeaseState>;
+	/**
+	 * Gives the lease back; idempotent; a no-op once the lease is gone with
+	 * its connection.  Rejects with 'lease_lost' if its server died while held
+	 * (the lease is given back all the same).
+	 */
 	release(): Promise<void>;
+}
+
+/** LEASE's answer, without ok/id. */
+export interface LeaseState {
+	lease: number;
+	model: string;
+	port: number;
+	endpoint: string;
+	state: 'ready' | 'stopping' | (string & {});
 }
 
 export interface ServerStats {

@@ -8,7 +8,9 @@
  * so this client never reconnects silently behind a lease holder's back —
  * every request in flight is rejected with code 'disconnected' and every
  * outstanding lease is marked dead (its release() becomes a no-op and its
- * signal aborts).  See README.md and poold-protocol(7).
+ * signal aborts).  A lease whose server poold saw die is "lost": check()
+ * and release() reject with code 'lease_lost' and its signal aborts.
+ * See README.md and poold-protocol(7).
  *
  * No dependencies beyond Node's own modules.
  */
@@ -52,7 +54,7 @@ function defaultSocketPath(env) {
 
 class PoolError extends Error {
 	/*
-	 * code: poold's error code ("busy", "unknown_model", …), or
+	 * code: poold's error code ("busy", "unknown_model", "lease_lost", …), or
 	 * 'ECONNREFUSED', 'ENOENT' (and other system codes) when poold cannot
 	 * be reached, 'timeout' when no answer came in time, 'disconnected'
 	 * when the connection dropped with the request in flight, 'closed'
@@ -91,7 +93,8 @@ function stripReply(msg) {
 class Lease {
 	#client;
 	#gen;
-	#alive;
+	#alive;		/* held by this connection, not released */
+	#lost = null;	/* the 'lease_lost' PoolError, once poold said so */
 	#releasing = null;
 	#ac = new AbortController();
 
@@ -108,10 +111,17 @@ class Lease {
 		this.#alive = this.lease !== null;
 	}
 
-	/* true while the lease is held (false for hold:false acquires). */
-	get alive() { return this.#alive; }
+	/*
+	 * true while the lease is held and its server runs, as far as this
+	 * client knows (false for hold:false acquires).
+	 */
+	get alive() { return this.#alive && !this.#lost; }
 
-	/* Aborted when the lease is lost because the connection dropped. */
+	/* The PoolError 'lease_lost' once poold said the server is gone. */
+	get lost() { return this.#lost; }
+
+	/* Aborted when the lease is lost: the connection dropped, or poold
+	 * said its server is gone. */
 	get signal() { return this.#ac.signal; }
 
 	get generation() { return this.#gen; }
@@ -120,9 +130,32 @@ class Lease {
 	url(p) { return this.endpoint + (p === undefined ? CHAT_PATH : p); }
 
 	/*
+	 * Asks poold about the lease (LEASE).  Resolves to {lease, model,
+	 * port, endpoint, state} while its server runs; rejects with code
+	 * 'lease_lost' (and marks the lease lost) once the server is gone:
+	 * the lease is still held, and its port kept from other models,
+	 * until release().
+	 */
+	check() {
+		if (this.lease === null)
+			return Promise.reject(new PoolError('not_found',
+			    'acquired with hold:false: there is no lease to check'));
+		if (!this.#alive)
+			return Promise.reject(this.#lost || new PoolError('not_found',
+			    `lease ${this.lease} is no longer held`));
+		return this.#client._lease(this).catch((err) => {
+			if (err.code === 'lease_lost')
+				this._lost(err);
+			throw err;
+		});
+	}
+
+	/*
 	 * Gives the lease back.  Idempotent: every call returns the same
 	 * promise.  A lease already gone (connection dropped, client closed,
-	 * hold:false) resolves at once.
+	 * hold:false) resolves at once.  A lost lease (its server died while
+	 * held) is given back too, but the promise rejects with code
+	 * 'lease_lost': what was asked of the server meanwhile may be lost.
 	 */
 	release() {
 		if (this.#releasing)
@@ -132,7 +165,11 @@ class Lease {
 			return this.#releasing;
 		}
 		this.#alive = false;
-		this.#releasing = this.#client._release(this);
+		this.#releasing = this.#client._release(this).catch((err) => {
+			if (err.code === 'lease_lost')
+				this._lost(err);
+			throw err;
+		});
 		return this.#releasing;
 	}
 
@@ -141,6 +178,14 @@ class Lease {
 		if (!this.#alive)
 			return;
 		this.#alive = false;
+		this.#ac.abort(err);
+	}
+
+	/* poold says the server is gone; the lease stays held until released. */
+	_lost(err) {
+		if (this.#lost)
+			return;
+		this.#lost = err;
 		this.#ac.abort(err);
 	}
 }
@@ -248,16 +293,25 @@ class PoolClient extends EventEmitter {
 			throw new TypeError('fn must be a function');
 		const o = opts || {};
 		const lease = await this.acquire(model, { ...o, hold: true });
+		let result;
+		let failure = null;
 		try {
-			return await fn(lease);
-		} finally {
-			try {
-				await lease.release();
-			} catch (e) {
-				logTo(o.logger, 'warn',
-				    `poold: releasing lease ${lease.lease} of ${model} failed: ${e.message}`, e);
-			}
+			result = await fn(lease);
+		} catch (e) {
+			failure = { error: e };
 		}
+		try {
+			await lease.release();
+		} catch (e) {
+			/* fn "succeeded" on a server that died under it: say so. */
+			if (e.code === 'lease_lost' && !failure)
+				throw e;
+			logTo(o.logger, 'warn',
+			    `poold: releasing lease ${lease.lease} of ${model} failed: ${e.message}`, e);
+		}
+		if (failure)
+			throw failure.error;
+		return result;
 	}
 
 	/* STATS: the reply without ok/id ({memory, servers, counters, …}). */
@@ -318,6 +372,14 @@ class PoolClient extends EventEmitter {
 	#guard(opts) {
 		return nonNegInt(opts && opts.timeoutMs, 'timeoutMs',
 		    this.requestTimeoutMs);
+	}
+
+	_lease(lease) {
+		if (lease.generation !== this.#gen || this.#state !== 'connected')
+			return Promise.reject(new PoolError('disconnected',
+			    `connection to poold at ${this.socketPath} lost`));
+		return this.#request({ cmd: 'LEASE', lease: lease.lease },
+		    this.requestTimeoutMs).then(stripReply);
 	}
 
 	_release(lease) {

@@ -376,6 +376,69 @@ test('withModel releases when fn throws, rejects or returns', async () => {
 	}
 });
 
+/*
+ * poold's lease_lost: a lease whose server died.  check() and release()
+ * reject with code 'lease_lost', the lease is marked lost and its signal
+ * aborts; release() still sends RELEASE (poold keeps the port until
+ * then).  Ids up to 2^53 - 1 travel exactly.
+ */
+test('a lost lease rejects check() and release() with lease_lost', async () => {
+	const BIG = 2 ** 53 - 1;
+	const lost = (req) => ({ ok: false, id: req.id, error: 'lease_lost',
+	    message: `lease ${req.lease} is lost: the server of 'm' on port 9001 ` +
+	    'is gone (killed by signal 9)' });
+	let dead = false;
+	const srv = await fakePoold((req, conn) => {
+		if (req.cmd === 'ACQUIRE')
+			conn.reply({ ok: true, id: req.id, model: 'm', port: 9001,
+			    endpoint: 'http://127.0.0.1:9001', lease: BIG, cold: false,
+			    wait_ms: 0 });
+		else if (req.cmd === 'LEASE' && !dead)
+			conn.reply({ ok: true, id: req.id, lease: req.lease, model: 'm',
+			    port: 9001, endpoint: 'http://127.0.0.1:9001', state: 'ready' });
+		else
+			conn.reply(lost(req));
+	});
+	const c = new PoolClient({ socketPath: srv.path });
+	try {
+		const l = await c.acquire('m');
+		assert.equal(l.lease, BIG);
+		const st = await l.check();
+		assert.deepEqual(st, { lease: BIG, model: 'm', port: 9001,
+		    endpoint: 'http://127.0.0.1:9001', state: 'ready' });
+		assert.equal(l.lost, null);
+		dead = true;
+		await assert.rejects(l.check(), (e) => {
+			assert.equal(e.code, 'lease_lost');
+			assert.match(e.message, /signal 9/);
+			return true;
+		});
+		assert.equal(l.alive, false);
+		assert.equal(l.lost.code, 'lease_lost');
+		assert.equal(l.signal.aborted, true);
+		assert.equal(l.signal.reason.code, 'lease_lost');
+		const p1 = l.release();
+		assert.equal(l.release(), p1, 'release() is idempotent');
+		await assert.rejects(p1, { code: 'lease_lost' });
+		const rel = srv.requests.filter((r) => r.cmd === 'RELEASE');
+		assert.deepEqual(rel.map((r) => r.lease), [BIG],
+		    'a lost lease is still given back, with its exact id');
+		assert.equal(srv.requests.find((r) => r.cmd === 'LEASE').lease, BIG);
+		assert.equal(c.leaseCount, 0);
+
+		/* withModel: fn "succeeded" on a dead server → lease_lost; fn's
+		 * own failure wins over it. */
+		await assert.rejects(c.withModel('m', () => 'done'), { code: 'lease_lost' });
+		await assert.rejects(c.withModel('m', () => { throw new Error('boom'); }),
+		    /boom/);
+		const free = await c.acquire('m', { hold: false });
+		assert.equal(free.lease, BIG);
+	} finally {
+		await c.close();
+		await srv.close();
+	}
+});
+
 test('unreachable poold fails fast with ENOENT, then reconnects by itself', async () => {
 	const p = sockPath();
 	const c = new PoolClient({ socketPath: p, reconnect: { minMs: 20, maxMs: 80 } });

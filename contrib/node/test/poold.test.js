@@ -314,6 +314,33 @@ describe('against a real poold', { skip: SKIP }, () => {
 		assert.ok(!serverOf(await client.stats(), 'gamma'), 'gamma gone after EVICT');
 	});
 
+	it('reports a lease whose server died as lease_lost', async () => {
+		const l = await client.acquire('beta', { timeoutMs: 20000 });
+		assert.ok(Number.isSafeInteger(l.lease) && l.lease > 2 ** 32,
+		    `lease id ${l.lease}: a random epoch above 2^32, below 2^53`);
+		const st = await l.check();
+		assert.equal(st.lease, l.lease);
+		assert.equal(st.port, l.port);
+		assert.equal(st.state, 'ready');
+		const pid = serverOf(await client.stats(), 'beta').pid;
+		process.kill(pid, 'SIGKILL');
+		await waitFor('beta to be reaped', async () =>
+		    !serverOf(await client.stats(), 'beta'), 10000);
+		await assert.rejects(l.check(), (e) => {
+			assert.equal(e.code, 'lease_lost');
+			assert.match(e.message, /signal 9/);
+			assert.match(e.message, new RegExp(`port ${l.port}\\b`));
+			return true;
+		});
+		assert.equal(l.alive, false);
+		assert.equal(l.signal.aborted, true);
+		/* The port is kept for the lease: no other model gets it. */
+		const other = await client.acquire('gamma', { timeoutMs: 20000, hold: false });
+		assert.notEqual(other.port, l.port);
+		await assert.rejects(l.release(), { code: 'lease_lost' });
+		assert.equal(serverOf(await client.stats(), 'beta'), undefined);
+	});
+
 	it('survives a poold restart: leases are lost, the client reconnects', async () => {
 		const held = await client.acquire('alpha', { timeoutMs: 20000 });
 		const pids = (await client.stats()).servers.map((s) => s.pid)
