@@ -797,6 +797,9 @@ spawn_again(struct pool *p, pool_ms now, struct pool_server *srv,
 	m->counters.starts--;
 	p->counters.resource_failures++;
 	p->resource_retry_at = now + POOL_RESOURCE_RETRY_MS;
+	snprintf(p->resource_error, sizeof(p->resource_error), "%s",
+	    why[0] ? why : "?");
+	m->put_off = true;
 	plog(p, "start %s put off for %.1f s: poold is short of resources "
 	    "(not the model's failure): %s", m->name,
 	    (double)POOL_RESOURCE_RETRY_MS / 1000, why[0] ? why : "?");
@@ -859,6 +862,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 		spawn_again(p, now, srv, err);
 		return false;
 	}
+	m->put_off = false;
 	if (rc != 0) {
 		server_remove(p, srv);
 		start_failed(p, now, m, err[0] ? err : "spawn failed");
@@ -1094,6 +1098,7 @@ schedule(struct pool *p, pool_ms now)
 
 	if (p->shutting_down || now < p->resource_retry_at)
 		return;
+	p->resource_retry_at = 0;	/* the retry owed, if any, is now */
 	while ((head = TAILQ_FIRST(&p->pending)) != NULL) {
 		if (!fits(p, head)) {
 			/* A head that fits once the stopping servers are
@@ -1513,7 +1518,9 @@ pool_next_deadline(const struct pool *p, pool_ms now)
 	TAILQ_FOREACH(m, &p->pending, pending)
 		TAILQ_FOREACH(w, &m->queued, link)
 			t = earliest(t, w->deadline);
-	if (!TAILQ_EMPTY(&p->pending) && p->resource_retry_at > now)
+	/* Until schedule() has made the retry owed (then it is 0): a tick
+	 * that comes a hair late must still find it due. */
+	if (!TAILQ_EMPTY(&p->pending) && p->resource_retry_at > 0)
 		t = earliest(t, p->resource_retry_at);
 	if (t >= 0 && t < now)
 		t = now;
@@ -1533,6 +1540,13 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 	uint64_t leased = 0, stopping = 0, starting = 0;
 	char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
 
+	if (m->put_off) {
+		snprintf(buf, len, "poold is short of its own resources, not "
+		    "the model's fault (its start is tried again every %.0f s): "
+		    "%s", (double)POOL_RESOURCE_RETRY_MS / 1000,
+		    p->resource_error);
+		return buf;
+	}
 	if (p->used + m->mem <= p->lim.budget && system_short(p, m) > 0) {
 		snprintf(buf, len, "the system lacks %s of free memory (other "
 		    "programs hold it)", pool_format_size((uint64_t)
@@ -1577,7 +1591,7 @@ expire_waiters(struct pool *p, pool_ms now, struct pool_waiter_list *list)
 {
 	struct pool_waiter *w, *tw;
 	struct pool_model *m;
-	char why[256];
+	char why[POOL_ERROR_MAX + 160];
 
 	TAILQ_FOREACH_SAFE(w, list, link, tw) {
 		if (w->deadline > now)

@@ -110,6 +110,7 @@ struct pool_model {
 	unsigned		 passes;	/* starts that overtook it as head */
 
 	unsigned		 failures;	/* consecutive failed starts */
+	bool			 put_off;	/* its last start: POOL_SPAWN_AGAIN */
 	pool_ms			 retry_at;	/* no start before this */
 	char			 last_error[POOL_ERROR_MAX];
 	pool_ms			 last_load_ms;	/* last spawn-to-ready time */
@@ -267,6 +268,7 @@ struct pool {
 	pool_ms			 started_at;
 	double			 inflation;	/* GDS: L, the last victim's credit */
 	pool_ms			 resource_retry_at; /* no start before this */
+	char			 resource_error[POOL_ERROR_MAX]; /* the last one */
 
 	struct pool_model	**models;	/* hash by name */
 	size_t			 nbuckets, nmodels;
