@@ -446,9 +446,14 @@ cgroup_end(struct child *c)
 static void
 tree_term(struct child *c)
 {
-	/* Only one SIGTERM: a second one ends llama-server at once. */
-	if (kill(-c->pid, SIGTERM) == -1 && errno == ESRCH)
+	/* Only one SIGTERM: a second one ends llama-server at once.  Then
+	 * SIGCONT: a stopped process (SIGSTOP, a health check that found it
+	 * frozen) acts on SIGTERM only once it runs again. */
+	if (kill(-c->pid, SIGTERM) == -1 && errno == ESRCH) {
 		(void)kill(c->pid, SIGTERM);
+		(void)kill(c->pid, SIGCONT);
+	} else
+		(void)kill(-c->pid, SIGCONT);
 }
 
 /* SIGKILL to all of a server: its cgroup, else its process group. */

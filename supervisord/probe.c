@@ -97,6 +97,14 @@ probe_send(struct child *c)
 
 	if ((pr->fd = fd_socket(AF_INET, SOCK_STREAM)) == -1) {
 		log_warn("probe %s", c->srv->model->name);
+		/* poold's own lack of descriptors says nothing of the server:
+		 * a ready one is not stopped for it. */
+		if (pr->checking && (errno == EMFILE || errno == ENFILE ||
+		    errno == ENOBUFS || errno == ENOMEM)) {
+			check_done(c, true, "not checked: poold is short of "
+			    "descriptors");
+			return;
+		}
 		probe_retry(c, "no socket for the probe");
 		return;
 	}

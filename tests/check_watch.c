@@ -58,6 +58,9 @@ START_TEST(test_sigstop_is_unhealthy)
 	    (long)pid1, UNHEALTHY_WITHIN_MS);
 	TL_WAIT_UNTIL(ok, !tl_pid_exists(pid1), UNHEALTHY_WITHIN_MS);
 	TL_ASSERT(ok, "the stopped server %ld was never reaped", (long)pid1);
+	/* SIGCONT after SIGTERM: it ends on the SIGTERM, no SIGKILL. */
+	TL_ASSERT(!tl_log_has(&d, "no exit"), "the stopped server needed "
+	    "SIGKILL: SIGTERM alone does not end a stopped process");
 	TL_ASSERT(tl_counter(&d, c, "unhealthy_stops") == 1,
 	    "counters.unhealthy_stops is not 1");
 	TL_ASSERT(tl_log_has(&d, "stop unhealthy m"),
