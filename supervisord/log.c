@@ -19,6 +19,7 @@
 
 static const char	*log_progname = "poold";
 static bool		 log_verbose;
+static bool		 log_quiet_info;
 
 void
 log_init(const char *progname, bool verbose)
@@ -95,7 +96,14 @@ log_vlog(const char *prefix, int errnum, const char *fmt, va_list ap)
 void
 log_info(const char *fmt, ...)
 {
-	LOG_BODY("", -1);
+	if (!log_quiet_info)
+		LOG_BODY("", -1);
+}
+
+void
+log_quiet(void)
+{
+	log_quiet_info = true;
 }
 
 void

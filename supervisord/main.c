@@ -2,9 +2,6 @@
  * main.c — poold: options, config, signals, the loop.
  */
 #include <sys/resource.h>
-#ifdef __APPLE__
-#include <sys/sysctl.h>
-#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -162,9 +159,8 @@ load_config(const struct options *o, struct config *conf)
 
 /*
  * Every client, server pipe, log file and probe takes a descriptor, and
- * the usual soft limit (1024) is far below the hard one: take it all.
- * macOS refuses a soft limit above kern.maxfilesperproc (RLIM_INFINITY
- * included).
+ * the usual soft limit (1024; 256 on macOS) is far below the hard one:
+ * take all the system lets a process have.
  */
 static void
 raise_nofile(void)
@@ -176,19 +172,7 @@ raise_nofile(void)
 		log_warn("getrlimit RLIMIT_NOFILE");
 		return;
 	}
-	want = rl.rlim_max;
-#ifdef __APPLE__
-	{
-		int perproc;
-		size_t len = sizeof(perproc);
-
-		if (sysctlbyname("kern.maxfilesperproc", &perproc, &len, NULL,
-		    0) == 0 && perproc > 0 && (rlim_t)perproc < want)
-			want = (rlim_t)perproc;
-		else if (want == RLIM_INFINITY)
-			want = OPEN_MAX;
-	}
-#endif
+	want = platform_nofile_max(rl.rlim_max);
 	if (want <= rl.rlim_cur)
 		return;
 	was = rl.rlim_cur;
@@ -242,7 +226,10 @@ main(int argc, char **argv)
 	log_init("poold", o.verbose);
 	load_config(&o, &conf);
 	if (o.budget || o.check) {
-		int rc = print_budget(&conf);
+		int rc;
+
+		log_quiet();
+		rc = print_budget(&conf);
 
 		if (o.check && rc == 0)
 			printf("configuration OK\n");

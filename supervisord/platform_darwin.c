@@ -8,6 +8,7 @@
 #include <sys/proc.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <libproc.h>
 #include <mach/mach.h>
 #include <unistd.h>
@@ -124,6 +125,20 @@ platform_child_pids(pid_t pid, pid_t *out, size_t max)
 	int n = proc_listchildpids(pid, out, (int)(max * sizeof(*out)));
 
 	return n > 0 ? ((size_t)n < max ? (size_t)n : max) : 0;
+}
+
+/* macOS refuses a soft limit above kern.maxfilesperproc, RLIM_INFINITY
+ * (the usual hard limit) included. */
+rlim_t
+platform_nofile_max(rlim_t hard)
+{
+	int perproc;
+	size_t len = sizeof(perproc);
+
+	if (sysctlbyname("kern.maxfilesperproc", &perproc, &len, NULL, 0) == 0
+	    && perproc > 0 && (rlim_t)perproc < hard)
+		return (rlim_t)perproc;
+	return hard == RLIM_INFINITY ? OPEN_MAX : hard;
 }
 
 #endif /* __APPLE__ */

@@ -379,3 +379,9 @@ platform_become_subreaper(void)
 {
 	return prctl(PR_SET_CHILD_SUBREAPER, 1);
 }
+
+rlim_t
+platform_nofile_max(rlim_t hard)
+{
+	return hard;	/* never above fs.nr_open, which caps the hard one */
+}

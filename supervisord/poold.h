@@ -5,6 +5,7 @@
 #define POOLD_POOLD_H
 
 #include <sys/types.h>
+#include <sys/resource.h>
 
 #include <limits.h>
 #include <time.h>
@@ -147,6 +148,8 @@ int	 platform_process_start_time(pid_t, uint64_t *);
 void	 platform_close_fds(int keep);
 /* In a child after fork: die when poold dies.  -1 if unsupported. */
 int	 platform_die_with_parent(pid_t parent);
+/* The most RLIMIT_NOFILE's soft limit may be raised to, given the hard. */
+rlim_t	 platform_nofile_max(rlim_t hard);
 /* Orphaned descendants come to us, not to init.  -1 if unsupported. */
 int	 platform_become_subreaper(void);
 /* The children of pid; how many were put in out (at most max). */
@@ -172,6 +175,8 @@ int	 fd_accept(int listener);	/* close-on-exec, non-blocking */
 
 /* log.c */
 void	 log_init(const char *progname, bool verbose);
+/* Only warnings from now on (poold -n, --budget: their output is stdout). */
+void	 log_quiet(void);
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
