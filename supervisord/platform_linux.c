@@ -164,6 +164,39 @@ cgroup1_memory_path(char *buf, size_t len)
 }
 
 /*
+ * Over cg and every cgroup above it (root/cg/limit_file, usage_file):
+ * lowers *limit to the tightest limit and *room to the least room left
+ * under one.  true if any level has a limit (below absurd: v1 writes a
+ * huge number for "none").
+ */
+static bool
+cgroup_walk(const char *root, char *cg, const char *limit_file,
+    const char *usage_file, uint64_t absurd, uint64_t *limit, uint64_t *room)
+{
+	char		 file[PATH_MAX + 128], *slash;
+	uint64_t	 max, cur;
+	bool		 found = false;
+
+	while (cg[0] == '/') {
+		snprintf(file, sizeof(file), "%s%s/%s", root, cg, limit_file);
+		if (cgroup_value(file, &max) == 0 && max < absurd) {
+			found = true;
+			snprintf(file, sizeof(file), "%s%s/%s", root, cg,
+			    usage_file);
+			if (cgroup_value(file, &cur) == -1)
+				cur = 0;
+			*limit = max < *limit ? max : *limit;
+			cur = cur < max ? max - cur : 0;
+			*room = cur < *room ? cur : *room;
+		}
+		if ((slash = strrchr(cg, '/')) == NULL || cg[1] == '\0')
+			break;
+		slash[slash == cg ? 1 : 0] = '\0';
+	}
+	return found;
+}
+
+/*
  * The tightest cgroup limit on us and the room left under it (limit
  * minus usage), over every level of the v2 hierarchy, else v1.
  * -1 when nothing limits us.
@@ -171,52 +204,19 @@ cgroup1_memory_path(char *buf, size_t len)
 static int
 cgroup_limit(uint64_t *limit, uint64_t *room)
 {
-	char		 cg[PATH_MAX], file[PATH_MAX + 64], *slash;
-	uint64_t	 max, cur;
-	bool		 found = false;
+	char	 cg[PATH_MAX];
 
 	*limit = *room = UINT64_MAX;
 	if (cgroup2_path(cg, sizeof(cg)) == -1)
 		cg[0] = '\0';
-	while (cg[0] == '/') {
-		snprintf(file, sizeof(file), CGROUP_ROOT "%s/memory.max", cg);
-		if (cgroup_value(file, &max) == 0) {
-			found = true;
-			snprintf(file, sizeof(file),
-			    CGROUP_ROOT "%s/memory.current", cg);
-			if (cgroup_value(file, &cur) == -1)
-				cur = 0;
-			*limit = max < *limit ? max : *limit;
-			cur = cur < max ? max - cur : 0;
-			*room = cur < *room ? cur : *room;
-		}
-		if ((slash = strrchr(cg, '/')) == NULL || cg[1] == '\0')
-			break;
-		slash[slash == cg ? 1 : 0] = '\0';
-	}
-	if (found)
+	if (cgroup_walk(CGROUP_ROOT, cg, "memory.max", "memory.current",
+	    UINT64_MAX, limit, room))
 		return 0;
 	/* v1: our own memory cgroup and each above it, as for v2. */
 	if (cgroup1_memory_path(cg, sizeof(cg)) == -1)
 		snprintf(cg, sizeof(cg), "/");
-	for (;;) {
-		snprintf(file, sizeof(file), CGROUP_V1_MEMORY "%s/"
-		    "memory.limit_in_bytes", cg);
-		if (cgroup_value(file, &max) == 0 && max < CGROUP_V1_ABSURD) {
-			found = true;
-			snprintf(file, sizeof(file), CGROUP_V1_MEMORY "%s/"
-			    "memory.usage_in_bytes", cg);
-			if (cgroup_value(file, &cur) == -1)
-				cur = 0;
-			*limit = max < *limit ? max : *limit;
-			cur = cur < max ? max - cur : 0;
-			*room = cur < *room ? cur : *room;
-		}
-		if ((slash = strrchr(cg, '/')) == NULL || cg[1] == '\0')
-			break;
-		slash[slash == cg ? 1 : 0] = '\0';
-	}
-	return found ? 0 : -1;
+	return cgroup_walk(CGROUP_V1_MEMORY, cg, "memory.limit_in_bytes",
+	    "memory.usage_in_bytes", CGROUP_V1_ABSURD, limit, room) ? 0 : -1;
 }
 
 int

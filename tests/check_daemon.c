@@ -64,24 +64,6 @@ has_server(struct tl_daemon *d, struct tl_conn *mon, const char *model)
 	return has;
 }
 
-/* Stand-in children of poold running model. */
-static int
-standins_of(struct tl_daemon *d, const char *model)
-{
-	pid_t kids[1024];
-	char m[256];
-	int i, n, k = 0;
-
-	n = tl_standins(d->pid, kids, 1024);
-	for (i = 0; i < n; i++) {
-		tl_track(kids[i]);
-		if (tl_proc_model(kids[i], m, sizeof(m)) == 0 &&
-		    strcmp(m, model) == 0)
-			k++;
-	}
-	return k;
-}
-
 static void
 assert_dead(pid_t pid, const char *what)
 {
@@ -603,8 +585,8 @@ START_TEST(test_one_start_for_concurrent_acquires)
 	    tl_int(tl_server(st, "m"), "leases") == CONC,
 	    "one start and 20 leases expected: %s", tl_dump(st));
 	json_decref(st);
-	TL_ASSERT(standins_of(&d, "m") == 1, "%d processes for m",
-	    standins_of(&d, "m"));
+	TL_ASSERT(tl_standins_of(&d, "m") == 1, "%d processes for m",
+	    tl_standins_of(&d, "m"));
 
 	p = tl_connect(&d);
 	f = open_memstream(&buf, &len);
@@ -629,8 +611,8 @@ START_TEST(test_one_start_for_concurrent_acquires)
 	    tl_int(tl_server(st, "n"), "leases") == CONC,
 	    "two starts and 20 leases on n expected: %s", tl_dump(st));
 	json_decref(st);
-	TL_ASSERT(standins_of(&d, "n") == 1, "%d processes for n",
-	    standins_of(&d, "n"));
+	TL_ASSERT(tl_standins_of(&d, "n") == 1, "%d processes for n",
+	    tl_standins_of(&d, "n"));
 
 	for (i = 0; i < CONC; i++)
 		tl_close(cs[i]);
@@ -1811,7 +1793,7 @@ START_TEST(test_freed_at_reap)
 		if (tl_pid_exists(ps)) {
 			s = tl_server(st, "slow");
 			TL_ASSERT(tl_server(st, "b") == NULL &&
-			    standins_of(&d, "b") == 0, "b started while slow "
+			    tl_standins_of(&d, "b") == 0, "b started while slow "
 			    "(pid %d) was not reaped yet: %s", (int)ps,
 			    tl_dump(st));
 			if (s != NULL && strcmp(tl_str(s, "state"),
@@ -2250,7 +2232,7 @@ START_TEST(test_min_available)
 	st = tl_stats(&d, c);
 	TL_ASSERT(tl_int(st, "counters.starts") == 0 &&
 	    json_array_size(tl_get(st, "servers")) == 0 &&
-	    standins_of(&d, "a") == 0, "a start that would leave less than "
+	    tl_standins_of(&d, "a") == 0, "a start that would leave less than "
 	    "min_available was made: %s", tl_dump(st));
 	json_decref(st);
 	tl_close(c);

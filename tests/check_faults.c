@@ -2265,27 +2265,7 @@ START_TEST(test_child_hygiene)
 }
 END_TEST
 
-/* --- the suite ---------------------------------------------------- */
-
 /* --- 15. the suite proves what the docs promise (issue 9) ---------- */
-
-/* Stand-in children of poold running model. */
-static int
-standins_named(struct tl_daemon *d, const char *model)
-{
-	pid_t kids[256];
-	char m[256];
-	int i, n, k = 0;
-
-	n = tl_standins(d->pid, kids, 256);
-	for (i = 0; i < n; i++) {
-		tl_track(kids[i]);
-		if (tl_proc_model(kids[i], m, sizeof(m)) == 0 &&
-		    strcmp(m, model) == 0)
-			k++;
-	}
-	return k;
-}
 
 /* pid no longer exists, not even as a zombie. */
 static void
@@ -2420,7 +2400,7 @@ START_TEST(test_evict_frees_at_reap)
 		st = tl_stats(&d, mon);
 		if (tl_pid_exists(ps)) {
 			TL_ASSERT(tl_server(st, "b") == NULL &&
-			    standins_named(&d, "b") == 0, "b started while "
+			    tl_standins_of(&d, "b") == 0, "b started while "
 			    "stubborn (pid %d) was not reaped yet: %s",
 			    (int)ps, tl_dump(st));
 			s = tl_server(st, "stubborn");
@@ -2625,6 +2605,8 @@ START_TEST(test_cgroup_limit)
 		tl_sleep_ms(10);
 }
 END_TEST
+
+/* --- the suite ---------------------------------------------------- */
 
 int
 main(void)

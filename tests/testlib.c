@@ -1490,6 +1490,23 @@ tl_standins(pid_t ppid, pid_t *out, int max)
 }
 
 int
+tl_standins_of(struct tl_daemon *d, const char *model)
+{
+	pid_t kids[1024];
+	char m[256];
+	int i, n, k = 0;
+
+	n = tl_standins(d->pid, kids, 1024);
+	for (i = 0; i < n; i++) {
+		tl_track(kids[i]);
+		if (tl_proc_model(kids[i], m, sizeof(m)) == 0 &&
+		    strcmp(m, model) == 0)
+			k++;
+	}
+	return k;
+}
+
+int
 tl_zombie_children(pid_t ppid)
 {
 	pid_t kids[1024];

@@ -270,6 +270,8 @@ pid_t		 tl_server_pid(json_t *stats, const char *model);
 int		 tl_children(pid_t ppid, pid_t *out, int max);
 /* Children of ppid that run the stand-in (comm "fakellama"). */
 int		 tl_standins(pid_t ppid, pid_t *out, int max);
+/* How many of d's stand-in children run model (each is tracked). */
+int		 tl_standins_of(struct tl_daemon *d, const char *model);
 /* The process state letter ('R', 'S', 'Z', …), 0 if no such process. */
 char		 tl_proc_state(pid_t);
 pid_t		 tl_proc_ppid(pid_t);
