@@ -499,8 +499,8 @@ orphan_owned(struct daemon *d, pid_t pid)
 static void
 orphans_sweep(struct daemon *d)
 {
-	pid_t kids[256];
-	size_t n = platform_child_pids(getpid(), kids, 256);
+	pid_t kids[CHILD_SWEEP_MAX];
+	size_t n = platform_child_pids(getpid(), kids, CHILD_SWEEP_MAX);
 
 	for (size_t i = 0; i < n; i++) {
 		if (orphan_owned(d, kids[i]))
@@ -529,7 +529,7 @@ census_one(struct child *c)
 	size_t head = 0, tail = 0, n, nt = 0;
 	bool changed;
 	uint64_t st;
-	__typeof__(c->tree) tree;
+	struct child_member tree[CHILD_TREE_MAX];
 
 	queue[tail++] = c->pid;
 	while (head < tail && nt < CHILD_TREE_MAX) {
@@ -570,7 +570,8 @@ census_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (c->cgroup[0] == '\0' && census_one(c))
 			d->state_dirty = true;
 	}
-	cgroup_drain();
+	/* An orphan adopted by the subreaper sends no SIGCHLD: look. */
+	orphans_sweep(d);
 	if (!any && ndraining == 0)
 		ev_timer_stop(loop, w);
 }
@@ -671,7 +672,8 @@ exec_report(struct child *c)
 		c->exec_errno = report[1] != 0 ? report[1] : EIO,
 		c->exec_stage = report[0];
 	exec_close(c);
-	if (c->exec_errno == 0)
+	if (c->exec_errno == 0 && c->stop_stage == 0 &&
+	    c->srv->state == POOL_STARTING)
 		probe_start(c);
 }
 

@@ -227,6 +227,10 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	uint64_t rss, sum = 0;
 	pool_ms now = daemon_now();
 
+	/* The system's figure of the same instant as the servers': a start
+	 * decided on fresh RSS and a stale figure would count memory loaded
+	 * in between as neither used nor still to come. */
+	measure_system(d);
 	TAILQ_FOREACH_SAFE(srv, &d->pool->servers, link, tsrv) {
 		if (srv->udata == NULL || srv->pid <= 0 ||
 		    platform_tree_rss((pid_t)srv->pid, &rss) == -1)

@@ -208,6 +208,7 @@ void	 fatalx(const char *, ...)
  * or requests wait (never inside the pool's decisions). */
 #define SYSTEM_SAMPLE_MS	500
 #define CHILD_TREE_MAX		32	/* descendants of a server in the state file */
+#define CHILD_SWEEP_MAX		4096	/* children listed by one orphan sweep */
 #define CHILD_CENSUS_MS		1000	/* how often they are listed (no cgroup) */
 
 struct daemon;
@@ -250,6 +251,12 @@ struct probe {
 	size_t		 len;
 };
 
+/* A descendant of a server, named by pid and start time (state file). */
+struct child_member {
+	pid_t		 pid;
+	uint64_t	 start;
+};
+
 /* A server process; the udata of its pool_server. */
 struct child {
 	struct daemon		*d;
@@ -274,7 +281,7 @@ struct child {
 	/* Its descendants as last seen (no cgroup: the next poold finds
 	 * leftovers whose leader is gone by these). */
 	size_t			 ntree;
-	struct { pid_t pid; uint64_t start; } tree[CHILD_TREE_MAX];
+	struct child_member	 tree[CHILD_TREE_MAX];
 };
 
 struct daemon {

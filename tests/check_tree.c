@@ -329,6 +329,91 @@ START_TEST(test_escapee_stopped)
 }
 END_TEST
 
+/* ---- (c') an escapee whose parent died while its server runs ----- */
+
+/* poold's stand-in child that is not its server srv, 0 if none yet. */
+static pid_t
+adopted_standin(struct tl_daemon *d, pid_t srv)
+{
+	pid_t kids[16];
+	int n = tl_standins(d->pid, kids, 16);
+
+	for (int i = 0; i < n; i++)
+		if (kids[i] != srv) {
+			tl_track(kids[i]);
+			return kids[i];
+		}
+	return 0;
+}
+
+/*
+ * Pass: a server's helper leaves its group (setsid) and its parent exits
+ * (a double fork), so it comes to poold, the subreaper, while the server
+ * runs.  With a cgroup it is still the server's: it lives until the
+ * server stops, then goes with it.  Without one, poold cannot tell whose
+ * it is nor count its memory: it is stopped within a few seconds (the
+ * census sweeps orphans every second; no reap is needed to find it) and
+ * the server goes on serving.
+ */
+static void
+orphan_while_running(int n, const char *cgroup)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char over[2 * TL_PATH_MAX];
+	pid_t srv, gc = 0;
+	json_t *st, *rep;
+	bool ok;
+
+	tl_daemon_init(&d, n);
+	tl_model(&d, "dm", "load_ms=20\nmem=4M\nmode=daemon_child\n");
+	overrides(over, sizeof(over), cgroup, false);
+	tl_daemon_start(&d, over);
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "dm", false, NULL);
+	st = tl_stats(&d, c);
+	srv = tl_server_pid(st, "dm");
+	json_decref(st);
+	TL_WAIT_UNTIL(ok, (gc = adopted_standin(&d, srv)) != 0, 5000);
+	if (strcmp(cgroup, "off") == 0) {
+		if (!ok)	/* swept before we saw it: look at the log */
+			TL_ASSERT(tl_log_has(&d, "orphan pid"), "no orphan "
+			    "came to poold, none was stopped");
+		else {
+			TL_WAIT_UNTIL(ok, tl_pid_gone_reap(gc), 5000);
+			TL_ASSERT(ok, "orphan %d of a running server still "
+			    "runs 5 s after poold adopted it", (int)gc);
+		}
+	} else {
+		TL_ASSERT(ok, "the grandchild never came to poold");
+		cgroups_used(&d, "orphan_while_running", cgroup);
+		tl_sleep_ms(2500);	/* two census sweeps */
+		if (tl_log_has(&d, "each server in its own cgroup")) {
+			TL_ASSERT(tl_pid_exists(gc), "orphan %d in its server's "
+			    "cgroup was stopped while the server runs",
+			    (int)gc);
+			rep = tl_evict(c, "dm", false, 10000);
+			TL_ASSERT(tl_ok(rep), "EVICT dm: %s", tl_dump(rep));
+			json_decref(rep);
+			TL_WAIT_UNTIL(ok, tl_pid_gone_reap(gc), 3000);
+			TL_ASSERT(ok, "orphan %d outlived its server's stop",
+			    (int)gc);
+		}
+	}
+	st = tl_stats(&d, c);
+	TL_ASSERT(strcmp(cgroup, "off") != 0 ||
+	    tl_server_pid(st, "dm") == srv, "the server was stopped too");
+	json_decref(st);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+
+START_TEST(test_orphan_while_running)
+{
+	orphan_while_running(10 + _i, cgroup_modes[_i]);
+}
+END_TEST
+
 /* ---- (d) a recorded group id that was reused ----------------------- */
 
 /*
@@ -546,6 +631,7 @@ main(void)
 	tcase_add_loop_test(tc, test_kill9_wrapped, 0, 2);
 	tcase_add_loop_test(tc, test_sigterm_escapees, 0, 2);
 	tcase_add_loop_test(tc, test_escapee_stopped, 0, 2);
+	tcase_add_loop_test(tc, test_orphan_while_running, 0, 2);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	tl_add(s, "reused_group_id", test_reused_group_id);

@@ -19,6 +19,8 @@
  *	mode=normal		normal crash_start crash_later never_ready
  *				ignore_term slow_exit term_twice fork_child
  *				escape_child (its grandchild calls setsid())
+ *				daemon_child (a child forks that grandchild,
+ *				then exits: the grandchild loses its parent)
  *	crash_after_ms=		crash_start: 50 after start;
  *				crash_later: 500 after ready
  *	crash_signal=0		crash_later dies of this signal; 0: exits
@@ -41,6 +43,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <netinet/in.h>
 
@@ -98,6 +101,7 @@ enum mode {
 	MODE_TERM_TWICE,
 	MODE_FORK_CHILD,
 	MODE_ESCAPE_CHILD,
+	MODE_DAEMON_CHILD,
 };
 
 static const char *const mode_names[] = {
@@ -110,6 +114,7 @@ static const char *const mode_names[] = {
 	[MODE_TERM_TWICE] = "term_twice",
 	[MODE_FORK_CHILD] = "fork_child",
 	[MODE_ESCAPE_CHILD] = "escape_child",
+	[MODE_DAEMON_CHILD] = "daemon_child",
 };
 
 /* What the command line and the model file ask for. */
@@ -865,13 +870,36 @@ grandchild_main(void)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	/* escape_child: out of the server's session and process group. */
-	if (fk.set.mode == MODE_ESCAPE_CHILD && setsid() == -1)
+	if ((fk.set.mode == MODE_ESCAPE_CHILD ||
+	    fk.set.mode == MODE_DAEMON_CHILD) && setsid() == -1)
 		log_event("setsid: %s", strerror(errno));
 	log_event("grandchild of %ld sleeping in pgid %ld, ignoring SIGTERM",
 	    (long)getppid(), (long)getpgrp());
 	alarm(GRANDCHILD_MAX_S);
 	for (;;)
 		pause();
+}
+
+/* daemon_child: a child that forks the grandchild and exits at once,
+ * as a daemon's double fork does; we reap it. */
+static void
+fork_daemon_grandchild(void)
+{
+	pid_t pid;
+
+	switch (pid = fork()) {
+	case -1:
+		log_event("fork: %s", strerror(errno));
+		return;
+	case 0:
+		if (fork() == 0)
+			grandchild_main();
+		_exit(0);
+	default:
+		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		log_event("daemon child %ld left a grandchild", (long)pid);
+	}
 }
 
 static void
@@ -910,6 +938,8 @@ become_loaded(void)
 		fk.crash_ns = now + fk.set.crash_after_ms * NS_PER_MS;
 	if (fk.set.mode == MODE_FORK_CHILD || fk.set.mode == MODE_ESCAPE_CHILD)
 		fork_grandchild();
+	else if (fk.set.mode == MODE_DAEMON_CHILD)
+		fork_daemon_grandchild();
 }
 
 static _Noreturn void
