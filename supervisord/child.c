@@ -450,6 +450,8 @@ tree_term(struct child *c)
 	 * SIGCONT: a stopped process (SIGSTOP, a health check that found it
 	 * frozen) acts on SIGTERM only once it runs again. */
 	if (kill(-c->pid, SIGTERM) == -1 && errno == ESRCH) {
+		if (c->reaped)
+			return;
 		(void)kill(c->pid, SIGTERM);
 		(void)kill(c->pid, SIGCONT);
 	} else
@@ -460,10 +462,39 @@ tree_term(struct child *c)
 static void
 tree_kill(struct child *c)
 {
-	if (kill(-c->pid, SIGKILL) == -1 && errno == ESRCH)
+	if (kill(-c->pid, SIGKILL) == -1 && errno == ESRCH && !c->reaped)
 		(void)kill(c->pid, SIGKILL);	/* unreaped: still ours */
 	if (c->cgroup[0] != '\0')
 		(void)cgroup_kill(c->cgroup);
+}
+
+/*
+ * After the leader's reap: does the rest of its tree still run (and hold
+ * memory)?  The cgroup says so exactly.  Without one: its process group
+ * (a live member keeps the id from being reused, and we look again
+ * within CHILD_TREE_POLL_MS of the last one's end), and the members the
+ * census recorded, each by pid and start time (a reused pid is not ours);
+ * what is left is sent SIGKILL again.
+ */
+static bool
+tree_left(struct child *c)
+{
+	uint64_t start;
+	bool left = kill(-c->pid, SIGKILL) == 0;
+
+	if (c->cgroup[0] != '\0') {
+		if (!cgroup_populated(c->cgroup))
+			return false;
+		(void)cgroup_kill(c->cgroup);
+		return true;
+	}
+	for (size_t i = 0; i < c->ntree; i++)
+		if (platform_process_start_time(c->tree[i].pid, &start) == 0 &&
+		    start == c->tree[i].start) {
+			(void)kill(c->tree[i].pid, SIGKILL);
+			left = true;
+		}
+	return left;
 }
 
 /* A live server whose tree pid belongs to (its group or its cgroup). */
@@ -564,7 +595,7 @@ census_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	bool any = false;
 
 	TAILQ_FOREACH(srv, &d->pool->servers, link) {
-		if ((c = srv->udata) == NULL || c->exec_fd != -1)
+		if ((c = srv->udata) == NULL || c->exec_fd != -1 || c->reaped)
 			continue;
 		any = true;
 		if (c->cgroup[0] == '\0' && census_one(c))
@@ -683,18 +714,14 @@ exec_cb(struct ev_loop *loop, ev_io *w, int revents)
 	exec_report(w->data);
 }
 
+/* The server is gone, all of it: the pool may count its memory free. */
 static void
-exit_cb(struct ev_loop *loop, ev_child *w, int revents)
+child_finish(struct child *c)
 {
-	struct child *c = w->data;
 	struct daemon *d = c->d;
 	struct pool_server *srv = c->srv;
 	char why[POOL_ERROR_MAX];
 
-	/* The leader is gone (reaped: only its group may be signalled now,
-	 * which its other members keep from being reused); its group and
-	 * cgroup must not outlive it. */
-	(void)kill(-c->pid, SIGKILL);
 	cgroup_end(c);
 	exec_report(c);
 	output_drain(c);
@@ -705,7 +732,7 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 		snprintf(why, sizeof(why), "cannot run '%s': %s",
 		    c->exec_prog, strerror(c->exec_errno));
 	else
-		describe_status(w->rstatus, c, why, sizeof(why));
+		describe_status(c->rstatus, c, why, sizeof(why));
 	srv->udata = NULL;
 	child_free(c);
 	measure_learn(d, srv);
@@ -714,6 +741,57 @@ exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 	/* Orphans of this server that came before its reap were its own
 	 * until now (the pid-0 watcher may have run first). */
 	orphans_sweep(d);
+}
+
+/* A stopped server's leader is reaped but its tree is not gone yet. */
+static void
+tree_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+	pool_ms waited = daemon_now() - c->reaped_at;
+
+	if (tree_left(c)) {
+		if (waited >= c->d->conf->stop_timeout_ms &&
+		    waited - CHILD_TREE_POLL_MS < c->d->conf->stop_timeout_ms)
+			log_warnx("stop %s: processes of its tree still run "
+			    "%" PRId64 " ms after SIGKILL (uninterruptible?); "
+			    "their memory stays counted", c->srv->model->name,
+			    waited);
+		return;
+	}
+	ev_timer_stop(loop, w);
+	child_finish(c);
+}
+
+static void
+exit_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct child *c = w->data;
+
+	/* The leader is gone (reaped: only its group may be signalled now,
+	 * which its other members keep from being reused); its group and
+	 * cgroup must not outlive it. */
+	c->reaped = true;
+	c->rstatus = w->rstatus;
+	c->reaped_at = daemon_now();
+	ev_child_stop(loop, &c->exit_watcher);
+	(void)kill(-c->pid, SIGKILL);
+	/*
+	 * A server poold stopped (a wrapper such as sh -c exits first) keeps
+	 * its memory counted until the rest of its tree is gone too: a
+	 * llama-server that still unmaps 20 GB must not make room for the
+	 * next one.  One that ended on its own is released at once.
+	 */
+	if (c->srv->state == POOL_STOPPING && tree_left(c)) {
+		ev_timer_stop(loop, &c->stop_timer);
+		ev_timer_init(&c->stop_timer, tree_wait_cb,
+		    (double)CHILD_TREE_POLL_MS / 1000,
+		    (double)CHILD_TREE_POLL_MS / 1000);
+		c->stop_timer.data = c;
+		ev_timer_start(loop, &c->stop_timer);
+		return;
+	}
+	child_finish(c);
 }
 
 static void

@@ -233,6 +233,7 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	measure_system(d);
 	TAILQ_FOREACH_SAFE(srv, &d->pool->servers, link, tsrv) {
 		if (srv->udata == NULL || srv->pid <= 0 ||
+		    ((const struct child *)srv->udata)->reaped ||
 		    platform_tree_rss((pid_t)srv->pid, &rss) == -1)
 			continue;
 		sum += rss;

@@ -209,6 +209,7 @@ void	 fatalx(const char *, ...)
 #define SYSTEM_SAMPLE_MS	500
 #define CHILD_TREE_MAX		32	/* descendants of a server in the state file */
 #define CHILD_SWEEP_MAX		4096	/* children listed by one orphan sweep */
+#define CHILD_TREE_POLL_MS	10	/* the rest of a stopped tree: is it gone? */
 #define CHILD_CENSUS_MS		1000	/* how often they are listed (no cgroup) */
 
 struct daemon;
@@ -268,8 +269,11 @@ struct child {
 	int			 log_fd;	/* log_dir/MODEL.log, or -1 */
 	char			 tail[CHILD_TAIL_BYTES];
 	size_t			 tail_len;
-	ev_timer		 stop_timer;
+	ev_timer		 stop_timer;	/* escalation; then the tree's end */
 	int			 stop_stage;	/* 0 running, 1 TERM, 2 TERM again, 3 KILL */
+	bool			 reaped;	/* the leader: never signal its pid */
+	int			 rstatus;	/* the leader's, once reaped */
+	pool_ms			 reaped_at;
 	uint64_t		 start_time;	/* with pid: this process (state file) */
 	struct probe		 probe;
 	int			 exec_fd;	/* exec report (close-on-exec), or -1 */

@@ -414,6 +414,126 @@ START_TEST(test_orphan_while_running)
 }
 END_TEST
 
+/* ---- (c'') memory counts until the whole tree is gone -------------- */
+
+#define FREEZER_ROOT	"/sys/fs/cgroup/freezer"
+
+static bool
+freezer_write(const char *dir, const char *file, const char *what)
+{
+	char path[TL_PATH_MAX + 64];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((f = fopen(path, "w")) == NULL)
+		return false;
+	ok = fputs(what, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+static bool
+frozen(const char *dir)
+{
+	char path[TL_PATH_MAX + 64], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/freezer.state", dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	(void)!fgets(buf, sizeof(buf), f);
+	fclose(f);
+	return strncmp(buf, "FROZEN", 6) == 0;
+}
+
+/*
+ * Pass, servers wrapped in sh -c, budget 16M (two 8M servers): the
+ * stand-in under w's sh is frozen (a v1 freezer cgroup: SIGKILL waits for
+ * the thaw, as it would for a process stuck in the kernel or still
+ * unmapping its memory).  ACQUIRE b stops w, the LRU one: sh exits and
+ * is reaped, but w stays stopping with its 8M counted and b does not
+ * start while the frozen stand-in lives (2 s); once it is thawed (and
+ * dies of the SIGKILL waiting for it), b starts.
+ */
+static void
+tree_holds_memory(int n, const char *cgroup)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	char wrap[2 * TL_PATH_MAX], over[2 * TL_PATH_MAX + 64];
+	char frz[TL_PATH_MAX], num[32];
+	pid_t sh, fk;
+	json_t *st, *rep, *w;
+	long long id;
+	bool ok;
+
+	if (access(FREEZER_ROOT "/cgroup.procs", W_OK) == -1) {
+		tl_skip("tree_holds_memory", "no writable v1 freezer at "
+		    FREEZER_ROOT ": %s", strerror(errno));
+		return;
+	}
+	tl_daemon_init(&d, n);
+	tl_model(&d, "w", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	overrides(wrap, sizeof(wrap), cgroup, true);
+	snprintf(over, sizeof(over), "{\"memory_limit\":\"16M\","
+	    "\"stop_timeout\":\"30s\",%s", wrap + 1);
+	tl_daemon_start(&d, over);
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+	tl_release(c, tl_acquire_ok(c, "w", true, NULL));
+	tl_release(c, tl_acquire_ok(c, "a", true, NULL));
+	sh = tl_stats_pid(&d, mon, "w");
+	fk = only_child(sh, "w's stand-in under sh");
+
+	snprintf(frz, sizeof(frz), FREEZER_ROOT "/poold-t-%d", (int)getpid());
+	TL_ASSERT(mkdir(frz, 0755) == 0 || errno == EEXIST, "mkdir %s: %s",
+	    frz, strerror(errno));
+	snprintf(num, sizeof(num), "%d", (int)fk);
+	TL_ASSERT(freezer_write(frz, "cgroup.procs", num) &&
+	    freezer_write(frz, "freezer.state", "FROZEN"), "cannot freeze "
+	    "%d in %s: %s", (int)fk, frz, strerror(errno));
+	TL_WAIT_UNTIL(ok, frozen(frz), 5000);
+	TL_ASSERT(ok, "%s never FROZEN", frz);
+
+	id = tl_send_req(c, tl_acquire_req("b", 20000, true));
+	TL_WAIT_UNTIL(ok, !tl_pid_exists(sh), 5000);
+	TL_ASSERT(ok, "w's sh (%d) did not end on SIGTERM", (int)sh);
+	tl_sleep_ms(2000);
+	st = tl_stats(&d, mon);
+	w = tl_server(st, "w");
+	TL_ASSERT(tl_pid_exists(fk) && w != NULL &&
+	    strcmp(tl_str(w, "state"), "stopping") == 0 &&
+	    tl_int(st, "memory.used") == 16 * 1048576LL &&
+	    tl_server(st, "b") == NULL, "w's leader was reaped while its "
+	    "stand-in %d still runs: its memory must stay counted and b "
+	    "must wait: %s", (int)fk, tl_dump(st));
+	json_decref(st);
+	TL_ASSERT(tl_recv_id(c, id, 0) == NULL, "b answered while w's tree "
+	    "still runs");
+
+	TL_ASSERT(freezer_write(frz, "freezer.state", "THAWED"), "thaw: %s",
+	    strerror(errno));
+	rep = tl_recv_id(c, id, 10000);
+	TL_ASSERT(rep != NULL && tl_ok(rep), "ACQUIRE b after w's tree is "
+	    "gone: %s", tl_dump(rep));
+	json_decref(rep);
+	TL_WAIT_UNTIL(ok, tl_pid_gone_reap(fk), 5000);
+	TL_ASSERT(ok, "w's stand-in %d still exists", (int)fk);
+	for (int i = 0; i < 100 && rmdir(frz) == -1 && errno == EBUSY; i++)
+		tl_sleep_ms(10);
+	tl_close(mon);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+
+START_TEST(test_tree_holds_memory)
+{
+	tree_holds_memory(12 + _i, cgroup_modes[_i]);
+}
+END_TEST
+
 /* ---- (d) a recorded group id that was reused ----------------------- */
 
 /*
@@ -632,6 +752,7 @@ main(void)
 	tcase_add_loop_test(tc, test_sigterm_escapees, 0, 2);
 	tcase_add_loop_test(tc, test_escapee_stopped, 0, 2);
 	tcase_add_loop_test(tc, test_orphan_while_running, 0, 2);
+	tcase_add_loop_test(tc, test_tree_holds_memory, 0, 2);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	tl_add(s, "reused_group_id", test_reused_group_id);
