@@ -821,8 +821,9 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	int port, rc;
 
 	if ((port = pick_port(p)) < 0) {
-		if (pool_any_in(p, POOL_STOPPING))
-			return false;	/* a reap frees one */
+		/* A reap frees one; so does the end of a lost lease. */
+		if (pool_any_in(p, POOL_STOPPING) || !TAILQ_EMPTY(&p->lost))
+			return false;
 		snprintf(err, sizeof(err), "no free port in %d-%d",
 		    p->lim.port_min, p->lim.port_max);
 		fail_all(p, &m->queued, PROTO_E_START_FAILED, err);
@@ -1531,15 +1532,46 @@ pool_next_deadline(const struct pool *p, pool_ms now)
  * Why m, still queued, found no room: the truth as the pool sees it now,
  * written into buf.
  */
+/* Ports kept for lost leases. */
+static unsigned
+ports_lost(const struct pool *p)
+{
+	const struct pool_lost *g;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(g, &p->lost, link)
+		n++;
+	return n;
+}
+
+static bool
+any_port_free(const struct pool *p)
+{
+	struct port_rank *r;
+	size_t n;
+
+	r = free_ports(p, &n);
+	free(r);
+	return r == NULL || n > 0;
+}
+
 static const char *
 busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
     size_t len)
 {
+	unsigned lost;
 	const struct pool_server *srv;
 	const struct pool_model *head = TAILQ_FIRST(&p->pending);
 	uint64_t leased = 0, stopping = 0, starting = 0;
 	char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
 
+	if ((lost = ports_lost(p)) > 0 && !any_port_free(p)) {
+		snprintf(buf, len, "every port of %d-%d is held, %u of them "
+		    "for leases whose servers are gone (a port is not reused "
+		    "while a lease names it: their owners must RELEASE them)",
+		    p->lim.port_min, p->lim.port_max, lost);
+		return buf;
+	}
 	if (m->put_off) {
 		snprintf(buf, len, "poold is short of its own resources, not "
 		    "the model's fault (its start is tried again every %.0f s): "
