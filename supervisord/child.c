@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <netinet/in.h>
@@ -170,7 +171,7 @@ child_reset_signals(void)
 }
 
 /* What the child reports on the exec pipe when it cannot exec. */
-enum exec_stage { EXEC_STAGE_EXEC, EXEC_STAGE_CGROUP };
+enum exec_stage { EXEC_STAGE_EXEC };
 
 static _Noreturn void
 child_fail(int errpipe, enum exec_stage stage, int err)
@@ -179,6 +180,18 @@ child_fail(int errpipe, enum exec_stage stage, int err)
 
 	(void)!write(errpipe, report, sizeof(report));
 	_exit(127);
+}
+
+/* The soft descriptor limit poold was started with (it raises its own):
+ * servers get it back, as programs that use select(2) or close every
+ * descriptor expect.  0: leave theirs as it is. */
+static rlim_t child_nofile_soft, child_nofile_hard;
+
+void
+child_set_nofile(rlim_t soft, rlim_t hard)
+{
+	child_nofile_soft = soft;
+	child_nofile_hard = hard;
 }
 
 /*
@@ -193,8 +206,14 @@ child_exec(char **argv, char **env, pid_t parent, int outfd, int errpipe,
 {
 	int nullfd;
 
-	if (cgfd != -1 && write(cgfd, "0", 1) != 1)
-		child_fail(errpipe, EXEC_STAGE_CGROUP, errno);
+	/* A cgroup that will not take us (EBUSY, ENOMEM, a controller's
+	 * limit) is poold's trouble, not the model's: the process group
+	 * still holds the tree. */
+	if (cgfd != -1)
+		(void)!write(cgfd, "0", 1);
+	if (child_nofile_soft != 0)
+		(void)setrlimit(RLIMIT_NOFILE, &(struct rlimit){
+		    child_nofile_soft, child_nofile_hard });
 	(void)setsid();
 	if (platform_die_with_parent(parent) == -1 && errno == ESRCH)
 		_exit(127);	/* poold died before we got here */
@@ -484,7 +503,7 @@ tree_left(struct child *c)
 
 	if (c->cgroup[0] != '\0') {
 		if (!cgroup_populated(c->cgroup))
-			return false;
+			return left;
 		(void)cgroup_kill(c->cgroup);
 		return true;
 	}
@@ -725,10 +744,7 @@ child_finish(struct child *c)
 	cgroup_end(c);
 	exec_report(c);
 	output_drain(c);
-	if (c->exec_errno != 0 && c->exec_stage == EXEC_STAGE_CGROUP)
-		snprintf(why, sizeof(why), "cannot join cgroup %.200s: %s",
-		    c->cgroup, strerror(c->exec_errno));
-	else if (c->exec_errno != 0)
+	if (c->exec_errno != 0)
 		snprintf(why, sizeof(why), "cannot run '%s': %s",
 		    c->exec_prog, strerror(c->exec_errno));
 	else

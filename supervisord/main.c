@@ -176,6 +176,7 @@ raise_nofile(void)
 	if (want <= rl.rlim_cur)
 		return;
 	was = rl.rlim_cur;
+	child_set_nofile(was, rl.rlim_max);
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 		log_warn("cannot raise the descriptor limit from %llu to %llu",

@@ -380,6 +380,8 @@ void	 state_learn(struct daemon *, const char *model,
 	    const struct model_entry *, uint64_t peak);
 
 /* child.c */
+/* The descriptor limits a server gets (poold's own, before it raised them). */
+void	 child_set_nofile(rlim_t soft, rlim_t hard);
 /* Cgroups or the subreaper, the orphan watcher; before state_load. */
 void	 child_init(struct daemon *);
 /* At exit: orphans still on their way are stopped and reaped. */

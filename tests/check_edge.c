@@ -480,7 +480,11 @@ START_TEST(test_nofile_raised)
 	struct tl_daemon d;
 	long long soft, hard;
 
+	struct tl_conn *c;
+	pid_t srv;
+
 	tl_daemon_init(&d, 7);
+	tl_model(&d, "a", "load_ms=20\nmem=1M\n");
 	poold_under_ulimit(&d, "-S -n 256");
 	tl_daemon_start(&d, NULL);
 	proc_nofile(d.pid, &soft, &hard);
@@ -490,6 +494,15 @@ START_TEST(test_nofile_raised)
 	    "%lld", soft, hard);
 	TL_ASSERT(tl_log_has(&d, "descriptor limit raised from 256"),
 	    "the raise is not logged");
+	/* A server gets the limit poold was given, not poold's raised one
+	 * (select(2) and close-every-fd loops expect the usual soft one). */
+	c = tl_connect(&d);
+	tl_acquire_ok(c, "a", false, NULL);
+	srv = tl_stats_pid(&d, c, "a");
+	proc_nofile(srv, &soft, &hard);
+	TL_ASSERT(soft == 256, "the server's soft descriptor limit is %lld, "
+	    "not the 256 poold was started with", soft);
+	tl_close(c);
 	tl_daemon_finish(&d);
 }
 END_TEST
