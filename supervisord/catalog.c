@@ -282,10 +282,15 @@ daemon_rescan(struct daemon *d, char *err, size_t len)
 	d->last_scan = daemon_now();
 	d->scan_racy = true;
 	if (stat(d->conf->models_dir, &st) == 0) {
+		bool again = st.st_mtime == d->scan_mtime.tv_sec &&
+		    (long)(MTIME_NS(st) % 1000000000) == d->scan_mtime.tv_nsec;
+
 		d->scan_mtime.tv_sec = st.st_mtime;
 		d->scan_mtime.tv_nsec = (long)(MTIME_NS(st) % 1000000000);
-		d->scan_racy = st.st_mtime + CATALOG_RESCAN_MIN_MS / 1000 >=
-		    wall;
+		/* Once per folder time: a folder dated in the future (a
+		 * clock set back, touch -d) must not make each MODELS a scan. */
+		d->scan_racy = !again && st.st_mtime +
+		    CATALOG_RESCAN_MIN_MS / 1000 >= wall;
 	}
 	d->scan_gen++;
 	if (scan_dir(d->conf->models_dir, catalog_found, d, err, len) == -1)
@@ -367,6 +372,22 @@ daemon_model(struct daemon *d, const char *name)
 	}
 	estimate_first_use(d, m);
 	return m;
+}
+
+struct pool_model *
+catalog_model_running(struct daemon *d, const char *name)
+{
+	struct pool_model *m = pool_model_find(d->pool, name);
+	const struct pool_server *srv;
+
+	if (m == NULL)
+		return NULL;
+	if (m->server != NULL)
+		return m;
+	TAILQ_FOREACH(srv, &d->pool->servers, link)
+		if (srv->model == m)
+			return m;	/* stopping: EVICT waits for its reap */
+	return NULL;
 }
 
 static int

@@ -424,7 +424,9 @@ cmd_evict(struct session *s, const struct proto_request *req)
 	struct pool_model *m;
 	struct request *r;
 
-	if ((m = find_model(s, req)) == NULL)
+	/* A server whose file is gone can still be stopped. */
+	if ((m = catalog_model_running(s->d, req->model)) == NULL &&
+	    (m = find_model(s, req)) == NULL)
 		return;
 	if ((r = request_new(s, req)) == NULL) {
 		dispatch_error(s, req->id, PROTO_E_INTERNAL, "out of memory");

@@ -333,6 +333,9 @@ extern const struct pool_ops effects_ops;
 /* catalog.c: the folder's models in the pool (see also above) */
 /* Looks a model up, rescanning the folder (rate-limited) on a miss. */
 struct pool_model *daemon_model(struct daemon *, const char *name);
+/* name's model if a server of it runs or stops, even if its file is gone
+ * (EVICT); else NULL.  Touches no file. */
+struct pool_model *catalog_model_running(struct daemon *, const char *name);
 int	 daemon_rescan(struct daemon *, char *err, size_t);
 /* Rescans if the folder changed since the last scan (MODELS, misses). */
 void	 catalog_refresh(struct daemon *);

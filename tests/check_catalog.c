@@ -150,6 +150,51 @@ START_TEST(test_models_cached)
 }
 END_TEST
 
+/*
+ * Pass: a models folder dated a day ahead (a clock set back, touch -d) is
+ * scanned for its change and once more (a change in the same tick as a
+ * scan may not show), then never again while it stays so: MODELS every
+ * 250 ms for 5 s opens it at most twice.
+ */
+START_TEST(test_future_folder)
+{
+#ifdef __linux__
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct timeval tv[2];
+	long long t0;
+	int ifd, opens = 0;
+
+	tl_daemon_init(&d, 11);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	age_models_dir(&d);
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	TL_ASSERT(ifd >= 0 && inotify_add_watch(ifd, d.models_dir, IN_OPEN)
+	    >= 0, "inotify: %s", strerror(errno));
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec += 86400;
+	tv[1] = tv[0];
+	TL_ASSERT(utimes(d.models_dir, tv) == 0, "utimes: %s",
+	    strerror(errno));
+	for (t0 = tl_now_ms(); tl_now_ms() - t0 < 5000; tl_sleep_ms(250)) {
+		json_decref(models(c));
+		opens += folder_opens(ifd);
+	}
+	fprintf(stderr, "future_folder: %d scans in 5 s\n", opens);
+	TL_ASSERT(opens >= 1 && opens <= 2, "a folder dated in the future "
+	    "was scanned %d times in 5 s (expected its change, and one "
+	    "repeat)", opens);
+	close(ifd);
+	tl_close(c);
+	tl_daemon_finish(&d);
+#else
+	ck_abort_msg("future_folder needs inotify (Linux) to see scans");
+#endif
+}
+END_TEST
+
 /* --- a file that goes (item 13) ----------------------------------- */
 
 /*
@@ -157,7 +202,8 @@ END_TEST
  * is unknown_model, a's server is untouched (same pid, no eviction, no
  * failed start), b is not in MODELS.  Then a's own file goes while it
  * runs: it leaves MODELS and is not offered (unknown_model), its server
- * runs on.  A file put back is a model again.
+ * runs on, and EVICT still stops it (then a is unknown to EVICT too).  A
+ * file put back is a model again.
  */
 START_TEST(test_gone_file)
 {
@@ -201,9 +247,19 @@ START_TEST(test_gone_file)
 	json_decref(rep);
 	TL_ASSERT(tl_stats_pid(&d, mon, "a") == pa, "a's server did not run "
 	    "on");
+	/* It can still be stopped by name. */
+	rep = tl_evict(c, "a", false, 10000);
+	TL_ASSERT(tl_ok(rep), "EVICT of a server whose file is gone: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	TL_ASSERT(tl_stats_pid(&d, mon, "a") == 0, "a still runs after EVICT");
+	rep = tl_evict(c, "a", false, 10000);
+	tl_expect_error(rep, "unknown_model", NULL, "EVICT of a gone model "
+	    "with no server");
+	json_decref(rep);
 
 	tl_model(&d, "b", "load_ms=50\nmem=4M\n");
-	tl_acquire_ok(c, "b", false, NULL);	/* makes room: a is idle */
+	tl_acquire_ok(c, "b", false, NULL);
 	TL_ASSERT(models_has(mon, "b"), "b is back but not in MODELS");
 	tl_close(c);
 	tl_close(mon);
@@ -646,6 +702,7 @@ main(void)
 	tl_add(s, "check_agrees", test_check_agrees);
 	tl_add(s, "max_servers_auto", test_max_servers_auto);
 	tl_add(s, "models_cached", test_models_cached);
+	tl_add(s, "future_folder", test_future_folder);
 	tl_add(s, "gone_file", test_gone_file);
 	tl_add(s, "replaced_file", test_replaced_file);
 	tl_add(s, "sighup", test_sighup);
