@@ -197,6 +197,7 @@ void	 fatalx(const char *, ...)
 #define CHILD_TAIL_BYTES	4096	/* last output of a server, for errors */
 #define CHILD_TERM_AGAIN_MS	1000	/* second SIGTERM (llama-server needs it) */
 #define PROBE_TIMEOUT_MS	1000	/* one health probe, connect to status */
+#define PROBE_SHORT_RETRY_MS	250	/* a check poold had no socket for */
 #define PROBE_INTERVAL_MIN_MS	5
 #define PROBE_INTERVAL_MAX_MS	1000	/* ×1.5 from the min while loading */
 #define CATALOG_RESCAN_MIN_MS	1000	/* a folder that changed within this of
@@ -245,6 +246,7 @@ struct probe {
 	bool		 in_flight;
 	bool		 wrote;
 	bool		 checking;	/* a check for pool_checked() */
+	bool		 starved;	/* no socket (EMFILE): said once */
 	pool_ms		 interval;
 	pool_ms		 last_sent;
 	unsigned	 sent;

@@ -96,18 +96,21 @@ probe_send(struct child *c)
 	struct sockaddr_in sin;
 
 	if ((pr->fd = fd_socket(AF_INET, SOCK_STREAM)) == -1) {
-		log_warn("probe %s", c->srv->model->name);
+		if (!pr->starved)
+			log_warn("probe %s", c->srv->model->name);
 		/* poold's own lack of descriptors says nothing of the server:
-		 * a ready one is not stopped for it. */
+		 * the check is tried again soon, neither failed nor passed
+		 * (whoever waits on it waits, within its own deadline). */
 		if (pr->checking && (errno == EMFILE || errno == ENFILE ||
 		    errno == ENOBUFS || errno == ENOMEM)) {
-			check_done(c, true, "not checked: poold is short of "
-			    "descriptors");
+			pr->starved = true;
+			probe_later(c, PROBE_SHORT_RETRY_MS);
 			return;
 		}
 		probe_retry(c, "no socket for the probe");
 		return;
 	}
+	pr->starved = false;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)c->srv->port);

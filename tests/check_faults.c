@@ -1175,7 +1175,9 @@ answered_or_refused(struct tl_conn **cs, const long long *ids, int n)
  * and pauses on without spinning (CPU time over 2 s < 0.2 s); the
  * existing client's PING is answered; a cold start fails for lack of
  * descriptors, which is poold's, not the model's: busy at the deadline,
- * naming "Too many open files", no failed start counted.  Once the
+ * naming "Too many open files", no failed start counted, and a's health
+ * checks (every second) wait for a socket: a is not stopped as
+ * unhealthy.  Once the
  * limit is back, the connections waiting in the backlog are served
  * (within 10 s) and the model starts at once (no backoff).
  */
@@ -1193,7 +1195,8 @@ START_TEST(test_emfile_accept)
 	tl_daemon_init(&d, 9);
 	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
 	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
-	tl_daemon_start(&d, NULL);
+	/* Checks of a's server fall in the time without descriptors. */
+	tl_daemon_start(&d, "{\"health_interval\": \"1s\"}");
 	mon = tl_connect(&d);
 	ping_ok(mon, 1000, "before the limit");
 	TL_ASSERT(prlimit(d.pid, RLIMIT_NOFILE, NULL, &old) == 0,
@@ -1242,7 +1245,8 @@ START_TEST(test_emfile_accept)
 	    "2 s while out of descriptors: it spins", used_ticks, hz);
 	ping_ok(mon, 1000, "an existing client, out of descriptors");
 	st = tl_stats(&d, mon);
-	TL_ASSERT(tl_int(st, "counters.start_failures") == 0,
+	TL_ASSERT(tl_int(st, "counters.start_failures") == 0 &&
+	    tl_int(st, "counters.unhealthy_stops") == 0,
 	    "poold's lack of descriptors counted as the model's failure: %s",
 	    tl_dump(st));
 	json_decref(st);
