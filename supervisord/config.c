@@ -443,6 +443,21 @@ set_eviction(void *base, json_t *v, struct loadctx *lc)
 }
 
 /* "auto" (the default): a cgroup per server where poold may; "off". */
+/* 0 turns checks off; a shorter period than this would be a probe flood. */
+static int
+set_health_interval(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	if (get_duration(v, lc, &c->health_interval_ms) == -1)
+		return -1;
+	if (c->health_interval_ms != 0 &&
+	    c->health_interval_ms < CONF_MIN_HEALTH_INTERVAL_MS)
+		return keyerr(lc, "must be 0 (off) or at least %lld ms",
+		    (long long)CONF_MIN_HEALTH_INTERVAL_MS);
+	return 0;
+}
+
 static int
 set_cgroup(void *base, json_t *v, struct loadctx *lc)
 {
@@ -719,7 +734,7 @@ static const struct key top_keys[] = {
 	{ "rss_interval", K_IDLE, OFF(rss_interval_ms), NULL },
 	{ "max_failures", K_COUNT, OFF(max_failures), NULL },
 	{ "failed_cooldown", K_DURATION, OFF(failed_cooldown_ms), NULL },
-	{ "health_interval", K_IDLE, OFF(health_interval_ms), NULL },
+	{ "health_interval", K_FUNC, 0, set_health_interval },
 	{ "min_available", K_SIZE, OFF(min_available), NULL },
 	{ "max_leases", K_COUNT, OFF(max_leases), NULL },
 	{ "max_leases_per_client", K_COUNT, OFF(max_leases_per_client), NULL },

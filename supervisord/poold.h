@@ -43,6 +43,7 @@
 #define CONF_DEFAULT_MAX_FAILURES	5	/* failed starts in a row */
 #define CONF_DEFAULT_FAILED_COOLDOWN_MS	(10LL * 60 * 1000)
 #define CONF_DEFAULT_HEALTH_INTERVAL_MS	(10LL * 1000)
+#define CONF_MIN_HEALTH_INTERVAL_MS	100
 #define CONF_DEFAULT_MIN_AVAILABLE	(1ULL << 30)
 #define CONF_DEFAULT_STATE_FILE		"/var/lib/poold/state.json" /* root's */
 

@@ -265,6 +265,7 @@ static const char full_config[] =
     "  \"idle_client_timeout\": \"1h\",\n"
     "  \"state_file\": \"/var/tmp/poold-state.json\",\n"
     "  \"rss_interval\": 0,\n"
+    "  \"health_interval\": 0,\n"
     "  \"max_failures\": 1,\n"
     "  \"failed_cooldown\": \"30s\",\n"
     "  \"min_available\": \"512M\",\n"
@@ -311,6 +312,7 @@ START_TEST(test_all_keys)
 	ck_assert_int_eq(cfg.idle_client_timeout_ms, 3600000);
 	ck_assert_str_eq(cfg.state_file, "/var/tmp/poold-state.json");
 	ck_assert_int_eq(cfg.rss_interval_ms, 0);
+	ck_assert_int_eq(cfg.health_interval_ms, 0);
 	ck_assert_uint_eq(cfg.max_failures, 1);
 	ck_assert_int_eq(cfg.failed_cooldown_ms, 30000);
 	ck_assert_uint_eq(cfg.min_available, 512 * M);
@@ -434,6 +436,9 @@ static const struct { const char *json; const char *key; } bad[] = {
 	{ "\"state_file\": 1", "state_file" },
 	{ "\"rss_interval\": \"fast\"", "rss_interval" },
 	{ "\"rss_interval\": -2", "rss_interval" },
+	{ "\"health_interval\": \"50ms\"", "health_interval" },
+	{ "\"health_interval\": \"often\"", "health_interval" },
+	{ "\"health_interval\": -1", "health_interval" },
 	{ "\"max_failures\": 0", "max_failures" },
 	{ "\"max_failures\": \"5\"", "max_failures" },
 	{ "\"failed_cooldown\": 0", "failed_cooldown" },
