@@ -225,7 +225,8 @@ write_conf(const char *path, const char *dir, const char *fake, int nchildren,
 	    "%d,\n  \"ports\": [26000, 26999],\n  \"idle_timeout\": 0,\n"
 	    "  \"max_clients\": %d,\n  \"outbuf_bytes\": \"16M\"%s\n}\n",
 	    sock, sock, dir, fake, nchildren + 16, nclients + 64,
-	    no_sampling ? ",\n  \"rss_interval\": 0" : "");
+	    no_sampling ? ",\n  \"rss_interval\": 0,\n  \"health_interval\": 0" :
+	    "");
 }
 
 /* Starts n children and sits quiet for secs: poold's CPU ms over it and
@@ -420,7 +421,7 @@ main(int argc, char **argv)
 	poold = start_poold(bin, conf_quiet, log, &ready[reps]);
 	start_children(nchildren);
 	sleep_ms(500);
-	say("quiet: %d s, rss_interval 0", quiet2_s);
+	say("quiet: %d s, rss_interval 0, health_interval 0", quiet2_s);
 	quiet_window(poold, quiet2_s, dir, &cpu_quiet2, &wakeups2, how2,
 	    sizeof(how2));
 	stop_process(poold, 10000);
@@ -440,24 +441,28 @@ main(int argc, char **argv)
 	    "children (MiB)", nclients, nchildren);
 	table_row("2 scale", what, fmt_summary(a, sizeof(a), "%.1f", s), "",
 	    "", "<= 32 MiB", s.max <= 32 ? "met" : "NOT met");
+	/* The default config checks each ready server's health every
+	 * 10 s (issue 9): 200 servers are 20 probes a second.  What that
+	 * watch may cost: 1% of a core. */
 	snprintf(what, sizeof(what), "quiet %d s, default config (%d clients, %d children): "
 	    "poold CPU (ms)", quiet_s, nclients, nchildren);
 	snprintf(a, sizeof(a), "%.0f", cpu_quiet);
-	table_row("2 scale", what, a, "", "", "~0", cpu_quiet <= 20 ? "met" :
-	    "NOT met");
+	table_row("2 scale", what, a, "", "", "<= 1% CPU",
+	    cpu_quiet <= quiet_s * 10.0 ? "met" : "NOT met");
 	snprintf(what, sizeof(what), "quiet: poold wakeups (epoll_wait "
 	    "calls in %d s)", quiet_s < 10 ? quiet_s : 10);
 	snprintf(a, sizeof(a), "%ld", wakeups);
-	table_row("2 scale", what, wakeups < 0 ? "n/a" : a, "", "", "~0",
-	    wakeups < 0 ? "unmeasured" : wakeups <= 2 ? "met" : "NOT met");
+	table_row("2 scale", what, wakeups < 0 ? "n/a" : a, "", "", "-",
+	    wakeups < 0 ? "unmeasured" : "-");
 	if (wakeups >= 0)
 		table_note("scale: wakeups by %s", how);
-	snprintf(what, sizeof(what), "quiet %d s, rss_interval 0 (no RSS "
-	    "sampling): poold CPU (ms)", quiet2_s);
+	snprintf(what, sizeof(what), "quiet %d s, rss_interval 0, "
+	    "health_interval 0 (no sampling, no checks): poold CPU (ms)",
+	    quiet2_s);
 	snprintf(a, sizeof(a), "%.0f", cpu_quiet2);
 	table_row("2 scale", what, a, "", "", "~0", cpu_quiet2 <= 20 ?
 	    "met" : "NOT met");
-	snprintf(what, sizeof(what), "quiet, rss_interval 0: wakeups "
+	snprintf(what, sizeof(what), "quiet, nothing watched: wakeups "
 	    "(epoll_wait calls in %d s)", quiet2_s < 10 ? quiet2_s : 10);
 	snprintf(a, sizeof(a), "%ld", wakeups2);
 	table_row("2 scale", what, wakeups2 < 0 ? "n/a" : a, "", "", "~0",

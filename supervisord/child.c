@@ -522,14 +522,20 @@ orphan_owned(struct daemon *d, pid_t pid)
 {
 	const struct pool_server *srv;
 	const struct child *c;
-	pid_t pgid = getpgid(pid);
+	pid_t pgid;
 	char cg[PATH_MAX];
-	bool in_cgroup = cgroup_of(pid, cg, sizeof(cg)) == 0;
+	bool in_cgroup;
 
+	/* Nearly every child is a server's leader: no /proc read for it. */
+	TAILQ_FOREACH(srv, &d->pool->servers, link)
+		if ((c = srv->udata) != NULL && c->pid == pid)
+			return true;
+	pgid = getpgid(pid);
+	in_cgroup = cgroup_of(pid, cg, sizeof(cg)) == 0;
 	TAILQ_FOREACH(srv, &d->pool->servers, link) {
 		if ((c = srv->udata) == NULL)
 			continue;
-		if (c->pid == pid || (pgid != -1 && pgid == c->pid))
+		if (pgid != -1 && pgid == c->pid)
 			return true;
 		if (in_cgroup && c->cgroup[0] != '\0' &&
 		    strcmp(c->cgroup, cg) == 0)
@@ -614,14 +620,21 @@ census_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	bool any = false;
 
 	TAILQ_FOREACH(srv, &d->pool->servers, link) {
-		if ((c = srv->udata) == NULL || c->exec_fd != -1 || c->reaped)
+		/* A server in a cgroup needs no census: the cgroup lists
+		 * its tree, and the timer runs only to remove cgroups. */
+		if ((c = srv->udata) == NULL || c->exec_fd != -1 ||
+		    c->reaped || c->cgroup[0] != '\0')
 			continue;
 		any = true;
-		if (c->cgroup[0] == '\0' && census_one(c))
+		if (census_one(c))
 			d->state_dirty = true;
 	}
-	/* An orphan adopted by the subreaper sends no SIGCHLD: look. */
-	orphans_sweep(d);
+	/* An orphan adopted by the subreaper sends no SIGCHLD: look (with
+	 * cgroups it stays in its server's, and goes with it). */
+	if (!cgroup_enabled())
+		orphans_sweep(d);
+	else
+		cgroup_drain();
 	if (!any && ndraining == 0)
 		ev_timer_stop(loop, w);
 }

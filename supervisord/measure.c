@@ -172,11 +172,17 @@ system_sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	measure_system(w->data);
 }
 
-/* While servers run or requests wait, the figure is kept fresh. */
+/*
+ * While requests wait or servers start, the figure is kept fresh for the
+ * decisions a reap, a RELEASE or a tick may bring.  A quiet pool does not
+ * sample: an ACQUIRE takes a fresh figure (measure_system_fresh), and so
+ * does every RSS sample.
+ */
 static void
 system_sampler_update(struct daemon *d)
 {
-	bool busy = d->pool->nservers > 0 || pool_waiting(d->pool) > 0;
+	bool busy = pool_waiting(d->pool) > 0 ||
+	    pool_any_in(d->pool, POOL_STARTING);
 
 	if (busy && !ev_is_active(&d->sys_sampler)) {
 		ev_timer_init(&d->sys_sampler, system_sample_cb,

@@ -206,8 +206,8 @@ void	 fatalx(const char *, ...)
 					   file times) */
 /* The most of a GGUF header read on the loop; longer ones are not read. */
 #define ESTIMATE_HEADER_MAX_BYTES	(16u << 20)
-/* The system's available memory is sampled this often while servers run
- * or requests wait (never inside the pool's decisions). */
+/* The system's available memory is sampled this often while requests
+ * wait or servers start (never inside the pool's decisions). */
 #define SYSTEM_SAMPLE_MS	500
 #define CHILD_TREE_MAX		32	/* descendants of a server in the state file */
 #define CHILD_SWEEP_MAX		4096	/* children listed by one orphan sweep */
