@@ -238,24 +238,6 @@ find_model(struct session *s, const struct proto_request *req)
 	return NULL;
 }
 
-/* Leases this connection holds and ACQUIREs with hold it has waiting,
- * counted up to max. */
-static unsigned
-session_leases(const struct session *s, unsigned max)
-{
-	const struct pool_lease *l;
-	const struct request *r;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(r, &s->requests, link)
-		if (r->cmd == PROTO_CMD_ACQUIRE && r->w.hold && ++n >= max)
-			return n;
-	TAILQ_FOREACH(l, &s->owner.leases, owner_link)
-		if (++n >= max)
-			break;
-	return n;
-}
-
 /*
  * A lease keeps a server's memory from others and costs poold a record:
  * leases are bounded per connection and in all.  ACQUIREs that wait with
@@ -271,7 +253,7 @@ too_many_leases(struct session *s, const struct proto_request *req)
 
 	if (!req->hold)
 		return false;
-	if (session_leases(s, conf->max_leases_per_client) >=
+	if (s->owner.nleases + s->owner.nwaiting_holds >=
 	    conf->max_leases_per_client)
 		snprintf(msg, sizeof(msg), "this connection holds or waits "
 		    "for %u leases (max_leases_per_client); release one first",

@@ -325,8 +325,10 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 	l->server = srv;
 	l->owner = owner;
 	TAILQ_INSERT_TAIL(&srv->lease_list, l, server_link);
-	if (owner != NULL)
+	if (owner != NULL) {
 		TAILQ_INSERT_TAIL(&owner->leases, l, owner_link);
+		owner->nleases++;
+	}
 	slot = lease_slot(p, l->id);
 	l->hash_next = *slot;
 	*slot = l;
@@ -346,8 +348,10 @@ lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 		;
 	*pp = l->hash_next;
 	p->nleases--;
-	if (l->owner != NULL)
+	if (l->owner != NULL) {
 		TAILQ_REMOVE(&l->owner->leases, l, owner_link);
+		l->owner->nleases--;
+	}
 	if (l->lost != NULL && --l->lost->leases == 0)
 		lost_end(p, l->lost);
 	if (srv != NULL) {
@@ -400,8 +404,11 @@ waiter_link(struct pool *p, struct pool_waiter *w, struct pool_waiter_list *on)
 {
 	w->list = on;
 	TAILQ_INSERT_TAIL(on, w, link);
-	if (w->owner != NULL)
+	if (w->owner != NULL) {
 		TAILQ_INSERT_TAIL(&w->owner->waiters, w, owner_link);
+		if (w->kind == POOL_WAIT_ACQUIRE && w->hold)
+			w->owner->nwaiting_holds++;
+	}
 	if (w->kind == POOL_WAIT_ACQUIRE)
 		p->nwaiters++;
 }
@@ -417,8 +424,11 @@ waiter_unlink(struct pool *p, struct pool_waiter *w)
 	bool oldest = w->list == &m->queued && TAILQ_FIRST(&m->queued) == w;
 
 	TAILQ_REMOVE(w->list, w, link);
-	if (w->owner != NULL)
+	if (w->owner != NULL) {
 		TAILQ_REMOVE(&w->owner->waiters, w, owner_link);
+		if (w->kind == POOL_WAIT_ACQUIRE && w->hold)
+			w->owner->nwaiting_holds--;
+	}
 	if (w->kind == POOL_WAIT_ACQUIRE)
 		p->nwaiters--;
 	if (w->list == &m->queued && TAILQ_EMPTY(&m->queued) &&
@@ -1120,6 +1130,7 @@ pool_owner_init(struct pool_owner *o)
 {
 	TAILQ_INIT(&o->leases);
 	TAILQ_INIT(&o->waiters);
+	o->nleases = o->nwaiting_holds = 0;
 }
 
 static void

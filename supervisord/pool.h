@@ -153,6 +153,10 @@ struct pool_server {
 struct pool_owner {
 	struct pool_lease_list	 leases;
 	struct pool_waiter_list	 waiters;
+	/* What its lease limit counts, kept so the check costs nothing:
+	 * leases held, and ACQUIREs with hold still waiting. */
+	unsigned		 nleases;
+	unsigned		 nwaiting_holds;
 };
 
 enum pool_wait_kind { POOL_WAIT_ACQUIRE, POOL_WAIT_EVICT };

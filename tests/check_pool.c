@@ -194,6 +194,26 @@ queue_rules(void)
 		    h->name, h->passes);
 }
 
+/* The owner's counters (its lease limit reads them) match its lists.
+ * Checked on the property test's owners, whose waiters outlive the
+ * calls (the scenarios' fixture owners may list stack waiters of
+ * helpers that have returned). */
+static void
+owner_counts(const struct pool_owner *o)
+{
+	const struct pool_lease		*l;
+	const struct pool_waiter	*w;
+	unsigned			 nl = 0, nh = 0;
+
+	TAILQ_FOREACH(l, &o->leases, owner_link)
+		nl++;
+	TAILQ_FOREACH(w, &o->waiters, owner_link)
+		if (w->kind == POOL_WAIT_ACQUIRE && w->hold)
+			nh++;
+	ck_assert_uint_eq(o->nleases, nl);
+	ck_assert_uint_eq(o->nwaiting_holds, nh);
+}
+
 /* The accounting invariants; called after every call into the pool. */
 static void
 inv(void)
@@ -2156,6 +2176,8 @@ p_advance(pool_ms to)
 		P.op = OP_OTHER;
 		pool_tick(F.p, F.now);
 		inv();
+		for (int o = 0; o < P_OWNERS; o++)
+			owner_counts(&P.owners[o]);
 	}
 	if (to > F.now)
 		F.now = to;
