@@ -775,12 +775,12 @@ poolc_acquire(struct poolc *c, const char *model,
 	return 0;
 }
 
-int
-poolc_release(struct poolc *c, int64_t lease)
+/* RELEASE or LEASE of one lease: the request and its reply. */
+static int
+lease_request(struct poolc *c, enum proto_cmd cmd, int64_t lease,
+    struct proto_reply *rep, struct flat *flat)
 {
 	struct proto_request	 req;
-	struct proto_reply	 rep;
-	struct flat		 flat = { NULL, false };
 
 	if (begin(c) == -1)
 		return -1;
@@ -788,9 +788,18 @@ poolc_release(struct poolc *c, int64_t lease)
 		return set_error(c, POOLC_ERR_ARG, EINVAL,
 		    "invalid lease %" PRId64, lease);
 	proto_request_init(&req);
-	req.cmd = PROTO_CMD_RELEASE;
+	req.cmd = cmd;
 	req.lease = lease;
-	if (request(c, &req, c->timeout_ms, &rep, NULL, &flat) == -1)
+	return request(c, &req, c->timeout_ms, rep, NULL, flat);
+}
+
+int
+poolc_release(struct poolc *c, int64_t lease)
+{
+	struct proto_reply	 rep;
+	struct flat		 flat = { NULL, false };
+
+	if (lease_request(c, PROTO_CMD_RELEASE, lease, &rep, &flat) == -1)
 		return -1;
 	proto_reply_clear(&rep);
 	return 0;
@@ -799,7 +808,6 @@ poolc_release(struct poolc *c, int64_t lease)
 int
 poolc_lease(struct poolc *c, int64_t lease, struct poolc_server *out)
 {
-	struct proto_request	 req;
 	struct proto_reply	 rep;
 	const char		*model, *endpoint;
 	json_int_t		 got, port;
@@ -807,15 +815,7 @@ poolc_lease(struct poolc *c, int64_t lease, struct poolc_server *out)
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
-	if (begin(c) == -1)
-		return -1;
-	if (lease <= 0)
-		return set_error(c, POOLC_ERR_ARG, EINVAL,
-		    "invalid lease %" PRId64, lease);
-	proto_request_init(&req);
-	req.cmd = PROTO_CMD_LEASE;
-	req.lease = lease;
-	if (request(c, &req, c->timeout_ms, &rep, NULL, NULL) == -1)
+	if (lease_request(c, PROTO_CMD_LEASE, lease, &rep, NULL) == -1)
 		return -1;
 	bad = json_unpack(rep.body, "{s:I, s:s, s:I, s:s}", "lease", &got,
 	    "model", &model, "port", &port, "endpoint", &endpoint) != 0 ||
