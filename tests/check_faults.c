@@ -426,26 +426,13 @@ END_TEST
 
 /* --- 2. leftovers recorded in the state file ---------------------- */
 
-/* The entry of pid in the state file, NULL if none (caller decrefs root). */
-static json_t *
-state_entry(json_t *root, pid_t pid)
-{
-	json_t *e;
-	size_t i;
-
-	json_array_foreach(json_object_get(root, "servers"), i, e)
-		if (json_integer_value(json_object_get(e, "pid")) == pid)
-			return e;
-	return NULL;
-}
-
 /* Reloads the state file into *root; the entry of pid, or NULL. */
 static json_t *
 load_state_entry(const char *path, pid_t pid, json_t **root)
 {
 	json_decref(*root);
 	*root = json_load_file(path, 0, NULL);
-	return state_entry(*root, pid);
+	return tl_state_server(*root, pid);
 }
 
 /*

@@ -89,18 +89,6 @@ all_gone_reap(const pid_t *pids, int n)
 	return true;
 }
 
-static json_t *
-state_server(json_t *root, pid_t leader)
-{
-	json_t *e;
-	size_t i;
-
-	json_array_foreach(json_object_get(root, "servers"), i, e)
-		if (json_integer_value(json_object_get(e, "pid")) == leader)
-			return e;
-	return NULL;
-}
-
 /*
  * The state file lets a successor find the server's tree without its
  * leader: a cgroup, or member recorded with its start time.
@@ -112,7 +100,7 @@ state_covers(const char *path, pid_t leader, pid_t member)
 	bool found = false;
 	size_t i;
 
-	if ((e = state_server(root, leader)) != NULL) {
+	if ((e = tl_state_server(root, leader)) != NULL) {
 		found = json_is_string(json_object_get(e, "cgroup"));
 		json_array_foreach(json_object_get(e, "tree"), i, t)
 			if (json_integer_value(json_array_get(t, 0)) == member)

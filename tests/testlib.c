@@ -1506,6 +1506,18 @@ tl_standins_of(struct tl_daemon *d, const char *model)
 	return k;
 }
 
+json_t *
+tl_state_server(json_t *root, pid_t pid)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(root, "servers"), i, e)
+		if (json_integer_value(json_object_get(e, "pid")) == pid)
+			return e;
+	return NULL;
+}
+
 int
 tl_zombie_children(pid_t ppid)
 {

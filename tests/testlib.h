@@ -272,6 +272,9 @@ int		 tl_children(pid_t ppid, pid_t *out, int max);
 int		 tl_standins(pid_t ppid, pid_t *out, int max);
 /* How many of d's stand-in children run model (each is tracked). */
 int		 tl_standins_of(struct tl_daemon *d, const char *model);
+/* The state file's record of the server led by pid (root: the file's
+ * JSON), NULL if none; borrowed from root. */
+json_t		*tl_state_server(json_t *root, pid_t pid);
 /* The process state letter ('R', 'S', 'Z', …), 0 if no such process. */
 char		 tl_proc_state(pid_t);
 pid_t		 tl_proc_ppid(pid_t);
