@@ -1,0 +1,639 @@
+/*
+ * check_httpscan.c — the HTTP front door's pure scanner (httpscan.c):
+ * framing, the head's checks, the body's model, the heads and errors it
+ * writes; and the "http" and "aliases" keys of the config.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "poold.h"
+#include "http.h"
+#include "testlib.h"
+
+#define MAX_BODY	1024
+
+static struct http_msg	 msg;
+
+static void
+msg_setup(void)
+{
+	http_msg_init(&msg, false, HTTP_HEAD_MAX, MAX_BODY);
+}
+
+static void
+msg_teardown(void)
+{
+	http_msg_free(&msg);
+}
+
+/* Feeds text at once; returns the result, *used what it took. */
+static enum http_scan
+feed(struct http_msg *m, const char *text, size_t *used)
+{
+	return http_msg_feed(m, text, strlen(text), used);
+}
+
+static bool
+span_is(const struct http_span *s, const char *text)
+{
+	return s->len == strlen(text) && memcmp(s->p, text, s->len) == 0;
+}
+
+/* --- framing --- */
+
+START_TEST(test_head_then_body)
+{
+	const char *req = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: localhost:8080\r\nContent-Length: 16\r\n"
+	    "Expect: 100-continue\r\n\r\n{\"model\":\"tiny\"}";
+	size_t used, off;
+
+	ck_assert_int_eq(feed(&msg, req, &used), HTTP_SCAN_HEAD);
+	off = used;
+	ck_assert(span_is(&msg.method, "POST"));
+	ck_assert(span_is(&msg.url, "/v1/chat/completions"));
+	ck_assert(msg.has_length && msg.length == 16);
+	ck_assert(msg.expect_continue && msg.keep_alive && !msg.done);
+	ck_assert(span_is(http_msg_header(&msg, "HOST"), "localhost:8080"));
+	ck_assert_int_eq(http_msg_feed(&msg, req + off, strlen(req) - off,
+	    &used), HTTP_SCAN_DONE);
+	ck_assert_uint_eq(used, 16);
+	ck_assert_uint_eq(msg.body_len, 16);
+	ck_assert_int_eq(memcmp(msg.body, "{\"model\":\"tiny\"}", 16), 0);
+}
+END_TEST
+
+/* Byte by byte, and the next request's bytes are left alone. */
+START_TEST(test_byte_by_byte_pipelined)
+{
+	const char *req = "POST /v1/embeddings HTTP/1.1\r\nHost: [::1]\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"mo\r\n"
+	    "9\r\ndel\":\"x\"}\r\n0\r\n\r\nGET /health HTTP/1.1\r\n\r\n";
+	size_t i = 0, used;
+	enum http_scan r = HTTP_SCAN_MORE;
+
+	while (i < strlen(req) && r != HTTP_SCAN_DONE) {
+		r = http_msg_feed(&msg, req + i, 1, &used);
+		ck_assert_int_ne(r, HTTP_SCAN_ERROR);
+		if (r == HTTP_SCAN_HEAD)
+			ck_assert(msg.chunked);
+		/* The head is only taken once whole: a byte may wait. */
+		if (used == 0 && r == HTTP_SCAN_HEAD)
+			continue;
+		i += used;
+	}
+	ck_assert_int_eq(r, HTTP_SCAN_DONE);
+	ck_assert_uint_eq(msg.body_len, 13);
+	ck_assert_int_eq(memcmp(msg.body, "{\"model\":\"x\"}", 13), 0);
+	ck_assert_str_eq(req + i, "GET /health HTTP/1.1\r\n\r\n");
+	/* The next message on the same connection. */
+	http_msg_reset(&msg);
+	ck_assert_int_eq(feed(&msg, req + i, &used), HTTP_SCAN_HEAD);
+	ck_assert(msg.done);
+	ck_assert(span_is(&msg.url, "/health"));
+}
+END_TEST
+
+START_TEST(test_head_too_long)
+{
+	char *big = malloc(HTTP_HEAD_MAX + 64);
+	size_t used;
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'a', HTTP_HEAD_MAX + 63);
+	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+	big[HTTP_HEAD_MAX + 63] = '\0';
+	ck_assert_int_eq(feed(&msg, big, &used), HTTP_SCAN_ERROR);
+	ck_assert_int_eq(msg.err_status, 431);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_too_many_headers)
+{
+	char head[HTTP_HEAD_MAX];
+	size_t len = 0, used;
+	int i;
+
+	len += (size_t)snprintf(head, sizeof(head), "GET / HTTP/1.1\r\n");
+	for (i = 0; i <= HTTP_HEADERS_MAX; i++)
+		len += (size_t)snprintf(head + len, sizeof(head) - len,
+		    "X-%d: y\r\n", i);
+	snprintf(head + len, sizeof(head) - len, "\r\n");
+	ck_assert_int_eq(feed(&msg, head, &used), HTTP_SCAN_ERROR);
+	ck_assert_int_eq(msg.err_status, 431);
+}
+END_TEST
+
+/* A chunked body is counted as it comes: 413 past max_body. */
+START_TEST(test_chunked_too_large)
+{
+	char req[4096];
+	size_t used, off;
+	int n;
+
+	n = snprintf(req, sizeof(req), "POST /v1/completions HTTP/1.1\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n%x\r\n", MAX_BODY + 1);
+	memset(req + n, 'a', MAX_BODY + 1);
+	req[n + MAX_BODY + 1] = '\0';
+	ck_assert_int_eq(feed(&msg, req, &used), HTTP_SCAN_HEAD);
+	off = used;
+	ck_assert_int_eq(http_msg_feed(&msg, req + off, strlen(req) - off,
+	    &used), HTTP_SCAN_ERROR);
+	ck_assert_int_eq(msg.err_status, 413);
+	ck_assert_str_eq(msg.err_code, "body_too_large");
+}
+END_TEST
+
+START_TEST(test_malformed)
+{
+	size_t used;
+
+	ck_assert_int_eq(feed(&msg, "GET / HTTP/9.9\r\n\r\n", &used),
+	    HTTP_SCAN_ERROR);
+	ck_assert_int_eq(msg.err_status, 400);
+	http_msg_reset(&msg);
+	ck_assert_int_eq(feed(&msg, "POST / HTTP/1.1\r\nContent-Length: 1\r\n"
+	    "Content-Length: 2\r\n\r\n", &used), HTTP_SCAN_ERROR);
+}
+END_TEST
+
+/* A response: framed, never kept; its end known by length, chunks or
+ * the server's close. */
+START_TEST(test_response_framing)
+{
+	struct http_msg r;
+	const char *chunked = "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "6\r\ndata: \r\n0\r\n\r\n";
+	size_t used, off;
+
+	http_msg_init(&r, true, HTTP_RESP_HEAD_MAX, 0);
+	ck_assert_int_eq(feed(&r, chunked, &used), HTTP_SCAN_HEAD);
+	ck_assert(r.chunked);
+	ck_assert_int_eq(r.status, 200);
+	off = used;
+	ck_assert_int_eq(http_msg_feed(&r, chunked + off, 5, &used),
+	    HTTP_SCAN_MORE);
+	off += used;
+	/* Cut here, the response is not complete. */
+	ck_assert(!http_msg_finish(&r));
+	http_msg_reset(&r);
+	ck_assert_int_eq(feed(&r, chunked, &used), HTTP_SCAN_HEAD);
+	ck_assert_int_eq(feed(&r, chunked + used, &used), HTTP_SCAN_DONE);
+	ck_assert_uint_eq(r.body_len, 0);
+	http_msg_reset(&r);
+	ck_assert_int_eq(feed(&r, "HTTP/1.1 200 OK\r\n\r\nabc", &used),
+	    HTTP_SCAN_HEAD);
+	ck_assert(!r.has_length && !r.chunked);
+	ck_assert(http_msg_finish(&r));	/* ends with the connection */
+	http_msg_free(&r);
+}
+END_TEST
+
+/* --- checks --- */
+
+static const struct http_policy open_policy = {
+	NULL, 0, NULL, 0, MAX_BODY,
+};
+
+static void
+check(const char *head, const struct http_policy *pol,
+    struct http_verdict *v)
+{
+	size_t used;
+
+	http_msg_reset(&msg);
+	ck_assert_int_eq(feed(&msg, head, &used), HTTP_SCAN_HEAD);
+	http_check_head(&msg, pol, v);
+}
+
+static const struct {
+	const char	*host;
+	bool		 local;
+} hosts[] = {
+	{ "localhost", true }, { "localhost:8080", true },
+	{ "127.0.0.1", true }, { "127.0.0.1:1", true }, { "[::1]:65535", true },
+	{ "LOCALHOST", true }, { "[::1]", true },
+	{ "localhost.evil.com", false }, { "127.0.0.1.nip.io", false },
+	{ "127.0.0.1:", false }, { "127.0.0.1:80x", false },
+	{ "evil.com", false }, { "", false }, { "[::1]:1234567", false },
+	{ "10.0.0.1", false },
+};
+
+START_TEST(test_host)
+{
+	ck_assert(http_host_is_local(hosts[_i].host,
+	    strlen(hosts[_i].host)) == hosts[_i].local);
+}
+END_TEST
+
+START_TEST(test_host_check)
+{
+	struct http_verdict v;
+
+	check("GET /health HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+	    &open_policy, &v);
+	ck_assert_int_eq(v.status, 403);
+	check("GET /health HTTP/1.1\r\n\r\n", &open_policy, &v);
+	ck_assert_int_eq(v.status, 403);
+	check("GET /health HTTP/1.1\r\nHost: localhost:1\r\n\r\n",
+	    &open_policy, &v);
+	ck_assert_int_eq(v.status, 0);
+	ck_assert_int_eq(v.route, HTTP_ROUTE_HEALTH);
+}
+END_TEST
+
+START_TEST(test_token)
+{
+	struct http_policy pol = { "s3cret", 6, NULL, 0, MAX_BODY };
+	struct http_verdict v;
+
+	ck_assert(http_token_equal("s3cret", 6, "s3cret", 6));
+	ck_assert(!http_token_equal("s3cres", 6, "s3cret", 6));
+	ck_assert(!http_token_equal("s3cre", 5, "s3cret", 6));
+	ck_assert(!http_token_equal("", 0, "s3cret", 6));
+	ck_assert(!http_token_equal("s3cret!", 7, "s3cret", 6));
+	/* With a token, any Host. */
+	check("GET /v1/models HTTP/1.1\r\nHost: box.lan\r\n"
+	    "Authorization: Bearer s3cret\r\n\r\n", &pol, &v);
+	ck_assert_int_eq(v.status, 0);
+	ck_assert_int_eq(v.route, HTTP_ROUTE_MODELS);
+	check("GET /v1/models HTTP/1.1\r\nx-api-key: s3cret\r\n\r\n", &pol,
+	    &v);
+	ck_assert_int_eq(v.status, 0);
+	check("GET /v1/models HTTP/1.1\r\nAuthorization: Bearer s3creT\r\n\r\n",
+	    &pol, &v);
+	ck_assert_int_eq(v.status, 401);
+	ck_assert_str_eq(v.code, "invalid_api_key");
+	check("GET /v1/models HTTP/1.1\r\nAuthorization: Basic s3cret\r\n\r\n",
+	    &pol, &v);
+	ck_assert_int_eq(v.status, 401);
+	check("GET /v1/models HTTP/1.1\r\n\r\n", &pol, &v);
+	ck_assert_int_eq(v.status, 401);
+	/* /health tells nothing: no token needed. */
+	check("GET /health HTTP/1.1\r\n\r\n", &pol, &v);
+	ck_assert_int_eq(v.status, 0);
+}
+END_TEST
+
+START_TEST(test_routes)
+{
+	struct http_verdict v;
+
+	check("POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: localhost\r\n"
+	    "Content-Length: 2\r\n\r\n", &open_policy, &v);
+	ck_assert_int_eq(v.status, 0);
+	ck_assert_int_eq(v.route, HTTP_ROUTE_PROXY);
+	check("POST /v1/rerank HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	    &open_policy, &v);
+	ck_assert_int_eq(v.route, HTTP_ROUTE_PROXY);
+	check("POST /chat/completions HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	    &open_policy, &v);
+	ck_assert_int_eq(v.status, 404);
+	check("GET /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	    &open_policy, &v);
+	ck_assert_int_eq(v.status, 405);
+	check("POST /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	    &open_policy, &v);
+	ck_assert_int_eq(v.status, 405);
+	check("POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\n"
+	    "Content-Length: 1025\r\n\r\n", &open_policy, &v);
+	ck_assert_int_eq(v.status, 413);
+	ck_assert_str_eq(v.code, "body_too_large");
+}
+END_TEST
+
+START_TEST(test_cors)
+{
+	char *origins[] = { "http://app.example", NULL };
+	struct http_policy pol = { NULL, 0, origins, 1, MAX_BODY };
+	struct http_verdict v;
+
+	check("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+	    "Origin: http://app.example\r\n\r\n", &pol, &v);
+	ck_assert_int_eq(v.status, 0);
+	ck_assert_int_eq(v.route, HTTP_ROUTE_PREFLIGHT);
+	ck_assert(span_is(&v.origin, "http://app.example"));
+	check("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+	    "Origin: http://evil.example\r\n\r\n", &pol, &v);
+	ck_assert_int_eq(v.status, 403);
+	check("GET /v1/models HTTP/1.1\r\nHost: localhost\r\n"
+	    "Origin: http://evil.example\r\n\r\n", &pol, &v);
+	ck_assert_int_eq(v.status, 0);
+	ck_assert_ptr_null(v.origin.p);
+}
+END_TEST
+
+/* --- the body's model --- */
+
+static const struct {
+	const char	*body;
+	int		 status;	/* 0: found */
+	const char	*model_or_code;
+} bodies[] = {
+	{ "{\"model\":\"tiny\",\"messages\":[]}", 0, "tiny" },
+	{ "{\"messages\":[{\"model\":\"x\"}],\"model\":\"a.b+c\"}", 0,
+	    "a.b+c" },
+	{ "{\"messages\":[{\"model\":\"x\"}]}", 400, "model_missing" },
+	{ "{\"model\":3}", 400, "model_missing" },
+	{ "{\"model\":\"\"}", 400, "model_missing" },
+	{ "[\"model\"]", 400, "model_missing" },
+	{ "{\"model\":\"tiny\"", 400, "invalid_json" },
+	{ "", 400, "invalid_json" },
+	/* jansson refuses NUL in strings unless told otherwise. */
+	{ "{\"model\":\"a\\u0000b\"}", 400, "invalid_json" },
+};
+
+START_TEST(test_body_model)
+{
+	struct http_verdict v;
+	char model[PROTO_MODEL_NAME_MAX + 2];
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	rc = http_body_model(bodies[_i].body, strlen(bodies[_i].body), model,
+	    sizeof(model), &v);
+	if (bodies[_i].status == 0) {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_str_eq(model, bodies[_i].model_or_code);
+	} else {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_int_eq(v.status, bodies[_i].status);
+		ck_assert_str_eq(v.code, bodies[_i].model_or_code);
+	}
+}
+END_TEST
+
+START_TEST(test_alias)
+{
+	char *pairs[] = { "gpt-4o-mini", "tiny", "small", "tiny-b" };
+
+	ck_assert_str_eq(http_alias_resolve(pairs, 2, "gpt-4o-mini"), "tiny");
+	ck_assert_str_eq(http_alias_resolve(pairs, 2, "small"), "tiny-b");
+	ck_assert_str_eq(http_alias_resolve(pairs, 2, "tiny"), "tiny");
+}
+END_TEST
+
+/* --- what is sent --- */
+
+START_TEST(test_error_body)
+{
+	char *s = http_error_body("no \"such\" model", "invalid_request_error",
+	    "model_not_found");
+	json_t *j;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_nonnull(j = json_loads(s, 0, NULL));
+	ck_assert_str_eq(tl_str(j, "error.message"), "no \"such\" model");
+	ck_assert_str_eq(tl_str(j, "error.type"), "invalid_request_error");
+	ck_assert_str_eq(tl_str(j, "error.code"), "model_not_found");
+	json_decref(j);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_upstream_head)
+{
+	const char *req = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: localhost:8080\r\nConnection: keep-alive, Upgrade\r\n"
+	    "Upgrade: h2c\r\nKeep-Alive: 5\r\nTE: trailers\r\n"
+	    "Proxy-Authorization: x\r\nAuthorization: Bearer t\r\n"
+	    "x-api-key: t\r\nTransfer-Encoding: chunked\r\n"
+	    "Expect: 100-continue\r\nContent-Type: application/json\r\n"
+	    "X-Custom: kept\r\n\r\n";
+	size_t used, len;
+	char *h;
+
+	ck_assert_int_eq(feed(&msg, req, &used), HTTP_SCAN_HEAD);
+	h = http_upstream_head(&msg, 18080, 42, true, &len);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_str_eq(h, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: 127.0.0.1:18080\r\nContent-Type: application/json\r\n"
+	    "X-Custom: kept\r\nContent-Length: 42\r\nConnection: close\r\n\r\n");
+	ck_assert_uint_eq(len, strlen(h));
+	free(h);
+	/* Without a token poold checked, the credentials are the server's. */
+	h = http_upstream_head(&msg, 18080, 42, false, &len);
+	ck_assert_ptr_nonnull(strstr(h, "Authorization: Bearer t\r\n"));
+	ck_assert_ptr_nonnull(strstr(h, "x-api-key: t\r\n"));
+	free(h);
+}
+END_TEST
+
+START_TEST(test_client_head)
+{
+	struct http_msg r;
+	struct http_span origin = { "http://app.example", 18 };
+	const char *resp = "HTTP/1.1 200 OK\r\nServer: llama.cpp\r\n"
+	    "Access-Control-Allow-Origin: *\r\nX-Accel-Buffering: no\r\n"
+	    "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+	    "Keep-Alive: timeout=5\r\nConnection: keep-alive\r\n\r\n";
+	bool keep = true;
+	size_t used, len;
+	char *h;
+
+	http_msg_init(&r, true, HTTP_RESP_HEAD_MAX, 0);
+	ck_assert_int_eq(feed(&r, resp, &used), HTTP_SCAN_HEAD);
+	h = http_client_head(&r, &origin, &keep, &len);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_str_eq(h, "HTTP/1.1 200 OK\r\nServer: llama.cpp\r\n"
+	    "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+	    "X-Accel-Buffering: no\r\n"
+	    "Access-Control-Allow-Origin: http://app.example\r\n"
+	    "Vary: Origin\r\nConnection: keep-alive\r\n\r\n");
+	ck_assert(keep);
+	free(h);
+	/* Framed by the server's close: the client's connection ends too. */
+	http_msg_reset(&r);
+	ck_assert_int_eq(feed(&r, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+	    "\r\n", &used), HTTP_SCAN_HEAD);
+	h = http_client_head(&r, NULL, &keep, &len);
+	ck_assert(!keep);
+	ck_assert_str_eq(h, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+	free(h);
+	http_msg_free(&r);
+}
+END_TEST
+
+START_TEST(test_response)
+{
+	size_t len;
+	char *r = http_response(503, "application/json", "Retry-After: 1\r\n",
+	    "{}", 2, true, &len);
+
+	ck_assert_str_eq(r, "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 2\r\n"
+	    "Retry-After: 1\r\nConnection: keep-alive\r\n\r\n{}");
+	free(r);
+	r = http_response(204, NULL, NULL, NULL, 0, false, &len);
+	ck_assert_str_eq(r, "HTTP/1.1 204 No Content\r\nConnection: close"
+	    "\r\n\r\n");
+	free(r);
+}
+END_TEST
+
+/* --- the config --- */
+
+static char	 tmpdir[] = "/tmp/check_httpscan.XXXXXX";
+
+static void
+conf_setup(void)
+{
+	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+conf_teardown(void)
+{
+	tl_rm_rf(tmpdir);
+}
+
+static int
+load(struct config *c, const char *text, char *err, size_t len)
+{
+	char path[sizeof(tmpdir) + 16];
+
+	snprintf(path, sizeof(path), "%s/poold.json", tmpdir);
+	tl_write_file(path, "%s", text);
+	config_defaults(c);
+	return config_load(c, path, err, len);
+}
+
+START_TEST(test_conf_http)
+{
+	struct config c;
+	char err[512];
+
+	ck_assert_int_eq(load(&c, "{}", err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.http.listen);
+	ck_assert_uint_eq(c.http.max_body, 32u << 20);
+	ck_assert_uint_eq(c.http.max_conns, 256);
+	ck_assert_int_eq(c.http.idle_timeout_ms, 60000);
+	ck_assert_int_eq(c.http.head_timeout_ms, 10000);
+	config_free(&c);
+	ck_assert_int_eq(load(&c, "{\"http\": null}", err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.http.listen);
+	config_free(&c);
+	ck_assert_int_eq(load(&c, "{\"http\": {\"listen\": \"[::1]:0\", "
+	    "\"token_file\": \"/t\", \"max_body\": \"1M\", \"max_conns\": 8, "
+	    "\"cors_origins\": [\"http://a\", \"http://b\"], "
+	    "\"idle_timeout\": \"5s\", \"head_timeout\": \"2s\"}}", err,
+	    sizeof(err)), 0);
+	ck_assert_str_eq(c.http.listen, "[::1]:0");
+	ck_assert_str_eq(c.http.token_file, "/t");
+	ck_assert_uint_eq(c.http.max_body, 1u << 20);
+	ck_assert_uint_eq(c.http.max_conns, 8);
+	ck_assert_uint_eq(c.http.ncors, 2);
+	ck_assert_str_eq(c.http.cors_origins[1], "http://b");
+	ck_assert_int_eq(c.http.idle_timeout_ms, 5000);
+	ck_assert_int_eq(c.http.head_timeout_ms, 2000);
+	config_free(&c);
+}
+END_TEST
+
+static const char *const bad_http[] = {
+	"{\"http\": {\"listen\": \"8080\"}}",
+	"{\"http\": {\"listen\": \"127.0.0.1:x\"}}",
+	"{\"http\": {\"listen\": \"127.0.0.1:70000\"}}",
+	"{\"http\": {\"listen\": 8080}}",
+	"{\"http\": {\"max_body\": 0}}",
+	"{\"http\": {\"max_body\": \"2G\"}}",
+	"{\"http\": {\"max_conns\": 0}}",
+	"{\"http\": {\"cors_origins\": \"http://a\"}}",
+	"{\"http\": {\"cors_origins\": [1]}}",
+	"{\"http\": {\"head_timeout\": 0}}",
+	"{\"http\": {\"bogus\": 1}}",
+	"{\"http\": 1}",
+	"{\"aliases\": {\"a\": 1}}",
+	"{\"aliases\": {\"a b\": \"m\"}}",
+	"{\"aliases\": {\"a\": \"m\"}, \"models\": {\"x\": {\"aliases\": "
+	    "[\"a\"]}}}",
+	"{\"models\": {\"x\": {\"aliases\": \"a\"}}}",
+};
+
+START_TEST(test_conf_http_bad)
+{
+	struct config c;
+	char err[512];
+
+	ck_assert_int_eq(load(&c, bad_http[_i], err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "\"") != NULL, "no key named: %s", err);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_conf_aliases)
+{
+	struct config c;
+	char err[512];
+
+	ck_assert_int_eq(load(&c, "{\"aliases\": {\"gpt-4o-mini\": \"tiny\"}, "
+	    "\"models\": {\"tiny-b\": {\"aliases\": [\"small\", \"chat\"]}}}",
+	    err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.naliases, 3);
+	ck_assert_str_eq(http_alias_resolve(c.aliases, c.naliases,
+	    "gpt-4o-mini"), "tiny");
+	ck_assert_str_eq(http_alias_resolve(c.aliases, c.naliases, "chat"),
+	    "tiny-b");
+	config_free(&c);
+}
+END_TEST
+
+static Suite *
+httpscan_suite(void)
+{
+	Suite *s = suite_create("httpscan");
+	TCase *tc;
+
+#define N(a)	((int)(sizeof(a) / sizeof((a)[0])))
+	tc = tcase_create("framing");
+	tcase_add_checked_fixture(tc, msg_setup, msg_teardown);
+	tcase_add_test(tc, test_head_then_body);
+	tcase_add_test(tc, test_byte_by_byte_pipelined);
+	tcase_add_test(tc, test_head_too_long);
+	tcase_add_test(tc, test_too_many_headers);
+	tcase_add_test(tc, test_chunked_too_large);
+	tcase_add_test(tc, test_malformed);
+	tcase_add_test(tc, test_response_framing);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("checks");
+	tcase_add_checked_fixture(tc, msg_setup, msg_teardown);
+	tcase_add_loop_test(tc, test_host, 0, N(hosts));
+	tcase_add_test(tc, test_host_check);
+	tcase_add_test(tc, test_token);
+	tcase_add_test(tc, test_routes);
+	tcase_add_test(tc, test_cors);
+	tcase_add_loop_test(tc, test_body_model, 0, N(bodies));
+	tcase_add_test(tc, test_alias);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("output");
+	tcase_add_checked_fixture(tc, msg_setup, msg_teardown);
+	tcase_add_test(tc, test_error_body);
+	tcase_add_test(tc, test_upstream_head);
+	tcase_add_test(tc, test_client_head);
+	tcase_add_test(tc, test_response);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("config");
+	tcase_add_checked_fixture(tc, conf_setup, conf_teardown);
+	tcase_add_test(tc, test_conf_http);
+	tcase_add_loop_test(tc, test_conf_http_bad, 0, N(bad_http));
+	tcase_add_test(tc, test_conf_aliases);
+	suite_add_tcase(s, tc);
+#undef N
+	return s;
+}
+
+int
+main(void)
+{
+	return tl_run(httpscan_suite(), CK_NORMAL);
+}
