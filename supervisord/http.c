@@ -431,6 +431,35 @@ models_json(struct daemon *d)
 
 /* --- the pool --- */
 
+/*
+ * A reply line into its id, its outcome and, for an ACQUIRE, the server:
+ * the flat decoder for the replies the daemon writes, the full one
+ * otherwise.  false if the line is no reply.
+ */
+static bool
+decode_reply(const char *line, size_t len, int64_t *id, struct proto_reply *out,
+    struct proto_acquired *a)
+{
+	struct proto_reply rep;
+	enum proto_id_kind kind;
+	char msg[PROTO_MESSAGE_MAX];
+
+	memset(a, 0, sizeof(*a));
+	if (proto_decode_reply_flat(line, len, out, &kind, id, a))
+		return true;
+	if (proto_decode_reply(line, len, &rep, msg, sizeof(msg)) != PROTO_OK)
+		return false;
+	*id = rep.id != NULL && json_is_integer(rep.id) ?
+	    json_integer_value(rep.id) : 0;
+	if (rep.ok && *id == ID_ACQUIRE)
+		(void)proto_reply_acquired(&rep, a);
+	*out = rep;
+	out->body = NULL;		/* kept in rep until cleared */
+	out->id = NULL;
+	proto_reply_clear(&rep);
+	return true;
+}
+
 /* session.send: an answer of the pool, maybe inside its call: recorded. */
 static void
 session_send(struct session *s, char *line)
@@ -438,33 +467,21 @@ session_send(struct session *s, char *line)
 	struct hconn *c = container_of(s, struct hconn, s);
 	struct proto_acquired a;
 	struct proto_reply rep;
-	enum proto_id_kind kind;
 	int64_t id = 0;
-	char msg[PROTO_MESSAGE_MAX];
+	bool ok;
 
 	if (line == NULL) {
 		conn_kill(c);
 		return;
 	}
-	memset(&a, 0, sizeof(a));
-	if (!proto_decode_reply_flat(line, strlen(line) - 1, &rep, &kind, &id,
-	    &a)) {
-		/* Not one of the flat replies: the slow way. */
-		if (proto_decode_reply(line, strlen(line) - 1, &rep, msg,
-		    sizeof(msg)) != PROTO_OK) {
-			log_warnx("http %lu: undecodable reply: %s",
-			    s->serial - SERIAL_BASE, msg);
-			free(line);
-			conn_kill(c);
-			return;
-		}
-		id = rep.id != NULL && json_is_integer(rep.id) ?
-		    json_integer_value(rep.id) : 0;
-		if (rep.ok && id == ID_ACQUIRE)
-			(void)proto_reply_acquired(&rep, &a);
-		proto_reply_clear(&rep);
-	}
+	ok = decode_reply(line, strlen(line) - 1, &id, &rep, &a);
 	free(line);
+	if (!ok) {
+		log_warnx("http %lu: a reply poold cannot read",
+		    s->serial - SERIAL_BASE);
+		conn_kill(c);
+		return;
+	}
 	if (id != ID_ACQUIRE || c->state != HS_WAIT || c->answered)
 		return;		/* a RELEASE's: nothing to do */
 	c->answered = true;

@@ -3,6 +3,14 @@
  * framing, the head's checks, the body's model, the heads and errors it
  * writes; and the "http" and "aliases" keys of the config.
  */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,6 +593,213 @@ START_TEST(test_conf_aliases)
 }
 END_TEST
 
+/* --- the real poold --- */
+
+/* The front door's port, from STATS "http" "listen". */
+static int
+http_port(struct tl_daemon *d, struct tl_conn *c)
+{
+	json_t *st = tl_stats(d, c);
+	const char *listen = tl_str(st, "http.listen"), *colon;
+	int port;
+
+	TL_ASSERT(listen != NULL, "no http.listen in STATS: %s", tl_dump(st));
+	colon = strrchr(listen, ':');
+	TL_ASSERT(colon != NULL, "http.listen %s", listen);
+	port = atoi(colon + 1);
+	TL_ASSERT(port > 0, "http.listen %s: port 0 not replaced", listen);
+	json_decref(st);
+	return port;
+}
+
+static int
+http_connect(int port)
+{
+	struct sockaddr_in sin;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	TL_ASSERT(fd != -1, "socket: %s", strerror(errno));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	TL_ASSERT(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+	    "connect to port %d: %s", port, strerror(errno));
+	return fd;
+}
+
+static void
+http_post(int fd, const char *path, const char *body)
+{
+	char req[1024];
+	int n;
+
+	n = snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: "
+	    "localhost\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n\r\n%s", path, strlen(body), body);
+	TL_ASSERT(write(fd, req, (size_t)n) == n, "write: %s",
+	    strerror(errno));
+}
+
+/* Reads until buf holds needle or timeout_ms pass; true if it does. */
+static bool
+http_read_until(int fd, char *buf, size_t cap, const char *needle,
+    long long timeout_ms)
+{
+	long long end = tl_now_ms() + timeout_ms;
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	size_t len = strlen(buf);
+	ssize_t n;
+
+	while (strstr(buf, needle) == NULL && len + 1 < cap) {
+		if (tl_now_ms() >= end || poll(&pfd, 1, 100) == -1)
+			return false;
+		if (!(pfd.revents & POLLIN))
+			continue;
+		if ((n = read(fd, buf + len, cap - len - 1)) <= 0)
+			return strstr(buf, needle) != NULL;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	return strstr(buf, needle) != NULL;
+}
+
+/*
+ * Pass: poold refuses to start (exit 1, the reason in its log, no socket)
+ * with a non-loopback listen and no token, a token file others may read,
+ * and an alias of a model that is not there; a 0600 token starts it,
+ * its STATS say the port the kernel picked for port 0.
+ */
+START_TEST(test_start_refusals)
+{
+	static const struct { const char *over, *why; } bad[] = {
+		{ "{\"http\": {\"listen\": \"0.0.0.0:0\"}}",
+		    "not a loopback address" },
+		{ "{\"http\": {\"listen\": \"0.0.0.0:0\", \"token_file\": "
+		    "\"TOKEN\"}}", "chmod 600" },
+		{ "{\"aliases\": {\"gpt-4o-mini\": \"nothere\"}}",
+		    "unknown model \"nothere\"" },
+		{ "{\"aliases\": {\"a\": \"b\"}}", "also the name of a model" },
+	};
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char over[1024], token[TL_PATH_MAX];
+	const char *t;
+	size_t i;
+
+	tl_daemon_init(&d, 1);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=50\nmem=4M\n");
+	snprintf(token, sizeof(token), "%s/token", d.dir);
+	tl_write_file(token, "s3cret\n");
+	TL_ASSERT(chmod(token, 0644) == 0, "chmod: %s", strerror(errno));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(over, sizeof(over), "%s", bad[i].over);
+		if ((t = strstr(bad[i].over, "TOKEN")) != NULL)
+			snprintf(over + (t - bad[i].over), sizeof(over) -
+			    (size_t)(t - bad[i].over), "%s%s", token, t + 5);
+		tl_write_config(&d, over);
+		truncate(d.log, 0);
+		tl_daemon_spawn(&d);
+		TL_ASSERT(tl_daemon_wait(&d, 5000), "poold kept running with"
+		    " %s", over);
+		TL_ASSERT(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 1,
+		    "%s: status 0x%x, expected exit 1", over, d.status);
+		TL_ASSERT(tl_log_has(&d, bad[i].why), "%s: the log does not "
+		    "say '%s'", over, bad[i].why);
+		TL_ASSERT(access(d.sock, F_OK) == -1, "%s: socket created",
+		    over);
+	}
+	TL_ASSERT(chmod(token, 0600) == 0, "chmod: %s", strerror(errno));
+	snprintf(over, sizeof(over), "{\"http\": {\"listen\": \"0.0.0.0:0\","
+	    " \"token_file\": \"%s\"}, \"aliases\": {\"gpt\": \"a\"}}",
+	    token);
+	tl_daemon_start(&d, over);
+	c = tl_connect(&d);
+	(void)http_port(&d, c);
+	TL_ASSERT(tl_log_has(&d, "http: listening on 0.0.0.0:"),
+	    "the bound address is not in the log");
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Pass: a streamed request holds a lease of its server (STATS) while its
+ * response flows; when the client hangs up mid-stream the lease ends.
+ * A non-streamed request's lease ends with its response.
+ */
+START_TEST(test_lease_per_request)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char buf[65536] = "";
+	int port, fd;
+	bool ok;
+
+	tl_daemon_init(&d, 2);
+	tl_model(&d, "slow", "load_ms=50\nmem=4M\nstream_delay_ms=400\n");
+	tl_daemon_start(&d, "{\"http\": {\"listen\": \"127.0.0.1:0\"}}");
+	c = tl_connect(&d);
+	port = http_port(&d, c);
+
+	fd = http_connect(port);
+	http_post(fd, "/v1/chat/completions", "{\"model\":\"slow\"}");
+	TL_ASSERT(http_read_until(fd, buf, sizeof(buf), "chat.completion",
+	    10000), "no completion: %s", buf);
+	TL_WAIT_UNTIL(ok, tl_server_leases(&d, c, "slow") == 0, 5000);
+	TL_ASSERT(ok, "the lease outlived its response");
+
+	buf[0] = '\0';
+	http_post(fd, "/v1/chat/completions",
+	    "{\"model\":\"slow\",\"stream\":true}");
+	TL_ASSERT(http_read_until(fd, buf, sizeof(buf), "data: ", 10000),
+	    "no first event: %s", buf);
+	TL_ASSERT(tl_server_leases(&d, c, "slow") == 1,
+	    "no lease while the stream flows");
+	TL_ASSERT(tl_stats_int(&d, c, "http.requests") == 1,
+	    "http.requests is not 1 while the stream flows");
+	close(fd);
+	TL_WAIT_UNTIL(ok, tl_server_leases(&d, c, "slow") == 0, 5000);
+	TL_ASSERT(ok, "the lease outlived its client");
+	TL_ASSERT(tl_stats_int(&d, c, "http.conns") == 0, "a connection "
+	    "is left");
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Pass: a client that hangs up while its model starts leaves no waiter
+ * (STATS waiting back to 0 before the start ends).
+ */
+START_TEST(test_wait_abort)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	int port, fd;
+	bool ok;
+
+	tl_daemon_init(&d, 3);
+	tl_model(&d, "cold", "load_ms=4000\nmem=4M\n");
+	tl_daemon_start(&d, "{\"http\": {\"listen\": \"127.0.0.1:0\"}}");
+	c = tl_connect(&d);
+	port = http_port(&d, c);
+	fd = http_connect(port);
+	http_post(fd, "/v1/embeddings", "{\"model\":\"cold\"}");
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, c, "waiting") == 1, 5000);
+	TL_ASSERT(ok, "the request does not wait for the start");
+	close(fd);
+	TL_WAIT_UNTIL(ok, tl_stats_int(&d, c, "waiting") == 0, 2000);
+	TL_ASSERT(ok, "the waiter outlived its client");
+	TL_ASSERT(tl_stats_int(&d, c, "http.requests") == 0,
+	    "the request is still counted in flight");
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 httpscan_suite(void)
 {
@@ -628,6 +843,10 @@ httpscan_suite(void)
 	tcase_add_loop_test(tc, test_conf_http_bad, 0, N(bad_http));
 	tcase_add_test(tc, test_conf_aliases);
 	suite_add_tcase(s, tc);
+
+	tl_add(s, "start_refusals", test_start_refusals);
+	tl_add(s, "lease_per_request", test_lease_per_request);
+	tl_add(s, "wait_abort", test_wait_abort);
 #undef N
 	return s;
 }
