@@ -758,7 +758,11 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 	if (!resp->chunked && !resp->has_length && !bodyless)
 		*keep_alive = false;
 	sb_printf(&b, "HTTP/1.1 %d ", resp->status);
-	if (resp->reason.len > 0)
+	/* Its reason phrase if it is plain text (llhttp lets bytes pass). */
+	for (i = 0; i < resp->reason.len; i++)
+		if (!isprint((unsigned char)resp->reason.p[i]))
+			break;
+	if (resp->reason.len > 0 && i == resp->reason.len)
 		sb_add(&b, resp->reason.p, resp->reason.len);
 	else
 		sb_str(&b, http_reason(resp->status));

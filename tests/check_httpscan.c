@@ -464,6 +464,13 @@ START_TEST(test_client_head)
 	ck_assert(!keep);
 	ck_assert_str_eq(h, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
 	free(h);
+	/* A reason phrase that is not text is not relayed (fuzz_http). */
+	http_msg_reset(&r);
+	ck_assert_int_eq(feed(&r, "HTTP/1.1 404 N\x01pe\r\nContent-Length: 0"
+	    "\r\n\r\n", &used), HTTP_SCAN_HEAD);
+	h = http_client_head(&r, NULL, &keep, &len);
+	ck_assert_ptr_nonnull(strstr(h, "HTTP/1.1 404 Not Found\r\n"));
+	free(h);
 	http_msg_free(&r);
 }
 END_TEST
