@@ -1025,7 +1025,7 @@ static bool
 room_for_conn(struct http *h)
 {
 	return h->nconns < h->d->conf->http.max_conns &&
-	    control_fds_room(h->d->control) >= 2ULL * (h->nconns + 1);
+	    control_fds_room(h->d->control) >= 2;
 }
 
 static void
@@ -1350,4 +1350,10 @@ http_stats(const struct http *h)
 	    "errors_total", (json_int_t)h->errors,
 	    "refused_total", (json_int_t)h->refused,
 	    "bytes_out", (json_int_t)h->bytes_out);
+}
+
+unsigned
+http_conns(const struct http *h)
+{
+	return h != NULL ? h->nconns : 0;
 }
