@@ -165,19 +165,40 @@ timer_set(struct hconn *c, int64_t ms)
 	}
 }
 
+/* Best effort, once: the connection closes right after. */
+static void
+send_last_words(int fd, int status, const char *type, const char *code,
+    const char *message, const char *extra)
+{
+	char *body, *r = NULL;
+	size_t len;
+
+	if ((body = http_error_body(message, type, code)) != NULL)
+		r = http_response(status, "application/json", extra, body,
+		    strlen(body), false, &len);
+	if (r != NULL)
+		(void)!send(fd, r, len, MSG_NOSIGNAL);
+	free(r);
+	free(body);
+}
+
 static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct hconn *c = container_of(w, struct hconn, timer);
+	char msg[128];
 
-	if (c->state == HS_HEAD && c->in_len == 0 && !c->req.head_done) {
+	if (c->state == HS_HEAD && c->in_len == 0 && !c->timing_head) {
 		log_debug("http %lu: closed: idle", c->s.serial - SERIAL_BASE);
 		conn_close(c);
 		return;
 	}
-	log_info("http %lu: closed: request not sent within %g s "
-	    "(head_timeout)", c->s.serial - SERIAL_BASE,
-	    (double)hconf(c)->head_timeout_ms / 1000);
+	/* A client that starts a request and never ends it (slowloris). */
+	snprintf(msg, sizeof(msg), "request not sent within %g s "
+	    "(head_timeout)", (double)hconf(c)->head_timeout_ms / 1000);
+	log_info("http %lu: closed: %s", c->s.serial - SERIAL_BASE, msg);
+	send_last_words(c->fd, 408, "invalid_request_error", "request_timeout",
+	    msg, NULL);
 	conn_close(c);
 }
 
@@ -1031,18 +1052,10 @@ room_for_conn(struct http *h)
 static void
 refuse_conn(struct http *h, int fd)
 {
-	char *body, *r;
-	size_t len;
-
 	h->refused++;
-	body = http_error_body("too many connections; try again later",
-	    "server_error", "busy");
-	r = body != NULL ? http_response(503, "application/json",
-	    "Retry-After: 1\r\n", body, strlen(body), false, &len) : NULL;
-	if (r != NULL)
-		(void)!send(fd, r, len, MSG_NOSIGNAL);
-	free(r);
-	free(body);
+	send_last_words(fd, 503, "server_error", "busy", "too many "
+	    "connections (http.max_conns, or descriptors); try again later",
+	    "Retry-After: 1\r\n");
 	close(fd);
 }
 

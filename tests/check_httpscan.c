@@ -637,16 +637,23 @@ http_connect(int port)
 }
 
 static void
+http_write(int fd, const char *text)
+{
+	size_t len = strlen(text);
+
+	TL_ASSERT(write(fd, text, len) == (ssize_t)len, "write: %s",
+	    strerror(errno));
+}
+
+static void
 http_post(int fd, const char *path, const char *body)
 {
 	char req[1024];
-	int n;
 
-	n = snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: "
+	snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: "
 	    "localhost\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %zu\r\n\r\n%s", path, strlen(body), body);
-	TL_ASSERT(write(fd, req, (size_t)n) == n, "write: %s",
-	    strerror(errno));
+	http_write(fd, req);
 }
 
 /* Reads until buf holds needle or timeout_ms pass; true if it does. */
@@ -807,6 +814,64 @@ START_TEST(test_wait_abort)
 }
 END_TEST
 
+/*
+ * Pass: with head_timeout 1s, a client that sends half a head gets a 408
+ * and its connection closed; one that sends nothing is closed after
+ * idle_timeout 1s; with max_conns 2 a third connection gets a 503 with
+ * Retry-After, and a connection is taken again once one closes.
+ */
+START_TEST(test_timeouts_and_conns)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char buf[4096] = "";
+	int port, a, b, x;
+	long long t0;
+
+	tl_daemon_init(&d, 4);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, "{\"http\": {\"listen\": \"127.0.0.1:0\", "
+	    "\"head_timeout\": \"1s\", \"idle_timeout\": \"1s\", "
+	    "\"max_conns\": 2}}");
+	c = tl_connect(&d);
+	port = http_port(&d, c);
+
+	a = http_connect(port);
+	http_write(a, "POST /v1/embeddings HTTP/1.1\r\nHost: l");
+	t0 = tl_now_ms();
+	TL_ASSERT(http_read_until(a, buf, sizeof(buf), "request_timeout",
+	    10000), "no 408 for a head never ended: '%s'", buf);
+	TL_ASSERT(strstr(buf, "HTTP/1.1 408 ") == buf, "%s", buf);
+	TL_ASSERT(tl_now_ms() - t0 >= 900, "408 before head_timeout");
+	TL_ASSERT(read(a, buf, sizeof(buf)) <= 0, "still open after 408");
+	close(a);
+
+	a = http_connect(port);
+	b = http_connect(port);
+	x = http_connect(port);
+	buf[0] = '\0';
+	TL_ASSERT(http_read_until(x, buf, sizeof(buf), "Retry-After: 1",
+	    10000), "no 503 for a third connection: '%s'", buf);
+	TL_ASSERT(strstr(buf, "HTTP/1.1 503 ") == buf, "%s", buf);
+	TL_ASSERT(tl_stats_int(&d, c, "http.refused_total") == 1,
+	    "refused_total is not 1");
+	close(x);
+	/* Idle connections go after idle_timeout: room again. */
+	TL_ASSERT(read(a, buf, sizeof(buf)) == 0, "idle connection not "
+	    "closed");
+	close(a);
+	close(b);
+	x = http_connect(port);
+	http_write(x, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	buf[0] = '\0';
+	TL_ASSERT(http_read_until(x, buf, sizeof(buf), "{\"status\":\"ok\"}",
+	    10000), "no /health once room is back: '%s'", buf);
+	close(x);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 httpscan_suite(void)
 {
@@ -854,6 +919,7 @@ httpscan_suite(void)
 	tl_add(s, "start_refusals", test_start_refusals);
 	tl_add(s, "lease_per_request", test_lease_per_request);
 	tl_add(s, "wait_abort", test_wait_abort);
+	tl_add(s, "timeouts_and_conns", test_timeouts_and_conns);
 #undef N
 	return s;
 }
