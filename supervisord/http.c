@@ -575,6 +575,9 @@ reply_pool_error(struct hconn *c)
 		    NULL);
 		break;
 	case PROTO_E_UNKNOWN_MODEL:
+		/* Not the socket's message: it names poold's folder. */
+		snprintf(c->errmsg, sizeof(c->errmsg), "the model '%s' does "
+		    "not exist", c->model);
 		reply_error(c, 404, "invalid_request_error", "model_not_found",
 		    c->errmsg, NULL);
 		break;
