@@ -49,6 +49,8 @@
 #define ACCEPT_RETRY_S		1.0	/* after EMFILE / ENFILE */
 #define LISTEN_BACKLOG		128
 #define RETRY_AFTER_S		1	/* busy, shutting down */
+#define LINGER_MS		2000	/* an unread body drained after an */
+#define LINGER_MAX_BYTES	(1024 * 1024)	/* error, at most this */
 #define ID_ACQUIRE		1	/* request ids of the session's lines */
 #define ID_RELEASE		2
 
@@ -61,6 +63,7 @@ enum hstate {
 	HS_WAIT,	/* ACQUIRE sent: waiting for the pool */
 	HS_PROXY,	/* the server's response on its way */
 	HS_REPLY,	/* poold's own response on its way */
+	HS_LINGER,	/* answered, closing: the unread rest is drained */
 };
 
 struct hconn {
@@ -85,6 +88,7 @@ struct hconn {
 	bool			 counted;	/* in h->inflight */
 	bool			 timing_head;	/* timer: head_timeout */
 	bool			 up_failed;	/* the server cut its response */
+	size_t			 drained;	/* HS_LINGER */
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
 	int64_t			 lease;		/* 0: none held */
@@ -121,6 +125,7 @@ struct http {
 };
 
 static void	conn_close(struct hconn *);
+static void	conn_close_gently(struct hconn *);
 static void	conn_next(struct hconn *);
 
 static const struct http_conf *
@@ -188,7 +193,8 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct hconn *c = container_of(w, struct hconn, timer);
 	char msg[128];
 
-	if (c->state == HS_HEAD && c->in_len == 0 && !c->timing_head) {
+	if (c->state == HS_LINGER ||
+	    (c->state == HS_HEAD && c->in_len == 0 && !c->timing_head)) {
 		log_debug("http %lu: closed: idle", c->s.serial - SERIAL_BASE);
 		conn_close(c);
 		return;
@@ -714,7 +720,7 @@ response_done(struct hconn *c)
 		c->counted = false;
 	}
 	if (!c->keep_alive) {
-		conn_close(c);
+		conn_close_gently(c);
 		return;
 	}
 	conn_next(c);
@@ -924,6 +930,14 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	while (total < READ_MAX_PER_EVENT && !c->dead) {
+		if (c->state == HS_LINGER) {
+			c->drained += c->in_len;
+			c->in_len = 0;
+			if (c->drained > LINGER_MAX_BYTES) {
+				conn_close(c);
+				return;
+			}
+		}
 		if (c->in_len == IN_BYTES) {
 			stop_reading(c);
 			return;
@@ -975,6 +989,35 @@ conn_next(struct hconn *c)
 	ev_timer_stop(loop, &c->hangup);
 	ev_io_start(loop, &c->rio);
 	process_input(c);
+}
+
+/*
+ * The response is out and the connection ends.  If the client may still
+ * be sending (a body not read after an error, pipelined requests), a
+ * close now would make the kernel answer its data with a reset, which can
+ * destroy the response before the client reads it: the writing side is
+ * shut, and what comes is read and dropped (LINGER_MS, LINGER_MAX_BYTES)
+ * until the client closes, as nginx's lingering close does.
+ */
+static void
+conn_close_gently(struct hconn *c)
+{
+	struct ev_loop *loop = c->h->d->loop;
+
+	if (c->in_len == 0 && c->req.done) {
+		conn_close(c);
+		return;
+	}
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		conn_close(c);
+		return;
+	}
+	c->state = HS_LINGER;
+	c->drained = c->in_len;
+	c->in_len = 0;
+	ev_timer_stop(loop, &c->hangup);
+	timer_set(c, LINGER_MS);
+	ev_io_start(loop, &c->rio);
 }
 
 /* --- connections --- */

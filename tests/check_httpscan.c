@@ -872,6 +872,49 @@ START_TEST(test_timeouts_and_conns)
 }
 END_TEST
 
+/*
+ * Pass: a client that sends its too-large body at once, without waiting
+ * for 100 Continue, reads the 413 and then an orderly end of the
+ * connection, not a reset that could destroy the answer.
+ */
+START_TEST(test_413_lingers)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char buf[4096] = "", *junk;
+	size_t sent = 0, len = 512 * 1024;
+	ssize_t n;
+	int port, fd;
+
+	tl_daemon_init(&d, 5);
+	tl_model(&d, "a", "load_ms=50\nmem=4M\n");
+	tl_daemon_start(&d, "{\"http\": {\"listen\": \"127.0.0.1:0\", "
+	    "\"max_body\": \"64K\"}}");
+	c = tl_connect(&d);
+	port = http_port(&d, c);
+	fd = http_connect(port);
+	http_write(fd, "POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\n"
+	    "Content-Length: 524288\r\n\r\n");
+	TL_ASSERT((junk = malloc(len)) != NULL, "malloc");
+	memset(junk, 'x', len);
+	while (sent < len && (n = write(fd, junk + sent, len - sent)) > 0)
+		sent += (size_t)n;
+	free(junk);
+	TL_ASSERT(sent == len, "the body was refused after %zu bytes: %s",
+	    sent, strerror(errno));
+	TL_ASSERT(http_read_until(fd, buf, sizeof(buf), "body_too_large",
+	    10000), "no 413: '%s'", buf);
+	TL_ASSERT(strstr(buf, "HTTP/1.1 413 ") == buf, "%s", buf);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	TL_ASSERT(n == 0, "the connection ended with %s, not an orderly "
+	    "close", n == -1 ? strerror(errno) : "?");
+	close(fd);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 httpscan_suite(void)
 {
@@ -920,6 +963,7 @@ httpscan_suite(void)
 	tl_add(s, "lease_per_request", test_lease_per_request);
 	tl_add(s, "wait_abort", test_wait_abort);
 	tl_add(s, "timeouts_and_conns", test_timeouts_and_conns);
+	tl_add(s, "413_lingers", test_413_lingers);
 #undef N
 	return s;
 }
