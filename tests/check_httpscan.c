@@ -353,6 +353,21 @@ static const struct {
 	{ "[\"model\"]", 400, "model_missing" },
 	{ "{\"model\":\"tiny\"", 400, "invalid_json" },
 	{ "", 400, "invalid_json" },
+	{ " {\"messages\":[{\"model\":\"inner\"}], \"model\" : \"ti\\u006ey\","
+	    "\"n\":[1,-2.5e3,true,false,null,{}], \"s\":\"a\\\"b\"} ", 0,
+	    "tiny" },
+	{ "{\"model\":\"first\",\"model\":\"last\"}", 0, "last" },
+	{ "[{\"model\":\"x\"}]", 400, "model_missing" },
+	{ "{\"x\":{\"model\":\"x\"}}", 400, "model_missing" },
+	{ "{\"model\":\"tiny\"} x", 400, "invalid_json" },
+	{ "{\"model\":\"tiny\",}", 400, "invalid_json" },
+	{ "{\"model\":tru}", 400, "invalid_json" },
+	{ "{\"model\":\"ti\nny\"}", 400, "invalid_json" },
+	{ "{\"model\":\"tiny\",\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+	    "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 400, "invalid_json" },
+	{ "{\"model\":\"\\ud800\"}", 400, "invalid_json" },
 	/* jansson refuses NUL in strings unless told otherwise. */
 	{ "{\"model\":\"a\\u0000b\"}", 400, "invalid_json" },
 };
