@@ -692,11 +692,19 @@ int
 http_body_model(const char *body, size_t len, char *model, size_t modellen,
     struct http_verdict *v)
 {
-	struct jscan j = { body, body + len, 0, { NULL, 0 } };
+	struct jscan j;
 	json_error_t je;
 	json_t *mv;
 	int rc = -1;
 
+	if (len == 0) {		/* body may be NULL: no body was sent */
+		verdict(v, 400, "invalid_request_error", "invalid_json",
+		    "the body is empty; expected JSON with a \"model\"");
+		return -1;
+	}
+	memset(&j, 0, sizeof(j));
+	j.p = body;
+	j.end = body + len;
 	js_ws(&j);
 	if (js_value(&j) == -1 || (js_ws(&j), j.p != j.end)) {
 		verdict(v, 400, "invalid_request_error", "invalid_json",

@@ -392,6 +392,19 @@ START_TEST(test_body_model)
 }
 END_TEST
 
+/* A POST without a body has none at all (fuzz_http). */
+START_TEST(test_body_none)
+{
+	struct http_verdict v;
+	char model[8];
+
+	ck_assert_int_eq(http_body_model(NULL, 0, model, sizeof(model), &v),
+	    -1);
+	ck_assert_int_eq(v.status, 400);
+	ck_assert_str_eq(v.code, "invalid_json");
+}
+END_TEST
+
 START_TEST(test_alias)
 {
 	char *pairs[] = { "gpt-4o-mini", "tiny", "small", "tiny-b" };
@@ -956,6 +969,7 @@ httpscan_suite(void)
 	tcase_add_test(tc, test_routes);
 	tcase_add_test(tc, test_cors);
 	tcase_add_loop_test(tc, test_body_model, 0, N(bodies));
+	tcase_add_test(tc, test_body_none);
 	tcase_add_test(tc, test_alias);
 	suite_add_tcase(s, tc);
 
