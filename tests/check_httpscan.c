@@ -580,24 +580,28 @@ START_TEST(test_conf_http)
 }
 END_TEST
 
-static const char *const bad_http[] = {
-	"{\"http\": {\"listen\": \"8080\"}}",
-	"{\"http\": {\"listen\": \"127.0.0.1:x\"}}",
-	"{\"http\": {\"listen\": \"127.0.0.1:70000\"}}",
-	"{\"http\": {\"listen\": 8080}}",
-	"{\"http\": {\"max_body\": 0}}",
-	"{\"http\": {\"max_body\": \"2G\"}}",
-	"{\"http\": {\"max_conns\": 0}}",
-	"{\"http\": {\"cors_origins\": \"http://a\"}}",
-	"{\"http\": {\"cors_origins\": [1]}}",
-	"{\"http\": {\"head_timeout\": 0}}",
-	"{\"http\": {\"bogus\": 1}}",
-	"{\"http\": 1}",
-	"{\"aliases\": {\"a\": 1}}",
-	"{\"aliases\": {\"a b\": \"m\"}}",
-	"{\"aliases\": {\"a\": \"m\"}, \"models\": {\"x\": {\"aliases\": "
-	    "[\"a\"]}}}",
-	"{\"models\": {\"x\": {\"aliases\": \"a\"}}}",
+static const struct {
+	const char	*text;
+	const char	*key;	/* named in the message */
+} bad_http[] = {
+	{ "{\"http\": {\"listen\": \"8080\"}}", "\"http.listen\"" },
+	{ "{\"http\": {\"listen\": \"127.0.0.1:x\"}}", "\"http.listen\"" },
+	{ "{\"http\": {\"listen\": \"127.0.0.1:70000\"}}", "\"http.listen\"" },
+	{ "{\"http\": {\"listen\": 8080}}", "\"http.listen\"" },
+	{ "{\"http\": {\"max_body\": 0}}", "\"http.max_body\"" },
+	{ "{\"http\": {\"max_body\": \"2G\"}}", "\"http.max_body\"" },
+	{ "{\"http\": {\"max_conns\": 0}}", "\"http.max_conns\"" },
+	{ "{\"http\": {\"cors_origins\": \"http://a\"}}",
+	    "\"http.cors_origins\"" },
+	{ "{\"http\": {\"cors_origins\": [1]}}", "\"http.cors_origins\"" },
+	{ "{\"http\": {\"head_timeout\": 0}}", "\"http.head_timeout\"" },
+	{ "{\"http\": {\"bogus\": 1}}", "\"http.bogus\"" },
+	{ "{\"http\": 1}", "\"http\"" },
+	{ "{\"aliases\": {\"a\": 1}}", "\"aliases\"" },
+	{ "{\"aliases\": {\"a b\": \"m\"}}", "\"aliases\"" },
+	{ "{\"aliases\": {\"a\": \"m\"}, \"models\": {\"x\": {\"aliases\": "
+	    "[\"a\"]}}}", "given twice" },
+	{ "{\"models\": {\"x\": {\"aliases\": \"a\"}}}", "\"aliases\"" },
 };
 
 START_TEST(test_conf_http_bad)
@@ -605,8 +609,9 @@ START_TEST(test_conf_http_bad)
 	struct config c;
 	char err[512];
 
-	ck_assert_int_eq(load(&c, bad_http[_i], err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "\"") != NULL, "no key named: %s", err);
+	ck_assert_int_eq(load(&c, bad_http[_i].text, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, bad_http[_i].key) != NULL, "%s does not "
+	    "say %s", err, bad_http[_i].key);
 	config_free(&c);
 }
 END_TEST
