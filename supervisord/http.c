@@ -47,6 +47,7 @@
 #define OUT_KEEP_BYTES		(64 * 1024)	/* kept by a drained client */
 #define HANGUP_CHECK_S		1.0	/* a client not read: gone? */
 #define ACCEPT_RETRY_S		1.0	/* after EMFILE / ENFILE */
+#define REFUSED_LOG_S		1.0	/* a flood logs once a second */
 #define LISTEN_BACKLOG		128
 #define RETRY_AFTER_S		1	/* busy, shutting down */
 #define LINGER_MS		2000	/* an unread body drained after an */
@@ -119,6 +120,7 @@ struct http {
 	uint64_t		 requests;	/* answered, in all */
 	uint64_t		 errors;	/* of those, not 2xx/3xx */
 	uint64_t		 refused;	/* connections: too many */
+	ev_tstamp		 refused_logged;
 	uint64_t		 bytes_out;
 	char			*token;
 	struct http_policy	 pol;
@@ -1098,7 +1100,17 @@ room_for_conn(struct http *h)
 static void
 refuse_conn(struct http *h, int fd)
 {
+	ev_tstamp now = ev_now(h->d->loop);
+
 	h->refused++;
+	/* A flood is said once a second, not once a connection. */
+	if (now - h->refused_logged >= REFUSED_LOG_S) {
+		log_warnx("http: refused %llu connections in all: %u open "
+		    "(max_conns %u, or the descriptor reserve)",
+		    (unsigned long long)h->refused, h->nconns,
+		    h->d->conf->http.max_conns);
+		h->refused_logged = now;
+	}
 	send_last_words(fd, 503, "server_error", "busy", "too many "
 	    "connections (http.max_conns, or descriptors); try again later",
 	    "Retry-After: 1\r\n");
