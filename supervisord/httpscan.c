@@ -141,7 +141,7 @@ on_body(llhttp_t *p, const char *at, size_t len)
 
 	/* A response is only framed (its bytes go as they came), unless it
 	 * is de-chunked: then its data waits in body for the caller. */
-	if (m->response && !m->dechunk)
+	if (m->response && !(m->dechunk && m->chunked))
 		return 0;
 	if (!m->response && m->body_len + len > m->max_body)
 		return body_too_large(m);

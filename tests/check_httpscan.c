@@ -527,6 +527,12 @@ START_TEST(test_dechunk)
 	ck_assert_int_eq(feed(&r, resp + used, &used), HTTP_SCAN_DONE);
 	ck_assert_uint_eq(r.body_len, 9);
 	ck_assert_int_eq(memcmp(r.body, "data: abc", 9), 0);
+	/* A response with a length goes as it came: nothing is kept. */
+	http_msg_reset(&r);
+	ck_assert_int_eq(feed(&r, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+	    "\r\nabc", &used), HTTP_SCAN_HEAD);
+	ck_assert_int_eq(feed(&r, "abc", &used), HTTP_SCAN_DONE);
+	ck_assert_uint_eq(r.body_len, 0);
 	http_msg_free(&r);
 }
 END_TEST
