@@ -138,12 +138,26 @@ is_device_none(char *const *argv, size_t i)
 	return strcmp(a, "-dev=none") == 0 || strcmp(a, "--device=none") == 0;
 }
 
-int
-memtruth_gpu_layers(char *const *argv, char *const *env)
+/* LLAMA_ARG_N_GPU_LAYERS in env: its layers, or -2 if it is not there. */
+static int
+layers_in_env(char *const *env)
 {
 	static const char var[] = "LLAMA_ARG_N_GPU_LAYERS=";
+	int n;
+
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+		if (strncmp(env[i], var, sizeof(var) - 1) == 0 &&
+		    (n = layers_value(env[i] + sizeof(var) - 1)) != -2)
+			return n;
+	return -2;
+}
+
+int
+memtruth_gpu_layers(char *const *argv, char *const *env,
+    char *const *inherited)
+{
 	const char *v;
-	int layers = -2, n;
+	int layers = -2;
 	bool no_device = false;
 
 	for (size_t i = 0; argv != NULL && argv[i] != NULL; i++) {
@@ -153,18 +167,16 @@ memtruth_gpu_layers(char *const *argv, char *const *env)
 			continue;
 		if (v == NULL && (v = argv[i + 1]) == NULL)
 			break;
-		if ((n = layers_value(v)) != -2)
-			layers = n;
+		if (layers_value(v) != -2)
+			layers = layers_value(v);
 	}
 	if (no_device)
 		return 0;
-	if (layers != -2)
-		return layers;
-	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-		if (strncmp(env[i], var, sizeof(var) - 1) == 0 &&
-		    (n = layers_value(env[i] + sizeof(var) - 1)) != -2)
-			return n;
-	return -1;
+	if (layers == -2)
+		layers = layers_in_env(env);
+	if (layers == -2)
+		layers = layers_in_env(inherited);
+	return layers == -2 ? -1 : layers;
 }
 
 uint64_t

@@ -93,11 +93,13 @@ uint64_t	 memtruth_darwin_available(const struct darwin_vm_facts *);
  * The GPU layers a server is started with: 0 (CPU only), a positive
  * count, or -1 (llama.cpp's default or "auto"/"all": every layer it can).
  * From -ngl / --gpu-layers / --n-gpu-layers N (also =N) in argv, the last
- * one winning, else LLAMA_ARG_N_GPU_LAYERS in env (llama.cpp reads the
+ * one winning, else LLAMA_ARG_N_GPU_LAYERS in env, else in inherited
+ * (poold's own environment, which env overrides; llama.cpp reads the
  * variable only when the flag is absent).  "--device none" (or -dev)
- * means CPU only whatever the layers say.
+ * means CPU only whatever the layers say.  Any list may be NULL.
  */
-int		 memtruth_gpu_layers(char *const *argv, char *const *env);
+int		 memtruth_gpu_layers(char *const *argv, char *const *env,
+		    char *const *inherited);
 
 /*
  * What a server of a model estimated at mem takes of the GPU: nothing

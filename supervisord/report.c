@@ -113,6 +113,12 @@ daemon_stats(struct daemon *d)
 	    "servers", servers,
 	    "counters", counters_json(&p->counters),
 	    "models", models_activity_json(p, now));
+	/* The GPU budget, a second one (0: none). */
+	if (o != NULL)
+		json_object_update(json_object_get(o, "memory"),
+		    json_pack("{s:I, s:I}", "gpu_budget",
+		    (json_int_t)p->lim.gpu_budget, "gpu_used",
+		    (json_int_t)p->gpu_used));
 	return o;
 }
 

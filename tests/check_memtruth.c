@@ -16,6 +16,7 @@
 #include "memtruth.h"
 #include "pool.h"
 #include "pool_recorder.h"
+#include "testlib.h"
 
 #define G		(UINT64_C(1) << 30)
 #define M		(UINT64_C(1) << 20)
@@ -194,45 +195,51 @@ START_TEST(gpu_layers_from_argv_and_env)
 	char *none[] = { NULL };
 
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("llama-server", "-m",
-	    "{model}"), none), -1);
+	    "{model}"), none, NULL), -1);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("llama-server", "-ngl",
-	    "0"), none), 0);
+	    "0"), none, NULL), 0);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("llama-server",
-	    "--n-gpu-layers", "0"), none), 0);
+	    "--n-gpu-layers", "0"), none, NULL), 0);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("llama-server",
-	    "--gpu-layers=0"), none), 0);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "99"), none),
+	    "--gpu-layers=0"), none, NULL), 0);
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "99"), none, NULL),
 	    99);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "auto"), none),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "auto"), none, NULL),
 	    -1);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "all"), none),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "all"), none, NULL),
 	    -1);
 	/* the last one wins, as llama.cpp parses them in order */
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "0", "-ngl",
-	    "20"), none), 20);
+	    "20"), none, NULL), 20);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "20", "-ngl",
-	    "0"), none), 0);
+	    "0"), none, NULL), 0);
 	/* the variable, and the flag over it */
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x"),
-	    ARGV("PATH=/bin", "LLAMA_ARG_N_GPU_LAYERS=0")), 0);
+	    ARGV("PATH=/bin", "LLAMA_ARG_N_GPU_LAYERS=0"), NULL), 0);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "10"),
-	    ARGV("LLAMA_ARG_N_GPU_LAYERS=0")), 10);
+	    ARGV("LLAMA_ARG_N_GPU_LAYERS=0"), NULL), 10);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "0"),
-	    ARGV("LLAMA_ARG_N_GPU_LAYERS=99")), 0);
+	    ARGV("LLAMA_ARG_N_GPU_LAYERS=99"), NULL), 0);
+	/* the model's variable over poold's own, which counts alone too */
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x"),
+	    ARGV("LLAMA_ARG_N_GPU_LAYERS=auto"),
+	    ARGV("LLAMA_ARG_N_GPU_LAYERS=0")), -1);
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x"), none,
+	    ARGV("LLAMA_ARG_N_GPU_LAYERS=0")), 0);
 	/* no device: CPU whatever the layers */
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "99", "-dev",
-	    "none"), none), 0);
+	    "none"), none, NULL), 0);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "--device=none"),
-	    none), 0);
+	    none, NULL), 0);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "--device", "CUDA0"),
-	    none), -1);
+	    none, NULL), -1);
 	/* a flag with no value, a value that is no number, NULLs */
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl"), none), -1);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "lots"), none),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl"), none, NULL), -1);
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "lots"), none, NULL),
 	    -1);
-	ck_assert_int_eq(memtruth_gpu_layers(NULL, NULL), -1);
+	ck_assert_int_eq(memtruth_gpu_layers(NULL, NULL, NULL), -1);
 	/* a longer flag that merely starts the same is not it */
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-nglx", "0"), none),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-nglx", "0"), none, NULL),
 	    -1);
 }
 END_TEST
@@ -564,6 +571,94 @@ START_TEST(gpu_busy_reason)
 }
 END_TEST
 
+/* --- the real poold --- */
+
+#define MIB		(1024LL * 1024)
+
+/* poold --budget's line that starts with label contains want. */
+static bool
+budget_says(const struct tl_daemon *d, const char *label, const char *want)
+{
+	char cmd[2 * TL_PATH_MAX], line[512];
+	bool said = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --budget -f '%s' 2>&1",
+	    getenv("POOLD_BIN"), d->config);
+	TL_ASSERT((f = popen(cmd, "r")) != NULL, "popen %s", cmd);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, label, strlen(label)) == 0)
+			said = said || strstr(line, want) != NULL;
+	TL_ASSERT(pclose(f) == 0, "%s failed", cmd);
+	return said;
+}
+
+/*
+ * A configured GPU budget of 150M and three 100M models in a 400M
+ * budget: a and b offload (llama.cpp's default), cpu runs with
+ * LLAMA_ARG_N_GPU_LAYERS=0.  With a leased, b cannot start (the GPU is
+ * short, not the RAM) and says why; cpu starts beside a.  With both idle
+ * and cpu the least recently used, b's start stops a, not cpu.
+ */
+START_TEST(daemon_gpu_budget)
+{
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *rep, *st;
+	long long la, lc;
+	pid_t pa, pcpu;
+
+	tl_daemon_init(&d, 6);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "cpu", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"400M\","
+	    "\"gpu_limit\":\"150M\",\"models\":{"
+	    "\"a\":{\"memory\":\"100M\"},\"b\":{\"memory\":\"100M\"},"
+	    "\"cpu\":{\"memory\":\"100M\",\"env\":"
+	    "{\"LLAMA_ARG_N_GPU_LAYERS\":\"0\"}}}}");
+	TL_ASSERT(budget_says(&d, "gpu budget", "150.0 MiB   (gpu_limit)"),
+	    "poold --budget does not show the GPU budget");
+	TL_ASSERT(budget_says(&d, "binds", "150.0 MiB   (the GPU budget"),
+	    "poold --budget does not say the GPU budget binds");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	la = tl_acquire_ok(c, "a", true, NULL);
+	rep = tl_acquire(c, "b", 300, true);
+	tl_expect_error(rep, "busy", NULL, "ACQUIRE b with a leased");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "GPU memory") != NULL,
+	    "the busy message does not name the GPU: %s", tl_dump(rep));
+	json_decref(rep);
+	lc = tl_acquire_ok(c, "cpu", true, NULL);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "memory.gpu_budget") == 150 * MIB &&
+	    tl_int(st, "memory.gpu_used") == 100 * MIB &&
+	    tl_int(st, "memory.used") == 200 * MIB && tl_int(st, "running") == 2,
+	    "a on the GPU, cpu beside it: %s", tl_dump(st));
+	pa = tl_server_pid(st, "a");
+	pcpu = tl_server_pid(st, "cpu");
+	json_decref(st);
+
+	tl_release(c, lc);		/* cpu: the least recently used */
+	tl_sleep_ms(20);
+	tl_release(c, la);
+	tl_acquire_ok(c, "b", false, NULL);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server_pid(st, "cpu") == pcpu &&
+	    tl_server(st, "a") == NULL && tl_server_pid(st, "b") > 0 &&
+	    tl_int(st, "counters.evictions") == 1 &&
+	    tl_int(st, "memory.gpu_used") == 100 * MIB,
+	    "b's start should stop a (on the GPU), not cpu: %s", tl_dump(st));
+	json_decref(st);
+	TL_ASSERT(tl_wait_gone(pa, 10000), "a's server %d still runs",
+	    (int)pa);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 memtruth_suite(void)
 {
@@ -594,17 +689,13 @@ memtruth_suite(void)
 	tcase_add_test(t, gpu_measured_grows);
 	tcase_add_test(t, gpu_busy_reason);
 	suite_add_tcase(s, t);
+
+	tl_add(s, "daemon_gpu_budget", daemon_gpu_budget);
 	return s;
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(memtruth_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tl_run(memtruth_suite(), CK_ENV);
 }
