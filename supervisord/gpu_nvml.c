@@ -38,7 +38,8 @@ static struct {
 	int	(*count)(unsigned int *);
 	int	(*handle)(unsigned int, nvml_device *);
 	int	(*memory)(nvml_device, struct nvml_memory *);
-	int	(*processes)(nvml_device, unsigned int *, struct nvml_process *);
+	int	(*processes)(nvml_device, unsigned int *,
+		    struct nvml_process *);
 } nvml;
 
 static void *
@@ -57,7 +58,8 @@ nvml_load(void)
 	if (nvml.tried)
 		return nvml.loaded;
 	nvml.tried = true;
-	if ((lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (lib == NULL) {
 		log_info("gpu: no NVML (%s): GPU memory is not measured",
 		    dlerror());
 		return false;

@@ -21,7 +21,7 @@
 enum gpu_limit_source {
 	GPU_LIMIT_NONE = 0,	/* no GPU accounted */
 	GPU_LIMIT_CONFIG,	/* "gpu_limit" */
-	GPU_LIMIT_WIRED_SYSCTL,	/* iogpu.wired_limit_mb, set by an admin */
+	GPU_LIMIT_WIRED_SYSCTL,	/* iogpu.wired_limit_mb, an admin's */
 	GPU_LIMIT_METAL,	/* Metal's recommendedMaxWorkingSetSize */
 	GPU_LIMIT_DEFAULT_SHARE,/* the documented share of RAM */
 	GPU_LIMIT_NVML,		/* the CUDA devices' memory, from NVML */
@@ -43,9 +43,10 @@ uint64_t	 memtruth_metal_default_share(uint64_t ram);
 
 struct darwin_gpu_facts {
 	uint64_t	ram;			/* hw.memsize */
-	uint64_t	wired_limit_mb;		/* iogpu.wired_limit_mb; 0: default */
-	uint64_t	metal_working_set;	/* recommendedMaxWorkingSetSize;
-						 * 0: not known */
+	/* iogpu.wired_limit_mb; 0: the default */
+	uint64_t	wired_limit_mb;
+	/* Metal's recommendedMaxWorkingSetSize; 0: not known */
+	uint64_t	metal_working_set;
 };
 
 /*
@@ -70,12 +71,12 @@ struct darwin_vm_facts {
 	uint64_t	page_size;	/* host_page_size: 16384 on Apple
 					 * Silicon, 4096 on Intel */
 	uint64_t	total;		/* hw.memsize, bytes */
-	uint64_t	free_pages;	/* free_count: speculative included */
-	uint64_t	external_pages;	/* external_page_count: file-backed */
+	uint64_t	free_pages;	/* free_count (+ speculative) */
+	uint64_t	external_pages;	/* external_page_count: files */
 	uint64_t	purgeable_pages;/* purgeable_count: volatile, dropped
 					 * at will */
-	int		level;		/* kern.memorystatus_level, 0-100;
-					 * -1: not read */
+	int		level;		/* kern.memorystatus_level,
+					 * 0-100; -1: not read */
 };
 
 /*
@@ -116,7 +117,7 @@ uint64_t	 memtruth_gpu_bytes(uint64_t mem, int gpu_layers);
 
 struct gpu_process {
 	unsigned	pid;
-	uint64_t	used;	/* usedGpuMemory, bytes; or NOT_AVAILABLE */
+	uint64_t	used;	/* usedGpuMemory, or NOT_AVAILABLE */
 };
 
 /*

@@ -128,7 +128,8 @@ platform_close_fds(int keep)
 			(void)close(fd);
 }
 
-#define WATCHER_GRACE_S	5	/* SIGTERM, then SIGKILL this much later */
+/* The watcher's SIGTERM, then its SIGKILL this much later. */
+#define WATCHER_GRACE_S	5
 
 /*
  * The watcher: waits for poold's exit or the server's, whichever comes

@@ -47,7 +47,8 @@ START_TEST(metal_default_share_matches_recorded_macs)
 		double got = (double)memtruth_metal_default_share(
 		    mac[i].ram_gib * G) / (double)M;
 
-		ck_assert_msg(got > mac[i].mib - 0.01 && got < mac[i].mib + 0.01,
+		ck_assert_msg(got > mac[i].mib - 0.01 &&
+		    got < mac[i].mib + 0.01,
 		    "%" PRIu64 " GiB: %.2f MiB, the Mac said %.2f",
 		    mac[i].ram_gib, got, mac[i].mib);
 	}
@@ -202,11 +203,14 @@ START_TEST(gpu_layers_from_argv_and_env)
 	    "--n-gpu-layers", "0"), none, NULL), 0);
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("llama-server",
 	    "--gpu-layers=0"), none, NULL), 0);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "99"), none, NULL),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "99"),
+	    none, NULL),
 	    99);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "auto"), none, NULL),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "auto"),
+	    none, NULL),
 	    -1);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "all"), none, NULL),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "all"),
+	    none, NULL),
 	    -1);
 	/* the last one wins, as llama.cpp parses them in order */
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "0", "-ngl",
@@ -234,12 +238,15 @@ START_TEST(gpu_layers_from_argv_and_env)
 	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "--device", "CUDA0"),
 	    none, NULL), -1);
 	/* a flag with no value, a value that is no number, NULLs */
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl"), none, NULL), -1);
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "lots"), none, NULL),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl"), none, NULL),
+	    -1);
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-ngl", "lots"),
+	    none, NULL),
 	    -1);
 	ck_assert_int_eq(memtruth_gpu_layers(NULL, NULL, NULL), -1);
 	/* a longer flag that merely starts the same is not it */
-	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-nglx", "0"), none, NULL),
+	ck_assert_int_eq(memtruth_gpu_layers(ARGV("x", "-nglx", "0"),
+	    none, NULL),
 	    -1);
 }
 END_TEST
@@ -634,7 +641,8 @@ START_TEST(daemon_gpu_budget)
 	st = tl_stats(&d, mon);
 	TL_ASSERT(tl_int(st, "memory.gpu_budget") == 150 * MIB &&
 	    tl_int(st, "memory.gpu_used") == 100 * MIB &&
-	    tl_int(st, "memory.used") == 200 * MIB && tl_int(st, "running") == 2,
+	    tl_int(st, "memory.used") == 200 * MIB &&
+	    tl_int(st, "running") == 2,
 	    "a on the GPU, cpu beside it: %s", tl_dump(st));
 	pa = tl_server_pid(st, "a");
 	pcpu = tl_server_pid(st, "cpu");
