@@ -1447,14 +1447,37 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	schedule(p, now);
 }
 
+/*
+ * Servers grew past the budget (gpu: the GPU budget): stop idle ones to
+ * get back under it; stopping ones already count as gone.
+ */
+static void
+shed_growth(struct pool *p, pool_ms now, bool gpu)
+{
+	const struct pool_server *other;
+	struct shortfall s = { 0, 0, 0, 0 };
+	uint64_t used = gpu ? p->gpu_used : p->used;
+	int64_t over = (int64_t)(used - (gpu ? p->lim.gpu_budget :
+	    p->lim.budget));
+	char grown[32], by[32];
+
+	TAILQ_FOREACH(other, &p->servers, link)
+		if (other->state == POOL_STOPPING)
+			over -= (int64_t)(gpu ? other->gpu_mem : other->mem);
+	*(gpu ? &s.gpu : &s.mem) = over;
+	if (over > 0 && !evict_lru(p, now, &s, gpu ? "the GPU budget" :
+	    "the budget"))
+		plog(p, "over %s by %s: servers grew to %s and the rest are "
+		    "leased", gpu ? "the GPU budget" : "budget",
+		    pool_format_size((uint64_t)over, by, sizeof(by)),
+		    pool_format_size(used, grown, sizeof(grown)));
+}
+
 void
 pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
     uint64_t rss)
 {
-	const struct pool_server *other;
 	uint64_t acc;
-	struct shortfall s = { 0, 0, 0, 0 };
-	char grown[32], over[32];
 
 	srv->rss = rss;
 	if (rss > srv->peak_rss)
@@ -1462,17 +1485,8 @@ pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
 	acc = rss > srv->estimate ? rss : srv->estimate;
 	p->used = p->used - srv->mem + acc;
 	srv->mem = acc;
-	if (p->used > p->lim.budget && srv->state != POOL_STOPPING) {
-		s.mem = (int64_t)(p->used - p->lim.budget);
-		TAILQ_FOREACH(other, &p->servers, link)
-			if (other->state == POOL_STOPPING)
-				s.mem -= (int64_t)other->mem;
-		if (s.mem > 0 && !evict_lru(p, now, &s, "the budget"))
-			plog(p, "over budget by %s: servers grew to %s and "
-			    "the rest are leased", pool_format_size(
-			    (uint64_t)s.mem, over, sizeof(over)),
-			    pool_format_size(p->used, grown, sizeof(grown)));
-	}
+	if (p->used > p->lim.budget && srv->state != POOL_STOPPING)
+		shed_growth(p, now, false);
 	/* Room may have come (a server shrank, other programs exited). */
 	schedule(p, now);
 }
@@ -1481,10 +1495,7 @@ void
 pool_measured_gpu(struct pool *p, pool_ms now, struct pool_server *srv,
     uint64_t bytes)
 {
-	const struct pool_server *other;
 	uint64_t acc;
-	struct shortfall s = { 0, 0, 0, 0 };
-	char grown[32], over[32];
 
 	if (p->lim.gpu_budget == 0)
 		return;
@@ -1492,18 +1503,8 @@ pool_measured_gpu(struct pool *p, pool_ms now, struct pool_server *srv,
 	acc = bytes > srv->gpu_estimate ? bytes : srv->gpu_estimate;
 	p->gpu_used = p->gpu_used - srv->gpu_mem + acc;
 	srv->gpu_mem = acc;
-	if (p->gpu_used > p->lim.gpu_budget && srv->state != POOL_STOPPING) {
-		s.gpu = (int64_t)(p->gpu_used - p->lim.gpu_budget);
-		TAILQ_FOREACH(other, &p->servers, link)
-			if (other->state == POOL_STOPPING)
-				s.gpu -= (int64_t)other->gpu_mem;
-		if (s.gpu > 0 && !evict_lru(p, now, &s, "the GPU budget"))
-			plog(p, "over the GPU budget by %s: servers grew to %s "
-			    "and the rest are leased", pool_format_size(
-			    (uint64_t)s.gpu, over, sizeof(over)),
-			    pool_format_size(p->gpu_used, grown,
-			    sizeof(grown)));
-	}
+	if (p->gpu_used > p->lim.gpu_budget && srv->state != POOL_STOPPING)
+		shed_growth(p, now, true);
 	schedule(p, now);
 }
 

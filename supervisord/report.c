@@ -87,7 +87,7 @@ daemon_stats(struct daemon *d)
 	const struct pool *p = d->pool;
 	const struct pool_server *srv;
 	pool_ms now = daemon_now();
-	json_t *servers = json_array(), *o;
+	json_t *servers = json_array(), *o, *mem;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
 		json_array_append_new(servers, server_json(srv, now));
@@ -114,11 +114,11 @@ daemon_stats(struct daemon *d)
 	    "counters", counters_json(&p->counters),
 	    "models", models_activity_json(p, now));
 	/* The GPU budget, a second one (0: none). */
-	if (o != NULL)
-		json_object_update(json_object_get(o, "memory"),
-		    json_pack("{s:I, s:I}", "gpu_budget",
-		    (json_int_t)p->lim.gpu_budget, "gpu_used",
-		    (json_int_t)p->gpu_used));
+	mem = json_object_get(o, "memory");
+	json_object_set_new(mem, "gpu_budget",
+	    json_integer((json_int_t)p->lim.gpu_budget));
+	json_object_set_new(mem, "gpu_used",
+	    json_integer((json_int_t)p->gpu_used));
 	return o;
 }
 
