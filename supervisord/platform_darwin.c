@@ -16,6 +16,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <libproc.h>
 #include <mach/mach.h>
@@ -140,9 +141,20 @@ static void
 watch_parent(pid_t parent, pid_t server)
 {
 	struct kevent ev[2], got;
-	int kq;
+	int kq, null;
 
+	/* Nothing of poold's or the server's open: a server's log pipe
+	 * must see its end when the server goes. */
 	platform_close_fds(-1);
+	if ((null = open("/dev/null", O_RDWR)) != -1) {
+		for (int fd = 0; fd <= 2; fd++)
+			(void)dup2(null, fd);
+		if (null > 2)
+			(void)close(null);
+	}
+	/* It is in the server's group: the SIGTERM it sends, or poold's,
+	 * must not end it before its SIGKILL. */
+	(void)signal(SIGTERM, SIG_IGN);
 	if ((kq = kqueue()) == -1)
 		_exit(1);
 	EV_SET(&ev[0], parent, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
