@@ -14,6 +14,7 @@
 #include <check.h>
 
 #include "memtruth.h"
+#include "poold.h"
 #include "pool.h"
 #include "pool_recorder.h"
 #include "testlib.h"
@@ -578,6 +579,36 @@ START_TEST(gpu_busy_reason)
 }
 END_TEST
 
+/* --- the config --- */
+
+/* "gpu_limit": a size, 0 for detected; anything else names the key. */
+START_TEST(config_gpu_limit)
+{
+	char dir[] = "/tmp/check_memtruth.XXXXXX", path[64], err[256];
+	static const char *const bad[] = { "\"lots\"", "-1", "\"12X\"",
+	    "true", "[]" };
+	struct config cfg;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/poold.json", dir);
+	tl_write_file(path, "{\"gpu_limit\": \"96G\"}");
+	config_defaults(&cfg);
+	ck_assert_uint_eq(cfg.gpu_limit, 0);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), 0);
+	ck_assert_uint_eq(cfg.gpu_limit, 96 * G);
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tl_write_file(path, "{\"gpu_limit\": %s}", bad[i]);
+		config_defaults(&cfg);
+		ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, "gpu_limit") != NULL, "%s: %s",
+		    bad[i], err);
+		config_free(&cfg);
+	}
+	tl_rm_rf(dir);
+}
+END_TEST
+
 /* --- the real poold --- */
 
 #define MIB		(1024LL * 1024)
@@ -698,6 +729,9 @@ memtruth_suite(void)
 	tcase_add_test(t, gpu_busy_reason);
 	suite_add_tcase(s, t);
 
+	t = tcase_create("config");
+	tcase_add_test(t, config_gpu_limit);
+	suite_add_tcase(s, t);
 	tl_add(s, "daemon_gpu_budget", daemon_gpu_budget);
 	return s;
 }
