@@ -133,7 +133,8 @@ budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 		    cfg->models[i].memory > b->budget ?
 		    "(more than the budget: never starts)" :
 		    b->gpu_budget > 0 && cfg->models[i].memory > b->gpu_budget ?
-		    "(more than the GPU budget: only CPU-only starts)" : "");
+		    "(more than the GPU budget: never starts on the GPU)" :
+		    "");
 	}
 }
 
@@ -157,7 +158,9 @@ print_model_line(FILE *f, const struct pool_model *m, const struct budget *b)
 	    pool_format_size(e->size, disk, sizeof(disk)),
 	    pool_format_size(m->mem, est, sizeof(est)),
 	    estimate_source_name(e->source),
-	    m->mem > b->budget ? "   (more than the budget)" : "");
+	    m->mem > b->budget ? "   (more than the budget)" :
+	    b->gpu_budget > 0 && m->gpu_mem > b->gpu_budget ?
+	    "   (more than the GPU budget)" : "");
 }
 
 /* How many of the smallest fit at once, by bytes and by max_servers. */

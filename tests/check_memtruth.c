@@ -636,7 +636,9 @@ budget_says(const struct tl_daemon *d, const char *label, const char *want)
  * budget: a and b offload (llama.cpp's default), cpu runs with
  * LLAMA_ARG_N_GPU_LAYERS=0.  With a leased, b cannot start (the GPU is
  * short, not the RAM) and says why; cpu starts beside a.  With both idle
- * and cpu the least recently used, b's start stops a, not cpu.
+ * and cpu the least recently used, b's start stops a, not cpu.  huge
+ * (200M) fits the RAM but not the GPU: too_large, and poold --budget
+ * says so beforehand.
  */
 START_TEST(daemon_gpu_budget)
 {
@@ -650,8 +652,10 @@ START_TEST(daemon_gpu_budget)
 	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
 	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
 	tl_model(&d, "cpu", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "huge", "load_ms=20\nmem=4M\n");
 	tl_daemon_start(&d, "{\"memory_limit\":\"400M\","
 	    "\"gpu_limit\":\"150M\",\"models\":{"
+	    "\"huge\":{\"memory\":\"200M\"},"
 	    "\"a\":{\"memory\":\"100M\"},\"b\":{\"memory\":\"100M\"},"
 	    "\"cpu\":{\"memory\":\"100M\",\"env\":"
 	    "{\"LLAMA_ARG_N_GPU_LAYERS\":\"0\"}}}}");
@@ -659,8 +663,16 @@ START_TEST(daemon_gpu_budget)
 	    "poold --budget does not show the GPU budget");
 	TL_ASSERT(budget_says(&d, "binds", "150.0 MiB   (the GPU budget"),
 	    "poold --budget does not say the GPU budget binds");
+	TL_ASSERT(budget_says(&d, "huge ", "(more than the GPU budget)"),
+	    "poold --budget does not mark huge as more than the GPU budget");
 	c = tl_connect(&d);
 	mon = tl_connect(&d);
+
+	rep = tl_acquire(c, "huge", 5000, false);
+	tl_expect_error(rep, "too_large", NULL, "ACQUIRE huge");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "GPU budget") != NULL,
+	    "too_large does not name the GPU budget: %s", tl_dump(rep));
+	json_decref(rep);
 
 	la = tl_acquire_ok(c, "a", true, NULL);
 	rep = tl_acquire(c, "b", 300, true);
