@@ -37,6 +37,8 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 		return -1;
 	}
 	b->budget = b->total - b->reserved;
+	/* A second budget, for servers that offload to a GPU. */
+	b->gpu_budget = platform_gpu_limit(cfg->gpu_limit, &b->gpu_source);
 	if (!cfg->max_servers_auto) {
 		/* every server holds a port until reaped */
 		if (cfg->max_servers > nports) {
@@ -74,6 +76,27 @@ budget_line(FILE *fp, const char *label, uint64_t n, const char *note)
 	    note[0] != '\0' ? "   " : "", note);
 }
 
+/*
+ * The GPU budget beside the RAM one, and which binds: servers on the GPU
+ * count against both, CPU-only ones (-ngl 0) against the RAM alone.
+ */
+static void
+gpu_budget_print(const struct budget *b, FILE *fp)
+{
+	char note[96];
+
+	if (b->gpu_budget == 0) {
+		budget_line(fp, "gpu budget", 0, "(none: no GPU accounted)");
+		return;
+	}
+	snprintf(note, sizeof(note), "(%s)",
+	    gpu_limit_source_name(b->gpu_source));
+	budget_line(fp, "gpu budget", b->gpu_budget, note);
+	budget_line(fp, "binds", b->gpu_budget < b->budget ? b->gpu_budget :
+	    b->budget, b->gpu_budget < b->budget ? "(the GPU budget, for "
+	    "servers on the GPU; CPU-only: the budget)" : "(the budget)");
+}
+
 void
 budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 {
@@ -96,6 +119,7 @@ budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 		note = "(auto: one port each)";
 	else
 		note = "(auto: budget / per model)";
+	gpu_budget_print(b, fp);
 	fprintf(fp, "%-16s %10u   %s\n", "max servers", b->max_servers, note);
 	if (cfg->max_servers_auto)
 		fprintf(fp, "%-16s %10u   %s\n", "server cap", b->server_cap,
@@ -107,7 +131,10 @@ budget_print(const struct config *cfg, const struct budget *b, FILE *fp)
 		    cfg->models[i].name);
 		budget_line(fp, label, cfg->models[i].memory,
 		    cfg->models[i].memory > b->budget ?
-		    "(more than the budget: never starts)" : "");
+		    "(more than the budget: never starts)" :
+		    b->gpu_budget > 0 && cfg->models[i].memory > b->gpu_budget ?
+		    "(more than the GPU budget: never starts on the GPU)" :
+		    "");
 	}
 }
 
@@ -131,7 +158,9 @@ print_model_line(FILE *f, const struct pool_model *m, const struct budget *b)
 	    pool_format_size(e->size, disk, sizeof(disk)),
 	    pool_format_size(m->mem, est, sizeof(est)),
 	    estimate_source_name(e->source),
-	    m->mem > b->budget ? "   (more than the budget)" : "");
+	    m->mem > b->budget ? "   (more than the budget)" :
+	    b->gpu_budget > 0 && m->gpu_mem > b->gpu_budget ?
+	    "   (more than the GPU budget)" : "");
 }
 
 /* How many of the smallest fit at once, by bytes and by max_servers. */

@@ -897,6 +897,7 @@ static const struct key top_keys[] = {
 	{ "failed_cooldown", K_DURATION, OFF(failed_cooldown_ms), NULL },
 	{ "health_interval", K_FUNC, 0, set_health_interval },
 	{ "min_available", K_SIZE, OFF(min_available), NULL },
+	{ "gpu_limit", K_SIZE, OFF(gpu_limit), NULL },
 	{ "max_leases", K_COUNT, OFF(max_leases), NULL },
 	{ "max_leases_per_client", K_COUNT, OFF(max_leases_per_client), NULL },
 	{ "models", K_FUNC, 0, set_models },

@@ -74,6 +74,19 @@ gguf_bytes(const struct daemon *d, struct model_entry *e)
 	return e->gguf = ge.total;
 }
 
+/* Does the model's server offload to the GPU?  Its command and env say,
+ * then poold's own environment (the server inherits it). */
+static int
+model_gpu_layers(const struct config *conf, const struct model_entry *e)
+{
+	extern char **environ;
+	char *const *tmpl = e->conf != NULL && e->conf->command != NULL ?
+	    e->conf->command : conf->command;
+
+	return memtruth_gpu_layers(tmpl, e->conf != NULL ? e->conf->env :
+	    NULL, environ);
+}
+
 void
 estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
 {
@@ -95,6 +108,7 @@ estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
 		    e->size : d->conf->per_model;
 		e->source = EST_DEFAULT;
 	}
+	m->gpu_mem = memtruth_gpu_bytes(m->mem, model_gpu_layers(d->conf, e));
 }
 
 /*
@@ -230,7 +244,7 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
 	struct pool_server *srv, *tsrv;
-	uint64_t rss, sum = 0;
+	uint64_t rss, gpu, sum = 0;
 	pool_ms now = daemon_now();
 
 	/* The system's figure of the same instant as the servers': a start
@@ -243,6 +257,11 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    platform_tree_rss((pid_t)srv->pid, &rss) == -1)
 			continue;
 		sum += rss;
+		/* Servers on the GPU: its figure too (NVML; on macOS the
+		 * footprint again, the memory being one). */
+		if (srv->gpu_estimate > 0 &&
+		    platform_tree_gpu((pid_t)srv->pid, &gpu) == 0)
+			pool_measured_gpu(d->pool, now, srv, gpu);
 		pool_measured(d->pool, now, srv, rss);
 	}
 	d->measured = sum;

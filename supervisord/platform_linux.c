@@ -385,3 +385,34 @@ platform_nofile_max(rlim_t hard)
 {
 	return hard;	/* never above fs.nr_open, which caps the hard one */
 }
+
+/* --- GPU: CUDA devices through NVML (gpu_nvml.c) --- */
+
+#define GPU_DEVICES_MAX		64
+#define GPU_PROCESSES_MAX	1024
+
+uint64_t
+platform_gpu_limit(uint64_t config_limit, enum gpu_limit_source *src)
+{
+	uint64_t totals[GPU_DEVICES_MAX];
+	size_t n = config_limit > 0 ? 0 :
+	    gpu_nvml_totals(totals, GPU_DEVICES_MAX);
+
+	return memtruth_cuda_gpu_limit(totals, n, config_limit, src);
+}
+
+/* The server and its children, as NVML names them (host pids). */
+int
+platform_tree_gpu(pid_t pid, uint64_t *out)
+{
+	static struct gpu_process procs[GPU_PROCESSES_MAX];
+	pid_t tree[1 + TREE_WIDTH_MAX];
+	ssize_t n;
+
+	if ((n = gpu_nvml_processes(procs, GPU_PROCESSES_MAX)) == -1)
+		return -1;
+	tree[0] = pid;
+	*out = memtruth_tree_gpu_bytes(procs, (size_t)n, tree, 1 +
+	    platform_child_pids(pid, tree + 1, TREE_WIDTH_MAX));
+	return 0;
+}

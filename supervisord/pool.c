@@ -774,6 +774,7 @@ server_remove(struct pool *p, struct pool_server *srv)
 	TAILQ_REMOVE(&p->servers, srv, link);
 	p->nservers--;
 	p->used -= srv->mem;
+	p->gpu_used -= srv->gpu_mem;
 	/* Leases outlive their server, and so does its port while they
 	 * name it: leases_orphan(). */
 	if (TAILQ_EMPTY(&srv->lease_list))
@@ -822,6 +823,20 @@ spawn_again(struct pool *p, pool_ms now, struct pool_server *srv,
  * it must wait (every port is held, some by servers not yet reaped, or
  * poold is short of its own resources).
  */
+/* What m takes of the GPU budget: nothing when there is none. */
+static uint64_t
+gpu_need(const struct pool *p, const struct pool_model *m)
+{
+	return p->lim.gpu_budget > 0 ? m->gpu_mem : 0;
+}
+
+static bool
+gpu_fits(const struct pool *p, const struct pool_model *m)
+{
+	return p->lim.gpu_budget == 0 ||
+	    p->gpu_used + m->gpu_mem <= p->lim.gpu_budget;
+}
+
 static bool
 start(struct pool *p, pool_ms now, struct pool_model *m)
 {
@@ -847,6 +862,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	srv->state = POOL_STARTING;
 	srv->port = port;
 	srv->mem = srv->estimate = m->mem;
+	srv->gpu_mem = srv->gpu_estimate = gpu_need(p, m);
 	srv->spawned_at = srv->last_used = now;
 	gds_credit(p, srv);
 	TAILQ_INIT(&srv->waiters);
@@ -855,6 +871,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	TAILQ_INSERT_TAIL(&p->servers, srv, link);
 	p->nservers++;
 	p->used += srv->mem;
+	p->gpu_used += srv->gpu_mem;
 	m->server = srv;
 	/* The model's waiters now wait for this start, not for room. */
 	while ((w = TAILQ_FIRST(&m->queued)) != NULL) {
@@ -986,7 +1003,7 @@ system_short(const struct pool *p, const struct pool_model *m)
 static bool
 fits(const struct pool *p, const struct pool_model *m)
 {
-	return p->used + m->mem <= p->lim.budget &&
+	return p->used + m->mem <= p->lim.budget && gpu_fits(p, m) &&
 	    p->nservers + 1 <= p->lim.max_servers && system_short(p, m) <= 0;
 }
 
@@ -998,17 +1015,25 @@ resident(const struct pool_server *srv)
 }
 
 /*
- * What is missing, in budget bytes, system bytes and servers: the
- * shortfalls a stop can cover.  Stopping servers already count as gone.
+ * What is missing, in budget bytes, system bytes, servers and GPU budget
+ * bytes: the shortfalls a stop can cover.  Stopping servers already
+ * count as gone.
  */
 struct shortfall {
-	int64_t	mem, sys, count;
+	int64_t	mem, sys, count, gpu;
 };
 
 static bool
 covered(const struct shortfall *s)
 {
-	return s->mem <= 0 && s->sys <= 0 && s->count <= 0;
+	return s->mem <= 0 && s->sys <= 0 && s->count <= 0 && s->gpu <= 0;
+}
+
+/* Only the GPU is short: a CPU-only server's stop would not help. */
+static bool
+only_gpu_short(const struct shortfall *s)
+{
+	return s->gpu > 0 && s->mem <= 0 && s->sys <= 0 && s->count <= 0;
 }
 
 /*
@@ -1020,7 +1045,7 @@ static bool
 evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 {
 	struct pool_server *srv;
-	int64_t idle_mem = 0, idle_res = 0, idle = 0;
+	int64_t idle_mem = 0, idle_res = 0, idle = 0, idle_gpu = 0;
 	char size[32];
 
 	if (covered(s))
@@ -1029,11 +1054,14 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 		if (victim_evictable(srv)) {
 			idle_mem += (int64_t)srv->mem;
 			idle_res += (int64_t)resident(srv);
+			idle_gpu += (int64_t)srv->gpu_mem;
 			idle++;
 		}
-	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
+	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count ||
+	    idle_gpu < s->gpu)
 		return false;
-	while (!covered(s) && (srv = victim_pick(p)) != NULL) {
+	while (!covered(s) &&
+	    (srv = victim_pick(p, only_gpu_short(s))) != NULL) {
 		plog(p, "evict %s %s for %s: idle %.0f s, frees %s",
 		    p->lim.policy == POOL_POLICY_GDS ? "GDS" : "LRU",
 		    srv->model->name, for_, (double)(now - srv->last_used) /
@@ -1042,6 +1070,7 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 		s->mem -= (int64_t)srv->mem;
 		s->sys -= (int64_t)resident(srv);
 		s->count--;
+		s->gpu -= (int64_t)srv->gpu_mem;
 		stop_server(p, now, srv, POOL_STOP_LRU);
 	}
 	return true;
@@ -1057,13 +1086,14 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
 	struct shortfall s;
-	uint64_t freeing = 0, freeing_res = 0;
+	uint64_t freeing = 0, freeing_res = 0, freeing_gpu = 0;
 	unsigned stopping = 0;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
 		if (srv->state == POOL_STOPPING) {
 			freeing += srv->mem;
 			freeing_res += resident(srv);
+			freeing_gpu += srv->gpu_mem;
 			stopping++;
 		}
 	s.mem = (int64_t)(p->used - freeing + m->mem) -
@@ -1071,6 +1101,10 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 	s.count = (int64_t)(p->nservers - stopping + 1) -
 	    (int64_t)p->lim.max_servers;
 	s.sys = system_short(p, m) - (int64_t)freeing_res;
+	s.gpu = (int64_t)(p->gpu_used - freeing_gpu + gpu_need(p, m)) -
+	    (int64_t)p->lim.gpu_budget;
+	if (p->lim.gpu_budget == 0)
+		s.gpu = 0;
 	return evict_lru(p, now, &s, m->name);
 }
 
@@ -1261,6 +1295,15 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 		    pool_format_size(p->lim.budget, budget, sizeof(budget)));
 		return;
 	}
+	if (p->lim.gpu_budget > 0 && m->gpu_mem > p->lim.gpu_budget) {
+		answer_error(p, w, PROTO_E_TOO_LARGE,
+		    "'%s' needs %s of GPU memory but the whole GPU budget "
+		    "is %s", m->name,
+		    pool_format_size(m->gpu_mem, need, sizeof(need)),
+		    pool_format_size(p->lim.gpu_budget, budget,
+		    sizeof(budget)));
+		return;
+	}
 	if (p->nwaiters >= p->lim.max_waiters) {
 		answer_error(p, w, PROTO_E_BUSY, "too many requests waiting "
 		    "(%u); try again later", p->nwaiters);
@@ -1404,14 +1447,37 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	schedule(p, now);
 }
 
+/*
+ * Servers grew past the budget (gpu: the GPU budget): stop idle ones to
+ * get back under it; stopping ones already count as gone.
+ */
+static void
+shed_growth(struct pool *p, pool_ms now, bool gpu)
+{
+	const struct pool_server *other;
+	struct shortfall s = { 0, 0, 0, 0 };
+	uint64_t used = gpu ? p->gpu_used : p->used;
+	int64_t over = (int64_t)(used - (gpu ? p->lim.gpu_budget :
+	    p->lim.budget));
+	char grown[32], by[32];
+
+	TAILQ_FOREACH(other, &p->servers, link)
+		if (other->state == POOL_STOPPING)
+			over -= (int64_t)(gpu ? other->gpu_mem : other->mem);
+	*(gpu ? &s.gpu : &s.mem) = over;
+	if (over > 0 && !evict_lru(p, now, &s, gpu ? "the GPU budget" :
+	    "the budget"))
+		plog(p, "over %s by %s: servers grew to %s and the rest are "
+		    "leased", gpu ? "the GPU budget" : "budget",
+		    pool_format_size((uint64_t)over, by, sizeof(by)),
+		    pool_format_size(used, grown, sizeof(grown)));
+}
+
 void
 pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
     uint64_t rss)
 {
-	const struct pool_server *other;
 	uint64_t acc;
-	struct shortfall s = { 0, 0, 0 };
-	char grown[32], over[32];
 
 	srv->rss = rss;
 	if (rss > srv->peak_rss)
@@ -1419,18 +1485,26 @@ pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
 	acc = rss > srv->estimate ? rss : srv->estimate;
 	p->used = p->used - srv->mem + acc;
 	srv->mem = acc;
-	if (p->used > p->lim.budget && srv->state != POOL_STOPPING) {
-		s.mem = (int64_t)(p->used - p->lim.budget);
-		TAILQ_FOREACH(other, &p->servers, link)
-			if (other->state == POOL_STOPPING)
-				s.mem -= (int64_t)other->mem;
-		if (s.mem > 0 && !evict_lru(p, now, &s, "the budget"))
-			plog(p, "over budget by %s: servers grew to %s and "
-			    "the rest are leased", pool_format_size(
-			    (uint64_t)s.mem, over, sizeof(over)),
-			    pool_format_size(p->used, grown, sizeof(grown)));
-	}
+	if (p->used > p->lim.budget && srv->state != POOL_STOPPING)
+		shed_growth(p, now, false);
 	/* Room may have come (a server shrank, other programs exited). */
+	schedule(p, now);
+}
+
+void
+pool_measured_gpu(struct pool *p, pool_ms now, struct pool_server *srv,
+    uint64_t bytes)
+{
+	uint64_t acc;
+
+	if (p->lim.gpu_budget == 0)
+		return;
+	srv->gpu_measured = bytes;
+	acc = bytes > srv->gpu_estimate ? bytes : srv->gpu_estimate;
+	p->gpu_used = p->gpu_used - srv->gpu_mem + acc;
+	srv->gpu_mem = acc;
+	if (p->gpu_used > p->lim.gpu_budget && srv->state != POOL_STOPPING)
+		shed_growth(p, now, true);
 	schedule(p, now);
 }
 
@@ -1594,6 +1668,13 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 		snprintf(buf, len, "the system lacks %s of free memory (other "
 		    "programs hold it)", pool_format_size((uint64_t)
 		    system_short(p, m), a, sizeof(a)));
+		return buf;
+	}
+	if (!gpu_fits(p, m)) {
+		snprintf(buf, len, "it needs %s of GPU memory; of the GPU "
+		    "budget %s, %s is taken", pool_format_size(m->gpu_mem, a,
+		    sizeof(a)), pool_format_size(p->lim.gpu_budget, b,
+		    sizeof(b)), pool_format_size(p->gpu_used, c, sizeof(c)));
 		return buf;
 	}
 	if (head != NULL && head != m && fits(p, m)) {

@@ -100,6 +100,8 @@ struct pool_counters {
 struct pool_model {
 	char			*name;
 	uint64_t		 mem;		/* accounted per server, bytes */
+	uint64_t		 gpu_mem;	/* of it on the GPU (VRAM, or Metal's
+						 * working set); 0: CPU only */
 	pool_ms			 idle_timeout;	/* 0: never stopped for idleness */
 	void			*udata;		/* the daemon's catalog entry */
 
@@ -131,6 +133,10 @@ struct pool_server {
 	uint64_t		 estimate;	/* the model's mem at spawn */
 	uint64_t		 rss;		/* last measured; 0: not yet */
 	uint64_t		 peak_rss;
+	uint64_t		 gpu_mem;	/* accounted on the GPU until reaped:
+						 * max(gpu_estimate, gpu_measured) */
+	uint64_t		 gpu_estimate;	/* the model's gpu_mem at spawn */
+	uint64_t		 gpu_measured;	/* last measured; 0: not yet */
 	unsigned		 leases;
 	bool			 checking;	/* a health check is out */
 	unsigned		 check_failures;/* failed checks in a row */
@@ -245,6 +251,10 @@ struct pool_limits {
 	unsigned	max_failures;	/* failed starts in a row → failed; 0: never */
 	pool_ms		failed_cooldown;
 	uint64_t	min_available;	/* system memory left to others */
+	/* GPU memory all servers may take together, a second budget beside
+	 * the first: a server counts its gpu_mem here too.  0: no GPU is
+	 * accounted (gpu_mem is ignored). */
+	uint64_t	gpu_budget;
 	enum pool_policy policy;	/* eviction order; 0: LRU */
 	pool_ms		health_interval;/* check ready servers this often, and
 					 * before handing out one idle longer;
@@ -262,6 +272,7 @@ struct pool {
 	unsigned		 nservers;
 	unsigned		 nwaiters;
 	uint64_t		 used;		/* accounted bytes, all servers */
+	uint64_t		 gpu_used;	/* of them on the GPU */
 	int64_t			 next_lease;	/* the last lease id given */
 	/* Ports are reused least recently freed first: a sequence number
 	 * per port of the range, 0 for never used. */
@@ -344,6 +355,13 @@ void		 pool_ready(struct pool *, pool_ms now, struct pool_server *);
  */
 void		 pool_measured(struct pool *, pool_ms now, struct pool_server *,
 		    uint64_t rss);
+/*
+ * A measurement of srv's GPU memory (NVML, per process).  It is
+ * accounted max(gpu_estimate, measured) against gpu_budget, like
+ * pool_measured() against the budget.  Ignored without a gpu_budget.
+ */
+void		 pool_measured_gpu(struct pool *, pool_ms now,
+		    struct pool_server *, uint64_t bytes);
 /*
  * The health check ops->check asked for ended: healthy or not (why says
  * how).  POOL_HEALTH_FAILURES failures in a row stop the server

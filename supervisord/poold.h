@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memtruth.h"
+
 #define POOLD_VERSION		"0.1.0"
 
 /* Defaults of the config file; see poold.json(5). */
@@ -115,6 +117,7 @@ struct config {
 	uint64_t	  min_available;	/* memory left to others */
 	int64_t		  health_interval_ms;	/* checks of ready servers; 0: none */
 	bool		  cgroup_off;		/* "cgroup": "off": groups only */
+	uint64_t	  gpu_limit;		/* the GPU budget; 0: detected */
 	struct model_conf *models;
 	size_t		  nmodels;
 	struct http_conf  http;
@@ -142,6 +145,8 @@ struct budget {
 	unsigned	max_servers;	/* per_model-sized servers that fit */
 	unsigned	server_cap;	/* the pool's count limit */
 	bool		total_detected;
+	uint64_t	gpu_budget;	/* the GPU's, for servers on it; 0: none */
+	enum gpu_limit_source gpu_source;
 };
 int	 budget_compute(const struct config *, struct budget *, char *, size_t);
 void	 budget_print(const struct config *, const struct budget *, FILE *);
@@ -176,6 +181,21 @@ rlim_t	 platform_nofile_max(rlim_t hard);
 int	 platform_become_subreaper(void);
 /* The children of pid; how many were put in out (at most max). */
 size_t	 platform_child_pids(pid_t, pid_t *out, size_t max);
+/*
+ * The GPU budget (see memtruth.h): macOS, Metal's working-set limit;
+ * Linux, the CUDA devices' memory through NVML; config_limit (nonzero)
+ * wins.  0 and GPU_LIMIT_NONE: no GPU to account.
+ */
+uint64_t platform_gpu_limit(uint64_t config_limit, enum gpu_limit_source *);
+/* The GPU memory of pid and its children; -1 if it cannot be measured. */
+int	 platform_tree_gpu(pid_t, uint64_t *);
+
+/* gpu_nvml.c: NVML, loaded at run time (Linux; absent: no GPU figures) */
+/* The devices' total memory; how many were put in out.  0: no NVML. */
+size_t	 gpu_nvml_totals(uint64_t *out, size_t max);
+/* Every device's compute processes; how many were put in out, or -1
+ * without NVML. */
+ssize_t	 gpu_nvml_processes(struct gpu_process *out, size_t max);
 
 /* cgroup.c: one cgroup v2 per server where poold may (Linux) */
 /* Sets up the server cgroups' parent; -1 (why says so) if not usable. */

@@ -87,7 +87,7 @@ daemon_stats(struct daemon *d)
 	const struct pool *p = d->pool;
 	const struct pool_server *srv;
 	pool_ms now = daemon_now();
-	json_t *servers = json_array(), *o;
+	json_t *servers = json_array(), *o, *mem;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
 		json_array_append_new(servers, server_json(srv, now));
@@ -113,6 +113,12 @@ daemon_stats(struct daemon *d)
 	    "servers", servers,
 	    "counters", counters_json(&p->counters),
 	    "models", models_activity_json(p, now));
+	/* The GPU budget, a second one (0: none). */
+	mem = json_object_get(o, "memory");
+	json_object_set_new(mem, "gpu_budget",
+	    json_integer((json_int_t)p->lim.gpu_budget));
+	json_object_set_new(mem, "gpu_used",
+	    json_integer((json_int_t)p->gpu_used));
 	if (o != NULL && d->http != NULL)
 		json_object_set_new(o, "http", http_stats(d->http));
 	return o;

@@ -18,13 +18,14 @@ victim_evictable(const struct pool_server *srv)
 
 /* The least recently used of equals under GDS; LRU alone otherwise. */
 struct pool_server *
-victim_pick(const struct pool *p)
+victim_pick(const struct pool *p, bool gpu_only)
 {
 	struct pool_server *srv, *v = NULL;
 	bool gds = p->lim.policy == POOL_POLICY_GDS;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (victim_evictable(srv) && (v == NULL ||
+		if (victim_evictable(srv) && (!gpu_only || srv->gpu_mem > 0) &&
+		    (v == NULL ||
 		    (gds && srv->credit < v->credit) ||
 		    ((!gds || srv->credit == v->credit) &&
 		    srv->last_used < v->last_used)))
