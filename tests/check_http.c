@@ -784,7 +784,7 @@ START_TEST(test_host_check)
 	struct tl_daemon d;
 	struct tl_conn *c;
 	struct tl_http *h;
-	char hosts[6][32], line[64];
+	char hosts[6][32], line[256];
 	size_t i;
 	int port;
 
