@@ -635,7 +635,67 @@ set_model_env(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
+static bool	 model_name_ok(const char *);
+
+/* One more alias; a name may be an alias only once. */
+static int
+add_alias(struct config *c, struct loadctx *lc, const char *alias,
+    const char *model)
+{
+	size_t	 i;
+
+	if (!model_name_ok(alias) || !model_name_ok(model))
+		return keyerr(lc, "bad alias \"%s\" of \"%s\": use letters, "
+		    "digits and \"._+-\"", alias, model);
+	for (i = 0; i < c->naliases; i++)
+		if (strcmp(c->aliases[2 * i], alias) == 0)
+			return keyerr(lc, "alias \"%s\" given twice", alias);
+	c->aliases = realloc(c->aliases, (c->naliases + 1) * 2 *
+	    sizeof(*c->aliases));
+	if (c->aliases == NULL)
+		fatal("realloc");
+	c->aliases[2 * c->naliases] = xstrdup(alias);
+	c->aliases[2 * c->naliases + 1] = xstrdup(model);
+	c->naliases++;
+	return 0;
+}
+
+/* "aliases": {"gpt-4o-mini": "qwen2.5-7b"} */
+static int
+set_aliases(void *base, json_t *v, struct loadctx *lc)
+{
+	const char	*k;
+	json_t		*mv;
+
+	if (!json_is_object(v))
+		return keyerr(lc, "expected an object of alias: model");
+	json_object_foreach(v, k, mv) {
+		if (!json_is_string(mv))
+			return keyerr(lc, "alias \"%s\": expected a model name",
+			    k);
+		if (add_alias(base, lc, k, json_string_value(mv)) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* A model's "aliases": ["small-chat"]; set_models() adds them. */
+static int
+check_model_aliases(void *base, json_t *v, struct loadctx *lc)
+{
+	json_t	*a;
+	size_t	 i;
+
+	if (!json_is_array(v))
+		return keyerr(lc, "expected an array of names");
+	json_array_foreach(v, i, a)
+		if (!json_is_string(a))
+			return keyerr(lc, "expected an array of names");
+	return 0;
+}
+
 static const struct key model_keys[] = {
+	{ "aliases", K_FUNC, 0, check_model_aliases },
 	{ "memory", K_FUNC, 0, set_model_memory },
 	{ "idle_timeout", K_IDLE,
 	    offsetof(struct model_conf, idle_timeout_ms), NULL },
@@ -675,7 +735,8 @@ set_models(void *base, json_t *v, struct loadctx *lc)
 	struct config		*c = base;
 	struct model_conf	*m;
 	const char		*name;
-	json_t			*mv;
+	json_t			*mv, *a;
+	size_t			 i;
 
 	if (!json_is_object(v))
 		return keyerr(lc, "expected an object of models");
@@ -698,8 +759,94 @@ set_models(void *base, json_t *v, struct loadctx *lc)
 		lc->model = name;
 		if (apply_keys(model_keys, m, mv, lc) == -1)
 			return -1;
+		json_array_foreach(json_object_get(mv, "aliases"), i, a) {
+			lc->key = "aliases";
+			if (add_alias(c, lc, json_string_value(a), name) == -1)
+				return -1;
+		}
 	}
 	lc->model = NULL;
+	return 0;
+}
+
+static int
+set_http_listen(void *base, json_t *v, struct loadctx *lc)
+{
+	struct http_conf	*h = base;
+	const char		*s, *colon;
+
+	if (!json_is_string(v) || (s = json_string_value(v)) == NULL ||
+	    (colon = strrchr(s, ':')) == NULL || colon == s ||
+	    colon[1] == '\0' || strspn(colon + 1, "0123456789") !=
+	    strlen(colon + 1) || atol(colon + 1) > 65535)
+		return keyerr(lc, "expected \"ADDRESS:PORT\", like "
+		    "\"127.0.0.1:8080\" or \"[::1]:8080\" (port 0: any)");
+	free(h->listen);
+	h->listen = xstrdup(s);
+	return 0;
+}
+
+static int
+set_http_max_body(void *base, json_t *v, struct loadctx *lc)
+{
+	struct http_conf	*h = base;
+
+	if (get_size(v, lc, &h->max_body) == -1)
+		return -1;
+	if (h->max_body == 0 || h->max_body > CONF_HTTP_MAX_BODY_MAX)
+		return keyerr(lc, "must be from 1 byte to 1G");
+	return 0;
+}
+
+static int
+set_http_cors(void *base, json_t *v, struct loadctx *lc)
+{
+	struct http_conf	*h = base;
+	json_t			*o;
+	size_t			 i;
+
+	if (!json_is_array(v))
+		return keyerr(lc, "expected an array of origins like "
+		    "\"http://localhost:3000\"");
+	json_array_foreach(v, i, o)
+		if (!json_is_string(o) || json_string_length(o) == 0)
+			return keyerr(lc, "expected an array of origins like "
+			    "\"http://localhost:3000\"");
+	strv_free(h->cors_origins);
+	h->cors_origins = xcalloc(json_array_size(v) + 1, sizeof(char *));
+	h->ncors = 0;
+	json_array_foreach(v, i, o)
+		h->cors_origins[h->ncors++] = xstrdup(json_string_value(o));
+	return 0;
+}
+
+static const struct key http_keys[] = {
+#define HOFF(f)	offsetof(struct http_conf, f)
+	{ "listen", K_FUNC, 0, set_http_listen },
+	{ "token_file", K_PATH_OR_NULL, HOFF(token_file), NULL },
+	{ "max_body", K_FUNC, 0, set_http_max_body },
+	{ "max_conns", K_COUNT, HOFF(max_conns), NULL },
+	{ "cors_origins", K_FUNC, 0, set_http_cors },
+	{ "idle_timeout", K_IDLE, HOFF(idle_timeout_ms), NULL },
+	{ "head_timeout", K_DURATION, HOFF(head_timeout_ms), NULL },
+	{ NULL, K_FUNC, 0, NULL }
+#undef HOFF
+};
+
+/* "http": null is off; an object without "listen" too. */
+static int
+set_http(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	const char	*key = lc->key;
+
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return keyerr(lc, "expected an object or null");
+	if (apply_keys(http_keys, &c->http, v, lc) == -1)
+		return -1;
+	lc->key = key;
 	return 0;
 }
 
@@ -740,6 +887,8 @@ static const struct key top_keys[] = {
 	{ "max_leases_per_client", K_COUNT, OFF(max_leases_per_client), NULL },
 	{ "models", K_FUNC, 0, set_models },
 	{ "cgroup", K_FUNC, 0, set_cgroup },
+	{ "http", K_FUNC, 0, set_http },
+	{ "aliases", K_FUNC, 0, set_aliases },
 	{ NULL, K_FUNC, 0, NULL }
 #undef OFF
 };
@@ -861,6 +1010,10 @@ config_defaults(struct config *c)
 	c->min_available = CONF_DEFAULT_MIN_AVAILABLE;
 	c->max_leases = CONF_DEFAULT_MAX_LEASES;
 	c->max_leases_per_client = CONF_DEFAULT_MAX_CLIENT_LEASES;
+	c->http.max_body = CONF_DEFAULT_HTTP_MAX_BODY;
+	c->http.max_conns = CONF_DEFAULT_HTTP_MAX_CONNS;
+	c->http.idle_timeout_ms = CONF_DEFAULT_HTTP_IDLE_MS;
+	c->http.head_timeout_ms = CONF_DEFAULT_HTTP_HEAD_MS;
 }
 
 /* The file's top-level object, or NULL with a message. */
@@ -941,6 +1094,12 @@ config_free(struct config *c)
 	for (i = 0; i < c->nmodels; i++)
 		model_free(&c->models[i]);
 	free(c->models);
+	free(c->http.listen);
+	free(c->http.token_file);
+	strv_free(c->http.cors_origins);
+	for (i = 0; i < 2 * c->naliases; i++)
+		free(c->aliases[i]);
+	free(c->aliases);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -926,3 +926,14 @@ control_free(struct control *ctl)
 	free(ctl->path);
 	free(ctl);
 }
+
+/* Descriptors left once poold's own, the servers' and the clients' are
+ * counted: the HTTP front door takes its connections from these. */
+unsigned long long
+control_fds_room(const struct control *ctl)
+{
+	unsigned long long limit = fds_limit(), used;
+
+	used = fds_kept(ctl) + ctl->nclients;
+	return limit > used ? limit - used : 0;
+}

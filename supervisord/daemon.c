@@ -46,6 +46,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct daemon *d = w->data;
 	pool_ms now, next;
 
+	http_reap(d->http);	/* first: it may answer socket clients */
 	control_reap(d->control);
 	measure_update(d);
 	if (d->state_dirty) {
@@ -78,6 +79,7 @@ daemon_shutdown(struct daemon *d)
 	log_info("shutting down: stopping %u servers", d->pool->nservers);
 	d->stopping = true;
 	control_close_listener(d->control);
+	http_close_listener(d->http);
 	pool_shutdown(d->pool, daemon_now());
 }
 
@@ -181,6 +183,11 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	state_save(d);
 	if ((d->control = control_open(d, err, len)) == NULL)
 		return -1;
+	if (http_check_aliases(d, err, len) == -1)
+		return -1;
+	if (conf->http.listen != NULL &&
+	    (d->http = http_open(d, err, len)) == NULL)
+		return -1;
 	ev_timer_init(&d->pool_timer, pool_timer_cb, 0, 0);
 	d->pool_timer.data = d;
 	ev_prepare_init(&d->prepare, prepare_cb);
@@ -199,6 +206,8 @@ daemon_fini(struct daemon *d)
 	struct model_entry *e;
 
 	child_fini(d);
+	http_free(d->http);
+	d->http = NULL;
 	control_free(d->control);
 	d->control = NULL;
 	/* The lock file stays: unlinking it would let two daemons lock two

@@ -20,7 +20,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: poold [-nv] [-f file] [-m dir] [-s socket]\n"
+	    "usage: poold [-nv] [-f file] [-m dir] [-s socket] "
+	    "[--http addr:port]\n"
 	    "       poold --budget [-f file]\n"
 	    "       poold --version\n");
 }
@@ -29,6 +30,7 @@ struct options {
 	const char	*config;
 	const char	*models_dir;
 	const char	*socket;
+	const char	*http;		/* --http ADDR:PORT */
 	bool		 check;
 	bool		 budget;
 	bool		 verbose;
@@ -37,7 +39,7 @@ struct options {
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_BUDGET = 256, OPT_VERSION };
+	enum { OPT_BUDGET = 256, OPT_VERSION, OPT_HTTP };
 	static const struct option longopts[] = {
 		{ "config",	required_argument,	NULL, 'f' },
 		{ "models-dir",	required_argument,	NULL, 'm' },
@@ -47,6 +49,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "budget",	no_argument,		NULL, OPT_BUDGET },
 		{ "version",	no_argument,		NULL, OPT_VERSION },
+		{ "http",	required_argument,	NULL, OPT_HTTP },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
@@ -75,6 +78,9 @@ parse_options(int argc, char **argv, struct options *o)
 			exit(0);
 		case OPT_BUDGET:
 			o->budget = true;
+			break;
+		case OPT_HTTP:
+			o->http = optarg;
 			break;
 		case OPT_VERSION:
 			printf("poold %s\n", POOLD_VERSION);
@@ -146,6 +152,8 @@ load_config(const struct options *o, struct config *conf)
 	    o->models_dir) == -1)
 		fatal("options");
 	if (o->socket != NULL && replace(&conf->socket, o->socket) == -1)
+		fatal("options");
+	if (o->http != NULL && replace(&conf->http.listen, o->http) == -1)
 		fatal("options");
 	if (conf->socket == NULL) {
 		if (proto_default_socket(sock, sizeof(sock)) == NULL)

@@ -46,6 +46,12 @@
 #define CONF_MIN_HEALTH_INTERVAL_MS	100
 #define CONF_DEFAULT_MIN_AVAILABLE	(1ULL << 30)
 #define CONF_DEFAULT_STATE_FILE		"/var/lib/poold/state.json" /* root's */
+/* The HTTP front door ("http"; off unless set). */
+#define CONF_DEFAULT_HTTP_MAX_BODY	(32ULL << 20)
+#define CONF_DEFAULT_HTTP_MAX_CONNS	256
+#define CONF_DEFAULT_HTTP_IDLE_MS	(60LL * 1000)	/* keep-alive */
+#define CONF_DEFAULT_HTTP_HEAD_MS	(10LL * 1000)	/* to send a head */
+#define CONF_HTTP_MAX_BODY_MAX		(1ULL << 30)
 
 /* Per-model settings from the "models" object; unset fields are 0/NULL. */
 struct model_conf {
@@ -54,6 +60,18 @@ struct model_conf {
 	int64_t		  idle_timeout_ms;	/* -1: the global one */
 	char		**command;		/* NULL-terminated; NULL: global */
 	char		**env;			/* "K=V", NULL-terminated */
+};
+
+/* The "http" object: the OpenAI-compatible front door. */
+struct http_conf {
+	char		 *listen;		/* "ADDR:PORT"; NULL: off */
+	char		 *token_file;		/* NULL: none */
+	uint64_t	  max_body;
+	unsigned	  max_conns;
+	char		**cors_origins;		/* NULL-terminated, or NULL */
+	size_t		  ncors;
+	int64_t		  idle_timeout_ms;	/* keep-alive; 0: never */
+	int64_t		  head_timeout_ms;
 };
 
 struct config {
@@ -99,6 +117,9 @@ struct config {
 	bool		  cgroup_off;		/* "cgroup": "off": groups only */
 	struct model_conf *models;
 	size_t		  nmodels;
+	struct http_conf  http;
+	char		**aliases;		/* pairs: alias, model */
+	size_t		  naliases;		/* pairs */
 };
 
 /* config.c */
@@ -300,6 +321,7 @@ struct daemon {
 	ev_prepare		 prepare;	/* re-arms pool_timer, reaps clients */
 	ev_signal		 sig_term, sig_int, sig_hup;
 	struct control		*control;
+	struct http		*http;		/* the front door, or NULL */
 	ev_timer		 sampler;	/* RSS, while servers run */
 	uint64_t		 measured;	/* RSS sum at the last sample */
 	uint64_t		 sys_available;	/* at the last look */
@@ -423,6 +445,20 @@ void	 control_free(struct control *);
 unsigned control_clients(const struct control *);
 /* Before the loop blocks: close clients marked dead. */
 void	 control_reap(struct control *);
+
+/* http.c: the OpenAI-compatible front door (see http.h) */
+struct http;
+/* Every alias names a model of the catalog or of "models"; -1 if not. */
+int	 http_check_aliases(struct daemon *, char *err, size_t);
+/* Listens on d->conf->http.listen; NULL with a message. */
+struct http *http_open(struct daemon *, char *err, size_t);
+void	 http_close_listener(struct http *);
+void	 http_free(struct http *);
+/* Before the loop blocks: act on the pool's answers, close the dead. */
+void	 http_reap(struct http *);
+json_t	*http_stats(const struct http *);
+/* control.c: descriptors left for the front door's connections */
+unsigned long long control_fds_room(const struct control *);
 
 /* dispatch.c: the commands, with no I/O; control.c feeds it lines */
 struct request;

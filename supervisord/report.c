@@ -113,6 +113,8 @@ daemon_stats(struct daemon *d)
 	    "servers", servers,
 	    "counters", counters_json(&p->counters),
 	    "models", models_activity_json(p, now));
+	if (o != NULL && d->http != NULL)
+		json_object_set_new(o, "http", http_stats(d->http));
 	return o;
 }
 

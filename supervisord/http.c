@@ -1,0 +1,1331 @@
+/*
+ * http.c — the OpenAI-compatible front door: the listener, the clients,
+ * each request's way through.
+ *
+ * A client connection is a client of the pool like a socket's: it embeds
+ * a dispatch session and sends it ACQUIRE (with hold) and RELEASE lines,
+ * so leases, limits, the log and STATS are the socket's.  A request goes
+ *
+ *	HEAD → BODY → WAIT (the ACQUIRE) → PROXY (upstream.c) → back to HEAD
+ *
+ * or to REPLY when poold answers itself (errors, /v1/models, /health).
+ * The lease is released once the response's last byte is written to the
+ * client, or at once if the client goes away or the server fails.
+ *
+ * The pool answers inside its own calls; an answer is only recorded and
+ * the connection queued, and http_reap() acts on it before the loop
+ * sleeps, so that nothing is closed or released inside a pool callback.
+ * Everything is non-blocking and bounded: the head, the body, the
+ * pipelined input kept while a request runs, the output (past high water
+ * the server's response is not read until the client has taken most of
+ * it).
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "poold.h"
+#include "http.h"
+#include "upstream.h"
+
+#define IN_BYTES		HTTP_HEAD_MAX	/* a client's unread input */
+#define READ_MAX_PER_EVENT	(64 * 1024)	/* fairness between clients */
+#define OUT_HIGH_WATER		(64 * 1024)	/* stop reading the server */
+#define OUT_LOW_WATER		(16 * 1024)	/* read it again */
+#define OUT_KEEP_BYTES		(64 * 1024)	/* kept by a drained client */
+#define HANGUP_CHECK_S		1.0	/* a client not read: gone? */
+#define ACCEPT_RETRY_S		1.0	/* after EMFILE / ENFILE */
+#define LISTEN_BACKLOG		128
+#define RETRY_AFTER_S		1	/* busy, shutting down */
+#define ID_ACQUIRE		1	/* request ids of the session's lines */
+#define ID_RELEASE		2
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+enum hstate {
+	HS_HEAD,	/* reading a head (or idle between requests) */
+	HS_BODY,	/* reading a proxied request's body */
+	HS_WAIT,	/* ACQUIRE sent: waiting for the pool */
+	HS_PROXY,	/* the server's response on its way */
+	HS_REPLY,	/* poold's own response on its way */
+};
+
+struct hconn {
+	struct http		*h;
+	struct session		 s;
+	int			 fd;
+	ev_io			 rio, wio;
+	ev_timer		 timer;		/* idle, head or body progress */
+	ev_timer		 hangup;	/* input not read: gone? */
+	enum hstate		 state;
+	struct http_msg		 req;
+	struct http_verdict	 v;
+	char			*in;		/* IN_BYTES */
+	size_t			 in_len;
+	char			*out;
+	size_t			 out_len, out_off, out_cap;
+	bool			 dead;		/* close in http_reap() */
+	bool			 keep_alive;	/* after this response */
+	bool			 reply_done;	/* all of it is in out */
+	bool			 queued;	/* on h->ready */
+	bool			 answered;	/* the ACQUIRE's reply is in */
+	bool			 counted;	/* in h->inflight */
+	bool			 timing_head;	/* timer: head_timeout */
+	/* The request's way through the pool. */
+	char			 model[PROTO_MODEL_NAME_MAX + 1];
+	int64_t			 lease;		/* 0: none held */
+	int			 port;
+	enum proto_err		 err;
+	char			 errmsg[PROTO_MESSAGE_MAX];
+	struct upstream		 up;
+	/* For the log line. */
+	pool_ms			 t_start, t_first;
+	int			 status;
+	uint64_t		 bytes;
+	TAILQ_ENTRY(hconn)	 link;
+	TAILQ_ENTRY(hconn)	 ready_link;
+};
+
+struct http {
+	struct daemon		*d;
+	int			 fd;
+	char			 listen[INET6_ADDRSTRLEN + 16];
+	ev_io			 accept_watcher;
+	ev_timer		 accept_retry;
+	ev_idle			 idle;		/* http_reap() soon */
+	TAILQ_HEAD(, hconn)	 conns;
+	TAILQ_HEAD(, hconn)	 ready;
+	unsigned		 nconns;
+	unsigned		 inflight;	/* requests past their head */
+	unsigned long		 serial;
+	uint64_t		 requests;	/* answered, in all */
+	uint64_t		 errors;	/* of those, not 2xx/3xx */
+	uint64_t		 refused;	/* connections: too many */
+	uint64_t		 bytes_out;
+	char			*token;
+	struct http_policy	 pol;
+};
+
+static void	conn_close(struct hconn *);
+static void	conn_next(struct hconn *);
+
+static const struct http_conf *
+hconf(const struct hconn *c)
+{
+	return &c->h->d->conf->http;
+}
+
+/* The session's lines are named "http N" in the log, not "client N". */
+#define SERIAL_BASE	1000000000UL
+
+static void
+conn_queue(struct hconn *c)
+{
+	struct http *h = c->h;
+
+	if (!c->queued) {
+		c->queued = true;
+		TAILQ_INSERT_TAIL(&h->ready, c, ready_link);
+		ev_idle_start(h->d->loop, &h->idle);
+	}
+}
+
+static void
+conn_kill(struct hconn *c)
+{
+	c->dead = true;
+	conn_queue(c);
+}
+
+/* --- timers --- */
+
+static void
+timer_set(struct hconn *c, int64_t ms)
+{
+	struct ev_loop *loop = c->h->d->loop;
+
+	ev_timer_stop(loop, &c->timer);
+	if (ms > 0) {
+		ev_timer_set(&c->timer, (double)ms / 1000, 0);
+		ev_timer_start(loop, &c->timer);
+	}
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hconn *c = container_of(w, struct hconn, timer);
+
+	if (c->state == HS_HEAD && c->in_len == 0 && !c->req.head_done) {
+		log_debug("http %lu: closed: idle", c->s.serial - SERIAL_BASE);
+		conn_close(c);
+		return;
+	}
+	log_info("http %lu: closed: request not sent within %g s "
+	    "(head_timeout)", c->s.serial - SERIAL_BASE,
+	    (double)hconf(c)->head_timeout_ms / 1000);
+	conn_close(c);
+}
+
+/* --- output --- */
+
+static bool
+out_room(struct hconn *c, size_t len)
+{
+	size_t unread = c->out_len - c->out_off, cap;
+	char *nb;
+
+	if (c->out_off > 0 && (c->out_off >= unread ||
+	    c->out_len + len > c->out_cap)) {
+		memmove(c->out, c->out + c->out_off, unread);
+		c->out_off = 0;
+		c->out_len = unread;
+	}
+	if (c->out_len + len <= c->out_cap)
+		return true;
+	for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len;
+	    cap *= 2)
+		;
+	if ((nb = realloc(c->out, cap)) == NULL)
+		return false;
+	c->out = nb;
+	c->out_cap = cap;
+	return true;
+}
+
+/* Writes what the socket takes now.  -1: the client is gone. */
+static int
+write_some(struct hconn *c)
+{
+	ssize_t n;
+
+	while (c->out_off < c->out_len) {
+		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+		    MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		c->out_off += (size_t)n;
+		c->bytes += (size_t)n;
+		c->h->bytes_out += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	if (c->out_cap > OUT_KEEP_BYTES) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+	return 0;
+}
+
+/* After a write: the response may be over, the server read again. */
+static void
+after_write(struct hconn *c)
+{
+	struct ev_loop *loop = c->h->d->loop;
+	size_t unsent = c->out_len - c->out_off;
+
+	if (unsent > 0)
+		ev_io_start(loop, &c->wio);
+	else
+		ev_io_stop(loop, &c->wio);
+	if (c->state == HS_PROXY && upstream_active(&c->up) && c->up.paused &&
+	    unsent <= OUT_LOW_WATER)
+		upstream_resume(&c->up);
+	if (unsent == 0 && c->reply_done)
+		conn_queue(c);	/* the end: released in http_reap() */
+}
+
+/* Queues bytes for the client and writes what it takes now.  Never
+ * closes: a write error marks it dead. */
+static void
+out_add(struct hconn *c, const char *p, size_t len)
+{
+	if (c->dead)
+		return;
+	if (!out_room(c, len)) {
+		log_warnx("http %lu: out of memory for a response",
+		    c->s.serial - SERIAL_BASE);
+		conn_kill(c);
+		return;
+	}
+	memcpy(c->out + c->out_len, p, len);
+	c->out_len += len;
+	if (write_some(c) == -1) {
+		conn_kill(c);
+		return;
+	}
+	after_write(c);
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct hconn *c = container_of(w, struct hconn, wio);
+
+	if (write_some(c) == -1) {
+		conn_close(c);
+		return;
+	}
+	after_write(c);
+}
+
+/* --- poold's own responses --- */
+
+static void
+log_request(struct hconn *c)
+{
+	pool_ms now = daemon_now();
+
+	log_info("http: %s %d %llu ttfb=%lldms total=%lldms",
+	    c->model[0] != '\0' ? c->model : "-", c->status,
+	    (unsigned long long)c->bytes,
+	    (long long)(c->t_first > 0 ? c->t_first - c->t_start : 0),
+	    (long long)(now - c->t_start));
+}
+
+/* A whole response from poold; the connection goes on if keep_alive. */
+static void
+reply(struct hconn *c, int status, const char *ctype, const char *extra,
+    const char *body, size_t bodylen)
+{
+	size_t len;
+	char *r;
+
+	c->state = HS_REPLY;
+	c->status = status;
+	ev_timer_stop(c->h->d->loop, &c->timer);
+	if ((r = http_response(status, ctype, extra, body, bodylen,
+	    c->keep_alive, &len)) == NULL) {
+		conn_kill(c);
+		return;
+	}
+	c->t_first = daemon_now();
+	c->reply_done = true;
+	out_add(c, r, len);
+	free(r);
+}
+
+static void
+reply_error(struct hconn *c, int status, const char *type, const char *code,
+    const char *message, const char *extra)
+{
+	char *body;
+
+	if ((body = http_error_body(message, type, code)) == NULL) {
+		conn_kill(c);
+		return;
+	}
+	reply(c, status, "application/json", extra, body, strlen(body));
+	free(body);
+}
+
+static void
+reply_verdict(struct hconn *c)
+{
+	char allow[64];
+
+	snprintf(allow, sizeof(allow), "Allow: %s\r\n",
+	    c->v.route == HTTP_ROUTE_PROXY ? "POST" : "GET");
+	reply_error(c, c->v.status, c->v.type, c->v.code, c->v.message,
+	    c->v.status == 405 ? allow : NULL);
+}
+
+static void
+reply_json(struct hconn *c, json_t *o)
+{
+	char *body;
+
+	body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (body == NULL) {
+		reply_error(c, 500, "server_error", "internal_error",
+		    "out of memory", NULL);
+		return;
+	}
+	reply(c, 200, "application/json", NULL, body, strlen(body));
+	free(body);
+}
+
+/* OPTIONS from an allowed Origin. */
+static void
+reply_preflight(struct hconn *c)
+{
+	char extra[512];
+
+	snprintf(extra, sizeof(extra), "Access-Control-Allow-Origin: %.*s\r\n"
+	    "Vary: Origin\r\n"
+	    "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+	    "Access-Control-Allow-Headers: Authorization, Content-Type, "
+	    "x-api-key, OpenAI-Organization, OpenAI-Project\r\n"
+	    "Access-Control-Max-Age: 600\r\n",
+	    (int)(c->v.origin.len > 256 ? 256 : c->v.origin.len),
+	    c->v.origin.p);
+	reply(c, 204, NULL, extra, NULL, 0);
+}
+
+/* --- /v1/models --- */
+
+static json_t *
+model_entry_json(struct daemon *d, struct pool_model *m, const char *id,
+    pool_ms now)
+{
+	const struct model_entry *e = m->udata;
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:I, s:s, s:{s:s, s:I, s:s, s:I}}",
+	    "id", id, "object", "model",
+	    "created", (json_int_t)(e->mtime_ns / 1000000000),
+	    "owned_by", "poold",
+	    "poold", "state", pool_model_state(d->pool, m, now),
+	    "memory", (json_int_t)m->mem,
+	    "source", estimate_source_name(e->source),
+	    "accounted", (json_int_t)(m->server != NULL ?
+	    m->server->mem : 0));
+	if (o != NULL && strcmp(id, m->name) != 0)
+		json_object_set_new(json_object_get(o, "poold"), "alias_of",
+		    json_string(m->name));
+	return o;
+}
+
+static json_t *
+models_json(struct daemon *d)
+{
+	const struct config *conf = d->conf;
+	struct pool_model **all, *m;
+	json_t *a;
+	pool_ms now = daemon_now();
+	size_t n, i;
+
+	catalog_refresh(d);
+	if ((a = json_array()) == NULL ||
+	    (all = catalog_sorted(d, &n)) == NULL) {
+		json_decref(a);
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, model_entry_json(d, all[i],
+		    all[i]->name, now));
+	free(all);
+	for (i = 0; i < conf->naliases; i++)
+		if ((m = daemon_model(d, conf->aliases[2 * i + 1])) != NULL)
+			json_array_append_new(a, model_entry_json(d, m,
+			    conf->aliases[2 * i], now));
+	return json_pack("{s:s, s:o}", "object", "list", "data", a);
+}
+
+/* --- the pool --- */
+
+/* session.send: an answer of the pool, maybe inside its call: recorded. */
+static void
+session_send(struct session *s, char *line)
+{
+	struct hconn *c = container_of(s, struct hconn, s);
+	struct proto_acquired a;
+	struct proto_reply rep;
+	enum proto_id_kind kind;
+	int64_t id = 0;
+	char msg[PROTO_MESSAGE_MAX];
+
+	if (line == NULL) {
+		conn_kill(c);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	if (!proto_decode_reply_flat(line, strlen(line) - 1, &rep, &kind, &id,
+	    &a)) {
+		/* Not one of the flat replies: the slow way. */
+		if (proto_decode_reply(line, strlen(line) - 1, &rep, msg,
+		    sizeof(msg)) != PROTO_OK) {
+			log_warnx("http %lu: undecodable reply: %s",
+			    s->serial - SERIAL_BASE, msg);
+			free(line);
+			conn_kill(c);
+			return;
+		}
+		id = rep.id != NULL && json_is_integer(rep.id) ?
+		    json_integer_value(rep.id) : 0;
+		if (rep.ok && id == ID_ACQUIRE)
+			(void)proto_reply_acquired(&rep, &a);
+		proto_reply_clear(&rep);
+	}
+	free(line);
+	if (id != ID_ACQUIRE || c->state != HS_WAIT || c->answered)
+		return;		/* a RELEASE's: nothing to do */
+	c->answered = true;
+	c->err = rep.ok ? PROTO_OK : rep.err;
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s", rep.message);
+	if (rep.ok) {
+		c->lease = a.lease;
+		c->port = a.port;
+	}
+	conn_queue(c);
+}
+
+static void
+send_line(struct hconn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+send_line(struct hconn *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < sizeof(line))
+		dispatch_line(&c->s, line, (size_t)n);
+}
+
+static void
+release_lease(struct hconn *c)
+{
+	if (c->lease > 0)
+		send_line(c, "{\"cmd\":\"RELEASE\",\"id\":%d,\"lease\":%lld}",
+		    ID_RELEASE, (long long)c->lease);
+	c->lease = 0;
+}
+
+/* The model is known by its name: ask the pool for its server. */
+static void
+acquire(struct hconn *c)
+{
+	c->state = HS_WAIT;
+	c->answered = false;
+	send_line(c, "{\"cmd\":\"ACQUIRE\",\"id\":%d,\"model\":\"%s\","
+	    "\"hold\":true}", ID_ACQUIRE, c->model);
+}
+
+static void
+reply_pool_error(struct hconn *c)
+{
+	char retry[64];
+
+	snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", RETRY_AFTER_S);
+	switch (c->err) {
+	case PROTO_E_BUSY:
+		reply_error(c, 503, "server_error", "busy", c->errmsg, retry);
+		break;
+	case PROTO_E_SHUTTING_DOWN:
+		reply_error(c, 503, "server_error", "shutting_down",
+		    c->errmsg, retry);
+		break;
+	case PROTO_E_TIMEOUT:
+		reply_error(c, 504, "server_error", "timeout", c->errmsg,
+		    NULL);
+		break;
+	case PROTO_E_START_FAILED:
+		reply_error(c, 502, "server_error", "start_failed", c->errmsg,
+		    NULL);
+		break;
+	case PROTO_E_UNKNOWN_MODEL:
+		reply_error(c, 404, "invalid_request_error", "model_not_found",
+		    c->errmsg, NULL);
+		break;
+	case PROTO_E_TOO_LARGE:
+		/* The request is fine; the machine cannot hold the model. */
+		reply_error(c, 507, "server_error", "too_large", c->errmsg,
+		    NULL);
+		break;
+	default:
+		reply_error(c, 500, "server_error", proto_err_name(c->err),
+		    c->errmsg, NULL);
+		break;
+	}
+}
+
+/* --- the server's response --- */
+
+static int
+up_head(void *ctx, const struct http_msg *resp)
+{
+	struct hconn *c = ctx;
+	size_t len;
+	char *head;
+
+	if ((head = http_client_head(resp, &c->v.origin, &c->keep_alive,
+	    &len)) == NULL)
+		return -1;
+	c->status = resp->status;
+	c->t_first = daemon_now();
+	out_add(c, head, len);
+	free(head);
+	return 0;
+}
+
+static void
+up_data(void *ctx, const char *p, size_t len)
+{
+	struct hconn *c = ctx;
+
+	out_add(c, p, len);
+	if (c->dead)
+		upstream_pause(&c->up);
+	else if (c->out_len - c->out_off > OUT_HIGH_WATER)
+		upstream_pause(&c->up);
+}
+
+static void
+up_done(void *ctx)
+{
+	struct hconn *c = ctx;
+
+	c->reply_done = true;
+	after_write(c);
+}
+
+static void
+up_fail(void *ctx, const char *why, bool relaying)
+{
+	struct hconn *c = ctx;
+
+	log_warnx("http %lu: %s: %s", c->s.serial - SERIAL_BASE, c->model,
+	    why);
+	/* The lease ends now; the client is told in http_reap(). */
+	if (relaying) {
+		/* The response is cut: the client must see an error, not a
+		 * short answer, so it ends without its last chunk. */
+		c->keep_alive = false;
+		conn_kill(c);
+		return;
+	}
+	c->answered = true;
+	c->err = PROTO_E__COUNT;
+	snprintf(c->errmsg, sizeof(c->errmsg), "the server of '%s' failed: "
+	    "%s", c->model, why);
+	conn_queue(c);
+}
+
+static const struct upstream_ops up_ops = {
+	up_head, up_data, up_done, up_fail,
+};
+
+static void
+proxy(struct hconn *c)
+{
+	char *head, err[256];
+	size_t len;
+
+	head = http_upstream_head(&c->req, c->port, c->req.body_len,
+	    c->h->pol.token != NULL, &len);
+	if (head == NULL) {
+		release_lease(c);
+		reply_error(c, 500, "server_error", "internal_error",
+		    "out of memory", NULL);
+		return;
+	}
+	c->state = HS_PROXY;
+	if (upstream_start(&c->up, c->port, head, len, c->req.body,
+	    c->req.body_len, err, sizeof(err)) == -1) {
+		release_lease(c);
+		reply_error(c, 502, "server_error", "upstream_failed", err,
+		    NULL);
+	}
+}
+
+/* The ACQUIRE's answer, or a server that failed before its response. */
+static void
+act_on_answer(struct hconn *c)
+{
+	c->answered = false;
+	if (c->state == HS_WAIT && c->err == PROTO_OK) {
+		proxy(c);
+		return;
+	}
+	release_lease(c);
+	if (c->err == PROTO_E__COUNT)
+		reply_error(c, 502, "server_error", "upstream_failed",
+		    c->errmsg, NULL);
+	else
+		reply_pool_error(c);
+}
+
+/* The response is all written: the lease ends, the next request. */
+static void
+response_done(struct hconn *c)
+{
+	release_lease(c);
+	log_request(c);
+	c->h->requests++;
+	if (c->status >= 400)
+		c->h->errors++;
+	if (c->counted) {
+		c->h->inflight--;
+		c->counted = false;
+	}
+	if (!c->keep_alive) {
+		conn_close(c);
+		return;
+	}
+	conn_next(c);
+}
+
+void
+http_reap(struct http *h)
+{
+	struct hconn *c;
+
+	if (h == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&h->ready)) != NULL) {
+		TAILQ_REMOVE(&h->ready, c, ready_link);
+		c->queued = false;
+		if (c->dead)
+			conn_close(c);
+		else if (c->answered)
+			act_on_answer(c);
+		else if (c->reply_done && c->out_len == c->out_off)
+			response_done(c);
+	}
+	ev_idle_stop(h->d->loop, &h->idle);
+}
+
+static void
+idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	http_reap(w->data);
+}
+
+/* --- requests --- */
+
+/* The body is in: its model, then the pool. */
+static void
+body_done(struct hconn *c)
+{
+	const char *name;
+	char model[PROTO_MODEL_NAME_MAX + 2];
+	const struct config *conf = c->h->d->conf;
+
+	ev_timer_stop(c->h->d->loop, &c->timer);
+	if (http_body_model(c->req.body, c->req.body_len, model,
+	    sizeof(model), &c->v) == -1) {
+		reply_verdict(c);
+		return;
+	}
+	name = http_alias_resolve(conf->aliases, conf->naliases, model);
+	snprintf(c->model, sizeof(c->model), "%s", name);
+	if (!proto_model_name_ok(name)) {
+		reply_error(c, 404, "invalid_request_error", "model_not_found",
+		    "no such model (a model's name is letters, digits and "
+		    "\"._+-\")", NULL);
+		return;
+	}
+	acquire(c);
+}
+
+static void
+route(struct hconn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	switch (c->v.route) {
+	case HTTP_ROUTE_PREFLIGHT:
+		reply_preflight(c);
+		break;
+	case HTTP_ROUTE_HEALTH:
+		reply(c, 200, "application/json", NULL, "{\"status\":\"ok\"}",
+		    15);
+		break;
+	case HTTP_ROUTE_MODELS:
+		reply_json(c, models_json(c->h->d));
+		break;
+	case HTTP_ROUTE_PROXY:
+		c->state = HS_BODY;
+		/* Only now, after the checks, may the client send it. */
+		if (c->req.expect_continue && !c->req.done)
+			out_add(c, cont, sizeof(cont) - 1);
+		timer_set(c, hconf(c)->head_timeout_ms);
+		if (c->req.done)
+			body_done(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+head_done(struct hconn *c)
+{
+	struct http *h = c->h;
+
+	c->t_start = daemon_now();
+	c->keep_alive = c->req.keep_alive;
+	c->counted = true;
+	h->inflight++;
+	http_check_head(&c->req, &h->pol, &c->v);
+	/* A body not read cannot be told from the next request's head. */
+	if (!c->req.done && (c->v.status != 0 ||
+	    c->v.route != HTTP_ROUTE_PROXY))
+		c->keep_alive = false;
+	if (c->v.status != 0) {
+		reply_verdict(c);
+		return;
+	}
+	route(c);
+}
+
+static void
+consume(struct hconn *c, size_t used)
+{
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+}
+
+/* Bad framing, a head too long, a body too large: said, then closed. */
+static void
+scan_failed(struct hconn *c)
+{
+	if (!c->counted) {
+		c->t_start = daemon_now();
+		c->counted = true;
+		c->h->inflight++;
+	}
+	c->keep_alive = false;
+	reply_error(c, c->req.err_status, c->req.err_status >= 500 ?
+	    "server_error" : "invalid_request_error", c->req.err_code,
+	    c->req.err, NULL);
+}
+
+/* Feeds the input to the request's scanner while a request is read. */
+static void
+process_input(struct hconn *c)
+{
+	enum http_scan r;
+	size_t used;
+
+	while (!c->dead && (c->state == HS_HEAD || c->state == HS_BODY) &&
+	    c->in_len > 0) {
+		r = http_msg_feed(&c->req, c->in, c->in_len, &used);
+		consume(c, used);
+		if (r == HTTP_SCAN_ERROR) {
+			scan_failed(c);
+			return;
+		}
+		if (r == HTTP_SCAN_HEAD)
+			head_done(c);
+		else if (r == HTTP_SCAN_DONE && c->state == HS_BODY)
+			body_done(c);
+		else if (r == HTTP_SCAN_MORE)
+			break;
+	}
+}
+
+/*
+ * Has the client gone?  Linux says so with POLLRDHUP even while its
+ * input is unread; elsewhere only a full close (POLLHUP) is seen.
+ */
+static bool
+peer_gone(int fd)
+{
+	struct pollfd pfd;
+	int n;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+#ifdef POLLRDHUP
+	pfd.events |= POLLRDHUP;
+#endif
+	pfd.revents = 0;
+	while ((n = poll(&pfd, 1, 0)) == -1 && errno == EINTR)
+		;
+#ifdef POLLRDHUP
+	if (n == 1 && (pfd.revents & POLLRDHUP))
+		return true;
+#endif
+	return n == 1 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+static void
+hangup_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hconn *c = container_of(w, struct hconn, hangup);
+
+	if (peer_gone(c->fd))
+		conn_close(c);
+}
+
+/* Its input is full while a request runs: stop reading, watch for a
+ * hang-up instead (the pipelined rest waits in the buffer). */
+static void
+stop_reading(struct hconn *c)
+{
+	struct ev_loop *loop = c->h->d->loop;
+
+	ev_io_stop(loop, &c->rio);
+	ev_timer_set(&c->hangup, HANGUP_CHECK_S, HANGUP_CHECK_S);
+	ev_timer_start(loop, &c->hangup);
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct hconn *c = container_of(w, struct hconn, rio);
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < READ_MAX_PER_EVENT && !c->dead) {
+		if (c->in_len == IN_BYTES) {
+			stop_reading(c);
+			return;
+		}
+		n = read(c->fd, c->in + c->in_len, IN_BYTES - c->in_len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			/* Gone: its waiter is dropped, its lease ended. */
+			conn_close(c);
+			return;
+		}
+		c->in_len += (size_t)n;
+		total += (size_t)n;
+		if (c->state == HS_HEAD && !c->timing_head) {
+			c->timing_head = true;
+			timer_set(c, hconf(c)->head_timeout_ms);
+		} else if (c->state == HS_BODY)
+			timer_set(c, hconf(c)->head_timeout_ms);
+		process_input(c);
+	}
+}
+
+/* Ready for the connection's next request. */
+static void
+conn_next(struct hconn *c)
+{
+	struct ev_loop *loop = c->h->d->loop;
+
+	/* A big body is not kept by an idle connection. */
+	if (c->req.body_cap > OUT_KEEP_BYTES) {
+		free(c->req.body);
+		c->req.body = NULL;
+		c->req.body_cap = 0;
+	}
+	http_msg_reset(&c->req);
+	memset(&c->v, 0, sizeof(c->v));
+	c->state = HS_HEAD;
+	c->reply_done = c->answered = false;
+	c->model[0] = '\0';
+	c->status = 0;
+	c->bytes = 0;
+	c->t_first = 0;
+	c->timing_head = c->in_len > 0;
+	timer_set(c, c->timing_head ? hconf(c)->head_timeout_ms :
+	    hconf(c)->idle_timeout_ms);
+	ev_timer_stop(loop, &c->hangup);
+	ev_io_start(loop, &c->rio);
+	process_input(c);
+}
+
+/* --- connections --- */
+
+static void
+conn_close(struct hconn *c)
+{
+	struct http *h = c->h;
+	struct ev_loop *loop = h->d->loop;
+
+	if (c->counted) {
+		if (c->state == HS_WAIT || c->state == HS_PROXY)
+			log_info("http %lu: %s: the client went away%s",
+			    c->s.serial - SERIAL_BASE, c->model,
+			    c->lease > 0 ? "; lease released" : "");
+		if (c->status == 0)
+			c->status = 499;	/* nginx's "client closed" */
+		log_request(c);
+		h->inflight--;
+	}
+	upstream_free(&c->up);
+	session_end(&c->s);		/* drops its waiter, ends its lease */
+	ev_io_stop(loop, &c->rio);
+	ev_io_stop(loop, &c->wio);
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_stop(loop, &c->hangup);
+	close(c->fd);
+	if (c->queued)
+		TAILQ_REMOVE(&h->ready, c, ready_link);
+	TAILQ_REMOVE(&h->conns, c, link);
+	h->nconns--;
+	http_msg_free(&c->req);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static struct hconn *
+conn_new(struct http *h, int fd)
+{
+	struct ev_loop *loop = h->d->loop;
+	struct hconn *c;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->in = malloc(IN_BYTES)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->h = h;
+	c->fd = fd;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	session_init(&c->s, h->d, SERIAL_BASE + ++h->serial, session_send);
+	http_msg_init(&c->req, false, HTTP_HEAD_MAX, hconf(c)->max_body);
+	upstream_init(&c->up, loop, &up_ops, c);
+	ev_io_init(&c->rio, read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+	ev_init(&c->timer, timer_cb);
+	ev_init(&c->hangup, hangup_cb);
+	TAILQ_INSERT_TAIL(&h->conns, c, link);
+	h->nconns++;
+	ev_io_start(loop, &c->rio);
+	timer_set(c, hconf(c)->idle_timeout_ms);
+	return c;
+}
+
+/* An HTTP request takes two descriptors: the client's, the server's. */
+static bool
+room_for_conn(struct http *h)
+{
+	return h->nconns < h->d->conf->http.max_conns &&
+	    control_fds_room(h->d->control) >= 2ULL * (h->nconns + 1);
+}
+
+static void
+refuse_conn(struct http *h, int fd)
+{
+	char *body, *r;
+	size_t len;
+
+	h->refused++;
+	body = http_error_body("too many connections; try again later",
+	    "server_error", "busy");
+	r = body != NULL ? http_response(503, "application/json",
+	    "Retry-After: 1\r\n", body, strlen(body), false, &len) : NULL;
+	if (r != NULL)
+		(void)!send(fd, r, len, MSG_NOSIGNAL);
+	free(r);
+	free(body);
+	close(fd);
+}
+
+static void
+accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct http *h = w->data;
+
+	ev_io_start(loop, &h->accept_watcher);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http *h = w->data;
+	int fd;
+
+	if ((fd = fd_accept(h->fd)) == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			log_warn("http: accept: pausing for %.0f s",
+			    ACCEPT_RETRY_S);
+			ev_io_stop(loop, &h->accept_watcher);
+			ev_timer_set(&h->accept_retry, ACCEPT_RETRY_S, 0);
+			ev_timer_start(loop, &h->accept_retry);
+		} else if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("http: accept");
+		return;
+	}
+	if (!room_for_conn(h)) {
+		refuse_conn(h, fd);
+		return;
+	}
+	if (conn_new(h, fd) == NULL) {
+		log_warnx("http: out of memory for a connection");
+		close(fd);
+	}
+}
+
+/* --- the listener --- */
+
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:0" → host and port. */
+static int
+split_listen(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *colon, *end;
+
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL || end[1] != ':')
+			return -1;
+		colon = end + 1;
+		s++;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return -1;
+		end = colon;
+	}
+	if ((size_t)(end - s) >= hostlen || strlen(colon + 1) >= portlen ||
+	    colon[1] == '\0')
+		return -1;
+	memcpy(host, s, (size_t)(end - s));
+	host[end - s] = '\0';
+	snprintf(port, portlen, "%s", colon + 1);
+	return 0;
+}
+
+static bool
+addr_is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *s6;
+	const uint8_t *b;
+
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	b = s6->sin6_addr.s6_addr;
+	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return true;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && b[12] == 127;
+}
+
+static void
+format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
+	} else {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	}
+}
+
+static int
+listen_tcp(struct http *h, const char *spec, bool have_token, char *err,
+    size_t len)
+{
+	struct addrinfo hints, *res;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[256], port[16];
+	int fd, one = 1, rc;
+
+	if (split_listen(spec, host, sizeof(host), port, sizeof(port)) == -1) {
+		snprintf(err, len, "http.listen \"%s\": expected ADDRESS:PORT",
+		    spec);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(err, len, "http.listen \"%s\": %s", spec,
+		    gai_strerror(rc));
+		return -1;
+	}
+	if (!addr_is_loopback(res->ai_addr) && !have_token) {
+		snprintf(err, len, "http.listen \"%s\" is not a loopback "
+		    "address: anyone who reaches it could use the models; set "
+		    "http.token_file", spec);
+		freeaddrinfo(res);
+		return -1;
+	}
+	if ((fd = fd_socket(res->ai_family, SOCK_STREAM)) == -1) {
+		snprintf(err, len, "http: socket: %s", strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (res->ai_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		    sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
+		snprintf(err, len, "http: listen on %s: %s", spec,
+		    strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	format_addr((struct sockaddr *)&ss, h->listen, sizeof(h->listen));
+	h->fd = fd;
+	return 0;
+}
+
+/* One line, the token; no one but poold's user may read the file. */
+static int
+read_token(struct http *h, const char *path, char *err, size_t len)
+{
+	char buf[4097];
+	struct stat st;
+	ssize_t n;
+	size_t l;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		snprintf(err, len, "http.token_file %s: %s", path,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, len, "http.token_file %s: mode %04o lets others "
+		    "read or write it; chmod 600 it", path,
+		    (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, len, "http.token_file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	buf[n] = '\0';
+	l = strcspn(buf, "\r\n");
+	if ((size_t)n == sizeof(buf) - 1 || l == 0 ||
+	    buf[l + strspn(buf + l, "\r\n")] != '\0' ||
+	    strpbrk(buf, " \t") != NULL) {
+		snprintf(err, len, "http.token_file %s: expected one line, "
+		    "the token (no blanks, at most 4096 bytes)", path);
+		return -1;
+	}
+	buf[l] = '\0';
+	if ((h->token = strdup(buf)) == NULL) {
+		snprintf(err, len, "out of memory");
+		return -1;
+	}
+	h->pol.token = h->token;
+	h->pol.token_len = l;
+	return 0;
+}
+
+int
+http_check_aliases(struct daemon *d, char *err, size_t len)
+{
+	const struct config *conf = d->conf;
+	const char *alias, *model;
+	size_t i;
+
+	for (i = 0; i < conf->naliases; i++) {
+		alias = conf->aliases[2 * i];
+		model = conf->aliases[2 * i + 1];
+		if (config_model(conf, alias) != NULL ||
+		    daemon_model(d, alias) != NULL) {
+			snprintf(err, len, "alias \"%s\" is also the name of "
+			    "a model", alias);
+			return -1;
+		}
+		if (config_model(conf, model) == NULL &&
+		    daemon_model(d, model) == NULL) {
+			snprintf(err, len, "alias \"%s\" names an unknown "
+			    "model \"%s\" (not in %s nor in \"models\")",
+			    alias, model, conf->models_dir);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct http *
+http_open(struct daemon *d, char *err, size_t len)
+{
+	const struct http_conf *hc = &d->conf->http;
+	struct http *h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		snprintf(err, len, "out of memory");
+		return NULL;
+	}
+	h->d = d;
+	h->fd = -1;
+	TAILQ_INIT(&h->conns);
+	TAILQ_INIT(&h->ready);
+	h->pol.cors_origins = hc->cors_origins;
+	h->pol.ncors = hc->ncors;
+	h->pol.max_body = hc->max_body;
+	if ((hc->token_file != NULL &&
+	    read_token(h, hc->token_file, err, len) == -1) ||
+	    listen_tcp(h, hc->listen, h->token != NULL, err, len) == -1) {
+		http_free(h);
+		return NULL;
+	}
+	ev_io_init(&h->accept_watcher, accept_cb, h->fd, EV_READ);
+	h->accept_watcher.data = h;
+	ev_init(&h->accept_retry, accept_retry_cb);
+	h->accept_retry.data = h;
+	ev_idle_init(&h->idle, idle_cb);
+	h->idle.data = h;
+	ev_io_start(d->loop, &h->accept_watcher);
+	log_info("http: listening on %s%s", h->listen, h->token != NULL ?
+	    " (token required)" : "");
+	return h;
+}
+
+void
+http_close_listener(struct http *h)
+{
+	if (h == NULL || h->fd == -1)
+		return;
+	ev_io_stop(h->d->loop, &h->accept_watcher);
+	ev_timer_stop(h->d->loop, &h->accept_retry);
+	close(h->fd);
+	h->fd = -1;
+}
+
+void
+http_free(struct http *h)
+{
+	struct hconn *c;
+
+	if (h == NULL)
+		return;
+	http_close_listener(h);
+	while ((c = TAILQ_FIRST(&h->conns)) != NULL)
+		conn_close(c);
+	ev_idle_stop(h->d->loop, &h->idle);
+	free(h->token);
+	free(h);
+}
+
+json_t *
+http_stats(const struct http *h)
+{
+	return json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
+	    "listen", h->listen, "conns", (int)h->nconns,
+	    "max_conns", (int)h->d->conf->http.max_conns,
+	    "requests", (int)h->inflight,
+	    "requests_total", (json_int_t)h->requests,
+	    "errors_total", (json_int_t)h->errors,
+	    "refused_total", (json_int_t)h->refused,
+	    "bytes_out", (json_int_t)h->bytes_out);
+}
