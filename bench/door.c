@@ -243,6 +243,7 @@ struct stream {
 	int	 match;		/* chars of "data: " matched so far */
 	bool	 done;
 	int64_t	 last_ns, max_gap_ns, first_ns;
+	int	 gap_at;	/* the event after the largest gap */
 	char	 req[1024];
 	size_t	 req_len, req_off;
 };
@@ -293,6 +294,9 @@ struct streams_result {
 	double	 poold_cpu_ms;
 	double	 poold_rss_mb;
 	int	 complete;		/* streams with every event and [DONE] */
+	int	 late;			/* first event after 1 s (SYN retry?) */
+	int	 gappy;			/* streams with a gap > 1.5x */
+	int	 gappy_early;		/* ... before their 3rd event */
 };
 
 /* n streams; stream i to ports[i % nports], model names "s%d". */
@@ -372,8 +376,10 @@ run_streams(int n, const int *ports, int nports, pid_t poold)
 				continue;
 			if (s->events == 0)
 				s->first_ns = now - t0;
-			else if (now - s->last_ns > s->max_gap_ns)
+			else if (now - s->last_ns > s->max_gap_ns) {
 				s->max_gap_ns = now - s->last_ns;
+				s->gap_at = s->events;
+			}
 			s->events += got;
 			s->last_ns = now;
 		}
@@ -396,6 +402,13 @@ run_streams(int n, const int *ports, int nports, pid_t poold)
 			res.complete++;
 		gaps[i] = (double)st[i].max_gap_ns / NS_PER_MS;
 		firsts[i] = (double)st[i].first_ns / NS_PER_MS;
+		if (st[i].first_ns > NS_PER_S)
+			res.late++;
+		if (st[i].max_gap_ns > 3 * STREAM_GAP_MS * NS_PER_MS / 2) {
+			res.gappy++;
+			if (st[i].gap_at <= 2)
+				res.gappy_early++;
+		}
 	}
 	res.gap_p50 = percentile(gaps, (size_t)n, 50);
 	res.gap_max = percentile(gaps, (size_t)n, 100);
@@ -416,7 +429,9 @@ streams(int reps, int n)
 	char cmd[1400], model[1200], row[160], a[96], b[96], ratio[32];
 	int ports[STREAM_MODELS], door[1];
 	uint64_t idle_rss;
-	int complete_d = n, complete_x = n;
+	int complete_d = n, complete_x = n, late_d = 0, late_x = 0;
+	int gappy_d = 0, gappy_x = 0;
+	double after_mb[32];
 	struct summary s1, s2;
 
 	if (raise_nofile(3 * n + 256) < 2 * n + 64)
@@ -443,11 +458,33 @@ streams(int reps, int n)
 			x[r] = run_streams(n, ports, STREAM_MODELS, 0);
 		}
 		say("streams %d: door gap p50 %.1f max %.1f ms, first %.1f ms, "
-		    "cpu %.0f ms, rss %.1f MiB, complete %d; direct gap p50 "
-		    "%.1f max %.1f, first %.1f, complete %d", r, d[r].gap_p50,
-		    d[r].gap_max, d[r].first_p50, d[r].poold_cpu_ms,
-		    d[r].poold_rss_mb, d[r].complete, x[r].gap_p50,
-		    x[r].gap_max, x[r].first_p50, x[r].complete);
+		    "cpu %.0f ms, rss %.1f MiB, complete %d, late %d; direct "
+		    "gap p50 %.1f max %.1f, first %.1f, complete %d, late %d",
+		    r, d[r].gap_p50, d[r].gap_max, d[r].first_p50,
+		    d[r].poold_cpu_ms, d[r].poold_rss_mb, d[r].complete,
+		    d[r].late, x[r].gap_p50, x[r].gap_max, x[r].first_p50,
+		    x[r].complete, x[r].late);
+		say("  streams with a gap > %d ms: door %d (%d before the "
+		    "3rd event), direct %d (%d)", 3 * STREAM_GAP_MS / 2,
+		    d[r].gappy, d[r].gappy_early, x[r].gappy,
+		    x[r].gappy_early);
+		gappy_d += d[r].gappy;
+		gappy_x += x[r].gappy;
+		late_d += d[r].late;
+		late_x += x[r].late;
+		{
+			char *js, *h;
+
+			if (poolc_stats(p.c, &js) == 0) {
+				h = strstr(js, "\"http\"");
+				after_mb[r] = (double)proc_rss(p.pid) /
+				    (1 << 20);
+				say("  poold RSS after run %d, every stream "
+				    "closed: %.1f MiB; STATS %.300s", r,
+				    after_mb[r], h != NULL ? h : "(no http)");
+				free(js);
+			}
+		}
 		if (d[r].complete < complete_d)
 			complete_d = d[r].complete;
 		if (x[r].complete < complete_x)
@@ -487,6 +524,16 @@ streams(int reps, int n)
 	snprintf(b, sizeof(b), "%d", complete_x);
 	table_row("6 front door", row, a, b, "-", "all", complete_d == n ?
 	    "met" : "NOT met");
+	snprintf(row, sizeof(row), "%d SSE streams: first event after more "
+	    "than 1 s, all runs", n);
+	snprintf(a, sizeof(a), "%d", late_d);
+	snprintf(b, sizeof(b), "%d", late_x);
+	table_row("6 front door", row, a, b, "-", "", "");
+	snprintf(row, sizeof(row), "%d SSE streams: streams with a gap over "
+	    "%d ms, all runs", n, 3 * STREAM_GAP_MS / 2);
+	snprintf(a, sizeof(a), "%d", gappy_d);
+	snprintf(b, sizeof(b), "%d", gappy_x);
+	table_row("6 front door", row, a, b, "-", "", "");
 	for (int r = 0; r < reps; r++) {
 		v[0][r] = d[r].poold_cpu_ms;
 		v[1][r] = d[r].poold_cpu_ms * 1000 / ((double)n *
@@ -517,6 +564,18 @@ streams(int reps, int n)
 	    ((double)idle_rss / (1 << 20)));
 	table_row("6 front door", row, fmt_summary(a, sizeof(a), "%.1f", s1),
 	    b, ratio, "", "");
+	snprintf(row, sizeof(row), "%d SSE streams: poold RSS once all "
+	    "closed, after runs 1..%d (MiB)", n, reps);
+	{
+		int o = 0;
+
+		for (int r = 0; r < reps && o < (int)sizeof(a) - 8; r++)
+			o += snprintf(a + o, sizeof(a) - (size_t)o, "%s%.0f",
+			    r ? " " : "", after_mb[r]);
+	}
+	snprintf(b, sizeof(b), "idle %.1f", (double)idle_rss / (1 << 20));
+	table_row("6 front door", row, a, b, "-", "flat", after_mb[reps - 1] <
+	    after_mb[0] + 4 ? "met" : "NOT met");
 	table_note("front door streams: %d streams at once over %d stand-in "
 	    "models (%d each), %d events %d ms apart + [DONE]; baseline = "
 	    "the same streams straight from the stand-ins, same run, "
