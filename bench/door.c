@@ -420,6 +420,17 @@ run_streams(int n, const int *ports, int nports, pid_t poold)
 	return res;
 }
 
+/* A row of poold's own figures, no baseline. */
+static void
+poold_row(int n, const char *what, const char *fmt, double *v, int reps)
+{
+	char row[160], a[96];
+
+	snprintf(row, sizeof(row), "%d SSE streams: %s", n, what);
+	table_row("6 front door", row, fmt_summary(a, sizeof(a), fmt,
+	    summarize(v, (size_t)reps)), "", "", "", "");
+}
+
 static void
 streams(int reps, int n)
 {
@@ -540,23 +551,11 @@ streams(int reps, int n)
 		    STREAM_EVENTS);
 		v[2][r] = d[r].poold_rss_mb;
 	}
-	s1 = summarize(v[0], (size_t)reps);
-	snprintf(row, sizeof(row), "%d SSE streams: poold CPU, utime+stime "
-	    "(ms)", n);
-	table_row("6 front door", row, fmt_summary(a, sizeof(a), "%.0f", s1),
-	    "", "", "", "");
-	s1 = summarize(v[1], (size_t)reps);
-	snprintf(row, sizeof(row), "%d SSE streams: poold CPU per event "
-	    "relayed (us)", n);
-	table_row("6 front door", row, fmt_summary(a, sizeof(a), "%.1f", s1),
-	    "", "", "", "");
 	for (int r = 0; r < reps; r++)
 		v[3][r] = (v[2][r] - (double)idle_rss / (1 << 20)) * 1024 / n;
-	s1 = summarize(v[3], (size_t)reps);
-	snprintf(row, sizeof(row), "%d SSE streams: poold RSS growth per "
-	    "stream (KiB)", n);
-	table_row("6 front door", row, fmt_summary(a, sizeof(a), "%.1f", s1),
-	    "", "", "", "");
+	poold_row(n, "poold CPU, utime+stime (ms)", "%.0f", v[0], reps);
+	poold_row(n, "poold CPU per event relayed (us)", "%.1f", v[1], reps);
+	poold_row(n, "poold RSS growth per stream (KiB)", "%.1f", v[3], reps);
 	s1 = summarize(v[2], (size_t)reps);
 	snprintf(row, sizeof(row), "%d SSE streams: poold peak RSS (MiB)", n);
 	snprintf(b, sizeof(b), "idle %.1f", (double)idle_rss / (1 << 20));

@@ -11,7 +11,9 @@
  * budget: poold with the budget, the router with its default count limit
  * (4) and with the largest count that can never exceed the budget.
  *
- *	router -b BUILDDIR -l LLAMA_PREFIX [-r reps] [-w workload_reps]
+ *	router -b BUILDDIR -l LLAMA_PREFIX [-D] [-r reps] [-w workload_reps]
+ *
+ * -D: no front door in poold's config (a poold from before it).
  */
 #include <sys/stat.h>
 
@@ -41,6 +43,7 @@
 
 static const char *llama;
 static char	*sock;
+static bool	 no_door;	/* -D: a poold without "http" (older builds) */
 static const char *body_fmt =
     "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":"
     "\"Say hello\"}],\"max_tokens\":4,\"temperature\":0,\"seed\":1%s}";
@@ -233,8 +236,9 @@ write_poold_conf(const char *conf, const char *dir, const char *budget,
 	    "\"--host\", \"127.0.0.1\", \"--port\", \"{port}\", \"-t\", \"1\", "
 	    "\"-np\", \"1\", \"-c\", \"512\"],\n  \"memory_limit\": \"%s\", "
 	    "\"reserved\": \"0\", \"per_model\": \"64M\",\n"
-	    "  %s\"ports\": " POOLD_PORTS ",\n  \"idle_timeout\": 0,\n"
-	    "  \"http\": {\"listen\": \"127.0.0.1:0\"}%s%s\n}\n", sock, sock, dir, llama_binary(llama), budget, max,
+	    "  %s\"ports\": " POOLD_PORTS ",\n  \"idle_timeout\": 0%s%s%s\n"
+	    "}\n", sock, sock, dir, llama_binary(llama), budget, max,
+	    no_door ? "" : ",\n  \"http\": {\"listen\": \"127.0.0.1:0\"}",
 	    models_json != NULL ? ",\n  \"models\": " : "",
 	    models_json != NULL ? models_json : "");
 }
@@ -811,15 +815,16 @@ main(int argc, char **argv)
 	char path[1100];
 	int reps = 9, wreps = 5, ch;
 
-	while ((ch = getopt(argc, argv, "b:l:r:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:Dl:r:w:")) != -1) {
 		switch (ch) {
+		case 'D': no_door = true; break;
 		case 'b': build = optarg; break;
 		case 'l': llama = optarg; break;
 		case 'r': reps = atoi(optarg); break;
 		case 'w': wreps = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: router -b builddir -l prefix "
-			    "[-r reps] [-w workload_reps]\n");
+			    "[-D] [-r reps] [-w workload_reps]\n");
 			return 1;
 		}
 	}
