@@ -130,6 +130,7 @@ long long json_int(const char *line, const char *key, long long def);
 struct http_result {
 	int	 status;	/* 0 on error */
 	int64_t	 first_byte_ns;	/* since the request was sent */
+	int64_t	 first_data_ns;	/* the first "data: " (an SSE event), or 0 */
 	int64_t	 total_ns;	/* until the connection closed */
 	size_t	 bytes;
 	char	 body[8192];	/* the start of the body */
@@ -137,6 +138,10 @@ struct http_result {
 /* One request with "Connection: close"; body may be NULL. */
 int	 http_request(int port, const char *method, const char *path,
 	    const char *body, struct http_result *);
+/* The port of poold's HTTP front door from its STATS ("http": {"listen":
+ * "127.0.0.1:PORT"}), or -1. */
+struct poolc;
+int	 poold_http_port(struct poolc *);
 /* Polls GET path until 200 or timeout; the instant of the 200 or -1. */
 int64_t	 http_wait_200(int port, const char *path, int timeout_ms);
 

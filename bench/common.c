@@ -27,7 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "bench.h"
+#include "poolc.h"
 #include "proto.h"
 
 #define TRACKED_MAX	64
@@ -760,6 +763,12 @@ http_request(int port, const char *method, const char *path,
 		memcpy(r->body + (r->bytes < sizeof(r->body) - 1 ? r->bytes :
 		    sizeof(r->body) - 1), buf, keep);
 		r->bytes += (size_t)n;
+		if (r->first_data_ns == 0) {
+			r->body[r->bytes < sizeof(r->body) - 1 ? r->bytes :
+			    sizeof(r->body) - 1] = '\0';
+			if (strstr(r->body, "\ndata: ") != NULL)
+				r->first_data_ns = now_ns() - t0;
+		}
 	}
 	r->total_ns = now_ns() - t0;
 	close(fd);
@@ -771,6 +780,27 @@ http_request(int port, const char *method, const char *path,
 	if ((p = strstr(r->body, "\r\n\r\n")) != NULL)
 		memmove(r->body, p + 4, strlen(p + 4) + 1);
 	return r->status;
+}
+
+int
+poold_http_port(struct poolc *c)
+{
+	json_t *o, *http;
+	json_error_t err;
+	const char *listen, *colon;
+	char *json;
+	int port = -1;
+
+	if (poolc_stats(c, &json) == -1)
+		return -1;
+	if ((o = json_loads(json, 0, &err)) != NULL &&
+	    (http = json_object_get(o, "http")) != NULL &&
+	    (listen = json_string_value(json_object_get(http, "listen")))
+	    != NULL && (colon = strrchr(listen, ':')) != NULL)
+		port = atoi(colon + 1);
+	json_decref(o);
+	free(json);
+	return port;
 }
 
 int64_t

@@ -11,7 +11,9 @@
  * budget: poold with the budget, the router with its default count limit
  * (4) and with the largest count that can never exceed the budget.
  *
- *	router -b BUILDDIR -l LLAMA_PREFIX [-r reps] [-w workload_reps]
+ *	router -b BUILDDIR -l LLAMA_PREFIX [-D] [-r reps] [-w workload_reps]
+ *
+ * -D: no front door in poold's config (a poold from before it).
  */
 #include <sys/stat.h>
 
@@ -41,6 +43,7 @@
 
 static const char *llama;
 static char	*sock;
+static bool	 no_door;	/* -D: a poold without "http" (older builds) */
 static const char *body_fmt =
     "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":"
     "\"Say hello\"}],\"max_tokens\":4,\"temperature\":0,\"seed\":1%s}";
@@ -84,20 +87,41 @@ via_poold(struct poolc *c, const char *model, bool stream, bool *cold)
 	return (double)t0 / NS_PER_MS;
 }
 
+/* POST through an HTTP proxy (the router's, or poold's front door):
+ * ms to the end, and to the first event when streamed (ttft). */
 static double
-via_router(const char *model, bool stream)
+via_http(int port, const char *who, const char *model, bool stream,
+    double *ttft)
 {
 	struct http_result r;
 	char body[1024];
 
 	body_for(body, sizeof(body), model, stream);
-	if (http_request(ROUTER_PORT, "POST", "/v1/chat/completions", body,
-	    &r) != 200)
-		die("router POST %s: status %d %.300s", model, r.status,
+	if (http_request(port, "POST", "/v1/chat/completions", body, &r) !=
+	    200)
+		die("%s POST %s: status %d %.300s", who, model, r.status,
 		    r.body);
-	if (stream && strstr(r.body, "data: ") == NULL)
-		die("router: not a stream: %.200s", r.body);
+	if (stream && (strstr(r.body, "data: ") == NULL ||
+	    r.first_data_ns == 0))
+		die("%s: not a stream: %.200s", who, r.body);
+	if (ttft != NULL)
+		*ttft = (double)r.first_data_ns / NS_PER_MS;
 	return (double)r.total_ns / NS_PER_MS;
+}
+
+static double
+via_router(const char *model, bool stream)
+{
+	return via_http(ROUTER_PORT, "router", model, stream, NULL);
+}
+
+/* poold's HTTP front door (its port from STATS) */
+static int door_port;
+
+static double
+via_door(const char *model, bool stream)
+{
+	return via_http(door_port, "poold's front door", model, stream, NULL);
 }
 
 /* --- the router's state --- */
@@ -212,8 +236,9 @@ write_poold_conf(const char *conf, const char *dir, const char *budget,
 	    "\"--host\", \"127.0.0.1\", \"--port\", \"{port}\", \"-t\", \"1\", "
 	    "\"-np\", \"1\", \"-c\", \"512\"],\n  \"memory_limit\": \"%s\", "
 	    "\"reserved\": \"0\", \"per_model\": \"64M\",\n"
-	    "  %s\"ports\": " POOLD_PORTS ",\n  \"idle_timeout\": 0%s%s\n"
+	    "  %s\"ports\": " POOLD_PORTS ",\n  \"idle_timeout\": 0%s%s%s\n"
 	    "}\n", sock, sock, dir, llama_binary(llama), budget, max,
+	    no_door ? "" : ",\n  \"http\": {\"listen\": \"127.0.0.1:0\"}",
 	    models_json != NULL ? ",\n  \"models\": " : "",
 	    models_json != NULL ? models_json : "");
 }
@@ -221,16 +246,96 @@ write_poold_conf(const char *conf, const char *dir, const char *budget,
 /* --- hot, cold, eviction --- */
 
 static void
-row(const char *what, double *p, double *r, int n)
+row_in(const char *section, const char *what, double *p, double *r, int n)
 {
 	char a[96], b[96], ratio[32];
 	struct summary sp = summarize(p, (size_t)n);
 	struct summary sr = summarize(r, (size_t)n);
 
 	snprintf(ratio, sizeof(ratio), "%.2fx", sp.med / sr.med);
-	table_row("4 vs router", what, fmt_summary(a, sizeof(a), "%.1f", sp),
+	table_row(section, what, fmt_summary(a, sizeof(a), "%.1f", sp),
 	    fmt_summary(b, sizeof(b), "%.1f", sr), ratio, "<= router",
 	    sp.med <= sr.med ? "met" : "NOT met");
+}
+
+static void
+row(const char *what, double *p, double *r, int n)
+{
+	row_in("4 vs router", what, p, r, n);
+}
+
+/* Nothing running on either side. */
+static void
+unload_both(struct poolc *c, pid_t router, char names[][32], int n)
+{
+	poold_evict_all(c, names, n);
+	router_unload_all(router, names, n);
+	sleep_ms(50);
+}
+
+/* poold's front door against the router, both over HTTP, the model in
+ * the body: hot (short, and the first token of a stream), cold, and a
+ * request that forces an eviction (capacity 2 on both). */
+static void
+door_side_by_side(struct poolc *c, pid_t router, char names[][32],
+    int reps)
+{
+	double d[4][32], r[4][32], x;
+
+	via_door("t0", false);
+	via_router("t0", false);
+	for (int i = 0; i < reps; i++) {
+		if (i % 2 == 0) {
+			d[0][i] = via_door("t0", false);
+			r[0][i] = via_router("t0", false);
+			via_http(door_port, "door", "t0", true, &d[1][i]);
+			via_http(ROUTER_PORT, "router", "t0", true, &r[1][i]);
+		} else {
+			r[0][i] = via_router("t0", false);
+			d[0][i] = via_door("t0", false);
+			via_http(ROUTER_PORT, "router", "t0", true, &r[1][i]);
+			via_http(door_port, "door", "t0", true, &d[1][i]);
+		}
+	}
+	for (int i = 0; i < reps; i++) {
+		const char *m = names[i % HOT_MODELS];
+
+		unload_both(c, router, names, HOT_MODELS);
+		if (i % 2 == 1)
+			r[2][i] = via_router(m, false);
+		d[2][i] = via_door(m, false);
+		if (i % 2 == 0)
+			r[2][i] = via_router(m, false);
+	}
+	for (int i = 0; i < reps; i++) {
+		const char *a = names[i % 3], *b = names[(i + 1) % 3];
+		const char *m = names[(i + 2) % 3];
+
+		unload_both(c, router, names, HOT_MODELS);
+		x = via_door(a, false) + via_door(b, false);
+		x += via_router(a, false) + via_router(b, false);
+		sleep_ms(50);
+		if (i % 2 == 1)
+			r[3][i] = via_router(m, false);
+		d[3][i] = via_door(m, false);
+		if (i % 2 == 0)
+			r[3][i] = via_router(m, false);
+		if (router_loaded(names, HOT_MODELS) & 1u << (i % 3))
+			die("router did not evict %s", a);
+	}
+	(void)x;
+	row_in("4 vs router", "front door: hot, short completion (ms)", d[0],
+	    r[0], reps);
+	row_in("4 vs router", "front door: hot, streamed, time to first "
+	    "token (ms)", d[1], r[1], reps);
+	row_in("4 vs router", "front door: cold request, nothing loaded (ms)",
+	    d[2], r[2], reps);
+	row_in("4 vs router", "front door: request forcing an eviction, "
+	    "capacity 2 (ms)", d[3], r[3], reps);
+	table_note("vs router, front door rows: the same POST to poold's "
+	    "HTTP URL and to the router's, the model in the body, a new "
+	    "TCP connection per request on both; time to first token = "
+	    "until the first \"data: \" line of the stream");
 }
 
 static void
@@ -265,6 +370,8 @@ side_by_side(const char *build, int reps)
 	if ((c = poolc_connect(sock, 60000)) == NULL ||
 	    poolc_error(c) != POOLC_OK)
 		die("poolc_connect");
+	/* A poold without the front door (an older build): its rows skip. */
+	door_port = poold_http_port(c);
 
 	/* Hot: t0 loaded on both; a warm-up request each first. */
 	via_poold(c, "t0", false, NULL);
@@ -319,6 +426,11 @@ side_by_side(const char *build, int reps)
 		if (router_loaded(names, HOT_MODELS) & 1u << (i % 3))
 			die("router did not evict %s", a);
 	}
+	if (door_port > 0)
+		door_side_by_side(c, router, names, reps);
+	else
+		table_row("4 vs router", "front door rows SKIPPED: no \"http\" "
+		    "in poold's STATS", "", "", "", "", "skipped");
 	row("hot, short completion (ms)", p[0], r[0], reps);
 	row("hot, streamed completion (ms)", p[1], r[1], reps);
 	row("cold request, nothing loaded (ms)", p[2], r[2], reps);
@@ -703,15 +815,16 @@ main(int argc, char **argv)
 	char path[1100];
 	int reps = 9, wreps = 5, ch;
 
-	while ((ch = getopt(argc, argv, "b:l:r:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:Dl:r:w:")) != -1) {
 		switch (ch) {
+		case 'D': no_door = true; break;
 		case 'b': build = optarg; break;
 		case 'l': llama = optarg; break;
 		case 'r': reps = atoi(optarg); break;
 		case 'w': wreps = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: router -b builddir -l prefix "
-			    "[-r reps] [-w workload_reps]\n");
+			    "[-D] [-r reps] [-w workload_reps]\n");
 			return 1;
 		}
 	}

@@ -8,7 +8,7 @@
 #                       llama-server rows when it is not installed
 #   BENCH_REPS=5        repetitions (medians with min-max)
 #   BENCH_QUIET_S=60    the quiet window of part 2
-#   BENCH_SKIP="..."    any of: hot profile scale cold router sim
+#   BENCH_SKIP="..."    any of: hot profile scale cold router sim door
 #
 # Raw rows go to B/bench/results.tsv, progress and the machine to stderr
 # and B/bench/bench.log, the callgrind annotation to B/bench/profile.txt.
@@ -73,6 +73,7 @@ part scale "$BB/scale" -b "$B" -r "$REPS" -q "$QUIET"
 part cold "$BB/cold" -b "$B" -l "$LLAMA_PREFIX"
 part router "$BB/router" -b "$B" -l "$LLAMA_PREFIX" -w "$REPS"
 part sim "$BB/sim" -r "$REPS"
+part door "$BB/door" -b "$B" -l "$LLAMA_PREFIX" -r "$REPS"
 
 # Every process a bench started is gone: anything still running from a
 # bench folder is a bug, reported and ended by its pid.

@@ -281,6 +281,13 @@ struct model_entry {
 };
 
 /* A health probe of one starting server, or a check of a ready one. */
+/* What the starting server's output says: probe sooner, or at once. */
+enum probe_hint {
+	PROBE_HINT_NONE,
+	PROBE_HINT_OUTPUT,	/* it printed something: soon (the 5 ms floor) */
+	PROBE_HINT_READY,	/* it printed that it is loaded: now */
+};
+
 struct probe {
 	ev_timer	 timer;		/* next probe, or this probe's timeout */
 	ev_io		 io;
@@ -289,6 +296,7 @@ struct probe {
 	bool		 wrote;
 	bool		 checking;	/* a check for pool_checked() */
 	bool		 starved;	/* no socket (EMFILE): said once */
+	enum probe_hint	 hint;		/* output seen while a probe was out */
 	pool_ms		 interval;
 	pool_ms		 last_sent;
 	unsigned	 sent;
@@ -443,8 +451,8 @@ bool	 child_port_free(int port);
 /* probe.c */
 void	 probe_start(struct child *);
 void	 probe_stop(struct child *);
-/* The child wrote something: it may be ready; probe soon. */
-void	 probe_hint(struct child *);
+/* The child wrote something: it may be ready; probe soon, or at once. */
+void	 probe_hint(struct child *, enum probe_hint);
 /* ops->check: one probe of a ready server, answered with pool_checked(). */
 void	 probe_check(void *ctx, struct pool_server *);
 

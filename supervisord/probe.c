@@ -5,9 +5,15 @@
  * server.  llama-server refuses connections at first, then answers 503
  * while loading, then 200.  Probes start 5 ms apart and back off ×1.5 to
  * 1 s, so a long load costs a probe a second, not forty; output from the
- * server (it logs when it finishes loading) brings the next probe forward,
- * to at once (at most every 5 ms), so a model that loads fast is still
- * seen ready within milliseconds.
+ * server brings the next probe forward, to at once (at most every 5 ms),
+ * so a model that loads fast is still seen ready within milliseconds.
+ * A line that says the model is loaded ("model loaded", "listening on
+ * http", "all slots are idle": child.c) is probed at once, without the
+ * 5 ms floor, and the back-off starts over.  Output that comes while a
+ * probe is out is kept: if that probe fails, the next one goes at once
+ * (or at the floor) rather than after the back-off, which by then may
+ * be 50-100 ms.  Only a 200 to GET health_path makes a server ready:
+ * the output only says when to ask.
  *
  * A ready server is checked when the pool asks (ops->check: every
  * health_interval, and before an idle one is handed out): one probe,
@@ -71,6 +77,21 @@ probe_later(struct child *c, pool_ms after)
 	ev_timer_start(c->d->loop, &pr->timer);
 }
 
+/* How soon after a hint: at once for a server that says it is loaded,
+ * else at once but not within PROBE_INTERVAL_MIN_MS of the last probe
+ * (however much the server prints).  Takes the hint. */
+static pool_ms
+hinted_delay(struct child *c)
+{
+	struct probe *pr = &c->probe;
+	pool_ms soonest = 0;
+
+	if (pr->hint != PROBE_HINT_READY)
+		soonest = pr->last_sent + PROBE_INTERVAL_MIN_MS - daemon_now();
+	pr->hint = PROBE_HINT_NONE;
+	return soonest > 0 ? soonest : 0;
+}
+
 /* Not healthy yet: try again, a little later each time.  A check of a
  * ready server is not retried here: the pool decides. */
 static void
@@ -83,7 +104,10 @@ probe_retry(struct child *c, const char *why)
 		return;
 	}
 	probe_close(c);
-	probe_later(c, pr->interval);
+	if (pr->hint != PROBE_HINT_NONE)
+		probe_later(c, hinted_delay(c));
+	else
+		probe_later(c, pr->interval);
 	pr->interval += pr->interval / 2;
 	if (pr->interval > PROBE_INTERVAL_MAX_MS)
 		pr->interval = PROBE_INTERVAL_MAX_MS;
@@ -244,30 +268,41 @@ probe_start(struct child *c)
 	pr->interval = PROBE_INTERVAL_MIN_MS;
 	ev_timer_init(&pr->timer, probe_timer_cb, 0, 0);
 	pr->timer.data = c;
-	probe_later(c, PROBE_INTERVAL_MIN_MS);
+	/* Output read before the exec report (same loop turn) counts. */
+	probe_later(c, pr->hint == PROBE_HINT_READY ? 0 :
+	    PROBE_INTERVAL_MIN_MS);
+	pr->hint = PROBE_HINT_NONE;
 }
 
 void
 probe_stop(struct child *c)
 {
 	probe_close(c);
+	c->probe.hint = PROBE_HINT_NONE;
 	ev_timer_stop(c->d->loop, &c->probe.timer);
 }
 
 void
-probe_hint(struct child *c)
+probe_hint(struct child *c, enum probe_hint hint)
 {
 	struct probe *pr = &c->probe;
 	pool_ms soonest;
 
-	if (pr->in_flight || pr->checking || !ev_is_active(&pr->timer))
+	if (pr->checking || hint == PROBE_HINT_NONE)
 		return;
-	/* At once, but not more often than every PROBE_INTERVAL_MIN_MS
-	 * however much the server prints.  The back-off goes on: a
+	/* Nearly there: should the probe it brings still find it loading,
+	 * the next ones come 5 ms apart again. */
+	if (hint == PROBE_HINT_READY)
+		pr->interval = PROBE_INTERVAL_MIN_MS;
+	if (hint > pr->hint)
+		pr->hint = hint;
+	/* A probe is out (or none started yet): the hint waits for its
+	 * answer (probe_retry) or for the start (probe_start). */
+	if (pr->in_flight || !ev_is_active(&pr->timer))
+		return;
+	/* Otherwise the back-off goes on for the probes after this one: a
 	 * chatty load must not bring back fast polling. */
-	soonest = pr->last_sent + PROBE_INTERVAL_MIN_MS - daemon_now();
-	if (soonest < 0)
-		soonest = 0;
+	soonest = hinted_delay(c);
 	if (ev_timer_remaining(c->d->loop, &pr->timer) * 1000 >
 	    (double)soonest)
 		probe_later(c, soonest);

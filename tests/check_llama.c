@@ -1059,6 +1059,111 @@ START_TEST(test_learned_real)
 }
 END_TEST
 
+/* --- 7. a streamed chat through the HTTP front door --------------- */
+
+/*
+ * Each "data: " line of an event stream parsed; fails unless every one
+ * but [DONE] is a chat.completion.chunk.  Returns how many there were.
+ */
+static int
+stream_chunks(const char *body, char *text, size_t textlen)
+{
+	const char *p = body, *eol;
+	json_error_t jerr;
+	json_t *j;
+	const char *s;
+	size_t used = 0;
+	int n = 0;
+
+	text[0] = '\0';
+	while ((p = strstr(p, "data: ")) != NULL) {
+		p += 6;
+		eol = strchr(p, '\n');
+		if (strncmp(p, "[DONE]", 6) == 0)
+			break;
+		j = json_loadb(p, eol ? (size_t)(eol - p) : strlen(p), 0, &jerr);
+		TL_ASSERT(j != NULL && tl_str(j, "object") != NULL &&
+		    strcmp(tl_str(j, "object"), "chat.completion.chunk") == 0,
+		    "event %d is not a chat.completion.chunk (%s): %.200s", n,
+		    jerr.text, p);
+		s = json_string_value(tl_get(json_array_get(json_object_get(j,
+		    "choices"), 0), "delta.content"));
+		if (s != NULL && used + strlen(s) < textlen) {
+			memcpy(text + used, s, strlen(s) + 1);
+			used += strlen(s);
+		}
+		json_decref(j);
+		n++;
+		p = eol ? eol : p + strlen(p);
+	}
+	return n;
+}
+
+/*
+ * Pass: with the front door on 127.0.0.1:0 (its port from STATS), a
+ * streamed chat completion for tiny (cold: the request starts it) is
+ * 200 text/event-stream with X-Accel-Buffering: no, every event a
+ * chat.completion.chunk of the real server, then [DONE] and the final
+ * chunk; the request's lease is gone after it.
+ */
+START_TEST(test_front_door_stream)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h;
+	const char *listen, *ct, *xab;
+	const char *body = "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"hello\"}],\"max_tokens\":16,"
+	    "\"stream\":true}";
+	char text[4096];
+	long long t0, leases = -2;
+	json_t *st;
+	int port, n;
+	bool ok;
+
+	tl_daemon_init(&d, 7);
+	link_model(&d, "tiny");
+	start_real(&d, "{\"http\":{\"listen\":\"127.0.0.1:0\"}}");
+	c = tl_connect(&d);
+	st = tl_stats(&d, c);
+	listen = tl_str(st, "http.listen");
+	TL_ASSERT(listen != NULL && strrchr(listen, ':') != NULL,
+	    "no http.listen in STATS: %s", tl_dump(st));
+	port = atoi(strrchr(listen, ':') + 1);
+	json_decref(st);
+
+	t0 = tl_now_ms();
+	h = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(h, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", port,
+	    strlen(body), body) == 0, "send the request");
+	TL_ASSERT(tl_http_wait_done(h, 60000), "no whole stream within 60 s"
+	    " (HTTP %d, eof %d, bad %d): %.300s", h->status, h->eof, h->bad,
+	    h->body ? h->body : "");
+	ct = tl_http_header(h, "Content-Type");
+	xab = tl_http_header(h, "X-Accel-Buffering");
+	TL_ASSERT(h->status == 200 && ct != NULL &&
+	    strncmp(ct, "text/event-stream", 17) == 0, "HTTP %d, Content-Type"
+	    " %s: %.300s", h->status, ct ? ct : "(none)", h->body);
+	TL_ASSERT(xab != NULL && strcasecmp(xab, "no") == 0,
+	    "X-Accel-Buffering %s:\n%s", xab ? xab : "(none)", h->head);
+	n = stream_chunks(h->body, text, sizeof(text));
+	TL_ASSERT(n >= 2 && strstr(h->body, "data: [DONE]") != NULL,
+	    "%d chunks, [DONE] %s: %.300s", n,
+	    strstr(h->body, "[DONE]") ? "there" : "missing", h->body);
+	printf("check_llama: [front door] tiny: cold streamed chat in %lld ms,"
+	    " %d chunks: %.80s\n", tl_now_ms() - t0, n, text);
+	fflush(stdout);
+	tl_http_close(h);
+	TL_WAIT_UNTIL(ok, (leases = tl_server_leases(&d, c, "tiny")) == 0,
+	    10000);
+	TL_ASSERT(ok, "tiny has %lld leases after its stream", leases);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- finding llama-server, making the models ----------------------- */
 
 static bool
@@ -1217,6 +1322,7 @@ main(void)
 	tl_add(s, "lru_rss", test_lru_real_rss);
 	tl_add(s, "memory", test_memory_after_load);
 	tl_add(s, "learned", test_learned_real);
+	tl_add(s, "front_door_stream", test_front_door_stream);
 	failed = tl_run(s, CK_ENV);
 	tl_rm_rf(models_src);
 	return failed;

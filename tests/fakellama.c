@@ -30,6 +30,38 @@
  *	health_fail_after_ms=	/health answers 503 from this long after
  *				ready on (the rest keeps serving); empty:
  *				never
+ *	stream_tokens=3		events of a streamed reply (the request's
+ *				"max_tokens" overrides it)
+ *	stream_token_bytes=0	each event's text is padded with 'x' to
+ *				this many bytes (at most 64K): big streams
+ *	crash_after_events=	crash (exit_code, or crash_signal) once K
+ *				events of a stream were written: the
+ *				stream ends without its final chunk
+ *	client_idle_ms=10000	a client that neither sends nor reads for
+ *				this long is dropped
+ *
+ * The same keys can be given on the command line, after the file and
+ * the environment: "--fake KEY=VALUE" (repeatable); "--tokens N" is
+ * stream_tokens and "--token-ms MS" stream_delay_ms.
+ *
+ * Endpoints: GET /health, GET /v1/models; POST /v1/chat/completions and
+ * /v1/completions answer a JSON completion, or with "stream": true a
+ * text/event-stream, Transfer-Encoding: chunked, of N events
+ * "data: {...OpenAI chunk...}\n\n" stream_delay_ms apart, then
+ * "data: [DONE]\n\n" and the last chunk; POST /v1/embeddings a small
+ * embedding (base64 when "encoding_format" asks for it).  Request
+ * bodies come with Content-Length or chunked.  A non-streamed reply
+ * carries "fakellama": {"body_bytes": N}, the body length it got.
+ *
+ * GET /debug/stats answers what the tests assert on the upstream side:
+ *	{"requests", "streams_started", "streams_finished", "events_sent",
+ *	 "open_streams", "disconnects", "stalls", "last_head",
+ *	 "last_body_bytes"}
+ * "disconnects" counts streams whose client went away (EOF, reset)
+ * before the last event, "stalls" streams dropped after client_idle_ms
+ * without progress; each also logs a line on stderr ("client
+ * disconnected mid-stream after K of N events").  "last_head" is the
+ * head of the last POST as received (hop-by-hop checks).
  *
  * When it becomes ready it logs how many /health requests it answered
  * while loading ("ready port P at T after N health requests").
@@ -72,13 +104,19 @@
 #define REPLY_MAX_BYTES		8192
 #define NAME_JSON_MAX_BYTES	1024		/* the model name, escaped */
 #define MODEL_FILE_MAX_BYTES	(64 * 1024)
-#define CLIENT_IDLE_MS		10000		/* a stalled client is dropped */
+#define DEFAULT_CLIENT_IDLE_MS	10000		/* a stalled client is dropped */
 #define DRAIN_MS		1000		/* see conn_finish_reply() */
 #define TOUCH_TICK_MS		10
 #define ACCEPT_PAUSE_MS		100
 #define GRANDCHILD_MAX_S	3600
-#define STREAM_CHUNKS		3
 #define NS_PER_MS		1000000LL
+#define STREAM_TOKEN_MAX_BYTES	(64 * 1024)
+#define STREAM_TOKENS_MAX	100000000LL
+#define EVENT_MAX_BYTES		(STREAM_TOKEN_MAX_BYTES + 2048)
+/* A reply, or one event with its chunk framing and the last chunk. */
+#define OUT_MAX_BYTES		(EVENT_MAX_BYTES + 4 * REPLY_MAX_BYTES)
+#define LAST_HEAD_MAX_BYTES	2048
+#define DEFAULT_STREAM_TOKENS	3
 
 #define DEFAULT_LOAD_MS		100
 #define DEFAULT_MEM_BYTES	(4LL << 20)
@@ -133,6 +171,10 @@ struct settings {
 	long long	 exit_delay_ms;
 	long long	 stream_delay_ms;
 	long long	 health_fail_after_ms;	/* -1: never */
+	long long	 stream_tokens;
+	long long	 stream_token_bytes;
+	long long	 crash_after_events;	/* -1: never */
+	long long	 client_idle_ms;
 };
 
 enum key_kind {
@@ -166,6 +208,15 @@ static const struct key keys[] = {
 	    offsetof(struct settings, stream_delay_ms), HOUR_MS },
 	{ "health_fail_after_ms", KEY_NUMBER,
 	    offsetof(struct settings, health_fail_after_ms), HOUR_MS },
+	{ "stream_tokens", KEY_NUMBER,
+	    offsetof(struct settings, stream_tokens), STREAM_TOKENS_MAX },
+	{ "stream_token_bytes", KEY_SIZE,
+	    offsetof(struct settings, stream_token_bytes),
+	    STREAM_TOKEN_MAX_BYTES },
+	{ "crash_after_events", KEY_NUMBER,
+	    offsetof(struct settings, crash_after_events), STREAM_TOKENS_MAX },
+	{ "client_idle_ms", KEY_NUMBER,
+	    offsetof(struct settings, client_idle_ms), HOUR_MS },
 };
 
 enum conn_state {
@@ -174,25 +225,35 @@ enum conn_state {
 	CONN_DRAINING,	/* reply sent and shut down, waiting for the EOF */
 };
 
+enum stream_kind {
+	STREAM_CHAT,		/* chat.completion.chunk */
+	STREAM_TEXT,		/* text_completion */
+};
+
 /* One client; one request per connection, like Connection: close. */
 struct conn {
 	int		 fd;
 	enum conn_state	 state;
 	int64_t		 deadline_ns;	/* when a stalled client is dropped */
-	int		 chunks_sent;	/* of a streamed reply; 0: not one */
+	enum stream_kind kind;
+	long long	 stream_total;	/* events to send; 0: not a stream */
+	long long	 events;	/* of the stream, made so far */
 	int64_t		 next_chunk_ns;
 	size_t		 in_len;
 	size_t		 out_len;
 	size_t		 out_sent;
 	char		 in[REQUEST_MAX_BYTES];
-	char		 out[REPLY_MAX_BYTES];
+	char		 out[OUT_MAX_BYTES];
 };
 
 struct request {
 	char		 method[METHOD_MAX_BYTES];
 	char		 path[TARGET_MAX_BYTES];	/* without the query */
-	const char	*body;
+	const char	*head;
+	size_t		 head_len;
+	char		*body;		/* in the connection's buffer */
 	size_t		 body_len;
+	bool		 chunked;	/* Transfer-Encoding: chunked */
 };
 
 /* The whole process.  One instance; the signal handler only needs the pipe. */
@@ -214,6 +275,15 @@ struct fake {
 	size_t		 mem_touched;
 	size_t		 page_bytes;
 	unsigned long	 completions;	/* numbers the reply ids */
+	/* What GET /debug/stats tells. */
+	unsigned long	 requests;
+	unsigned long	 streams_started;
+	unsigned long	 streams_finished;
+	unsigned long	 disconnects;
+	unsigned long	 stalls;
+	unsigned long long events_sent;
+	size_t		 last_body_bytes;
+	char		 last_head[LAST_HEAD_MAX_BYTES];
 	size_t		 nconns;
 	struct conn	*conns[CONN_MAX];
 };
@@ -368,6 +438,9 @@ set_defaults(struct settings *s)
 	s->exit_code = DEFAULT_EXIT_CODE;
 	s->exit_delay_ms = DEFAULT_EXIT_DELAY_MS;
 	s->health_fail_after_ms = -1;
+	s->stream_tokens = DEFAULT_STREAM_TOKENS;
+	s->crash_after_events = -1;
+	s->client_idle_ms = DEFAULT_CLIENT_IDLE_MS;
 }
 
 /* "NAME VALUE" or "NAME=VALUE" at argv[*i]: the value, *i past it. */
@@ -614,6 +687,32 @@ apply_environment(struct settings *s)
 		/* Empty counts as unset, so a harness can clear a key. */
 		if ((value = getenv(var)) != NULL && *value != '\0')
 			apply_key(s, var, keys[i].name, value);
+	}
+}
+
+/*
+ * "--fake KEY=VALUE", "--tokens N", "--token-ms MS": last, so a command
+ * line in poold's config wins over the file and the environment.
+ */
+static void
+apply_flags(struct settings *s, int argc, char **argv)
+{
+	const char	*v;
+	char		 kv[256], *eq;
+	int		 i;
+
+	for (i = 1; i < argc; i++) {
+		if ((v = take_value(argc, argv, &i, "--tokens")) != NULL)
+			apply_key(s, "--tokens", "stream_tokens", v);
+		else if ((v = take_value(argc, argv, &i, "--token-ms")) != NULL)
+			apply_key(s, "--token-ms", "stream_delay_ms", v);
+		else if ((v = take_value(argc, argv, &i, "--fake")) != NULL) {
+			snprintf(kv, sizeof(kv), "%s", v);
+			if ((eq = strchr(kv, '=')) == NULL)
+				usage_error("--fake %s: expected KEY=VALUE", v);
+			*eq = '\0';
+			apply_key(s, "--fake", kv, eq + 1);
+		}
 	}
 }
 
@@ -966,6 +1065,7 @@ status_text(int status)
 	case 404: return "Not Found";
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
+	case 501: return "Not Implemented";
 	case 431: return "Request Header Fields Too Large";
 	case 503: return "Service Unavailable";
 	default: return "Error";
@@ -1050,80 +1150,175 @@ answer_models(struct conn *c)
 	reply(c, 200, body);
 }
 
+/*
+ * Where "KEY": starts its value in the body, past blanks and the colon;
+ * NULL if the key is not there.  Good enough for the tests' bodies: the
+ * first occurrence wins, nesting is not looked at.
+ */
+static const char *
+body_value(const char *body, size_t len, const char *key)
+{
+	const char	*end = body + len, *p;
+	char		 quoted[64];
+	size_t		 n;
+
+	n = (size_t)snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+	if ((p = memmem(body, len, quoted, n)) == NULL)
+		return NULL;
+	p += n;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' ||
+	    *p == '\n' || *p == ':'))
+		p++;
+	return p;
+}
+
+static bool
+body_starts(const char *body, size_t len, const char *value_at,
+    const char *text)
+{
+	size_t n = strlen(text);
+
+	return value_at != NULL && (size_t)(body + len - value_at) >= n &&
+	    memcmp(value_at, text, n) == 0;
+}
+
 /* True if the request body asks for "stream": true. */
 static bool
 wants_stream(const char *body, size_t len)
 {
-	const char	*end = body + len, *p = body, *hit;
-	const char	 key[] = "\"stream\"";
+	return body_starts(body, len, body_value(body, len, "stream"),
+	    "true");
+}
 
-	while ((hit = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) !=
-	    NULL) {
-		p = hit + sizeof(key) - 1;
-		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' ||
-		    *p == '\n' || *p == ':'))
-			p++;
-		if ((size_t)(end - p) >= 4 && memcmp(p, "true", 4) == 0)
-			return true;
-	}
-	return false;
+/* The request's "max_tokens", else stream_tokens; at least 1. */
+static long long
+stream_length(const char *body, size_t len)
+{
+	const char	*p = body_value(body, len, "max_tokens");
+	long long	 n = 0;
+
+	if (p == NULL || *p < '0' || *p > '9')
+		n = fk.set.stream_tokens;
+	else
+		for (; p < body + len && *p >= '0' && *p <= '9'; p++)
+			if ((n = n * 10 + (*p - '0')) > STREAM_TOKENS_MAX)
+				n = STREAM_TOKENS_MAX;
+	return n < 1 ? 1 : n;
 }
 
 static void
-answer_completion(struct conn *c)
+answer_completion(struct conn *c, const struct request *rq,
+    enum stream_kind kind)
 {
 	char body[REPLY_MAX_BYTES / 2];
 
-	snprintf(body, sizeof(body), "{\"id\":\"chatcmpl-fakellama-%lu\","
-	    "\"object\":\"chat.completion\",\"created\":%lld,"
-	    "\"model\":\"%s\",\"choices\":[{\"index\":0,\"message\":"
-	    "{\"role\":\"assistant\",\"content\":\"hello from fakellama %s\"},"
-	    "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
-	    "\"completion_tokens\":4,\"total_tokens\":5}}", fk.completions,
-	    (long long)time(NULL), fk.set.name, fk.set.name);
+	if (kind == STREAM_CHAT)
+		snprintf(body, sizeof(body), "{\"id\":\"chatcmpl-fakellama-%lu\","
+		    "\"object\":\"chat.completion\",\"created\":%lld,"
+		    "\"model\":\"%s\",\"choices\":[{\"index\":0,\"message\":"
+		    "{\"role\":\"assistant\",\"content\":"
+		    "\"hello from fakellama %s\"},\"finish_reason\":\"stop\"}],"
+		    "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":4,"
+		    "\"total_tokens\":5},\"fakellama\":{\"body_bytes\":%zu}}",
+		    fk.completions, (long long)time(NULL), fk.set.name,
+		    fk.set.name, rq->body_len);
+	else
+		snprintf(body, sizeof(body), "{\"id\":\"cmpl-fakellama-%lu\","
+		    "\"object\":\"text_completion\",\"created\":%lld,"
+		    "\"model\":\"%s\",\"choices\":[{\"index\":0,\"text\":"
+		    "\"hello from fakellama %s\",\"logprobs\":null,"
+		    "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
+		    "\"completion_tokens\":4,\"total_tokens\":5},"
+		    "\"fakellama\":{\"body_bytes\":%zu}}", fk.completions,
+		    (long long)time(NULL), fk.set.name, fk.set.name,
+		    rq->body_len);
 	reply(c, 200, body);
 }
 
-/* Chunk i of a streamed reply; their contents add up to the message. */
+/*
+ * The text of event i: "hello", " from fakellama", " NAME", then
+ * " tokI"; padded with 'x' to stream_token_bytes.
+ */
 static void
-append_chunk(struct conn *c, int i)
+event_text(char *buf, size_t size, long long i)
 {
-	static const char *const parts[STREAM_CHUNKS] = {
-		"\"role\":\"assistant\",\"content\":\"hello\"",
-		"\"content\":\" from fakellama\"",
-		"\"content\":\" %s\"",
-	};
-	char delta[NAME_JSON_MAX_BYTES + 64];
+	static char	 pad[STREAM_TOKEN_MAX_BYTES + 1];
+	size_t		 len, want = (size_t)fk.set.stream_token_bytes;
 
-	snprintf(delta, sizeof(delta), parts[i], fk.set.name);
-	out_printf(c, "data: {\"id\":\"chatcmpl-fakellama-%lu\","
-	    "\"object\":\"chat.completion.chunk\",\"created\":%lld,"
-	    "\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{%s},"
-	    "\"finish_reason\":%s}]}\n\n", fk.completions,
-	    (long long)time(NULL), fk.set.name, delta,
-	    i == STREAM_CHUNKS - 1 ? "\"stop\"" : "null");
-	if (i == STREAM_CHUNKS - 1)
-		out_printf(c, "data: [DONE]\n\n");
+	if (i == 0)
+		snprintf(buf, size, "hello");
+	else if (i == 1)
+		snprintf(buf, size, " from fakellama");
+	else if (i == 2)
+		snprintf(buf, size, " %s", fk.set.name);
+	else
+		snprintf(buf, size, " tok%lld", i);
+	len = strlen(buf);
+	if (want > len && want < size) {
+		if (pad[0] == '\0')
+			memset(pad, 'x', sizeof(pad) - 1);
+		memcpy(buf + len, pad, want - len);
+		buf[want] = '\0';
+	}
 }
 
-/* No Content-Length: with Connection: close the body ends at the EOF. */
+/* Event i of c's stream, framed as one chunk; the last one ends it all. */
 static void
-start_stream(struct conn *c, int64_t now)
+append_event(struct conn *c, long long i)
+{
+	static char	 text[STREAM_TOKEN_MAX_BYTES + NAME_JSON_MAX_BYTES];
+	static char	 ev[EVENT_MAX_BYTES];
+	bool		 last = i == c->stream_total - 1;
+	int		 n;
+
+	event_text(text, sizeof(text), i);
+	if (c->kind == STREAM_CHAT)
+		n = snprintf(ev, sizeof(ev), "data: {\"id\":"
+		    "\"chatcmpl-fakellama-%lu\",\"object\":"
+		    "\"chat.completion.chunk\",\"created\":%lld,"
+		    "\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":"
+		    "{%s\"content\":\"%s\"},\"finish_reason\":%s}]}\n\n%s",
+		    fk.completions, (long long)time(NULL), fk.set.name,
+		    i == 0 ? "\"role\":\"assistant\"," : "", text,
+		    last ? "\"stop\"" : "null", last ? "data: [DONE]\n\n" : "");
+	else
+		n = snprintf(ev, sizeof(ev), "data: {\"id\":"
+		    "\"cmpl-fakellama-%lu\",\"object\":\"text_completion\","
+		    "\"created\":%lld,\"model\":\"%s\",\"choices\":[{\"index\":0,"
+		    "\"text\":\"%s\",\"logprobs\":null,\"finish_reason\":%s}]}"
+		    "\n\n%s", fk.completions, (long long)time(NULL),
+		    fk.set.name, text, last ? "\"stop\"" : "null",
+		    last ? "data: [DONE]\n\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(ev))
+		n = (int)sizeof(ev) - 1;
+	out_printf(c, "%x\r\n%s\r\n%s", n, ev, last ? "0\r\n\r\n" : "");
+	c->events = i + 1;
+	fk.events_sent++;
+}
+
+/* The first event is due at once, the others stream_delay_ms apart. */
+static void
+start_stream(struct conn *c, const struct request *rq,
+    enum stream_kind kind, int64_t now)
 {
 	out_printf(c, "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: text/event-stream\r\n"
 	    "Cache-Control: no-cache\r\n"
+	    "Transfer-Encoding: chunked\r\n"
 	    "Connection: close\r\n"
 	    "Server: fakellama\r\n"
 	    "\r\n");
-	append_chunk(c, 0);
-	c->chunks_sent = 1;
-	c->next_chunk_ns = now + fk.set.stream_delay_ms * NS_PER_MS;
+	c->kind = kind;
+	c->stream_total = stream_length(rq->body, rq->body_len);
+	c->events = 0;
+	c->next_chunk_ns = now;
 	c->state = CONN_WRITING;
+	fk.streams_started++;
 }
 
 static void
-answer_chat(struct conn *c, const struct request *rq, int64_t now)
+answer_generation(struct conn *c, const struct request *rq,
+    enum stream_kind kind, int64_t now)
 {
 	if (!fk.ready) {
 		reply(c, 503, LOADING_BODY);
@@ -1131,9 +1326,115 @@ answer_chat(struct conn *c, const struct request *rq, int64_t now)
 	}
 	fk.completions++;
 	if (wants_stream(rq->body, rq->body_len))
-		start_stream(c, now);
+		start_stream(c, rq, kind, now);
 	else
-		answer_completion(c);
+		answer_completion(c, rq, kind);
+}
+
+/* Standard base64 of len bytes; out holds 4 * ((len + 2) / 3) + 1. */
+static void
+base64(char *out, const unsigned char *in, size_t len)
+{
+	static const char abc[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t		 i;
+	unsigned	 v;
+
+	for (i = 0; i < len; i += 3) {
+		v = (unsigned)in[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		*out++ = abc[(v >> 18) & 63];
+		*out++ = abc[(v >> 12) & 63];
+		*out++ = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+		*out++ = i + 2 < len ? abc[v & 63] : '=';
+	}
+	*out = '\0';
+}
+
+/*
+ * Four floats; as base64 of little-endian float32 when asked (the openai
+ * package asks by default), as llama-server does.
+ */
+static void
+answer_embeddings(struct conn *c, const struct request *rq)
+{
+	static const float	 vec[4] = { 0.25f, -0.5f, 0.125f, 1.0f };
+	unsigned char		 raw[sizeof(vec)];
+	char			 value[64], b64[4 * ((sizeof(raw) + 2) / 3) + 1];
+	char			 body[REPLY_MAX_BYTES / 2];
+	size_t			 i;
+
+	if (!fk.ready) {
+		reply(c, 503, LOADING_BODY);
+		return;
+	}
+	if (body_starts(rq->body, rq->body_len, body_value(rq->body,
+	    rq->body_len, "encoding_format"), "\"base64\"")) {
+		for (i = 0; i < 4; i++) {
+			uint32_t u;
+
+			memcpy(&u, &vec[i], sizeof(u));
+			raw[4 * i] = (unsigned char)u;
+			raw[4 * i + 1] = (unsigned char)(u >> 8);
+			raw[4 * i + 2] = (unsigned char)(u >> 16);
+			raw[4 * i + 3] = (unsigned char)(u >> 24);
+		}
+		base64(b64, raw, sizeof(raw));
+		snprintf(value, sizeof(value), "\"%s\"", b64);
+	} else
+		snprintf(value, sizeof(value), "[0.25,-0.5,0.125,1.0]");
+	snprintf(body, sizeof(body), "{\"object\":\"list\",\"data\":"
+	    "[{\"object\":\"embedding\",\"index\":0,\"embedding\":%s}],"
+	    "\"model\":\"%s\",\"usage\":{\"prompt_tokens\":1,"
+	    "\"total_tokens\":1},\"fakellama\":{\"body_bytes\":%zu}}",
+	    value, fk.set.name, rq->body_len);
+	reply(c, 200, body);
+}
+
+static unsigned long
+open_streams(void)
+{
+	unsigned long	 n = 0;
+	size_t		 i;
+
+	for (i = 0; i < fk.nconns; i++)
+		if (fk.conns[i]->stream_total > 0 &&
+		    fk.conns[i]->state == CONN_WRITING)
+			n++;
+	return n;
+}
+
+static void
+answer_debug_stats(struct conn *c)
+{
+	static char	 head[6 * LAST_HEAD_MAX_BYTES];
+	static char	 body[6 * LAST_HEAD_MAX_BYTES + 1024];
+
+	json_escape(head, sizeof(head), fk.last_head);
+	snprintf(body, sizeof(body), "{\"requests\":%lu,"
+	    "\"streams_started\":%lu,\"streams_finished\":%lu,"
+	    "\"events_sent\":%llu,\"open_streams\":%lu,\"disconnects\":%lu,"
+	    "\"stalls\":%lu,\"last_head\":\"%s\",\"last_body_bytes\":%zu}",
+	    fk.requests, fk.streams_started, fk.streams_finished,
+	    fk.events_sent, open_streams(), fk.disconnects, fk.stalls, head,
+	    fk.last_body_bytes);
+	reply(c, 200, body);
+}
+
+/* Keeps the head of a POST for GET /debug/stats. */
+static void
+remember_request(const struct request *rq)
+{
+	size_t n = rq->head_len;
+
+	if (n >= sizeof(fk.last_head))
+		n = sizeof(fk.last_head) - 1;
+	memcpy(fk.last_head, rq->head, n);
+	fk.last_head[n] = '\0';
+	fk.last_body_bytes = rq->body_len;
 }
 
 static void
@@ -1142,13 +1443,24 @@ route_request(struct conn *c, const struct request *rq, int64_t now)
 	bool get = strcmp(rq->method, "GET") == 0;
 	bool post = strcmp(rq->method, "POST") == 0;
 
+	fk.requests++;
+	if (post)
+		remember_request(rq);
 	if (get && strcmp(rq->path, "/health") == 0)
 		answer_health(c);
 	else if (get && strcmp(rq->path, "/v1/models") == 0)
 		answer_models(c);
+	else if (get && strcmp(rq->path, "/debug/stats") == 0)
+		answer_debug_stats(c);
 	else if (post && (strcmp(rq->path, "/v1/chat/completions") == 0 ||
 	    strcmp(rq->path, "/chat/completions") == 0))
-		answer_chat(c, rq, now);
+		answer_generation(c, rq, STREAM_CHAT, now);
+	else if (post && (strcmp(rq->path, "/v1/completions") == 0 ||
+	    strcmp(rq->path, "/completions") == 0))
+		answer_generation(c, rq, STREAM_TEXT, now);
+	else if (post && (strcmp(rq->path, "/v1/embeddings") == 0 ||
+	    strcmp(rq->path, "/embeddings") == 0))
+		answer_embeddings(c, rq);
 	else
 		reply_error(c, 404, "File Not Found", "not_found_error");
 }
@@ -1214,9 +1526,23 @@ parse_request_line(const char *buf, size_t len, struct request *rq)
 	return 200;
 }
 
-/* Reads one header line into *content_length; 200 or an error status. */
+/* "chunked" as the value of a Transfer-Encoding line; other codings: 0. */
+static bool
+value_is_chunked(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
+	    end[-1] == '\r'))
+		end--;
+	return end - p == 7 && strncasecmp(p, "chunked", 7) == 0;
+}
+
+/* Reads one header line into *content_length and *chunked; 200 or an
+ * error status. */
 static int
-parse_header(const char *line, size_t len, long long *content_length)
+parse_header(const char *line, size_t len, long long *content_length,
+    bool *chunked)
 {
 	const char	*colon = memchr(line, ':', len), *p;
 	long long	 v = 0;
@@ -1228,8 +1554,12 @@ parse_header(const char *line, size_t len, long long *content_length)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return 400;
 	if ((size_t)(colon - line) == 17 &&
-	    strncasecmp(line, "transfer-encoding", 17) == 0)
-		return 411;	/* chunked bodies: no client of ours sends one */
+	    strncasecmp(line, "transfer-encoding", 17) == 0) {
+		if (!value_is_chunked(colon + 1, line + len))
+			return 501;
+		*chunked = true;
+		return 200;
+	}
 	if ((size_t)(colon - line) != 14 ||
 	    strncasecmp(line, "content-length", 14) != 0)
 		return 200;
@@ -1248,12 +1578,14 @@ parse_header(const char *line, size_t len, long long *content_length)
 }
 
 static int
-parse_headers(const char *buf, size_t head_len, long long *content_length)
+parse_headers(const char *buf, size_t head_len, long long *content_length,
+    bool *chunked)
 {
 	const char	*end = buf + head_len, *p, *nl;
 	int		 status;
 
 	*content_length = -1;
+	*chunked = false;
 	/* head_length() found a blank line, so there is a first line end. */
 	p = (const char *)memchr(buf, '\n', head_len) + 1;
 	for (; p < end; p = nl + 1) {
@@ -1261,15 +1593,72 @@ parse_headers(const char *buf, size_t head_len, long long *content_length)
 		if (nl == p || (nl == p + 1 && *p == '\r'))
 			break;		/* the blank line */
 		if ((status = parse_header(p, (size_t)(nl - p),
-		    content_length)) != 200)
+		    content_length, chunked)) != 200)
 			return status;
 	}
+	if (*chunked && *content_length != -1)
+		return 400;	/* RFC 9112 6.3: a request smuggling sign */
+	return 200;
+}
+
+/*
+ * Walks a chunked body at buf: 200 once the last chunk and the trailers
+ * are all here (the data then moved together to the front of buf when
+ * decode is set, its length in *body_len), 0 if more is needed, else an
+ * error status.  Chunk extensions are skipped; trailers ignored.
+ */
+static int
+dechunk(char *buf, size_t len, bool decode, size_t *body_len)
+{
+	const char	*nl;
+	size_t		 at = 0, out = 0, size, digits;
+	int		 d;
+
+	for (;;) {
+		if ((nl = memchr(buf + at, '\n', len - at)) == NULL)
+			return len - at > 64 ? 400 : 0;
+		size = 0;
+		for (digits = 0; at + digits < (size_t)(nl - buf); digits++) {
+			d = buf[at + digits];
+			if (d >= '0' && d <= '9')
+				d -= '0';
+			else if ((d | 0x20) >= 'a' && (d | 0x20) <= 'f')
+				d = (d | 0x20) - 'a' + 10;
+			else
+				break;
+			if ((size = size * 16 + (size_t)d) > REQUEST_MAX_BYTES)
+				return 413;
+		}
+		if (digits == 0)
+			return 400;
+		at = (size_t)(nl - buf) + 1;
+		if (size == 0)
+			break;
+		if (len - at < size + 2)
+			return 0;
+		if (buf[at + size] == '\r' ? buf[at + size + 1] != '\n' :
+		    buf[at + size] != '\n')
+			return 400;
+		if (decode)
+			memmove(buf + out, buf + at, size);
+		out += size;
+		at += size + (buf[at + size] == '\r' ? 2 : 1);
+	}
+	/* Trailers, up to the blank line. */
+	for (;;) {
+		if ((nl = memchr(buf + at, '\n', len - at)) == NULL)
+			return 0;
+		if (nl == buf + at || (nl == buf + at + 1 && buf[at] == '\r'))
+			break;
+		at = (size_t)(nl - buf) + 1;
+	}
+	*body_len = out;
 	return 200;
 }
 
 /* 200 with rq filled, 0 if more is needed, else the error status. */
 static int
-parse_request(const char *buf, size_t len, struct request *rq)
+parse_request(char *buf, size_t len, struct request *rq)
 {
 	size_t		 head_len;
 	long long	 content_length;
@@ -1279,20 +1668,36 @@ parse_request(const char *buf, size_t len, struct request *rq)
 		return status;
 	if ((head_len = head_length(buf, len)) == 0)
 		return len >= REQUEST_MAX_BYTES ? 431 : 0;
-	if ((status = parse_headers(buf, head_len, &content_length)) != 200)
+	if ((status = parse_headers(buf, head_len, &content_length,
+	    &rq->chunked)) != 200)
 		return status;
+	rq->head = buf;
+	rq->head_len = head_len;
+	rq->body = buf + head_len;
+	if (rq->chunked) {
+		if ((status = dechunk(rq->body, len - head_len, false,
+		    &rq->body_len)) != 200)
+			return status == 0 && len >= REQUEST_MAX_BYTES ? 413 :
+			    status;
+		return dechunk(rq->body, len - head_len, true, &rq->body_len);
+	}
 	if (content_length == -1)
 		content_length = 0;
 	if (head_len + (size_t)content_length > REQUEST_MAX_BYTES)
 		return 413;
 	if (len < head_len + (size_t)content_length)
 		return 0;
-	rq->body = buf + head_len;
 	rq->body_len = (size_t)content_length;
 	return 200;
 }
 
 /* --- connections --------------------------------------------------- */
+
+static int64_t
+idle_deadline(int64_t now)
+{
+	return now + fk.set.client_idle_ms * NS_PER_MS;
+}
 
 static void
 conn_accept(int64_t now)
@@ -1318,9 +1723,25 @@ conn_accept(int64_t now)
 		}
 		c->fd = fd;
 		c->state = CONN_READING;
-		c->deadline_ns = now + CLIENT_IDLE_MS * NS_PER_MS;
+		c->deadline_ns = idle_deadline(now);
 		fk.conns[fk.nconns++] = c;
 	}
+}
+
+static bool
+conn_streaming(const struct conn *c)
+{
+	return c->state == CONN_WRITING && c->stream_total > 0;
+}
+
+/* A stream whose client went away before its end: the tests' evidence
+ * that a proxy closed the upstream. */
+static void
+record_disconnect(const struct conn *c, const char *why)
+{
+	fk.disconnects++;
+	log_event("client disconnected mid-stream after %lld of %lld events"
+	    " (%s)", c->events, c->stream_total, why);
 }
 
 /*
@@ -1331,6 +1752,8 @@ conn_accept(int64_t now)
 static void
 conn_finish_reply(struct conn *c, int64_t now)
 {
+	if (c->stream_total > 0)
+		fk.streams_finished++;
 	shutdown(c->fd, SHUT_WR);
 	c->state = CONN_DRAINING;
 	c->deadline_ns = now + DRAIN_MS * NS_PER_MS;
@@ -1354,13 +1777,43 @@ conn_read(struct conn *c, int64_t now)
 		return 0;
 	}
 	c->in_len += (size_t)n;
-	c->deadline_ns = now + CLIENT_IDLE_MS * NS_PER_MS;
+	c->deadline_ns = idle_deadline(now);
 	memset(&rq, 0, sizeof(rq));
 	if ((status = parse_request(c->in, c->in_len, &rq)) == 200)
 		route_request(c, &rq, now);
 	else if (status != 0)
 		reply_bad_request(c, status);
 	return 0;
+}
+
+/*
+ * While a stream runs, the client has nothing more to send: an EOF or an
+ * error means it went away.  -1 then.
+ */
+static int
+conn_watch_stream(struct conn *c)
+{
+	char	 buf[4096];
+	ssize_t	 n;
+
+	while ((n = read(c->fd, buf, sizeof(buf))) > 0)
+		;
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	record_disconnect(c, n == 0 ? "EOF" : strerror(errno));
+	return -1;
+}
+
+/* crash_after_events: dies once K events of a stream are on the wire. */
+static void
+maybe_crash_mid_stream(const struct conn *c)
+{
+	if (c->stream_total == 0 || fk.set.crash_after_events < 0 ||
+	    c->events < fk.set.crash_after_events)
+		return;
+	log_event("crashing after %lld of %lld events (crash_after_events)",
+	    c->events, c->stream_total);
+	crash();
 }
 
 static int
@@ -1373,13 +1826,19 @@ conn_write(struct conn *c, int64_t now)
 		    c->out_len - c->out_sent);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1)
-			return errno == EAGAIN ? 0 : -1;
+		if (n == -1 && errno == EAGAIN)
+			return 0;
+		if (n == -1) {
+			if (conn_streaming(c))
+				record_disconnect(c, strerror(errno));
+			return -1;
+		}
 		c->out_sent += (size_t)n;
-		c->deadline_ns = now + CLIENT_IDLE_MS * NS_PER_MS;
+		c->deadline_ns = idle_deadline(now);
 	}
 	c->out_len = c->out_sent = 0;
-	if (c->chunks_sent == 0 || c->chunks_sent == STREAM_CHUNKS)
+	maybe_crash_mid_stream(c);
+	if (c->stream_total == 0 || c->events == c->stream_total)
 		conn_finish_reply(c, now);
 	return 0;
 }
@@ -1400,8 +1859,11 @@ conn_drain(struct conn *c)
 static int
 conn_handle(struct conn *c, short revents, int64_t now)
 {
-	if (revents & (POLLERR | POLLNVAL))
+	if (revents & (POLLERR | POLLNVAL)) {
+		if (conn_streaming(c))
+			record_disconnect(c, "socket error");
 		return -1;
+	}
 	switch (c->state) {
 	case CONN_READING:
 		if ((revents & (POLLIN | POLLHUP)) && conn_read(c, now) == -1)
@@ -1411,6 +1873,9 @@ conn_handle(struct conn *c, short revents, int64_t now)
 			return conn_write(c, now);
 		return 0;
 	case CONN_WRITING:
+		if (c->stream_total > 0 && (revents & (POLLIN | POLLHUP)) &&
+		    conn_watch_stream(c) == -1)
+			return -1;
 		if (revents & POLLOUT)
 			return conn_write(c, now);
 		return revents & POLLHUP ? -1 : 0;
@@ -1430,21 +1895,29 @@ conn_waits_on_client(const struct conn *c)
 static bool
 conn_stream_due(const struct conn *c, int64_t now)
 {
-	return c->state == CONN_WRITING && c->out_len == 0 &&
-	    c->chunks_sent > 0 && c->chunks_sent < STREAM_CHUNKS &&
-	    now >= c->next_chunk_ns;
+	return conn_streaming(c) && c->out_len == 0 &&
+	    c->events < c->stream_total && now >= c->next_chunk_ns;
 }
 
 /* -1 when the connection is done with. */
 static int
 conn_timers(struct conn *c, int64_t now)
 {
-	if (conn_waits_on_client(c) && now >= c->deadline_ns)
+	if (conn_waits_on_client(c) && now >= c->deadline_ns) {
+		if (conn_streaming(c)) {
+			fk.stalls++;
+			log_event("client stalled mid-stream after %lld of "
+			    "%lld events: dropped", c->events,
+			    c->stream_total);
+		}
 		return -1;
+	}
 	if (conn_stream_due(c, now)) {
-		append_chunk(c, c->chunks_sent++);
+		append_event(c, c->events);
 		c->next_chunk_ns = now + fk.set.stream_delay_ms * NS_PER_MS;
-		c->deadline_ns = now + CLIENT_IDLE_MS * NS_PER_MS;
+		c->deadline_ns = idle_deadline(now);
+		/* Sends at once; poll only wakes us if the socket is full. */
+		return conn_write(c, now);
 	}
 	return 0;
 }
@@ -1457,7 +1930,8 @@ conn_events(const struct conn *c)
 	case CONN_DRAINING:
 		return POLLIN;
 	case CONN_WRITING:
-		return c->out_sent < c->out_len ? POLLOUT : 0;
+		return (c->out_sent < c->out_len ? POLLOUT : 0) |
+		    (c->stream_total > 0 ? POLLIN : 0);
 	}
 	return 0;
 }
@@ -1518,7 +1992,7 @@ poll_timeout(int64_t now)
 		c = fk.conns[i];
 		if (conn_waits_on_client(c))
 			next = earliest(next, c->deadline_ns);
-		else if (c->chunks_sent > 0 && c->chunks_sent < STREAM_CHUNKS)
+		else if (conn_streaming(c) && c->events < c->stream_total)
 			next = earliest(next, c->next_chunk_ns);
 	}
 	if (next == INT64_MAX)
@@ -1598,6 +2072,7 @@ main(int argc, char **argv)
 	parse_args(argc, argv, s);
 	load_model_file(s);
 	apply_environment(s);
+	apply_flags(s, argc, argv);
 	resolve_defaults(s);
 	log_event("loading %s (mem %lld bytes, load %lld ms, mode %s)",
 	    s->path, s->mem_bytes, s->load_ms, mode_names[s->mode]);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1628,4 +1629,365 @@ tl_cmp_ll(const void *a, const void *b)
 	long long x = *(const long long *)a, y = *(const long long *)b;
 
 	return (x > y) - (x < y);
+}
+
+/* --- HTTP: a raw-socket client for the front door --- */
+
+#define TL_HTTP_SEND_MS		10000
+#define TL_HTTP_BODY_TAIL	256	/* kept when !keep_body */
+
+enum {
+	TL_CHUNK_SIZE,		/* at a chunk-size line */
+	TL_CHUNK_DATA,
+	TL_CHUNK_CRLF,		/* after a chunk's data */
+	TL_CHUNK_TRAILER,	/* after the last chunk, up to a blank line */
+};
+
+struct tl_http *
+tl_http_open(int port)
+{
+	struct sockaddr_in sin;
+	struct tl_http *h;
+	int fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	TL_ASSERT(fd != -1, "socket: %s", strerror(errno));
+	TL_ASSERT(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+	    "connect 127.0.0.1:%d: %s", port, strerror(errno));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	h = calloc(1, sizeof(*h));
+	TL_ASSERT(h != NULL, "out of memory");
+	h->fd = fd;
+	h->port = port;
+	h->length = -1;
+	h->keep_body = true;
+	return h;
+}
+
+void
+tl_http_close(struct tl_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->fd != -1)
+		close(h->fd);
+	free(h->raw);
+	free(h->head);
+	free(h->body);
+	free(h);
+}
+
+int
+tl_http_send(struct tl_http *h, const void *data, size_t len)
+{
+	long long dl = tl_now_ms() + TL_HTTP_SEND_MS;
+	const char *p = data;
+	struct pollfd pfd;
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(h->fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (tl_now_ms() >= dl)
+			return -1;
+		pfd.fd = h->fd;
+		pfd.events = POLLOUT;
+		poll(&pfd, 1, 100);
+	}
+	return 0;
+}
+
+int
+tl_http_sendf(struct tl_http *h, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	TL_ASSERT(n >= 0, "out of memory");
+	rc = tl_http_send(h, s, (size_t)n);
+	free(s);
+	return rc;
+}
+
+static void
+tl_http_grow(char **p, size_t *cap, size_t need)
+{
+	if (need + 1 <= *cap)
+		return;
+	while (*cap < need + 1)
+		*cap = *cap ? *cap * 2 : 4096;
+	*p = realloc(*p, *cap);
+	TL_ASSERT(*p != NULL, "out of memory");
+}
+
+static void
+tl_http_take(struct tl_http *h, size_t n)
+{
+	memmove(h->raw, h->raw + n, h->raw_len - n);
+	h->raw_len -= n;
+}
+
+/* Appends decoded body bytes, counting the SSE events they end. */
+static void
+tl_http_body(struct tl_http *h, const char *p, size_t n)
+{
+	size_t i, keep;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n' && h->prev == '\n')
+			h->events++;
+		h->prev = p[i];
+	}
+	h->body_total += n;
+	tl_http_grow(&h->body, &h->body_cap, h->body_len + n);
+	memcpy(h->body + h->body_len, p, n);
+	h->body_len += n;
+	if (!h->keep_body && h->body_len > TL_HTTP_BODY_TAIL) {
+		keep = TL_HTTP_BODY_TAIL;
+		memmove(h->body, h->body + h->body_len - keep, keep);
+		h->body_len = keep;
+	}
+	h->body[h->body_len] = '\0';
+}
+
+/* The head, if all of it is in raw; 1xx heads are noted and dropped. */
+static void
+tl_http_parse_head(struct tl_http *h)
+{
+	char *end, *te, *cl;
+	size_t n;
+
+	while (!h->head_done) {
+		if (h->raw == NULL || (end = memmem(h->raw, h->raw_len,
+		    "\r\n\r\n", 4)) == NULL)
+			return;
+		n = (size_t)(end - h->raw) + 4;
+		free(h->head);
+		h->head = strndup(h->raw, n);
+		TL_ASSERT(h->head != NULL, "out of memory");
+		tl_http_take(h, n);
+		if (sscanf(h->head, "HTTP/1.%*d %d", &h->status) != 1) {
+			h->bad = true;
+			return;
+		}
+		if (h->status >= 100 && h->status < 200) {
+			h->saw_continue |= h->status == 100;
+			continue;
+		}
+		h->head_done = true;
+		te = strcasestr(h->head, "\r\ntransfer-encoding:");
+		h->chunked = te != NULL && strncasecmp(te + 20 +
+		    strspn(te + 20, " \t"), "chunked", 7) == 0;
+		if ((cl = strcasestr(h->head, "\r\ncontent-length:")) != NULL)
+			h->length = strtoll(cl + 17, NULL, 10);
+		if (h->status == 204 || h->status == 304 ||
+		    (!h->chunked && h->length == 0))
+			h->done = true;
+	}
+}
+
+/* Decodes what raw holds of a chunked body. */
+static void
+tl_http_dechunk(struct tl_http *h)
+{
+	char *nl, *end;
+	size_t n;
+
+	while (!h->done && !h->bad && h->raw_len > 0) {
+		switch (h->chunk_state) {
+		case TL_CHUNK_SIZE:
+		case TL_CHUNK_TRAILER:
+			if ((nl = memmem(h->raw, h->raw_len, "\r\n", 2)) ==
+			    NULL)
+				return;
+			n = (size_t)(nl - h->raw) + 2;
+			if (h->chunk_state == TL_CHUNK_TRAILER) {
+				h->done = n == 2;
+				tl_http_take(h, n);
+				break;
+			}
+			*nl = '\0';
+			h->chunk_left = strtoull(h->raw, &end, 16);
+			if (end == h->raw) {
+				h->bad = true;
+				return;
+			}
+			tl_http_take(h, n);
+			h->chunk_state = h->chunk_left == 0 ?
+			    TL_CHUNK_TRAILER : TL_CHUNK_DATA;
+			break;
+		case TL_CHUNK_DATA:
+			n = h->raw_len < h->chunk_left ? h->raw_len :
+			    (size_t)h->chunk_left;
+			tl_http_body(h, h->raw, n);
+			tl_http_take(h, n);
+			if ((h->chunk_left -= n) == 0)
+				h->chunk_state = TL_CHUNK_CRLF;
+			break;
+		case TL_CHUNK_CRLF:
+			if (h->raw_len < 2)
+				return;
+			if (memcmp(h->raw, "\r\n", 2) != 0) {
+				h->bad = true;
+				return;
+			}
+			tl_http_take(h, 2);
+			h->chunk_state = TL_CHUNK_SIZE;
+			break;
+		}
+	}
+}
+
+static void
+tl_http_decode(struct tl_http *h)
+{
+	size_t n;
+
+	tl_http_parse_head(h);
+	if (!h->head_done || h->done || h->bad)
+		return;
+	if (h->chunked) {
+		tl_http_dechunk(h);
+		return;
+	}
+	n = h->raw_len;
+	if (h->length >= 0 && (long long)(h->body_total + n) > h->length)
+		n = (size_t)(h->length - (long long)h->body_total);
+	tl_http_body(h, h->raw, n);
+	tl_http_take(h, n);
+	if (h->length >= 0 && (long long)h->body_total == h->length)
+		h->done = true;
+}
+
+long
+tl_http_read(struct tl_http *h, long long timeout_ms)
+{
+	long long dl = tl_now_ms() + timeout_ms, left;
+	struct pollfd pfd;
+	ssize_t n;
+
+	if (h->eof)
+		return 0;
+	for (;;) {
+		tl_http_grow(&h->raw, &h->raw_cap, h->raw_len + 65536);
+		n = recv(h->fd, h->raw + h->raw_len, 65536, 0);
+		if (n > 0) {
+			h->raw_len += (size_t)n;
+			tl_http_decode(h);
+			return (long)n;
+		}
+		if (n == 0 || (errno != EINTR && errno != EAGAIN &&
+		    errno != EWOULDBLOCK)) {
+			h->eof = true;
+			/* A body framed by the close ends here. */
+			if (h->head_done && !h->chunked && h->length < 0)
+				h->done = true;
+			return 0;
+		}
+		if ((left = dl - tl_now_ms()) <= 0)
+			return -1;
+		pfd.fd = h->fd;
+		pfd.events = POLLIN;
+		poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+	}
+}
+
+bool
+tl_http_wait_head(struct tl_http *h, long long timeout_ms)
+{
+	long long dl = tl_now_ms() + timeout_ms;
+
+	while (!h->head_done && !h->eof && !h->bad && tl_now_ms() < dl)
+		tl_http_read(h, dl - tl_now_ms());
+	return h->head_done;
+}
+
+bool
+tl_http_wait_done(struct tl_http *h, long long timeout_ms)
+{
+	long long dl = tl_now_ms() + timeout_ms;
+
+	while (!h->done && !h->eof && !h->bad && tl_now_ms() < dl)
+		tl_http_read(h, dl - tl_now_ms());
+	return h->done;
+}
+
+const char *
+tl_http_header(const struct tl_http *h, const char *name)
+{
+	static char bufs[4][1024];
+	static int next;
+	const char *p, *v, *eol;
+	size_t nlen = strlen(name), len;
+	char *out;
+
+	if (h->head == NULL)
+		return NULL;
+	for (p = strstr(h->head, "\r\n"); p != NULL;
+	    p = strstr(p + 2, "\r\n")) {
+		if (strncasecmp(p + 2, name, nlen) != 0 || p[2 + nlen] != ':')
+			continue;
+		v = p + 3 + nlen;
+		v += strspn(v, " \t");
+		eol = strstr(v, "\r\n");
+		len = eol != NULL ? (size_t)(eol - v) : strlen(v);
+		out = bufs[next++ % 4];
+		snprintf(out, sizeof(bufs[0]), "%.*s", (int)len, v);
+		return out;
+	}
+	return NULL;
+}
+
+struct tl_http *
+tl_http_request(int port, const char *method, const char *path,
+    const char *headers, const char *body, long long timeout_ms)
+{
+	struct tl_http *h = tl_http_open(port);
+	bool has_host = headers != NULL && (strncasecmp(headers, "host:",
+	    5) == 0 || strcasestr(headers, "\r\nhost:") != NULL);
+	char host[64] = "";
+	char length[64] = "";
+
+	if (!has_host)
+		snprintf(host, sizeof(host), "Host: 127.0.0.1:%d\r\n", port);
+	if (body != NULL)
+		snprintf(length, sizeof(length), "Content-Length: %zu\r\n",
+		    strlen(body));
+	TL_ASSERT(tl_http_sendf(h, "%s %s HTTP/1.1\r\n%s%s%sConnection: "
+	    "close\r\n\r\n%s", method, path, host, headers ? headers : "",
+	    length, body ? body : "") == 0, "%s %s: cannot send: %s", method,
+	    path, strerror(errno));
+	tl_http_wait_done(h, timeout_ms);
+	TL_ASSERT(h->head_done, "%s %s: no response head within %lld ms "
+	    "(got %zu bytes: %.200s)", method, path, timeout_ms, h->raw_len,
+	    h->raw ? h->raw : "");
+	return h;
+}
+
+json_t *
+tl_http_json(const struct tl_http *h)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	j = json_loadb(h->body ? h->body : "", h->body_len, 0, &jerr);
+	TL_ASSERT(j != NULL, "HTTP %d: the body is not JSON (%s): %.300s",
+	    h->status, jerr.text, h->body ? h->body : "");
+	return j;
 }

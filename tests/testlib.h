@@ -321,4 +321,67 @@ long long	 tl_check_rss(struct tl_daemon *, unsigned long long budget);
 /* qsort comparator for long long, ascending. */
 int		 tl_cmp_ll(const void *, const void *);
 
+/* --- HTTP: a raw-socket client for the front door --- */
+
+/*
+ * One HTTP/1.1 exchange on 127.0.0.1:port, read as it comes: the head
+ * (1xx interim heads are noted and skipped), then the body, decoded from
+ * Content-Length or chunked framing, with its SSE events counted.
+ */
+struct tl_http {
+	int		 fd;
+	int		 port;
+	char		*raw;		/* received, not yet decoded */
+	size_t		 raw_len, raw_cap;
+	bool		 head_done;
+	bool		 saw_continue;	/* a "100 Continue" came first */
+	int		 status;
+	char		*head;		/* the final head, NUL-terminated */
+	bool		 chunked;
+	long long	 length;	/* Content-Length; -1: none */
+	int		 chunk_state;	/* of the chunked decoder */
+	unsigned long long chunk_left;
+	char		*body;		/* decoded, NUL-terminated */
+	size_t		 body_len, body_cap;
+	bool		 keep_body;	/* false: only its tail is kept */
+	unsigned long long body_total;	/* decoded bytes in all */
+	long		 events;	/* "\n\n"-ended SSE events so far */
+	char		 prev;		/* the body's last byte, for events */
+	bool		 done;		/* the message is complete */
+	bool		 eof;		/* the server closed */
+	bool		 bad;		/* the framing is broken */
+};
+
+/* Connects to 127.0.0.1:port (non-blocking after); fails the test if it
+ * cannot. */
+struct tl_http	*tl_http_open(int port);
+void		 tl_http_close(struct tl_http *);
+/* Writes all of data within 10 s; -1 on error (the server closed). */
+int		 tl_http_send(struct tl_http *, const void *data, size_t len);
+int		 tl_http_sendf(struct tl_http *, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+/*
+ * Waits up to timeout_ms for bytes, reads what is there and decodes it.
+ * Returns the bytes read, 0 on EOF, -1 on timeout or error.
+ */
+long		 tl_http_read(struct tl_http *, long long timeout_ms);
+/* Reads until the head is in; false if not within timeout_ms. */
+bool		 tl_http_wait_head(struct tl_http *, long long timeout_ms);
+/* Reads until the message is complete or the server closed; h->done. */
+bool		 tl_http_wait_done(struct tl_http *, long long timeout_ms);
+/* The value of the header name in the final head, in a rotating static
+ * buffer; NULL if absent. */
+const char	*tl_http_header(const struct tl_http *, const char *name);
+/*
+ * Sends "METHOD path HTTP/1.1", Host 127.0.0.1:port unless headers (each
+ * line ending in "\r\n", may be NULL) has a Host line, Connection:
+ * close, Content-Length of body if body is not NULL, and waits up to
+ * timeout_ms for the whole response.  Fails the test if none came.
+ */
+struct tl_http	*tl_http_request(int port, const char *method,
+		    const char *path, const char *headers, const char *body,
+		    long long timeout_ms);
+/* The body as JSON (a new reference); fails the test if it is not. */
+json_t		*tl_http_json(const struct tl_http *);
+
 #endif /* POOLD_TESTLIB_H */
