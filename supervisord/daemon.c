@@ -181,12 +181,13 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	if (daemon_rescan(d, err, len) == -1)
 		return -1;
 	state_save(d);
-	if ((d->control = control_open(d, err, len)) == NULL)
-		return -1;
+	/* The front door first: a start it refuses leaves no socket. */
 	if (http_check_aliases(d, err, len) == -1)
 		return -1;
 	if (conf->http.listen != NULL &&
 	    (d->http = http_open(d, err, len)) == NULL)
+		return -1;
+	if ((d->control = control_open(d, err, len)) == NULL)
 		return -1;
 	ev_timer_init(&d->pool_timer, pool_timer_cb, 0, 0);
 	d->pool_timer.data = d;

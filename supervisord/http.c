@@ -84,6 +84,7 @@ struct hconn {
 	bool			 answered;	/* the ACQUIRE's reply is in */
 	bool			 counted;	/* in h->inflight */
 	bool			 timing_head;	/* timer: head_timeout */
+	bool			 up_failed;	/* the server cut its response */
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
 	int64_t			 lease;		/* 0: none held */
@@ -603,6 +604,7 @@ up_fail(void *ctx, const char *why, bool relaying)
 		/* The response is cut: the client must see an error, not a
 		 * short answer, so it ends without its last chunk. */
 		c->keep_alive = false;
+		c->up_failed = true;
 		conn_kill(c);
 		return;
 	}
@@ -943,7 +945,8 @@ conn_close(struct hconn *c)
 	struct ev_loop *loop = h->d->loop;
 
 	if (c->counted) {
-		if (c->state == HS_WAIT || c->state == HS_PROXY)
+		if ((c->state == HS_WAIT || c->state == HS_PROXY) &&
+		    !c->up_failed)
 			log_info("http %lu: %s: the client went away%s",
 			    c->s.serial - SERIAL_BASE, c->model,
 			    c->lease > 0 ? "; lease released" : "");
@@ -951,6 +954,8 @@ conn_close(struct hconn *c)
 			c->status = 499;	/* nginx's "client closed" */
 		log_request(c);
 		h->inflight--;
+		h->requests++;
+		h->errors++;
 	}
 	upstream_free(&c->up);
 	session_end(&c->s);		/* drops its waiter, ends its lease */

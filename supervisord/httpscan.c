@@ -752,6 +752,7 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 	const struct http_span *ct;
 	struct sbuf b = { 0 };
 	size_t i;
+	bool stream;
 	bool bodyless = resp->status == 204 || resp->status == 304 ||
 	    resp->status < 200;
 
@@ -764,6 +765,8 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 	else
 		sb_str(&b, http_reason(resp->status));
 	sb_str(&b, "\r\n");
+	stream = (ct = http_msg_header(resp, "content-type")) != NULL &&
+	    span_prefix_ieq(ct->p, ct->len, "text/event-stream");
 	for (i = 0; i < resp->nheaders; i++) {
 		h = &resp->headers[i];
 		/* Its own framing is kept: the body goes as it came.  Its
@@ -772,12 +775,12 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 		    !(resp->chunked &&
 		    span_ieq(&h->name, "transfer-encoding"))) ||
 		    span_prefix_ieq(h->name.p, h->name.len,
-		    "access-control-"))
+		    "access-control-") ||
+		    (stream && span_ieq(&h->name, "x-accel-buffering")))
 			continue;
 		sb_header(&b, h);
 	}
-	if ((ct = http_msg_header(resp, "content-type")) != NULL &&
-	    span_prefix_ieq(ct->p, ct->len, "text/event-stream"))
+	if (stream)
 		sb_str(&b, "X-Accel-Buffering: no\r\n");
 	if (origin != NULL && origin->p != NULL) {
 		sb_str(&b, "Access-Control-Allow-Origin: ");
