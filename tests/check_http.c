@@ -310,6 +310,44 @@ START_TEST(test_abort_mid_stream)
 }
 END_TEST
 
+/* --- 2b. a long silence of the upstream is no timeout -------------- */
+
+/*
+ * Pass: with head_timeout 2s and idle_timeout 3s, a stream whose second
+ * event comes 7 s after its first (a long prefill or a slow step: no
+ * upstream idle timeout by default) reaches the client whole, and the
+ * control socket keeps answering meanwhile.
+ */
+START_TEST(test_long_silence)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h;
+	int port;
+
+	tl_daemon_init(&d, 16);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\nstream_tokens=2\n"
+	    "stream_delay_ms=7000\nclient_idle_ms=120000\n");
+	port = start_door(&d, &c, ",\"head_timeout\":\"2s\","
+	    "\"idle_timeout\":\"3s\"", NULL);
+
+	h = send_request(port, "POST", CHAT_PATH, NULL, CHAT_STREAM("a"));
+	read_events(h, 1, "stream of a");
+	while (!h->done && !h->eof && !h->bad) {
+		tl_http_read(h, 1000);
+		TL_ASSERT(leases_are(&d, c, "a", h->done ? 0 : 1) ||
+		    h->done, "a streams with %lld leases",
+		    tl_server_leases(&d, c, "a"));
+	}
+	TL_ASSERT(h->done && h->events == 3, "a stream with 7 s between its "
+	    "events was cut: done %d, eof %d, %ld events: %.300s", h->done,
+	    h->eof, h->events, h->body);
+	tl_http_close(h);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- 3. a client that stops reading ------------------------------- */
 
 #define STALL_EVENTS	4000
@@ -999,6 +1037,7 @@ main(void)
 
 	tl_add(s, "stream_incremental", test_stream_incremental);
 	tl_add(s, "abort_mid_stream", test_abort_mid_stream);
+	tl_add(s, "long_silence", test_long_silence);
 	tl_add(s, "stalled_reader", test_stalled_reader);
 	tl_add(s, "too_large", test_too_large);
 	tl_add(s, "expect_continue", test_expect_continue);
