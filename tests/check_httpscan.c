@@ -636,6 +636,36 @@ START_TEST(upstream_head)
 }
 END_TEST
 
+/*
+ * Trailers of a chunked request come after the head, in the connection's
+ * input, which moves on: they must not become headers of the head sent
+ * upstream (whose spans would point at bytes since overwritten).
+ */
+START_TEST(upstream_head_no_trailers)
+{
+	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char body[] = "d\r\n{\"model\":\"a\"}\r\n0\r\n"
+	    "X-Trailer: t\r\n\r\n";
+	char in[sizeof(body)];
+	size_t len, used;
+	char *h;
+
+	req_init(HTTP_HEAD_MAX, MAX_BODY);
+	ck_assert_int_eq(feed(head, sizeof(head) - 1, 0, &used),
+	    HTTP_SCAN_MORE);
+	memcpy(in, body, sizeof(body));
+	ck_assert_int_eq(feed(in, sizeof(body) - 1, 0, &used), HTTP_SCAN_DONE);
+	memset(in, 'Z', sizeof(in));	/* the input buffer moves on */
+	h = http_upstream_head(&msg, 41234, msg.body_len, true, &len);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_msg(header_lines(h, len, "x-trailer") == 0 &&
+	    memchr(h, 'Z', len) == NULL, "trailers in the head sent upstream:"
+	    "\n%.*s", (int)len, h);
+	free(h);
+}
+END_TEST
+
 static char *
 client_head_of(const char *resp, const struct http_span *origin,
     bool *keep_alive, size_t *len)
@@ -766,6 +796,7 @@ httpscan_suite(void)
 	tcase_add_checked_fixture(tc, NULL, msg_teardown);
 	tcase_add_test(tc, hop_by_hop);
 	tcase_add_test(tc, upstream_head);
+	tcase_add_test(tc, upstream_head_no_trailers);
 	tcase_add_test(tc, client_head_stream);
 	tcase_add_test(tc, client_head_close_framed);
 	tcase_add_test(tc, error_shapes);
