@@ -598,6 +598,71 @@ START_TEST(test_chunked_request)
 }
 END_TEST
 
+/*
+ * Pass: a chunked request's trailers are not headers.  (1) Sent with a
+ * trailer and, in the same write, a second request of other bytes, it
+ * is answered 200 and the head a's stand-in got holds neither the
+ * trailer nor any of the second request's bytes.  (2) With its trailer
+ * cut in two writes 200 ms apart, it is answered 200 all the same.
+ */
+START_TEST(test_chunked_trailers)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h, *g;
+	char req[2048], junk[1024];
+	const char *body = CHAT("a"), *head;
+	json_t *j;
+	size_t n, i;
+	int port, fport;
+
+	tl_daemon_init(&d, 17);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
+	port = start_door(&d, &c, NULL, NULL);
+
+	n = (size_t)snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\n" JSON_HEADER "Transfer-Encoding: chunked\r\n"
+	    "\r\n%zx\r\n%s\r\n0\r\nX-Trailer: %040d\r\n\r\n", CHAT_PATH,
+	    strlen(body), body, 7);
+	for (i = 0; i + 1 < sizeof(junk); i++)
+		junk[i] = "\r\nX-Injected: yes"[i % 18];
+	junk[i] = '\0';
+	h = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(h, "%s%s", req, junk) == 0, "send");
+	tl_http_wait_done(h, STREAM_WAIT_MS);
+	TL_ASSERT(h->status == 200, "a chunked request with a trailer, the "
+	    "next bytes behind it: HTTP %d: %.300s", h->status,
+	    h->body ? h->body : "");
+	tl_http_close(h);
+	fport = fake_port(&d, c, "a");
+	g = tl_http_request(fport, "GET", "/debug/stats", NULL, NULL, WAIT_MS);
+	j = tl_http_json(g);
+	head = tl_str(j, "last_head");
+	TL_ASSERT(head != NULL && strcasestr(head, "X-Trailer") == NULL &&
+	    strcasestr(head, "X-Injected") == NULL && strstr(head,
+	    "yes") == NULL, "the upstream got the trailer or the next "
+	    "request's bytes as headers:\n%s", head ? head : "(none)");
+	json_decref(j);
+	tl_http_close(g);
+
+	/* The trailer split between two reads of poold's. */
+	n = (size_t)snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\n" JSON_HEADER "Transfer-Encoding: chunked\r\n"
+	    "Connection: close\r\n\r\n%zx\r\n%s\r\n0\r\nX-Tra", CHAT_PATH,
+	    strlen(body), body);
+	h = tl_http_open(port);
+	TL_ASSERT(tl_http_send(h, req, n) == 0, "send");
+	tl_sleep_ms(200);
+	TL_ASSERT(tl_http_sendf(h, "iler: t\r\n\r\n") == 0, "send");
+	tl_http_wait_done(h, STREAM_WAIT_MS);
+	TL_ASSERT(h->status == 200, "a trailer in two pieces: HTTP %d: "
+	    "%.300s", h->status, h->body ? h->body : "");
+	tl_http_close(h);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- 6. the upstream dies mid-stream ------------------------------ */
 
 /*
@@ -1042,6 +1107,7 @@ main(void)
 	tl_add(s, "too_large", test_too_large);
 	tl_add(s, "expect_continue", test_expect_continue);
 	tl_add(s, "chunked_request", test_chunked_request);
+	tl_add(s, "chunked_trailers", test_chunked_trailers);
 	tl_add(s, "crash_mid_stream", test_crash_mid_stream);
 	tl_add(s, "no_kill_in_flight", test_no_kill_in_flight);
 	tl_add(s, "cold_start_disconnect", test_cold_start_disconnect);
