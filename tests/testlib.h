@@ -356,7 +356,8 @@ struct tl_http {
  * cannot. */
 struct tl_http	*tl_http_open(int port);
 void		 tl_http_close(struct tl_http *);
-/* Writes all of data within 10 s; -1 on error (the server closed). */
+/* Writes all of data within TL_REPLY_TIMEOUT_MS; -1 on error (the
+ * server closed). */
 int		 tl_http_send(struct tl_http *, const void *data, size_t len);
 int		 tl_http_sendf(struct tl_http *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
