@@ -833,6 +833,20 @@ static const struct key http_keys[] = {
 #undef HOFF
 };
 
+/* An error in "http" names its key "http.KEY", not just "KEY". */
+static int
+http_keyerr(struct loadctx *lc)
+{
+	char	 was[512], name[128], *at;
+
+	snprintf(name, sizeof(name), "\"%s\"", lc->key);
+	snprintf(was, sizeof(was), "%s", lc->err);
+	if ((at = strstr(was, name)) != NULL)
+		snprintf(lc->err, lc->errlen, "%.*s\"http.%s", (int)(at - was),
+		    was, at + 1);
+	return -1;
+}
+
 /* "http": null is off; an object without "listen" too. */
 static int
 set_http(void *base, json_t *v, struct loadctx *lc)
@@ -845,7 +859,7 @@ set_http(void *base, json_t *v, struct loadctx *lc)
 	if (!json_is_object(v))
 		return keyerr(lc, "expected an object or null");
 	if (apply_keys(http_keys, &c->http, v, lc) == -1)
-		return -1;
+		return http_keyerr(lc);
 	lc->key = key;
 	return 0;
 }

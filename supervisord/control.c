@@ -620,12 +620,14 @@ servers_possible(const struct daemon *d)
 	    lim->max_servers : ports;
 }
 
-/* Descriptors clients may not take: poold's own and the reserve. */
+/* Descriptors clients may not take: poold's own, the reserve, and the
+ * HTTP front door's (two a connection: the client, its server). */
 static unsigned long long
 fds_kept(const struct control *ctl)
 {
 	return (unsigned long long)ctl->base_fds + FDS_MARGIN +
-	    (unsigned long long)FDS_PER_SERVER * servers_possible(ctl->d);
+	    (unsigned long long)FDS_PER_SERVER * servers_possible(ctl->d) +
+	    2ULL * http_conns(ctl->d->http);
 }
 
 /* The soft descriptor limit, read each time: prlimit(1) may change it. */
@@ -927,8 +929,8 @@ control_free(struct control *ctl)
 	free(ctl);
 }
 
-/* Descriptors left once poold's own, the servers' and the clients' are
- * counted: the HTTP front door takes its connections from these. */
+/* Descriptors left once poold's own, the servers', the clients' and the
+ * front door's are counted: its next connection takes two of these. */
 unsigned long long
 control_fds_room(const struct control *ctl)
 {

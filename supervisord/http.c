@@ -47,8 +47,11 @@
 #define OUT_KEEP_BYTES		(64 * 1024)	/* kept by a drained client */
 #define HANGUP_CHECK_S		1.0	/* a client not read: gone? */
 #define ACCEPT_RETRY_S		1.0	/* after EMFILE / ENFILE */
+#define REFUSED_LOG_S		1.0	/* a flood logs once a second */
 #define LISTEN_BACKLOG		128
 #define RETRY_AFTER_S		1	/* busy, shutting down */
+#define LINGER_MS		2000	/* an unread body drained after an */
+#define LINGER_MAX_BYTES	(1024 * 1024)	/* error, at most this */
 #define ID_ACQUIRE		1	/* request ids of the session's lines */
 #define ID_RELEASE		2
 
@@ -61,6 +64,7 @@ enum hstate {
 	HS_WAIT,	/* ACQUIRE sent: waiting for the pool */
 	HS_PROXY,	/* the server's response on its way */
 	HS_REPLY,	/* poold's own response on its way */
+	HS_LINGER,	/* answered, closing: the unread rest is drained */
 };
 
 struct hconn {
@@ -85,6 +89,7 @@ struct hconn {
 	bool			 counted;	/* in h->inflight */
 	bool			 timing_head;	/* timer: head_timeout */
 	bool			 up_failed;	/* the server cut its response */
+	size_t			 drained;	/* HS_LINGER */
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
 	int64_t			 lease;		/* 0: none held */
@@ -115,12 +120,14 @@ struct http {
 	uint64_t		 requests;	/* answered, in all */
 	uint64_t		 errors;	/* of those, not 2xx/3xx */
 	uint64_t		 refused;	/* connections: too many */
+	ev_tstamp		 refused_logged;
 	uint64_t		 bytes_out;
 	char			*token;
 	struct http_policy	 pol;
 };
 
 static void	conn_close(struct hconn *);
+static void	conn_close_gently(struct hconn *);
 static void	conn_next(struct hconn *);
 
 static const struct http_conf *
@@ -165,19 +172,41 @@ timer_set(struct hconn *c, int64_t ms)
 	}
 }
 
+/* Best effort, once: the connection closes right after. */
+static void
+send_last_words(int fd, int status, const char *type, const char *code,
+    const char *message, const char *extra)
+{
+	char *body, *r = NULL;
+	size_t len;
+
+	if ((body = http_error_body(message, type, code)) != NULL)
+		r = http_response(status, "application/json", extra, body,
+		    strlen(body), false, &len);
+	if (r != NULL)
+		(void)!send(fd, r, len, MSG_NOSIGNAL);
+	free(r);
+	free(body);
+}
+
 static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct hconn *c = container_of(w, struct hconn, timer);
+	char msg[128];
 
-	if (c->state == HS_HEAD && c->in_len == 0 && !c->req.head_done) {
+	if (c->state == HS_LINGER ||
+	    (c->state == HS_HEAD && c->in_len == 0 && !c->timing_head)) {
 		log_debug("http %lu: closed: idle", c->s.serial - SERIAL_BASE);
 		conn_close(c);
 		return;
 	}
-	log_info("http %lu: closed: request not sent within %g s "
-	    "(head_timeout)", c->s.serial - SERIAL_BASE,
-	    (double)hconf(c)->head_timeout_ms / 1000);
+	/* A client that starts a request and never ends it (slowloris). */
+	snprintf(msg, sizeof(msg), "request not sent within %g s "
+	    "(head_timeout)", (double)hconf(c)->head_timeout_ms / 1000);
+	log_info("http %lu: closed: %s", c->s.serial - SERIAL_BASE, msg);
+	send_last_words(c->fd, 408, "invalid_request_error", "request_timeout",
+	    msg, NULL);
 	conn_close(c);
 }
 
@@ -431,6 +460,35 @@ models_json(struct daemon *d)
 
 /* --- the pool --- */
 
+/*
+ * A reply line into its id, its outcome and, for an ACQUIRE, the server:
+ * the flat decoder for the replies the daemon writes, the full one
+ * otherwise.  false if the line is no reply.
+ */
+static bool
+decode_reply(const char *line, size_t len, int64_t *id, struct proto_reply *out,
+    struct proto_acquired *a)
+{
+	struct proto_reply rep;
+	enum proto_id_kind kind;
+	char msg[PROTO_MESSAGE_MAX];
+
+	memset(a, 0, sizeof(*a));
+	if (proto_decode_reply_flat(line, len, out, &kind, id, a))
+		return true;
+	if (proto_decode_reply(line, len, &rep, msg, sizeof(msg)) != PROTO_OK)
+		return false;
+	*id = rep.id != NULL && json_is_integer(rep.id) ?
+	    json_integer_value(rep.id) : 0;
+	if (rep.ok && *id == ID_ACQUIRE)
+		(void)proto_reply_acquired(&rep, a);
+	*out = rep;
+	out->body = NULL;		/* kept in rep until cleared */
+	out->id = NULL;
+	proto_reply_clear(&rep);
+	return true;
+}
+
 /* session.send: an answer of the pool, maybe inside its call: recorded. */
 static void
 session_send(struct session *s, char *line)
@@ -438,33 +496,21 @@ session_send(struct session *s, char *line)
 	struct hconn *c = container_of(s, struct hconn, s);
 	struct proto_acquired a;
 	struct proto_reply rep;
-	enum proto_id_kind kind;
 	int64_t id = 0;
-	char msg[PROTO_MESSAGE_MAX];
+	bool ok;
 
 	if (line == NULL) {
 		conn_kill(c);
 		return;
 	}
-	memset(&a, 0, sizeof(a));
-	if (!proto_decode_reply_flat(line, strlen(line) - 1, &rep, &kind, &id,
-	    &a)) {
-		/* Not one of the flat replies: the slow way. */
-		if (proto_decode_reply(line, strlen(line) - 1, &rep, msg,
-		    sizeof(msg)) != PROTO_OK) {
-			log_warnx("http %lu: undecodable reply: %s",
-			    s->serial - SERIAL_BASE, msg);
-			free(line);
-			conn_kill(c);
-			return;
-		}
-		id = rep.id != NULL && json_is_integer(rep.id) ?
-		    json_integer_value(rep.id) : 0;
-		if (rep.ok && id == ID_ACQUIRE)
-			(void)proto_reply_acquired(&rep, &a);
-		proto_reply_clear(&rep);
-	}
+	ok = decode_reply(line, strlen(line) - 1, &id, &rep, &a);
 	free(line);
+	if (!ok) {
+		log_warnx("http %lu: a reply poold cannot read",
+		    s->serial - SERIAL_BASE);
+		conn_kill(c);
+		return;
+	}
 	if (id != ID_ACQUIRE || c->state != HS_WAIT || c->answered)
 		return;		/* a RELEASE's: nothing to do */
 	c->answered = true;
@@ -537,6 +583,9 @@ reply_pool_error(struct hconn *c)
 		    NULL);
 		break;
 	case PROTO_E_UNKNOWN_MODEL:
+		/* Not the socket's message: it names poold's folder. */
+		snprintf(c->errmsg, sizeof(c->errmsg), "the model '%s' does "
+		    "not exist", c->model);
 		reply_error(c, 404, "invalid_request_error", "model_not_found",
 		    c->errmsg, NULL);
 		break;
@@ -673,7 +722,7 @@ response_done(struct hconn *c)
 		c->counted = false;
 	}
 	if (!c->keep_alive) {
-		conn_close(c);
+		conn_close_gently(c);
 		return;
 	}
 	conn_next(c);
@@ -883,6 +932,14 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	while (total < READ_MAX_PER_EVENT && !c->dead) {
+		if (c->state == HS_LINGER) {
+			c->drained += c->in_len;
+			c->in_len = 0;
+			if (c->drained > LINGER_MAX_BYTES) {
+				conn_close(c);
+				return;
+			}
+		}
 		if (c->in_len == IN_BYTES) {
 			stop_reading(c);
 			return;
@@ -934,6 +991,35 @@ conn_next(struct hconn *c)
 	ev_timer_stop(loop, &c->hangup);
 	ev_io_start(loop, &c->rio);
 	process_input(c);
+}
+
+/*
+ * The response is out and the connection ends.  If the client may still
+ * be sending (a body not read after an error, pipelined requests), a
+ * close now would make the kernel answer its data with a reset, which can
+ * destroy the response before the client reads it: the writing side is
+ * shut, and what comes is read and dropped (LINGER_MS, LINGER_MAX_BYTES)
+ * until the client closes, as nginx's lingering close does.
+ */
+static void
+conn_close_gently(struct hconn *c)
+{
+	struct ev_loop *loop = c->h->d->loop;
+
+	if (c->in_len == 0 && c->req.done) {
+		conn_close(c);
+		return;
+	}
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		conn_close(c);
+		return;
+	}
+	c->state = HS_LINGER;
+	c->drained = c->in_len;
+	c->in_len = 0;
+	ev_timer_stop(loop, &c->hangup);
+	timer_set(c, LINGER_MS);
+	ev_io_start(loop, &c->rio);
 }
 
 /* --- connections --- */
@@ -1008,24 +1094,26 @@ static bool
 room_for_conn(struct http *h)
 {
 	return h->nconns < h->d->conf->http.max_conns &&
-	    control_fds_room(h->d->control) >= 2ULL * (h->nconns + 1);
+	    control_fds_room(h->d->control) >= 2;
 }
 
 static void
 refuse_conn(struct http *h, int fd)
 {
-	char *body, *r;
-	size_t len;
+	ev_tstamp now = ev_now(h->d->loop);
 
 	h->refused++;
-	body = http_error_body("too many connections; try again later",
-	    "server_error", "busy");
-	r = body != NULL ? http_response(503, "application/json",
-	    "Retry-After: 1\r\n", body, strlen(body), false, &len) : NULL;
-	if (r != NULL)
-		(void)!send(fd, r, len, MSG_NOSIGNAL);
-	free(r);
-	free(body);
+	/* A flood is said once a second, not once a connection. */
+	if (now - h->refused_logged >= REFUSED_LOG_S) {
+		log_warnx("http: refused %llu connections in all: %u open "
+		    "(max_conns %u, or the descriptor reserve)",
+		    (unsigned long long)h->refused, h->nconns,
+		    h->d->conf->http.max_conns);
+		h->refused_logged = now;
+	}
+	send_last_words(fd, 503, "server_error", "busy", "too many "
+	    "connections (http.max_conns, or descriptors); try again later",
+	    "Retry-After: 1\r\n");
 	close(fd);
 }
 
@@ -1333,4 +1421,10 @@ http_stats(const struct http *h)
 	    "errors_total", (json_int_t)h->errors,
 	    "refused_total", (json_int_t)h->refused,
 	    "bytes_out", (json_int_t)h->bytes_out);
+}
+
+unsigned
+http_conns(const struct http *h)
+{
+	return h != NULL ? h->nconns : 0;
 }

@@ -518,35 +518,219 @@ http_check_head(const struct http_msg *m, const struct http_policy *pol,
 		    (unsigned long long)pol->max_body);
 }
 
+/*
+ * The body's top-level "model", found without building the document: a
+ * request body may be 32 MiB of JSON, which jansson takes seconds to load
+ * (a tree of millions of nodes), and the loop must not stall for it.  A
+ * skipper walks the text once, checking its structure (nesting, strings,
+ * literals), and notes where the top-level "model" value is (the last
+ * one, as a full parse would keep); jansson then decodes that value
+ * alone.  The server reads the body in full; this only routes it.
+ */
+struct jscan {
+	const char	*p, *end;
+	unsigned	 depth;
+	struct http_span model;		/* the top-level "model" value */
+};
+
+#define JSCAN_DEPTH_MAX	64
+
+static void
+js_ws(struct jscan *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	    *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+/*
+ * A string at j->p; its text (quotes excluded) in *out.  Its end is the
+ * first quote after an even run of backslashes, found with memchr: a
+ * megabyte prompt is skipped at memory speed.  Its escapes and control
+ * bytes are the server's to judge (and jansson's, for the model's).
+ */
+static int
+js_string(struct jscan *j, struct http_span *out)
+{
+	const char *start, *q;
+	size_t n;
+
+	if (j->p >= j->end || *j->p != '"')
+		return -1;
+	start = ++j->p;
+	while ((q = memchr(j->p, '"', (size_t)(j->end - j->p))) != NULL) {
+		for (n = 0; q - n > start && q[-1 - (ptrdiff_t)n] == '\\'; n++)
+			;
+		j->p = q + 1;
+		if (n % 2 == 0) {
+			out->p = start;
+			out->len = (size_t)(q - start);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static bool
+js_number_char(char ch)
+{
+	return (ch >= '0' && ch <= '9') || ch == '-' || ch == '+' ||
+	    ch == '.' || ch == 'e' || ch == 'E';
+}
+
+static int	js_value(struct jscan *);
+
+static int
+js_object(struct jscan *j)
+{
+	struct http_span key;
+	const char *value;
+
+	j->p++;
+	js_ws(j);
+	if (j->p < j->end && *j->p == '}') {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		js_ws(j);
+		if (js_string(j, &key) == -1)
+			return -1;
+		js_ws(j);
+		if (j->p >= j->end || *j->p++ != ':')
+			return -1;
+		js_ws(j);
+		value = j->p;
+		if (js_value(j) == -1)
+			return -1;
+		if (j->depth == 1 && key.len == 5 &&
+		    memcmp(key.p, "model", 5) == 0) {
+			j->model.p = value;
+			j->model.len = (size_t)(j->p - value);
+		}
+		js_ws(j);
+		if (j->p >= j->end)
+			return -1;
+		if (*j->p == '}') {
+			j->p++;
+			return 0;
+		}
+		if (*j->p++ != ',')
+			return -1;
+	}
+}
+
+static int
+js_array(struct jscan *j)
+{
+	j->p++;
+	js_ws(j);
+	if (j->p < j->end && *j->p == ']') {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		js_ws(j);
+		if (js_value(j) == -1)
+			return -1;
+		js_ws(j);
+		if (j->p >= j->end)
+			return -1;
+		if (*j->p == ']') {
+			j->p++;
+			return 0;
+		}
+		if (*j->p++ != ',')
+			return -1;
+	}
+}
+
+static int
+js_literal(struct jscan *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return -1;
+	j->p += n;
+	return 0;
+}
+
+static int
+js_value(struct jscan *j)
+{
+	struct http_span str;
+	const char *start = j->p;
+	int rc;
+
+	if (j->p >= j->end)
+		return -1;
+	switch (*j->p) {
+	case '{':
+	case '[':
+		if (++j->depth > JSCAN_DEPTH_MAX)
+			return -1;
+		rc = *j->p == '{' ? js_object(j) : js_array(j);
+		j->depth--;
+		return rc;
+	case '"':
+		return js_string(j, &str);
+	case 't':
+		return js_literal(j, "true");
+	case 'f':
+		return js_literal(j, "false");
+	case 'n':
+		return js_literal(j, "null");
+	default:
+		while (j->p < j->end && js_number_char(*j->p))
+			j->p++;
+		return j->p > start ? 0 : -1;
+	}
+}
+
 int
 http_body_model(const char *body, size_t len, char *model, size_t modellen,
     struct http_verdict *v)
 {
+	struct jscan j;
 	json_error_t je;
-	json_t *root, *mv;
+	json_t *mv;
 	int rc = -1;
 
-	if ((root = json_loadb(body, len, 0, &je)) == NULL) {
+	if (len == 0) {		/* body may be NULL: no body was sent */
 		verdict(v, 400, "invalid_request_error", "invalid_json",
-		    "the body is not JSON: %s", je.text);
+		    "the body is empty; expected JSON with a \"model\"");
 		return -1;
 	}
-	if (!json_is_object(root) ||
-	    !json_is_string(mv = json_object_get(root, "model")) ||
-	    json_string_length(mv) == 0)
+	memset(&j, 0, sizeof(j));
+	j.p = body;
+	j.end = body + len;
+	js_ws(&j);
+	if (js_value(&j) == -1 || (js_ws(&j), j.p != j.end)) {
+		verdict(v, 400, "invalid_request_error", "invalid_json",
+		    "the body is not JSON (at byte %zu of %zu)",
+		    (size_t)(j.p - body), len);
+		return -1;
+	}
+	/* Keys at depth 1 are a top-level object's: j.model is set only
+	 * for one. */
+	mv = j.model.p != NULL ? json_loadb(j.model.p, j.model.len,
+	    JSON_DECODE_ANY, &je) : NULL;
+	if (j.model.p != NULL && mv == NULL)
+		verdict(v, 400, "invalid_request_error", "invalid_json",
+		    "the body's \"model\" is not JSON: %s", je.text);
+	else if (!json_is_string(mv) || json_string_length(mv) == 0)
 		verdict(v, 400, "invalid_request_error", "model_missing",
 		    "the body has no \"model\" (a string)");
 	else if (json_string_length(mv) >= modellen)
 		verdict(v, 404, "invalid_request_error", "model_not_found",
 		    "no model has so long a name");
 	else {
+		/* Without JSON_ALLOW_NUL, jansson's strings hold no NUL. */
 		memcpy(model, json_string_value(mv), json_string_length(mv) + 1);
-		rc = strlen(model) == json_string_length(mv) ? 0 : -1;
-		if (rc == -1)
-			verdict(v, 404, "invalid_request_error",
-			    "model_not_found", "a model name holds no NUL");
+		rc = 0;
 	}
-	json_decref(root);
+	json_decref(mv);
 	return rc;
 }
 
@@ -760,7 +944,11 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 	if (!resp->chunked && !resp->has_length && !bodyless)
 		*keep_alive = false;
 	sb_printf(&b, "HTTP/1.1 %d ", resp->status);
-	if (resp->reason.len > 0)
+	/* Its reason phrase if it is plain text (llhttp lets bytes pass). */
+	for (i = 0; i < resp->reason.len; i++)
+		if (!isprint((unsigned char)resp->reason.p[i]))
+			break;
+	if (resp->reason.len > 0 && i == resp->reason.len)
 		sb_add(&b, resp->reason.p, resp->reason.len);
 	else
 		sb_str(&b, http_reason(resp->status));

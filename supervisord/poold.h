@@ -457,6 +457,7 @@ void	 http_free(struct http *);
 /* Before the loop blocks: act on the pool's answers, close the dead. */
 void	 http_reap(struct http *);
 json_t	*http_stats(const struct http *);
+unsigned http_conns(const struct http *);	/* 0 if NULL */
 /* control.c: descriptors left for the front door's connections */
 unsigned long long control_fds_room(const struct control *);
 
