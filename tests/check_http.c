@@ -259,6 +259,10 @@ START_TEST(test_stream_incremental)
 	TL_WAIT_UNTIL(ok, leases_are(&d, c, "a", 0), WAIT_MS);
 	TL_ASSERT(ok, "a's lease not released after its stream: %lld",
 	    tl_server_leases(&d, c, "a"));
+	/* One line per request: model, status, bytes, ttfb, total. */
+	TL_WAIT_UNTIL(ok, tl_log_has(&d, "http: a 200 "), WAIT_MS);
+	TL_ASSERT(ok && tl_log_has(&d, " ttfb="), "no request line "
+	    "\"http: a 200 BYTES ttfb=... total=...\" in poold's log");
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
@@ -1042,8 +1046,9 @@ END_TEST
 
 /*
  * Pass: an unknown model is 404 model_not_found, no model 400
- * model_missing, a body that is not JSON 400, an unknown path 404, all
- * in OpenAI's error shape; with a holding a lease, b (which does not fit
+ * model_missing, a body that is not JSON 400, an unknown path 404, a
+ * server that dies loading 502 start_failed with its own words, all in
+ * OpenAI's error shape; with a holding a lease, b (which does not fit
  * beside it) waited for by a socket client, and max_waiters 1, a request
  * for b is 503 with Retry-After.
  */
@@ -1060,6 +1065,7 @@ START_TEST(test_errors)
 	tl_daemon_init(&d, 15);
 	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
 	tl_model(&d, "b", "load_ms=50\nmem=1M\n");
+	tl_model(&d, "broken", "mode=crash_start\nmem=1M\n");
 	port = start_door(&d, &c, NULL, ",\"memory_limit\":\"12M\","
 	    "\"max_waiters\":1");
 
@@ -1076,6 +1082,12 @@ START_TEST(test_errors)
 	    WAIT_MS);
 	expect_openai_error(h, 404, NULL, "unknown path");
 	tl_http_close(h);
+	h = post_chat(port, NULL, CHAT("broken"));
+	expect_openai_error(h, 502, "start_failed", "a server that dies "
+	    "loading");
+	TL_ASSERT(strstr(h->body, "crash_start") != NULL, "502 without the "
+	    "server's own cause: %.300s", h->body);
+	tl_http_close(h);
 
 	holder = tl_connect(&d);
 	lease = tl_acquire_ok(holder, "a", true, NULL);
@@ -1090,6 +1102,63 @@ START_TEST(test_errors)
 	tl_http_close(h);
 	tl_release(holder, lease);
 	tl_close(holder);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 13. hop-by-hop headers, keep-alive --------------------------- */
+
+/*
+ * Pass: a request with Keep-Alive, Proxy-Authorization, Upgrade, TE and
+ * an end-to-end X-Custom reaches a's stand-in with only X-Custom of
+ * those and Host 127.0.0.1:ITS_PORT; the client's connection is kept
+ * alive and a second request on it is answered too.
+ */
+START_TEST(test_hop_by_hop_keep_alive)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h, *g;
+	const char *body = CHAT("a"), *head;
+	char host[64];
+	json_t *j;
+	int port, fport, i;
+
+	tl_daemon_init(&d, 18);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
+	port = start_door(&d, &c, NULL, NULL);
+
+	h = tl_http_open(port);
+	for (i = 0; i < 2; i++) {
+		TL_ASSERT(tl_http_sendf(h, "POST %s HTTP/1.1\r\nHost: "
+		    "127.0.0.1\r\n" JSON_HEADER "Keep-Alive: timeout=5\r\n"
+		    "Proxy-Authorization: Basic eDp5\r\nUpgrade: h2c\r\n"
+		    "TE: trailers\r\nX-Custom: kept\r\nContent-Length: %zu\r\n"
+		    "\r\n%s", CHAT_PATH, strlen(body), body) == 0,
+		    "send request %d on one connection", i + 1);
+		tl_http_wait_done(h, STREAM_WAIT_MS);
+		TL_ASSERT(h->done && h->status == 200, "request %d on a kept "
+		    "connection: HTTP %d, eof %d: %.300s", i + 1, h->status,
+		    h->eof, h->body ? h->body : "");
+		tl_http_next(h);
+	}
+	tl_http_close(h);
+
+	fport = fake_port(&d, c, "a");
+	g = tl_http_request(fport, "GET", "/debug/stats", NULL, NULL, WAIT_MS);
+	j = tl_http_json(g);
+	head = tl_str(j, "last_head");
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", fport);
+	TL_ASSERT(head != NULL && strstr(head, host) != NULL &&
+	    strstr(head, "\r\nX-Custom: kept\r\n") != NULL &&
+	    strcasestr(head, "\nKeep-Alive:") == NULL &&
+	    strcasestr(head, "\nProxy-Authorization:") == NULL &&
+	    strcasestr(head, "\nUpgrade:") == NULL &&
+	    strcasestr(head, "\nTE:") == NULL, "the head the stand-in got:"
+	    "\n%s", head ? head : "(none)");
+	json_decref(j);
+	tl_http_close(g);
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
@@ -1117,5 +1186,6 @@ main(void)
 	tl_add(s, "cors_preflight", test_cors_preflight);
 	tl_add(s, "models_aliases_health", test_models_aliases_health);
 	tl_add(s, "errors", test_errors);
+	tl_add(s, "hop_by_hop_keep_alive", test_hop_by_hop_keep_alive);
 	return tl_run(s, CK_NORMAL);
 }

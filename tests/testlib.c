@@ -1971,3 +1971,23 @@ tl_http_json(const struct tl_http *h)
 	    h->status, jerr.text, h->body ? h->body : "");
 	return j;
 }
+
+void
+tl_http_next(struct tl_http *h)
+{
+	free(h->head);
+	h->head = NULL;
+	h->head_done = h->saw_continue = h->chunked = false;
+	h->done = h->bad = false;
+	h->status = 0;
+	h->length = -1;
+	h->chunk_state = TL_CHUNK_SIZE;
+	h->chunk_left = 0;
+	h->body_len = 0;
+	h->body_total = 0;
+	h->events = 0;
+	h->prev = 0;
+	if (h->body != NULL)
+		h->body[0] = '\0';
+	tl_http_decode(h);
+}

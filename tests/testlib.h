@@ -384,5 +384,8 @@ struct tl_http	*tl_http_request(int port, const char *method,
 		    long long timeout_ms);
 /* The body as JSON (a new reference); fails the test if it is not. */
 json_t		*tl_http_json(const struct tl_http *);
+/* Ready for the next response on the same connection (keep-alive):
+ * bytes already received past the last one are kept. */
+void		 tl_http_next(struct tl_http *);
 
 #endif /* POOLD_TESTLIB_H */
