@@ -683,8 +683,9 @@ proxy(struct hconn *c)
 		return;
 	}
 	c->state = HS_PROXY;
-	if (upstream_start(&c->up, c->port, head, len, c->req.body,
-	    c->req.body_len, err, sizeof(err)) == -1) {
+	/* HTTP/1.0 knows no chunks: the response is de-chunked for it. */
+	if (upstream_start(&c->up, c->port, c->req.minor == 0, head, len,
+	    c->req.body, c->req.body_len, err, sizeof(err)) == -1) {
 		release_lease(c);
 		reply_error(c, 502, "server_error", "upstream_failed", err,
 		    NULL);

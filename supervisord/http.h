@@ -52,6 +52,9 @@ struct http_header {
 struct http_msg {
 	llhttp_t		 parser;
 	bool			 response;
+	/* A response for an HTTP/1.0 client, which knows no chunks: its
+	 * decoded data is kept in body, for the caller to take. */
+	bool			 dechunk;
 	size_t			 head_max;
 	uint64_t		 max_body;	/* requests */
 	char			*head;		/* malloc'd, head_max bytes */
@@ -161,7 +164,8 @@ char	*http_upstream_head(const struct http_msg *req, int port,
  * end-to-end headers with its own framing (Content-Length or chunked),
  * X-Accel-Buffering: no for event streams, the CORS origin if any, and
  * Connection as keep_alive says.  *keep_alive is cleared if the response
- * is framed by the server's close.
+ * is framed by the server's close, or de-chunked (resp->dechunk: for an
+ * HTTP/1.0 client, its end is then the connection's).
  */
 char	*http_client_head(const struct http_msg *resp,
 	    const struct http_span *origin, bool *keep_alive, size_t *len);

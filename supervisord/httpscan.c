@@ -139,15 +139,17 @@ on_body(llhttp_t *p, const char *at, size_t len)
 	size_t cap;
 	char *nb;
 
-	if (m->response)
-		return 0;	/* only framed: the bytes go as they came */
-	if (m->body_len + len > m->max_body)
+	/* A response is only framed (its bytes go as they came), unless it
+	 * is de-chunked: then its data waits in body for the caller. */
+	if (m->response && !m->dechunk)
+		return 0;
+	if (!m->response && m->body_len + len > m->max_body)
 		return body_too_large(m);
 	if (m->body_len + len > m->body_cap) {
 		cap = m->body_cap ? m->body_cap : 4096;
 		while (cap < m->body_len + len)
 			cap *= 2;
-		if (cap > m->max_body)
+		if (!m->response && cap > m->max_body)
 			cap = m->max_body;
 		if ((nb = realloc(m->body, cap)) == NULL) {
 			m->err_status = 500;
@@ -198,12 +200,13 @@ http_msg_reset(struct http_msg *m)
 {
 	char *head = m->head, *body = m->body;
 	size_t body_cap = m->body_cap;
-	bool response = m->response;
+	bool response = m->response, dechunk = m->dechunk;
 	size_t head_max = m->head_max;
 	uint64_t max_body = m->max_body;
 
 	memset(m, 0, sizeof(*m));
 	m->response = response;
+	m->dechunk = dechunk;
 	m->head_max = head_max;
 	m->max_body = max_body;
 	m->head = head;
@@ -940,8 +943,10 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 	bool bodyless = resp->status == 204 || resp->status == 304 ||
 	    resp->status < 200;
 
-	/* A body framed by the server's close ends the client's too. */
-	if (!resp->chunked && !resp->has_length && !bodyless)
+	/* A body framed by the server's close ends the client's too; so
+	 * does a de-chunked one. */
+	if ((!resp->chunked && !resp->has_length && !bodyless) ||
+	    (resp->chunked && resp->dechunk))
 		*keep_alive = false;
 	sb_printf(&b, "HTTP/1.1 %d ", resp->status);
 	/* Its reason phrase if it is plain text (llhttp lets bytes pass). */
@@ -960,7 +965,7 @@ http_client_head(const struct http_msg *resp, const struct http_span *origin,
 		/* Its own framing is kept: the body goes as it came.  Its
 		 * CORS answers are not: poold decides those. */
 		if ((http_hop_by_hop(h->name.p, h->name.len) &&
-		    !(resp->chunked &&
+		    !(resp->chunked && !resp->dechunk &&
 		    span_ieq(&h->name, "transfer-encoding"))) ||
 		    span_prefix_ieq(h->name.p, h->name.len,
 		    "access-control-") ||

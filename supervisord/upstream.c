@@ -100,7 +100,12 @@ take(struct upstream *u, const char *buf, size_t n)
 			fail(u, "%s", u->resp.err);
 			return -1;
 		}
-		if (u->relaying && used > 0)
+		if (u->relaying && u->resp.dechunk && u->resp.chunked) {
+			if (u->resp.body_len > 0)
+				u->ops->data(u->ctx, u->resp.body,
+				    u->resp.body_len);
+			u->resp.body_len = 0;
+		} else if (u->relaying && used > 0)
 			u->ops->data(u->ctx, buf + off, used);
 		off += used;
 		if (r == HTTP_SCAN_HEAD) {
@@ -210,12 +215,14 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 int
-upstream_start(struct upstream *u, int port, char *head, size_t head_len,
-    const char *body, size_t body_len, char *err, size_t errlen)
+upstream_start(struct upstream *u, int port, bool dechunk, char *head,
+    size_t head_len, const char *body, size_t body_len, char *err,
+    size_t errlen)
 {
 	struct sockaddr_in sin;
 	int one = 1;
 
+	u->resp.dechunk = dechunk;
 	http_msg_reset(&u->resp);
 	u->port = port;
 	u->head = head;

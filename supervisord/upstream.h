@@ -44,10 +44,11 @@ void	 upstream_init(struct upstream *, struct ev_loop *,
 	    const struct upstream_ops *, void *ctx);
 /*
  * Connects to 127.0.0.1:port and sends head (taken: freed here) and body
- * (borrowed until the response ends).  -1 with a message if it could not
- * even start; else the ops report how it ends.
+ * (borrowed until the response ends).  dechunk: the client speaks
+ * HTTP/1.0, so a chunked response reaches it as plain data.  -1 with a
+ * message if it could not even start; else the ops report how it ends.
  */
-int	 upstream_start(struct upstream *, int port, char *head,
+int	 upstream_start(struct upstream *, int port, bool dechunk, char *head,
 	    size_t head_len, const char *body, size_t body_len, char *err,
 	    size_t errlen);
 /* Stops reading the response (the client's output is past high water). */

@@ -503,6 +503,34 @@ START_TEST(test_client_head)
 }
 END_TEST
 
+/* For an HTTP/1.0 client a chunked response is de-chunked: its data
+ * kept for the caller, no Transfer-Encoding, and the close ends it. */
+START_TEST(test_dechunk)
+{
+	struct http_msg r;
+	const char *resp = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"
+	    "\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n"
+	    "3\r\nabc\r\n0\r\n\r\n";
+	bool keep = true;
+	size_t used, len;
+	char *h;
+
+	http_msg_init(&r, true, HTTP_RESP_HEAD_MAX, 0);
+	r.dechunk = true;
+	http_msg_reset(&r);
+	ck_assert(r.dechunk);
+	ck_assert_int_eq(feed(&r, resp, &used), HTTP_SCAN_HEAD);
+	h = http_client_head(&r, NULL, &keep, &len);
+	ck_assert(!keep);
+	ck_assert_ptr_null(strstr(h, "Transfer-Encoding"));
+	free(h);
+	ck_assert_int_eq(feed(&r, resp + used, &used), HTTP_SCAN_DONE);
+	ck_assert_uint_eq(r.body_len, 9);
+	ck_assert_int_eq(memcmp(r.body, "data: abc", 9), 0);
+	http_msg_free(&r);
+}
+END_TEST
+
 START_TEST(test_response)
 {
 	size_t len;
@@ -983,6 +1011,7 @@ httpscan_suite(void)
 	tcase_add_test(tc, test_error_body);
 	tcase_add_test(tc, test_upstream_head);
 	tcase_add_test(tc, test_client_head);
+	tcase_add_test(tc, test_dechunk);
 	tcase_add_test(tc, test_response);
 	suite_add_tcase(s, tc);
 
