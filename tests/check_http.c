@@ -259,6 +259,10 @@ START_TEST(test_stream_incremental)
 	TL_WAIT_UNTIL(ok, leases_are(&d, c, "a", 0), WAIT_MS);
 	TL_ASSERT(ok, "a's lease not released after its stream: %lld",
 	    tl_server_leases(&d, c, "a"));
+	/* One line per request: model, status, bytes, ttfb, total. */
+	TL_WAIT_UNTIL(ok, tl_log_has(&d, "http: a 200 "), WAIT_MS);
+	TL_ASSERT(ok && tl_log_has(&d, " ttfb="), "no request line "
+	    "\"http: a 200 BYTES ttfb=... total=...\" in poold's log");
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
@@ -267,9 +271,11 @@ END_TEST
 /* --- 2. a client that goes away mid-stream ------------------------ */
 
 /*
- * Pass: closing the client after 3 events of a 1000-event stream ends
- * the lease (STATS leases 0, http conns 0) and closes the upstream: the
- * stand-in records one disconnect and no finished stream.
+ * Pass: a's stand-in sends one event, then nothing for 30 s (a long
+ * generation step: no byte flows that could fail on a write).  Closing
+ * the client then ends the lease (STATS leases 0, http conns 0) and
+ * closes the upstream within 10 s: the stand-in records one disconnect
+ * and no finished stream.
  */
 START_TEST(test_abort_mid_stream)
 {
@@ -280,12 +286,12 @@ START_TEST(test_abort_mid_stream)
 	bool ok;
 
 	tl_daemon_init(&d, 2);
-	tl_model(&d, "a", "load_ms=50\nmem=1M\nstream_tokens=1000\n"
-	    "stream_delay_ms=50\n");
+	tl_model(&d, "a", "load_ms=50\nmem=1M\nstream_tokens=3\n"
+	    "stream_delay_ms=30000\nclient_idle_ms=120000\n");
 	port = start_door(&d, &c, NULL, NULL);
 
 	h = send_request(port, "POST", CHAT_PATH, NULL, CHAT_STREAM("a"));
-	read_events(h, 3, "stream of a");
+	read_events(h, 1, "stream of a");
 	fport = fake_port(&d, c, "a");
 	TL_ASSERT(leases_are(&d, c, "a", 1), "a streams with %lld leases",
 	    tl_server_leases(&d, c, "a"));
@@ -303,6 +309,44 @@ START_TEST(test_abort_mid_stream)
 	TL_WAIT_UNTIL(ok, tl_stats_int(&d, c, "http.conns") == 0, WAIT_MS);
 	TL_ASSERT(ok, "STATS http.conns is %lld after the client left",
 	    tl_stats_int(&d, c, "http.conns"));
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* --- 2b. a long silence of the upstream is no timeout -------------- */
+
+/*
+ * Pass: with head_timeout 2s and idle_timeout 3s, a stream whose second
+ * event comes 7 s after its first (a long prefill or a slow step: no
+ * upstream idle timeout by default) reaches the client whole, and the
+ * control socket keeps answering meanwhile.
+ */
+START_TEST(test_long_silence)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h;
+	int port;
+
+	tl_daemon_init(&d, 16);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\nstream_tokens=2\n"
+	    "stream_delay_ms=7000\nclient_idle_ms=120000\n");
+	port = start_door(&d, &c, ",\"head_timeout\":\"2s\","
+	    "\"idle_timeout\":\"3s\"", NULL);
+
+	h = send_request(port, "POST", CHAT_PATH, NULL, CHAT_STREAM("a"));
+	read_events(h, 1, "stream of a");
+	while (!h->done && !h->eof && !h->bad) {
+		tl_http_read(h, 1000);
+		TL_ASSERT(leases_are(&d, c, "a", h->done ? 0 : 1) ||
+		    h->done, "a streams with %lld leases",
+		    tl_server_leases(&d, c, "a"));
+	}
+	TL_ASSERT(h->done && h->events == 3, "a stream with 7 s between its "
+	    "events was cut: done %d, eof %d, %ld events: %.300s", h->done,
+	    h->eof, h->events, h->body);
+	tl_http_close(h);
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
@@ -552,6 +596,71 @@ START_TEST(test_chunked_request)
 	TL_ASSERT(h->status == 200 && h->done && h->events == 4,
 	    "streamed, chunked body: HTTP %d, done %d, %ld events: %.300s",
 	    h->status, h->done, h->events, h->body ? h->body : "");
+	tl_http_close(h);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Pass: a chunked request's trailers are not headers.  (1) Sent with a
+ * trailer and, in the same write, a second request of other bytes, it
+ * is answered 200 and the head a's stand-in got holds neither the
+ * trailer nor any of the second request's bytes.  (2) With its trailer
+ * cut in two writes 200 ms apart, it is answered 200 all the same.
+ */
+START_TEST(test_chunked_trailers)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h, *g;
+	char req[2048], junk[1024];
+	const char *body = CHAT("a"), *head;
+	json_t *j;
+	size_t n, i;
+	int port, fport;
+
+	tl_daemon_init(&d, 17);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
+	port = start_door(&d, &c, NULL, NULL);
+
+	n = (size_t)snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\n" JSON_HEADER "Transfer-Encoding: chunked\r\n"
+	    "\r\n%zx\r\n%s\r\n0\r\nX-Trailer: %040d\r\n\r\n", CHAT_PATH,
+	    strlen(body), body, 7);
+	for (i = 0; i + 1 < sizeof(junk); i++)
+		junk[i] = "\r\nX-Injected: yes"[i % 18];
+	junk[i] = '\0';
+	h = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(h, "%s%s", req, junk) == 0, "send");
+	tl_http_wait_done(h, STREAM_WAIT_MS);
+	TL_ASSERT(h->status == 200, "a chunked request with a trailer, the "
+	    "next bytes behind it: HTTP %d: %.300s", h->status,
+	    h->body ? h->body : "");
+	tl_http_close(h);
+	fport = fake_port(&d, c, "a");
+	g = tl_http_request(fport, "GET", "/debug/stats", NULL, NULL, WAIT_MS);
+	j = tl_http_json(g);
+	head = tl_str(j, "last_head");
+	TL_ASSERT(head != NULL && strcasestr(head, "X-Trailer") == NULL &&
+	    strcasestr(head, "X-Injected") == NULL && strstr(head,
+	    "yes") == NULL, "the upstream got the trailer or the next "
+	    "request's bytes as headers:\n%s", head ? head : "(none)");
+	json_decref(j);
+	tl_http_close(g);
+
+	/* The trailer split between two reads of poold's. */
+	n = (size_t)snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\n" JSON_HEADER "Transfer-Encoding: chunked\r\n"
+	    "Connection: close\r\n\r\n%zx\r\n%s\r\n0\r\nX-Tra", CHAT_PATH,
+	    strlen(body), body);
+	h = tl_http_open(port);
+	TL_ASSERT(tl_http_send(h, req, n) == 0, "send");
+	tl_sleep_ms(200);
+	TL_ASSERT(tl_http_sendf(h, "iler: t\r\n\r\n") == 0, "send");
+	tl_http_wait_done(h, STREAM_WAIT_MS);
+	TL_ASSERT(h->status == 200, "a trailer in two pieces: HTTP %d: "
+	    "%.300s", h->status, h->body ? h->body : "");
 	tl_http_close(h);
 	tl_close(c);
 	tl_daemon_finish(&d);
@@ -937,8 +1046,9 @@ END_TEST
 
 /*
  * Pass: an unknown model is 404 model_not_found, no model 400
- * model_missing, a body that is not JSON 400, an unknown path 404, all
- * in OpenAI's error shape; with a holding a lease, b (which does not fit
+ * model_missing, a body that is not JSON 400, an unknown path 404, a
+ * server that dies loading 502 start_failed with its own words, all in
+ * OpenAI's error shape; with a holding a lease, b (which does not fit
  * beside it) waited for by a socket client, and max_waiters 1, a request
  * for b is 503 with Retry-After.
  */
@@ -955,6 +1065,7 @@ START_TEST(test_errors)
 	tl_daemon_init(&d, 15);
 	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
 	tl_model(&d, "b", "load_ms=50\nmem=1M\n");
+	tl_model(&d, "broken", "mode=crash_start\nmem=1M\n");
 	port = start_door(&d, &c, NULL, ",\"memory_limit\":\"12M\","
 	    "\"max_waiters\":1");
 
@@ -970,6 +1081,12 @@ START_TEST(test_errors)
 	h = tl_http_request(port, "GET", "/v1/nothing-here", NULL, NULL,
 	    WAIT_MS);
 	expect_openai_error(h, 404, NULL, "unknown path");
+	tl_http_close(h);
+	h = post_chat(port, NULL, CHAT("broken"));
+	expect_openai_error(h, 502, "start_failed", "a server that dies "
+	    "loading");
+	TL_ASSERT(strstr(h->body, "crash_start") != NULL, "502 without the "
+	    "server's own cause: %.300s", h->body);
 	tl_http_close(h);
 
 	holder = tl_connect(&d);
@@ -990,6 +1107,63 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* --- 13. hop-by-hop headers, keep-alive --------------------------- */
+
+/*
+ * Pass: a request with Keep-Alive, Proxy-Authorization, Upgrade, TE and
+ * an end-to-end X-Custom reaches a's stand-in with only X-Custom of
+ * those and Host 127.0.0.1:ITS_PORT; the client's connection is kept
+ * alive and a second request on it is answered too.
+ */
+START_TEST(test_hop_by_hop_keep_alive)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h, *g;
+	const char *body = CHAT("a"), *head;
+	char host[64];
+	json_t *j;
+	int port, fport, i;
+
+	tl_daemon_init(&d, 18);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
+	port = start_door(&d, &c, NULL, NULL);
+
+	h = tl_http_open(port);
+	for (i = 0; i < 2; i++) {
+		TL_ASSERT(tl_http_sendf(h, "POST %s HTTP/1.1\r\nHost: "
+		    "127.0.0.1\r\n" JSON_HEADER "Keep-Alive: timeout=5\r\n"
+		    "Proxy-Authorization: Basic eDp5\r\nUpgrade: h2c\r\n"
+		    "TE: trailers\r\nX-Custom: kept\r\nContent-Length: %zu\r\n"
+		    "\r\n%s", CHAT_PATH, strlen(body), body) == 0,
+		    "send request %d on one connection", i + 1);
+		tl_http_wait_done(h, STREAM_WAIT_MS);
+		TL_ASSERT(h->done && h->status == 200, "request %d on a kept "
+		    "connection: HTTP %d, eof %d: %.300s", i + 1, h->status,
+		    h->eof, h->body ? h->body : "");
+		tl_http_next(h);
+	}
+	tl_http_close(h);
+
+	fport = fake_port(&d, c, "a");
+	g = tl_http_request(fport, "GET", "/debug/stats", NULL, NULL, WAIT_MS);
+	j = tl_http_json(g);
+	head = tl_str(j, "last_head");
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", fport);
+	TL_ASSERT(head != NULL && strstr(head, host) != NULL &&
+	    strstr(head, "\r\nX-Custom: kept\r\n") != NULL &&
+	    strcasestr(head, "\nKeep-Alive:") == NULL &&
+	    strcasestr(head, "\nProxy-Authorization:") == NULL &&
+	    strcasestr(head, "\nUpgrade:") == NULL &&
+	    strcasestr(head, "\nTE:") == NULL, "the head the stand-in got:"
+	    "\n%s", head ? head : "(none)");
+	json_decref(j);
+	tl_http_close(g);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -997,10 +1171,12 @@ main(void)
 
 	tl_add(s, "stream_incremental", test_stream_incremental);
 	tl_add(s, "abort_mid_stream", test_abort_mid_stream);
+	tl_add(s, "long_silence", test_long_silence);
 	tl_add(s, "stalled_reader", test_stalled_reader);
 	tl_add(s, "too_large", test_too_large);
 	tl_add(s, "expect_continue", test_expect_continue);
 	tl_add(s, "chunked_request", test_chunked_request);
+	tl_add(s, "chunked_trailers", test_chunked_trailers);
 	tl_add(s, "crash_mid_stream", test_crash_mid_stream);
 	tl_add(s, "no_kill_in_flight", test_no_kill_in_flight);
 	tl_add(s, "cold_start_disconnect", test_cold_start_disconnect);
@@ -1010,5 +1186,6 @@ main(void)
 	tl_add(s, "cors_preflight", test_cors_preflight);
 	tl_add(s, "models_aliases_health", test_models_aliases_health);
 	tl_add(s, "errors", test_errors);
+	tl_add(s, "hop_by_hop_keep_alive", test_hop_by_hop_keep_alive);
 	return tl_run(s, CK_NORMAL);
 }

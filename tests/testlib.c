@@ -1633,7 +1633,6 @@ tl_cmp_ll(const void *a, const void *b)
 
 /* --- HTTP: a raw-socket client for the front door --- */
 
-#define TL_HTTP_SEND_MS		10000
 #define TL_HTTP_BODY_TAIL	256	/* kept when !keep_body */
 
 enum {
@@ -1681,32 +1680,13 @@ tl_http_close(struct tl_http *h)
 	free(h);
 }
 
+/* The control socket's writer serves: only the descriptor differs. */
 int
 tl_http_send(struct tl_http *h, const void *data, size_t len)
 {
-	long long dl = tl_now_ms() + TL_HTTP_SEND_MS;
-	const char *p = data;
-	struct pollfd pfd;
-	ssize_t n;
+	struct tl_conn c = { .fd = h->fd };
 
-	while (len > 0) {
-		n = send(h->fd, p, len, MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return -1;
-		if (tl_now_ms() >= dl)
-			return -1;
-		pfd.fd = h->fd;
-		pfd.events = POLLOUT;
-		poll(&pfd, 1, 100);
-	}
-	return 0;
+	return tl_send(&c, data, len);
 }
 
 int
@@ -1990,4 +1970,24 @@ tl_http_json(const struct tl_http *h)
 	TL_ASSERT(j != NULL, "HTTP %d: the body is not JSON (%s): %.300s",
 	    h->status, jerr.text, h->body ? h->body : "");
 	return j;
+}
+
+void
+tl_http_next(struct tl_http *h)
+{
+	free(h->head);
+	h->head = NULL;
+	h->head_done = h->saw_continue = h->chunked = false;
+	h->done = h->bad = false;
+	h->status = 0;
+	h->length = -1;
+	h->chunk_state = TL_CHUNK_SIZE;
+	h->chunk_left = 0;
+	h->body_len = 0;
+	h->body_total = 0;
+	h->events = 0;
+	h->prev = 0;
+	if (h->body != NULL)
+		h->body[0] = '\0';
+	tl_http_decode(h);
 }

@@ -356,7 +356,8 @@ struct tl_http {
  * cannot. */
 struct tl_http	*tl_http_open(int port);
 void		 tl_http_close(struct tl_http *);
-/* Writes all of data within 10 s; -1 on error (the server closed). */
+/* Writes all of data within TL_REPLY_TIMEOUT_MS; -1 on error (the
+ * server closed). */
 int		 tl_http_send(struct tl_http *, const void *data, size_t len);
 int		 tl_http_sendf(struct tl_http *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -383,5 +384,8 @@ struct tl_http	*tl_http_request(int port, const char *method,
 		    long long timeout_ms);
 /* The body as JSON (a new reference); fails the test if it is not. */
 json_t		*tl_http_json(const struct tl_http *);
+/* Ready for the next response on the same connection (keep-alive):
+ * bytes already received past the last one are kept. */
+void		 tl_http_next(struct tl_http *);
 
 #endif /* POOLD_TESTLIB_H */
