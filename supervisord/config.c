@@ -825,6 +825,7 @@ static const struct key http_keys[] = {
 	{ "listen", K_FUNC, 0, set_http_listen },
 	{ "token_file", K_PATH_OR_NULL, HOFF(token_file), NULL },
 	{ "max_body", K_FUNC, 0, set_http_max_body },
+	{ "max_body_total", K_SIZE_POS, HOFF(max_body_total), NULL },
 	{ "max_conns", K_COUNT, HOFF(max_conns), NULL },
 	{ "cors_origins", K_FUNC, 0, set_http_cors },
 	{ "idle_timeout", K_IDLE, HOFF(idle_timeout_ms), NULL },
@@ -860,6 +861,12 @@ set_http(void *base, json_t *v, struct loadctx *lc)
 		return keyerr(lc, "expected an object or null");
 	if (apply_keys(http_keys, &c->http, v, lc) == -1)
 		return http_keyerr(lc);
+	if (c->http.max_body_total != 0 &&
+	    c->http.max_body_total < c->http.max_body) {
+		lc->key = "max_body_total";
+		keyerr(lc, "must be at least max_body");
+		return http_keyerr(lc);
+	}
 	lc->key = key;
 	return 0;
 }

@@ -73,6 +73,7 @@ struct http_msg {
 	uint64_t		 length;	/* Content-Length */
 	bool			 keep_alive;
 	bool			 expect_continue;
+	size_t			 trailer_len;	/* a chunked body's trailers */
 	/* A request's body. */
 	char			*body;
 	size_t			 body_len, body_cap;

@@ -65,11 +65,32 @@ too_many_headers(struct http_msg *m)
 	return HPE_USER;
 }
 
+/*
+ * A chunked body's trailer lines come after the head: they are not
+ * headers and are never passed on (RFC 9110 6.5.1), but they are
+ * counted, so that endless trailers cannot keep a request open.
+ */
+static int
+trailer(struct http_msg *m, size_t len)
+{
+	m->trailer_len += len;
+	if (m->trailer_len <= m->head_max)
+		return 0;
+	m->err_status = 431;
+	m->err_code = "headers_too_large";
+	snprintf(m->err, sizeof(m->err), "trailer longer than %zu bytes",
+	    m->head_max);
+	return HPE_USER;
+}
+
 static int
 on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
 	struct http_header *h;
+
+	if (m->head_done)
+		return trailer(m, len);
 
 	/* A new header starts once the last one has a value. */
 	if (m->nheaders == 0 || m->headers[m->nheaders - 1].value.p != NULL) {
@@ -87,6 +108,8 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_msg *m = msg_of(p);
 
+	if (m->head_done)
+		return trailer(m, len);
 	if (m->nheaders == 0)
 		return HPE_USER;
 	return span_add(&m->headers[m->nheaders - 1].value, at, len) == 0 ?

@@ -54,6 +54,8 @@
 #define CONF_DEFAULT_HTTP_IDLE_MS	(60LL * 1000)	/* keep-alive */
 #define CONF_DEFAULT_HTTP_HEAD_MS	(10LL * 1000)	/* to send a head */
 #define CONF_HTTP_MAX_BODY_MAX		(1ULL << 30)
+/* Request bodies held at once, all connections: at least max_body. */
+#define CONF_DEFAULT_HTTP_BODIES	(256ULL << 20)
 
 /* Per-model settings from the "models" object; unset fields are 0/NULL. */
 struct model_conf {
@@ -69,6 +71,7 @@ struct http_conf {
 	char		 *listen;		/* "ADDR:PORT"; NULL: off */
 	char		 *token_file;		/* NULL: none */
 	uint64_t	  max_body;
+	uint64_t	  max_body_total;	/* 0: the larger of 256M, max_body */
 	unsigned	  max_conns;
 	char		**cors_origins;		/* NULL-terminated, or NULL */
 	size_t		  ncors;

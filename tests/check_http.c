@@ -491,6 +491,94 @@ START_TEST(test_too_large)
 }
 END_TEST
 
+/* Polls STATS until the integer at path is want; false if it never is. */
+static bool
+stats_int_becomes(struct tl_daemon *d, struct tl_conn *c, const char *path,
+    long long want, long long timeout_ms)
+{
+	long long dl = tl_now_ms() + timeout_ms;
+
+	do {
+		if (tl_stats_int(d, c, path) == want)
+			return true;
+		tl_sleep_ms(20);
+	} while (tl_now_ms() < dl);
+	return false;
+}
+
+/*
+ * Pass: with max_body and max_body_total 64K, a client that has sent
+ * the head of a 48K body (and is still sending it) holds 48K of the
+ * total: a second 48K request gets 503 busy with Retry-After, naming
+ * max_body_total, before its body is read; once the first is done, the
+ * same request is served.  STATS http.body_bytes shows what is held.
+ */
+START_TEST(test_body_total)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *a, *b;
+	char *body;
+	size_t len = 48 * 1024, head;	/* the stand-in takes 64K */
+	int port;
+	json_t *j;
+	const char *msg;
+
+	tl_daemon_init(&d, 4);
+	tl_model(&d, "a", "load_ms=10\nmem=1M\n");
+	port = start_door(&d, &c, ",\"max_body\":\"64K\","
+	    "\"max_body_total\":\"64K\"", NULL);
+	body = malloc(len + 1);
+	TL_ASSERT(body != NULL, "malloc");
+	head = (size_t)snprintf(body, len, "{\"model\":\"a\",\"pad\":\"");
+	memset(body + head, 'x', len - head - 2);
+	memcpy(body + len - 2, "\"}", 2);
+	body[len] = '\0';
+
+	a = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(a, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    JSON_HEADER "Content-Length: %zu\r\n\r\n", CHAT_PATH, len) == 0,
+	    "send a's head");
+	TL_ASSERT(tl_http_send(a, body, 1000) == 0, "send a's first bytes");
+	TL_ASSERT(stats_int_becomes(&d, c, "http.body_bytes", (long long)len,
+	    WAIT_MS), "a's 48K not counted in STATS http.body_bytes");
+
+	b = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(b, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    JSON_HEADER "Content-Length: %zu\r\n\r\n", CHAT_PATH, len) == 0,
+	    "send b's head");
+	TL_ASSERT(tl_http_wait_done(b, WAIT_MS), "no answer to b's head "
+	    "within %d ms while a's body holds the total", WAIT_MS);
+	expect_openai_error(b, 503, "busy", "b past max_body_total");
+	TL_ASSERT(tl_http_header(b, "retry-after") != NULL, "503 without "
+	    "Retry-After");
+	j = tl_http_json(b);
+	msg = tl_str(j, "error.message");
+	TL_ASSERT(msg != NULL && strstr(msg, "max_body_total") != NULL,
+	    "the message does not name max_body_total: %s", tl_dump(j));
+	json_decref(j);
+	tl_http_close(b);
+
+	TL_ASSERT(tl_http_send(a, body + 1000, len - 1000) == 0,
+	    "send the rest of a's body");
+	TL_ASSERT(tl_http_wait_done(a, STREAM_WAIT_MS), "a not answered");
+	TL_ASSERT(a->status == 200, "a: HTTP %d: %.300s", a->status,
+	    a->body ? a->body : "");
+	tl_http_close(a);
+	TL_ASSERT(stats_int_becomes(&d, c, "http.body_bytes", 0, WAIT_MS),
+	    "a's body still counted after its response");
+
+	b = send_request(port, "POST", CHAT_PATH, NULL, body);
+	TL_ASSERT(tl_http_wait_done(b, STREAM_WAIT_MS), "b again: no answer");
+	TL_ASSERT(b->status == 200, "b again: HTTP %d: %.300s", b->status,
+	    b->body ? b->body : "");
+	tl_http_close(b);
+	free(body);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /*
  * Pass: Expect: 100-continue on a good head gets "100 Continue" before
  * the body is sent, then 200 once it is; on a head that fails a check
@@ -1187,5 +1275,6 @@ main(void)
 	tl_add(s, "models_aliases_health", test_models_aliases_health);
 	tl_add(s, "errors", test_errors);
 	tl_add(s, "hop_by_hop_keep_alive", test_hop_by_hop_keep_alive);
+	tl_add(s, "body_total", test_body_total);
 	return tl_run(s, CK_NORMAL);
 }
