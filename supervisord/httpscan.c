@@ -606,6 +606,29 @@ js_number_char(char ch)
 
 static int	js_value(struct jscan *);
 
+/*
+ * Is this key "model"?  A key written with escapes ("mod\u0065l") is
+ * the same key to every JSON reader, the server's too, so it is decoded
+ * (by jansson; only short keys can be "model").
+ */
+static bool
+js_key_is_model(const struct http_span *key)
+{
+	json_t *k;
+	bool is;
+
+	if (memchr(key->p, '\\', key->len) == NULL)
+		return key->len == 5 && memcmp(key->p, "model", 5) == 0;
+	if (key->len > 64)
+		return false;
+	/* The span is the key's text: its quotes are just outside it. */
+	k = json_loadb(key->p - 1, key->len + 2, JSON_DECODE_ANY, NULL);
+	is = json_is_string(k) && json_string_length(k) == 5 &&
+	    memcmp(json_string_value(k), "model", 5) == 0;
+	json_decref(k);
+	return is;
+}
+
 static int
 js_object(struct jscan *j)
 {
@@ -629,8 +652,7 @@ js_object(struct jscan *j)
 		value = j->p;
 		if (js_value(j) == -1)
 			return -1;
-		if (j->depth == 1 && key.len == 5 &&
-		    memcmp(key.p, "model", 5) == 0) {
+		if (j->depth == 1 && js_key_is_model(&key)) {
 			j->model.p = value;
 			j->model.len = (size_t)(j->p - value);
 		}

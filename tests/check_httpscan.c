@@ -357,6 +357,10 @@ static const struct {
 	    "\"n\":[1,-2.5e3,true,false,null,{}], \"s\":\"a\\\"b\"} ", 0,
 	    "tiny" },
 	{ "{\"model\":\"first\",\"model\":\"last\"}", 0, "last" },
+	/* A key written with escapes is the same key to the server. */
+	{ "{\"mod\\u0065l\":\"tiny\"}", 0, "tiny" },
+	{ "{\"model\":\"a\",\"\\u006dodel\":\"b\"}", 0, "b" },
+	{ "{\"mode\\u006c2\":\"tiny\"}", 400, "model_missing" },
 	{ "[{\"model\":\"x\"}]", 400, "model_missing" },
 	{ "{\"x\":{\"model\":\"x\"}}", 400, "model_missing" },
 	{ "{\"model\":\"tiny\"} x", 400, "invalid_json" },
