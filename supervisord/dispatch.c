@@ -83,7 +83,7 @@ request_free(struct request *r)
 	TAILQ_REMOVE(&r->s->requests, r, link);
 	r->s->npending--;
 	json_decref(r->id);
-	if (nspare + 1 <= SPARE_REQUESTS_MAX)
+	if (nspare < SPARE_REQUESTS_MAX)
 		spare[nspare++] = r;
 	else
 		free(r);
