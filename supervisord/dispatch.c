@@ -58,6 +58,7 @@ session_init(struct session *s, struct daemon *d, unsigned long serial,
 
 static struct request	*spare[SPARE_REQUESTS_MAX + 1];
 static size_t		 nspare;
+static const size_t	 spare_max = SPARE_REQUESTS_MAX;	/* may be 0 */
 
 static struct request *
 request_new(struct session *s, const struct proto_request *req)
@@ -83,7 +84,7 @@ request_free(struct request *r)
 	TAILQ_REMOVE(&r->s->requests, r, link);
 	r->s->npending--;
 	json_decref(r->id);
-	if (nspare < SPARE_REQUESTS_MAX)
+	if (nspare < spare_max)
 		spare[nspare++] = r;
 	else
 		free(r);
