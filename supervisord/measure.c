@@ -74,17 +74,16 @@ gguf_bytes(const struct daemon *d, struct model_entry *e)
 	return e->gguf = ge.total;
 }
 
-/* Does the model's server offload to the GPU?  Its command and env say,
- * then poold's own environment (the server inherits it). */
+/* Does the model's server offload to the GPU?  Its command and env say:
+ * a server does not inherit poold's environment (child.c). */
 static int
 model_gpu_layers(const struct config *conf, const struct model_entry *e)
 {
-	extern char **environ;
 	char *const *tmpl = e->conf != NULL && e->conf->command != NULL ?
 	    e->conf->command : conf->command;
 
 	return memtruth_gpu_layers(tmpl, e->conf != NULL ? e->conf->env :
-	    NULL, environ);
+	    NULL, NULL);
 }
 
 void

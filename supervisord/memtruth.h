@@ -95,8 +95,9 @@ uint64_t	 memtruth_darwin_available(const struct darwin_vm_facts *);
  * count, or -1 (llama.cpp's default or "auto"/"all": every layer it can).
  * From -ngl / --gpu-layers / --n-gpu-layers N (also =N) in argv, the last
  * one winning, else LLAMA_ARG_N_GPU_LAYERS in env, else in inherited
- * (poold's own environment, which env overrides; llama.cpp reads the
- * variable only when the flag is absent).  "--device none" (or -dev)
+ * (what the server inherits besides env; poold passes NULL, as its
+ * servers inherit none of its LLAMA_ARG_*; llama.cpp reads the variable
+ * only when the flag is absent).  "--device none" (or -dev)
  * means CPU only whatever the layers say.  Any list may be NULL.
  */
 int		 memtruth_gpu_layers(char *const *argv, char *const *env,
