@@ -93,6 +93,8 @@ struct hconn {
 	bool			 counted;	/* in h->inflight */
 	bool			 timing_head;	/* timer: head_timeout */
 	bool			 up_failed;	/* the server cut its response */
+	bool			 took;		/* the client took bytes just now */
+	bool			 send_timed;	/* timer: the client's reading */
 	size_t			 drained;	/* HS_LINGER */
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
@@ -203,6 +205,16 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct hconn *c = container_of(w, struct hconn, timer);
 	char msg[128];
 
+	if (c->state == HS_PROXY || c->state == HS_REPLY) {
+		/* A client that stops reading would hold its lease, and
+		 * with it a server's memory, for ever. */
+		log_info("http %lu: %s: closed: took nothing of its response "
+		    "for %g s (idle_timeout)", c->s.serial - SERIAL_BASE,
+		    c->model[0] != '\0' ? c->model : "-",
+		    (double)hconf(c)->idle_timeout_ms / 1000);
+		conn_close(c);
+		return;
+	}
 	if (c->state == HS_LINGER ||
 	    (c->state == HS_HEAD && c->in_len == 0 && !c->timing_head)) {
 		log_debug("http %lu: closed: idle", c->s.serial - SERIAL_BASE);
@@ -258,6 +270,7 @@ write_some(struct hconn *c)
 		if (n == -1)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		c->out_off += (size_t)n;
+		c->took = true;
 		c->bytes += (size_t)n;
 		c->h->bytes_out += (size_t)n;
 	}
@@ -268,6 +281,27 @@ write_some(struct hconn *c)
 		c->out_cap = 0;
 	}
 	return 0;
+}
+
+/*
+ * While a response is on its way, a client that takes none of what waits
+ * for it for idle_timeout is closed.  Only the client is timed: a server
+ * may think for minutes before its first token (nothing waits then).
+ */
+static void
+time_reader(struct hconn *c, size_t unsent)
+{
+	int64_t ms = hconf(c)->idle_timeout_ms;
+
+	if (c->state != HS_PROXY && c->state != HS_REPLY)
+		return;
+	if (unsent == 0 || ms == 0) {
+		ev_timer_stop(c->h->d->loop, &c->timer);
+		c->send_timed = false;
+	} else if (c->took || !c->send_timed) {
+		timer_set(c, ms);
+		c->send_timed = true;
+	}
 }
 
 /* After a write: the response may be over, the server read again. */
@@ -281,6 +315,8 @@ after_write(struct hconn *c)
 		ev_io_start(loop, &c->wio);
 	else
 		ev_io_stop(loop, &c->wio);
+	time_reader(c, unsent);
+	c->took = false;
 	if (c->state == HS_PROXY && upstream_active(&c->up) && c->up.paused &&
 	    unsent <= OUT_LOW_WATER)
 		upstream_resume(&c->up);
@@ -1054,6 +1090,7 @@ conn_next(struct hconn *c)
 	memset(&c->v, 0, sizeof(c->v));
 	c->state = HS_HEAD;
 	c->reply_done = c->answered = false;
+	c->send_timed = c->took = false;
 	c->model[0] = '\0';
 	c->status = 0;
 	c->bytes = 0;

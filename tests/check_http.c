@@ -491,6 +491,47 @@ START_TEST(test_too_large)
 }
 END_TEST
 
+/*
+ * Pass: a client that stops reading a response is closed after
+ * idle_timeout (2 s here) with nothing taken, and its lease ends, so it
+ * cannot pin a server's memory for ever; the log says why.  (The
+ * stalled reader above reads again within the default 60 s.)
+ */
+START_TEST(test_reader_gone_quiet)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h;
+	long long dl;
+	int port;
+
+	tl_daemon_init(&d, 3);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\nstream_tokens=%d\n"
+	    "stream_token_bytes=%dK\nstream_delay_ms=0\nclient_idle_ms=600000\n",
+	    STALL_EVENTS, STALL_EVENT_KB);
+	port = start_door(&d, &c, ",\"idle_timeout\":\"2s\"", NULL);
+
+	h = send_request(port, "POST", CHAT_PATH, NULL,
+	    CHAT_STREAM("a"));
+	h->keep_body = false;
+	read_events(h, 1, "stream of a");
+	TL_ASSERT(tl_server_leases(&d, c, "a") == 1, "no lease while a "
+	    "streams");
+	/* Read nothing more: within 2 s of the last byte taken, plus
+	 * slack for a loaded machine, the lease must end. */
+	dl = tl_now_ms() + 20000;
+	while (tl_now_ms() < dl && tl_server_leases(&d, c, "a") != 0)
+		tl_sleep_ms(100);
+	TL_ASSERT(tl_server_leases(&d, c, "a") == 0, "the lease of a client "
+	    "that reads nothing is still held 20 s on (idle_timeout 2 s)");
+	TL_ASSERT(tl_log_has(&d, "took nothing of its response"), "no log "
+	    "line for the closed reader");
+	tl_http_close(h);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* Polls STATS until the integer at path is want; false if it never is. */
 static bool
 stats_int_becomes(struct tl_daemon *d, struct tl_conn *c, const char *path,
@@ -1276,5 +1317,6 @@ main(void)
 	tl_add(s, "errors", test_errors);
 	tl_add(s, "hop_by_hop_keep_alive", test_hop_by_hop_keep_alive);
 	tl_add(s, "body_total", test_body_total);
+	tl_add(s, "reader_gone_quiet", test_reader_gone_quiet);
 	return tl_run(s, CK_NORMAL);
 }
