@@ -271,34 +271,148 @@ END_TEST
 START_TEST(cuda_tree_bytes)
 {
 	const struct gpu_process procs[] = {
-		{ 4242, 6 * G },		/* the server, GPU 0 */
-		{ 4243, 512 * M },		/* its child */
-		{ 999, 20 * G },		/* somebody else */
-		{ 4242, 5 * G },		/* the server, GPU 1 */
-		{ 4244, MEMTRUTH_NVML_VALUE_NOT_AVAILABLE },
+		{ 4242, 0, 6 * G },		/* the server, GPU 0 */
+		{ 4243, 0, 512 * M },		/* its child */
+		{ 999, 0, 20 * G },		/* somebody else */
+		{ 4242, 1, 5 * G },		/* the server, GPU 1 */
+		{ 4244, 1, MEMTRUTH_NVML_VALUE_NOT_AVAILABLE },
+		{ 4242, 9, 1 * G },		/* a GPU past those asked */
 	};
 	const pid_t tree[] = { 4242, 4243, 4244 };
+	uint64_t dev[2] = { 7, 7 };
 
-	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 5, tree, 3),
-	    11 * G + 512 * M);
-	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 5, tree, 0), 0);
-	ck_assert_uint_eq(memtruth_tree_gpu_bytes(NULL, 0, tree, 3), 0);
+	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 6, tree, 3, dev, 2),
+	    12 * G + 512 * M);
+	ck_assert_uint_eq(dev[0], 6 * G + 512 * M);
+	ck_assert_uint_eq(dev[1], 5 * G);
+	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 6, tree, 0, dev, 2),
+	    0);
+	ck_assert_uint_eq(dev[0] + dev[1], 0);
+	ck_assert_uint_eq(memtruth_tree_gpu_bytes(NULL, 0, tree, 3, NULL, 0),
+	    0);
 }
 END_TEST
 
-/* Two 24 GiB cards (nvmlDeviceGetMemoryInfo total): 48 GiB to spread. */
-START_TEST(cuda_gpu_limit)
+/*
+ * Two 24 GiB cards and a 16 GiB one (nvmlDeviceGetMemoryInfo total):
+ * a budget each, gpu_limit holding each to it (per device); with no
+ * device known, gpu_limit is one GPU's budget.
+ */
+START_TEST(cuda_gpu_budgets)
 {
-	const uint64_t cards[] = { 24 * G, 24 * G };
+	const uint64_t cards[] = { 24 * G, 24 * G, 16 * G };
+	uint64_t b[MEMTRUTH_GPUS_MAX];
 	enum gpu_limit_source src;
 
-	ck_assert_uint_eq(memtruth_cuda_gpu_limit(cards, 2, 0, &src), 48 * G);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(cards, 3, 0, b,
+	    MEMTRUTH_GPUS_MAX, &src), 3);
 	ck_assert_int_eq(src, GPU_LIMIT_NVML);
-	ck_assert_uint_eq(memtruth_cuda_gpu_limit(cards, 2, 40 * G, &src),
-	    40 * G);
+	ck_assert_uint_eq(b[0], 24 * G);
+	ck_assert_uint_eq(b[2], 16 * G);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(cards, 3, 20 * G, b,
+	    MEMTRUTH_GPUS_MAX, &src), 3);
 	ck_assert_int_eq(src, GPU_LIMIT_CONFIG);
-	ck_assert_uint_eq(memtruth_cuda_gpu_limit(NULL, 0, 0, &src), 0);
+	ck_assert_uint_eq(b[0], 20 * G);
+	ck_assert_uint_eq(b[1], 20 * G);
+	ck_assert_uint_eq(b[2], 16 * G);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(cards, 3, 0, b, 2,
+	    &src), 2);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(NULL, 0, 40 * G, b,
+	    MEMTRUTH_GPUS_MAX, &src), 1);
+	ck_assert_uint_eq(b[0], 40 * G);
+	ck_assert_int_eq(src, GPU_LIMIT_CONFIG);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(NULL, 0, 0, b,
+	    MEMTRUTH_GPUS_MAX, &src), 0);
 	ck_assert_int_eq(src, GPU_LIMIT_NONE);
+}
+END_TEST
+
+/* --- which GPUs a server uses --- */
+
+/* The placement of argv/env on two GPUs is want (share 0/1), by_free. */
+static void
+placed(char *const *argv, char *const *env, unsigned ngpus, unsigned used,
+    double s0, double s1, bool by_free)
+{
+	struct gpu_placement pl;
+	unsigned got = memtruth_gpu_placement(argv, env, ngpus, &pl);
+
+	ck_assert_msg(got == used && pl.share[0] == s0 && pl.share[1] == s1 &&
+	    pl.by_free == by_free, "%s %s ...: %u GPUs, shares %.2f %.2f, "
+	    "by_free %d; want %u, %.2f %.2f, %d", argv[1] ? argv[1] : "",
+	    argv[1] && argv[2] ? argv[2] : "", got, pl.share[0], pl.share[1],
+	    (int)pl.by_free, used, s0, s1, (int)by_free);
+}
+
+/*
+ * llama.cpp src/llama.cpp (llama_model_load_from_splits): without
+ * --device every GPU device is used; with split mode none only
+ * devices[main_gpu] is kept, main_gpu < 0 clears them all (CPU).
+ * src/llama-model.cpp (load_tensors): "default split, by free memory"
+ * when tensor_split is all 0, else the proportions, over that list.
+ * common/arg.cpp: "-dev, --device <dev1,dev2,..>" (none = don't
+ * offload; env LLAMA_ARG_DEVICE), "-sm, --split-mode {none,layer,row}"
+ * (LLAMA_ARG_SPLIT_MODE), "-ts, --tensor-split N0,N1,N2,..." split by
+ * "," and "/" (LLAMA_ARG_TENSOR_SPLIT), "-mg, --main-gpu INDEX" (default
+ * 0, LLAMA_ARG_MAIN_GPU).  ggml-cuda names its devices CUDA0, CUDA1, ...
+ * by CUDA ordinal, which CUDA_VISIBLE_DEVICES renumbers (CUDA C
+ * Programming Guide, "CUDA Environment Variables": a list of indices or
+ * UUIDs; an invalid index hides it and every later one).
+ */
+START_TEST(gpu_placement_from_argv_and_env)
+{
+	char *none[] = { NULL };
+
+	/* the default: both, by free memory */
+	placed(ARGV("x", "-m", "{model}"), none, 2, 2, 1, 1, true);
+	/* CUDA_VISIBLE_DEVICES, the model's own: renumbers */
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES=1"), 2, 1, 0, 1,
+	    false);
+	placed(ARGV("x", "--device", "CUDA0"),
+	    ARGV("CUDA_VISIBLE_DEVICES=1,0"), 2, 1, 0, 1, false);
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES="), 2, 0, 0, 0,
+	    false);
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES=0,7,1"), 2, 1, 1, 0,
+	    false);
+	/* a UUID poold cannot map: the whole on each */
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES=GPU-8f3c2a1e-0b"), 2,
+	    2, 1, 1, false);
+	/* --device, the flag over its variable */
+	placed(ARGV("x", "--device", "CUDA1"), none, 2, 1, 0, 1, false);
+	placed(ARGV("x", "-dev=CUDA0,CUDA1"), none, 2, 2, 1, 1, true);
+	placed(ARGV("x", ""), ARGV("LLAMA_ARG_DEVICE=CUDA1"), 2, 1, 0, 1,
+	    false);
+	placed(ARGV("x", "-dev", "CUDA0"), ARGV("LLAMA_ARG_DEVICE=CUDA1"), 2,
+	    1, 1, 0, false);
+	placed(ARGV("x", "--device", "none"), none, 2, 0, 0, 0, false);
+	placed(ARGV("x", "--device", "RPC[10.0.0.2:50052],CUDA0"), none, 2,
+	    1, 1, 0, false);
+	placed(ARGV("x", "--device", "Vulkan0"), none, 2, 2, 1, 1, false);
+	/* split mode none: the main GPU of the list alone */
+	placed(ARGV("x", "-sm", "none"), none, 2, 1, 1, 0, false);
+	placed(ARGV("x", "-sm", "none", "-mg", "1"), none, 2, 1, 0, 1, false);
+	placed(ARGV("x", "--split-mode", "none", "--main-gpu", "1",
+	    "--device", "CUDA1,CUDA0"), none, 2, 1, 1, 0, false);
+	placed(ARGV("x", ""), ARGV("LLAMA_ARG_SPLIT_MODE=none",
+	    "LLAMA_ARG_MAIN_GPU=1"), 2, 1, 0, 1, false);
+	placed(ARGV("x", "-sm", "none", "-mg", "-1"), none, 2, 0, 0, 0,
+	    false);
+	placed(ARGV("x", "-mg", "1"), none, 2, 2, 1, 1, true);	/* layer */
+	/* tensor split: proportions over the list */
+	placed(ARGV("x", "-ts", "3,1"), none, 2, 2, 0.75, 0.25, false);
+	placed(ARGV("x", "--tensor-split=3/1"), none, 2, 2, 0.75, 0.25,
+	    false);
+	placed(ARGV("x", "-ts", "1,0"), none, 2, 1, 1, 0, false);
+	placed(ARGV("x", "-ts", "0,0"), none, 2, 2, 1, 1, true);
+	/* one llama-server refuses: counted as the default */
+	placed(ARGV("x", "-ts", "3x1"), none, 2, 2, 1, 1, true);
+	placed(ARGV("x", ""), ARGV("LLAMA_ARG_TENSOR_SPLIT=1,3"), 2, 2, 0.25,
+	    0.75, false);
+	placed(ARGV("x", "-dev", "CUDA1,CUDA0", "-ts", "3,1"), none, 2, 2,
+	    0.25, 0.75, false);
+	/* one GPU, none at all */
+	placed(ARGV("x", ""), none, 1, 1, 1, 0, false);
+	placed(ARGV("x", ""), none, 0, 0, 0, 0, false);
 }
 END_TEST
 
@@ -518,7 +632,7 @@ START_TEST(gpu_budget_zero_ignores_gpu_mem)
 	ck_assert_ptr_nonnull(a->server);
 	ck_assert_ptr_nonnull(b->server);
 	ck_assert_uint_eq(F.p->gpu_used, 0);
-	pool_measured_gpu(F.p, F.now, a->server, 50 * G);
+	pool_measured_gpu(F.p, F.now, a->server, (uint64_t[]){ 50 * G }, 1);
 	inv();
 	ck_assert_uint_eq(F.p->gpu_used, 0);
 	teardown();
@@ -540,11 +654,11 @@ START_TEST(gpu_measured_grows)
 	b = model("b", 10 * G, 10 * G);
 	sa = idle_server(a);
 	sb = idle_server(b);
-	pool_measured_gpu(F.p, F.now, sb, 5 * G);
+	pool_measured_gpu(F.p, F.now, sb, (uint64_t[]){ 5 * G }, 1);
 	inv();
 	ck_assert_uint_eq(sb->gpu_mem, 10 * G);
 	ck_assert_uint_eq(F.p->gpu_used, 20 * G);
-	pool_measured_gpu(F.p, F.now, sb, 25 * G);
+	pool_measured_gpu(F.p, F.now, sb, (uint64_t[]){ 25 * G }, 1);
 	inv();
 	ck_assert_uint_eq(sb->gpu_mem, 25 * G);
 	ck_assert_uint_eq(sb->gpu_measured, 25 * G);
@@ -729,7 +843,8 @@ memtruth_suite(void)
 	tcase_add_test(t, gpu_layers_from_argv_and_env);
 	tcase_add_test(t, gpu_bytes_cpu_only_is_zero);
 	tcase_add_test(t, cuda_tree_bytes);
-	tcase_add_test(t, cuda_gpu_limit);
+	tcase_add_test(t, cuda_gpu_budgets);
+	tcase_add_test(t, gpu_placement_from_argv_and_env);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("pool_gpu");
