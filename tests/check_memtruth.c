@@ -431,21 +431,33 @@ static void
 inv(void)
 {
 	const struct pool_server *s;
-	uint64_t used = 0, gpu = 0;
+	uint64_t used = 0, gpu = 0, dev[POOL_GPUS_MAX] = { 0 }, sum;
 
 	TAILQ_FOREACH(s, &F.p->servers, link) {
 		used += s->mem;
 		gpu += s->gpu_mem;
 		ck_assert_uint_ge(s->gpu_mem, s->gpu_estimate);
+		sum = 0;
+		for (unsigned d = 0; d < POOL_GPUS_MAX; d++) {
+			dev[d] += s->gpu_dev[d];
+			sum += s->gpu_dev[d];
+			ck_assert_uint_ge(s->gpu_dev[d],
+			    s->gpu_dev_estimate[d]);
+		}
+		ck_assert_uint_eq(sum, s->gpu_mem);
 	}
 	ck_assert_uint_eq(used, F.p->used);
 	ck_assert_uint_eq(gpu, F.p->gpu_used);
+	for (unsigned d = 0; d < POOL_GPUS_MAX; d++)
+		ck_assert_uint_eq(dev[d], F.p->gpu_dev_used[d]);
 	if (F.p->lim.gpu_budget == 0)
 		ck_assert_uint_eq(F.p->gpu_used, 0);
 }
 
+/* Without gpu0 and gpu1, one GPU of gpu_budget; with, two GPUs. */
 static void
-setup_budgets(uint64_t budget, uint64_t gpu_budget)
+setup_gpus(uint64_t budget, uint64_t gpu_budget, uint64_t gpu0,
+    uint64_t gpu1)
 {
 	struct pool_limits l;
 
@@ -453,6 +465,9 @@ setup_budgets(uint64_t budget, uint64_t gpu_budget)
 	memset(&l, 0, sizeof(l));
 	l.budget = budget;
 	l.gpu_budget = gpu_budget;
+	l.ngpus = gpu0 > 0 ? 2 : 0;
+	l.gpu_budgets[0] = gpu0;
+	l.gpu_budgets[1] = gpu1;
 	l.max_servers = 8;
 	l.port_min = 8000;
 	l.port_max = 8099;
@@ -464,6 +479,12 @@ setup_budgets(uint64_t budget, uint64_t gpu_budget)
 	ck_assert_ptr_nonnull(F.p);
 	F.r.pool = F.p;
 	pool_owner_init(&F.own);
+}
+
+static void
+setup_budgets(uint64_t budget, uint64_t gpu_budget)
+{
+	setup_gpus(budget, gpu_budget, 0, 0);
 }
 
 static void
@@ -516,6 +537,19 @@ last_answer(void)
 {
 	ck_assert_uint_gt(F.r.nanswers, 0);
 	return &F.r.answers[F.r.nanswers - 1];
+}
+
+/* A model on two GPUs with these shares (both 0: llama.cpp's default). */
+static struct pool_model *
+model_on(const char *name, uint64_t gpu_mem, double s0, double s1,
+    bool by_free)
+{
+	struct pool_model *m = model(name, gpu_mem, gpu_mem);
+
+	m->gpu_share[0] = s0;
+	m->gpu_share[1] = s1;
+	m->gpu_by_free = by_free;
+	return m;
 }
 
 /* Starts m, makes it ready and releases it: an idle server. */
@@ -693,6 +727,175 @@ START_TEST(gpu_busy_reason)
 }
 END_TEST
 
+/* --- one budget per GPU --- */
+
+/*
+ * Two cards of 10G.  a holds 8G of card 0 (leased); b, pinned to card 0
+ * too, needs 6G there: it waits, though card 1 is empty and the GPUs
+ * together (8G + 6G of 20G) would look fine.  c, on card 1, starts.
+ */
+START_TEST(gpus_one_card_full_waits_there)
+{
+	struct pool_model *a, *b, *c;
+	struct pool_waiter wa, wb, wc;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	ck_assert_uint_eq(F.p->lim.gpu_budget, 20 * G);
+	a = model_on("a", 8 * G, 1, 0, false);
+	b = model_on("b", 6 * G, 1, 0, false);
+	c = model_on("c", 6 * G, 0, 1, false);
+	acquire(&wa, a, true);
+	ready(a);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 8 * G);
+	acquire(&wb, b, true);
+	ck_assert_msg(b->server == NULL, "b started on a full card 0");
+	acquire(&wc, c, true);
+	ck_assert_ptr_nonnull(c->server);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 6 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 8 * G);
+	/* its wait says which card */
+	F.now += LONG_MS + 1;
+	pool_tick(F.p, F.now);
+	ck_assert_int_eq(last_answer()->err, PROTO_E_BUSY);
+	ck_assert_msg(strstr(last_answer()->message, "on GPU 0") != NULL,
+	    "%s", last_answer()->message);
+	teardown();
+}
+END_TEST
+
+/*
+ * Card 0 is short for b: the idle server on card 0 goes, not the least
+ * recently used one, which holds card 1 and would free nothing where b
+ * goes.
+ */
+START_TEST(gpus_evict_on_the_short_card)
+{
+	struct pool_model *a, *b, *c;
+	struct pool_server *sa;
+	struct pool_waiter wb;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 8 * G, 1, 0, false);
+	b = model_on("b", 6 * G, 1, 0, false);
+	c = model_on("c", 8 * G, 0, 1, false);
+	(void)idle_server(c);		/* the least recently used */
+	sa = idle_server(a);
+	acquire(&wb, b, false);
+	ck_assert_msg(was_stopped(a), "a, on the short card, was not stopped");
+	ck_assert_msg(!was_stopped(c), "c, on the other card, was stopped");
+	ck_assert_ptr_null(b->server);	/* until a is reaped */
+	reap(sa);
+	ck_assert_ptr_nonnull(b->server);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 6 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 8 * G);
+	teardown();
+}
+END_TEST
+
+/*
+ * s splits 8G half and half (-ts 1,1): it needs 4G on each card.  With
+ * a holding 8G of card 0, it waits, though card 1 is empty and 12G is
+ * free in all; once a is idle, a goes for it.  Started, s holds 4G on
+ * each.
+ */
+START_TEST(gpus_split_needs_both)
+{
+	struct pool_model *a, *sp;
+	struct pool_server *sa;
+	struct pool_waiter wa, ws;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 8 * G, 1, 0, false);
+	sp = model_on("s", 8 * G, 0.5, 0.5, false);
+	acquire(&wa, a, true);
+	sa = ready(a);
+	acquire(&ws, sp, false);
+	ck_assert_msg(sp->server == NULL, "s started without 4G on card 0");
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own,
+	    F.r.answers[0].lease), 0);
+	inv();
+	ck_assert_msg(was_stopped(a), "a was not stopped for s");
+	reap(sa);
+	ck_assert_ptr_nonnull(sp->server);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 4 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 4 * G);
+	teardown();
+}
+END_TEST
+
+/*
+ * llama.cpp's default split is by free memory: with a holding 4G of
+ * card 0, a 10G model d is admitted on 5G a card (in proportion to the
+ * budgets, and both have that much room), and at spawn is counted the
+ * larger of that and its share of the room it finds: 6G free of 16G on
+ * card 0 (3.75G, less than 5G), 10G of 16G on card 1 (6.25G).  So
+ * neither card is undercounted whichever way llama.cpp splits.
+ */
+START_TEST(gpus_by_free_counts_the_larger)
+{
+	struct pool_model *a, *d;
+	struct pool_waiter wa, wd;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 4 * G, 1, 0, false);
+	d = model_on("d", 10 * G, 0, 0, false);	/* the default */
+	acquire(&wa, a, true);
+	ready(a);
+	acquire(&wd, d, true);
+	ck_assert_ptr_nonnull(d->server);
+	ck_assert_uint_eq(d->server->gpu_dev[0], 5 * G);
+	ck_assert_uint_eq(d->server->gpu_dev[1], 6 * G + 256 * M);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 9 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 6 * G + 256 * M);
+	teardown();
+}
+END_TEST
+
+/*
+ * NVML says b holds 9G of card 1, more than its 5G there: card 1 is
+ * over its budget and the idle server on card 1 goes, not the one on
+ * card 0.
+ */
+START_TEST(gpus_measured_per_card)
+{
+	struct pool_model *a, *b, *c;
+	struct pool_server *sb;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 5 * G, 1, 0, false);
+	c = model_on("c", 5 * G, 0, 1, false);
+	b = model_on("b", 5 * G, 0, 1, false);
+	(void)idle_server(a);
+	(void)idle_server(c);
+	sb = idle_server(b);
+	pool_measured_gpu(F.p, F.now, sb, (uint64_t[]){ 0, 9 * G }, 2);
+	inv();
+	ck_assert_uint_eq(sb->gpu_dev[1], 9 * G);
+	ck_assert_uint_eq(sb->gpu_dev_measured[1], 9 * G);
+	ck_assert_msg(was_stopped(c), "c, on card 1, was not stopped");
+	ck_assert_msg(!was_stopped(a), "a, on card 0, was stopped");
+	ck_assert_msg(!was_stopped(b), "b itself was stopped");
+	teardown();
+}
+END_TEST
+
+/* 12G pinned to one 10G card: too large, though the cards hold 20G. */
+START_TEST(gpus_too_large_for_one_card)
+{
+	struct pool_model *big;
+	struct pool_waiter w;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	big = model_on("big", 12 * G, 0, 1, false);
+	acquire(&w, big, false);
+	ck_assert_int_eq(last_answer()->err, PROTO_E_TOO_LARGE);
+	ck_assert_msg(strstr(last_answer()->message, "GPU 1") != NULL, "%s",
+	    last_answer()->message);
+	ck_assert_uint_eq(F.r.nspawns, 0);
+	teardown();
+}
+END_TEST
+
 /* --- the config --- */
 
 /* "gpu_limit": a size, 0 for detected; anything else names the key. */
@@ -758,7 +961,7 @@ START_TEST(daemon_gpu_budget)
 {
 	struct tl_daemon d;
 	struct tl_conn *c, *mon;
-	json_t *rep, *st;
+	json_t *rep, *st, *gpus;
 	long long la, lc;
 	pid_t pa, pcpu;
 
@@ -801,6 +1004,11 @@ START_TEST(daemon_gpu_budget)
 	    tl_int(st, "memory.used") == 200 * MIB &&
 	    tl_int(st, "running") == 2,
 	    "a on the GPU, cpu beside it: %s", tl_dump(st));
+	gpus = json_array_get(tl_get(st, "memory.gpus"), 0);
+	TL_ASSERT(json_array_size(tl_get(st, "memory.gpus")) == 1 &&
+	    tl_int(gpus, "index") == 0 && tl_int(gpus, "budget") == 150 * MIB &&
+	    tl_int(gpus, "used") == 100 * MIB,
+	    "gpu_limit without NVML: one GPU in memory.gpus: %s", tl_dump(st));
 	pa = tl_server_pid(st, "a");
 	pcpu = tl_server_pid(st, "cpu");
 	json_decref(st);
@@ -854,6 +1062,15 @@ memtruth_suite(void)
 	tcase_add_test(t, gpu_budget_zero_ignores_gpu_mem);
 	tcase_add_test(t, gpu_measured_grows);
 	tcase_add_test(t, gpu_busy_reason);
+	suite_add_tcase(s, t);
+
+	t = tcase_create("pool_gpus");
+	tcase_add_test(t, gpus_one_card_full_waits_there);
+	tcase_add_test(t, gpus_evict_on_the_short_card);
+	tcase_add_test(t, gpus_split_needs_both);
+	tcase_add_test(t, gpus_by_free_counts_the_larger);
+	tcase_add_test(t, gpus_measured_per_card);
+	tcase_add_test(t, gpus_too_large_for_one_card);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("config");
