@@ -7,6 +7,7 @@
  * the recorder of pool_recorder.h).
  */
 #include <inttypes.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1032,6 +1033,98 @@ START_TEST(daemon_gpu_budget)
 }
 END_TEST
 
+#ifdef __linux__
+/* GPU d of STATS memory.gpus has this budget and used. */
+static bool
+gpu_is(json_t *st, size_t d, long long budget, long long used)
+{
+	json_t *g = json_array_get(tl_get(st, "memory.gpus"), d);
+
+	return g != NULL && tl_int(g, "index") == (long long)d &&
+	    tl_int(g, "budget") == budget && tl_int(g, "used") == used;
+}
+
+/*
+ * The real poold with two cards of 150M (NVML faked by
+ * tests/fakenvml.c, dlopen()ed as the driver's would be).  a and b are
+ * pinned to card 0 by CUDA_VISIBLE_DEVICES, c to card 1 by --device's
+ * variable.  With a leased, b waits for card 0 and says so, though card
+ * 1 has room and the cards together (300M) would take both; c starts.
+ * Then NVML says a's server holds 60M of card 1 too: card 1 is over its
+ * budget, and c, idle there, is stopped (a is leased).
+ */
+START_TEST(daemon_gpus_per_card)
+{
+	char procs[TL_PATH_MAX + 8], lib[TL_PATH_MAX + 32];
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *rep, *st;
+	pid_t pa, pc;
+
+	TL_ASSERT(getenv("FAKENVML_DIR") != NULL, "FAKENVML_DIR is not set "
+	    "(make check sets it)");
+	snprintf(lib, sizeof(lib), "%s/libnvidia-ml.so.1",
+	    getenv("FAKENVML_DIR"));
+	TL_ASSERT(access(lib, R_OK) == 0, "no %s", lib);
+	tl_daemon_init(&d, 6);
+	snprintf(procs, sizeof(procs), "%s.nvml", d.config);
+	setenv("LD_LIBRARY_PATH", getenv("FAKENVML_DIR"), 1);
+	setenv("FAKENVML_TOTALS", "157286400,157286400", 1);
+	setenv("FAKENVML_PROCS", procs, 1);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"1000M\","
+	    "\"rss_interval\":\"200ms\",\"models\":{"
+	    "\"a\":{\"memory\":\"100M\",\"env\":"
+	    "{\"CUDA_VISIBLE_DEVICES\":\"0\"}},"
+	    "\"b\":{\"memory\":\"100M\",\"env\":"
+	    "{\"CUDA_VISIBLE_DEVICES\":\"0\"}},"
+	    "\"c\":{\"memory\":\"100M\",\"env\":"
+	    "{\"LLAMA_ARG_DEVICE\":\"CUDA1\"}}}}");
+	TL_ASSERT(budget_says(&d, "gpu budget", "300.0 MiB   (NVML"),
+	    "poold --budget does not show the GPUs' budget");
+	TL_ASSERT(budget_says(&d, "gpu 0", "150.0 MiB") &&
+	    budget_says(&d, "gpu 1", "150.0 MiB"),
+	    "poold --budget does not list the GPUs");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	(void)tl_acquire_ok(c, "a", true, NULL);
+	rep = tl_acquire(c, "b", 300, true);
+	tl_expect_error(rep, "busy", NULL, "ACQUIRE b with a on card 0");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "on GPU 0") != NULL,
+	    "the busy message does not name card 0: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_release(c, tl_acquire_ok(c, "c", true, NULL));
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "memory.gpu_budget") == 300 * MIB &&
+	    tl_int(st, "memory.gpu_used") == 200 * MIB &&
+	    json_array_size(tl_get(st, "memory.gpus")) == 2 &&
+	    gpu_is(st, 0, 150 * MIB, 100 * MIB) &&
+	    gpu_is(st, 1, 150 * MIB, 100 * MIB),
+	    "a on card 0, c on card 1: %s", tl_dump(st));
+	pa = tl_server_pid(st, "a");
+	pc = tl_server_pid(st, "c");
+	json_decref(st);
+
+	tl_write_file(procs, "0 %d 90000000\n1 %d 62914560\n", (int)pa,
+	    (int)pa);
+	TL_ASSERT(tl_wait_gone(pc, 20000), "c's server %d still runs with "
+	    "card 1 over its budget", (int)pc);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server_pid(st, "a") == pa && tl_server(st, "c") == NULL &&
+	    gpu_is(st, 1, 150 * MIB, 60 * MIB) &&
+	    gpu_is(st, 0, 150 * MIB, 100 * MIB),
+	    "a measured on card 1, c stopped: %s", tl_dump(st));
+	json_decref(st);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+#endif
+
 static Suite *
 memtruth_suite(void)
 {
@@ -1077,6 +1170,9 @@ memtruth_suite(void)
 	tcase_add_test(t, config_gpu_limit);
 	suite_add_tcase(s, t);
 	tl_add(s, "daemon_gpu_budget", daemon_gpu_budget);
+#ifdef __linux__
+	tl_add(s, "daemon_gpus_per_card", daemon_gpus_per_card);
+#endif
 	return s;
 }
 
