@@ -9,6 +9,9 @@
 
 #define SIZE_STR	32
 
+_Static_assert(MEMTRUTH_GPUS_MAX == POOL_GPUS_MAX,
+    "memtruth.c and the pool tell the same GPUs apart");
+
 int
 budget_compute(const struct config *cfg, struct budget *b, char *err,
     size_t errlen)
@@ -37,8 +40,11 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 		return -1;
 	}
 	b->budget = b->total - b->reserved;
-	/* A second budget, for servers that offload to a GPU. */
-	b->gpu_budget = platform_gpu_limit(cfg->gpu_limit, &b->gpu_source);
+	/* A second budget, for servers that offload to a GPU: one per GPU. */
+	b->ngpus = (unsigned)platform_gpu_budgets(cfg->gpu_limit,
+	    b->gpu_budgets, POOL_GPUS_MAX, &b->gpus_found, &b->gpu_source);
+	for (unsigned d = 0; d < b->ngpus; d++)
+		b->gpu_budget += b->gpu_budgets[d];
 	if (!cfg->max_servers_auto) {
 		/* every server holds a port until reaped */
 		if (cfg->max_servers > nports) {
@@ -83,15 +89,24 @@ budget_line(FILE *fp, const char *label, uint64_t n, const char *note)
 static void
 gpu_budget_print(const struct budget *b, FILE *fp)
 {
-	char note[96];
+	char note[96], label[32];
 
 	if (b->gpu_budget == 0) {
 		budget_line(fp, "gpu budget", 0, "(none: no GPU accounted)");
 		return;
 	}
-	snprintf(note, sizeof(note), "(%s)",
-	    gpu_limit_source_name(b->gpu_source));
+	snprintf(note, sizeof(note), "(%s%s)",
+	    gpu_limit_source_name(b->gpu_source), b->ngpus > 1 ?
+	    ", all GPUs together" : "");
 	budget_line(fp, "gpu budget", b->gpu_budget, note);
+	for (unsigned d = 0; d < b->ngpus && b->ngpus > 1; d++) {
+		snprintf(label, sizeof(label), "gpu %u", d);
+		budget_line(fp, label, b->gpu_budgets[d], "(its own budget)");
+	}
+	if (b->gpus_found > b->ngpus && b->ngpus > 0)
+		fprintf(fp, "%-16s %10zu   (more than %d: GPU %u and above are "
+		    "not accounted)\n", "gpus found", b->gpus_found,
+		    POOL_GPUS_MAX, b->ngpus);
 	budget_line(fp, "binds", b->gpu_budget < b->budget ? b->gpu_budget :
 	    b->budget, b->gpu_budget < b->budget ? "(the GPU budget, for "
 	    "servers on the GPU; CPU-only: the budget)" : "(the budget)");

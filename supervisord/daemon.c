@@ -165,6 +165,8 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	lim.failed_cooldown = conf->failed_cooldown_ms;
 	lim.min_available = conf->min_available;
 	lim.gpu_budget = d->budget.gpu_budget;
+	lim.ngpus = d->budget.ngpus;
+	memcpy(lim.gpu_budgets, d->budget.gpu_budgets, sizeof(lim.gpu_budgets));
 	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
 	lim.health_interval = conf->health_interval_ms;
 	if ((d->pool = pool_new(&lim, &effects_ops, d, daemon_now())) == NULL) {

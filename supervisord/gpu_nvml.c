@@ -84,16 +84,18 @@ nvml_load(void)
 	return nvml.loaded = true;
 }
 
+/* The devices by NVML's index (NULL: no handle), so that index d is the
+ * same device in every figure. */
 static unsigned
 devices(nvml_device *out, unsigned max)
 {
-	unsigned n = 0, count;
+	unsigned n, count;
 
 	if (!nvml_load() || nvml.count(&count) != NVML_SUCCESS)
 		return 0;
-	for (unsigned i = 0; i < count && n < max; i++)
-		if (nvml.handle(i, &out[n]) == NVML_SUCCESS)
-			n++;
+	for (n = 0; n < count && n < max; n++)
+		if (nvml.handle(n, &out[n]) != NVML_SUCCESS)
+			out[n] = NULL;
 	return n;
 }
 
@@ -103,11 +105,12 @@ gpu_nvml_totals(uint64_t *out, size_t max)
 	nvml_device dev[NVML_DEVICES_MAX];
 	struct nvml_memory mem;
 	unsigned n = devices(dev, NVML_DEVICES_MAX);
-	size_t k = 0;
+	size_t k;
 
-	for (unsigned i = 0; i < n && k < max; i++)
-		if (nvml.memory(dev[i], &mem) == NVML_SUCCESS)
-			out[k++] = mem.total;
+	/* A device NVML cannot read has no room: nothing is put there. */
+	for (k = 0; k < n && k < max; k++)
+		out[k] = dev[k] != NULL && nvml.memory(dev[k], &mem) ==
+		    NVML_SUCCESS ? mem.total : 0;
 	return k;
 }
 
@@ -126,10 +129,12 @@ gpu_nvml_processes(struct gpu_process *out, size_t max)
 		/* A device with more processes than room answers
 		 * NVML_ERROR_INSUFFICIENT_SIZE: its servers keep their
 		 * estimates. */
-		if (nvml.processes(dev[i], &count, procs) != NVML_SUCCESS)
+		if (dev[i] == NULL ||
+		    nvml.processes(dev[i], &count, procs) != NVML_SUCCESS)
 			continue;
 		for (unsigned j = 0; j < count && k < max; j++) {
 			out[k].pid = procs[j].pid;
+			out[k].device = i;
 			out[k++].used = procs[j].used_gpu_memory;
 		}
 	}

@@ -74,16 +74,29 @@ gguf_bytes(const struct daemon *d, struct model_entry *e)
 	return e->gguf = ge.total;
 }
 
-/* Does the model's server offload to the GPU?  Its command and env say:
- * a server does not inherit poold's environment (child.c). */
-static int
-model_gpu_layers(const struct config *conf, const struct model_entry *e)
+/*
+ * Does the model's server offload to the GPU, and to which GPUs?  Its
+ * command and env say: a server does not inherit poold's environment
+ * (child.c).  With no GPU it takes, it takes nothing there.
+ */
+static void
+model_gpus(const struct daemon *d, const struct model_entry *e,
+    struct pool_model *m)
 {
 	char *const *tmpl = e->conf != NULL && e->conf->command != NULL ?
-	    e->conf->command : conf->command;
+	    e->conf->command : d->conf->command;
+	char *const *env = e->conf != NULL ? e->conf->env : NULL;
+	struct gpu_placement pl;
 
-	return memtruth_gpu_layers(tmpl, e->conf != NULL ? e->conf->env :
-	    NULL, NULL);
+	m->gpu_mem = memtruth_gpu_bytes(m->mem, memtruth_gpu_layers(tmpl, env,
+	    NULL));
+	if (d->budget.ngpus > 1 && m->gpu_mem > 0 &&
+	    memtruth_gpu_placement(tmpl, env, d->budget.ngpus, &pl) == 0)
+		m->gpu_mem = 0;
+	else if (d->budget.ngpus > 1 && m->gpu_mem > 0) {
+		memcpy(m->gpu_share, pl.share, sizeof(m->gpu_share));
+		m->gpu_by_free = pl.by_free;
+	}
 }
 
 void
@@ -107,7 +120,7 @@ estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
 		    e->size : d->conf->per_model;
 		e->source = EST_DEFAULT;
 	}
-	m->gpu_mem = memtruth_gpu_bytes(m->mem, model_gpu_layers(d->conf, e));
+	model_gpus(d, e, m);
 }
 
 /*
@@ -243,7 +256,7 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
 	struct pool_server *srv, *tsrv;
-	uint64_t rss, gpu, sum = 0;
+	uint64_t rss, gpu[POOL_GPUS_MAX], sum = 0;
 	pool_ms now = daemon_now();
 
 	/* The system's figure of the same instant as the servers': a start
@@ -258,9 +271,10 @@ sample_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		sum += rss;
 		/* Servers on the GPU: its figure too (NVML; on macOS the
 		 * footprint again, the memory being one). */
-		if (srv->gpu_estimate > 0 &&
-		    platform_tree_gpu((pid_t)srv->pid, &gpu) == 0)
-			pool_measured_gpu(d->pool, now, srv, gpu);
+		if (srv->gpu_estimate > 0 && platform_tree_gpu((pid_t)srv->pid,
+		    gpu, d->pool->lim.ngpus) == 0)
+			pool_measured_gpu(d->pool, now, srv, gpu,
+			    d->pool->lim.ngpus);
 		pool_measured(d->pool, now, srv, rss);
 	}
 	d->measured = sum;

@@ -8,11 +8,15 @@
  *   free on jetsam systems);
  * - the SDK's mach/vm_statistics.h: free_count includes speculative pages;
  * - XNU osfmk/kern/task.c: what phys_footprint sums;
- * - llama.cpp common/arg.cpp: -ngl, --device, LLAMA_ARG_N_GPU_LAYERS;
+ * - llama.cpp common/arg.cpp: -ngl, --device, LLAMA_ARG_N_GPU_LAYERS,
+ *   --split-mode, --main-gpu, --tensor-split; src/llama.cpp and
+ *   src/llama-model.cpp: which devices a model uses and how it splits;
+ * - CUDA's programming guide: CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER;
  * - nvml.h: NVML_VALUE_NOT_AVAILABLE in usedGpuMemory.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "memtruth.h"
 
@@ -185,6 +189,200 @@ memtruth_gpu_bytes(uint64_t mem, int gpu_layers)
 	return gpu_layers == 0 ? 0 : mem;
 }
 
+/* --- which GPUs a server uses --- */
+
+/*
+ * The value of the last of flags in argv ("-f v", "-f=v"), else of var
+ * in env, else NULL.
+ */
+static const char *
+arg_value(char *const *argv, const char *const *flags, char *const *env,
+    const char *var)
+{
+	const char *v = NULL;
+	size_t len, vlen = strlen(var);
+
+	for (size_t i = 0; argv != NULL && argv[i] != NULL; i++)
+		for (size_t f = 0; flags[f] != NULL; f++) {
+			len = strlen(flags[f]);
+			if (strncmp(argv[i], flags[f], len) != 0)
+				continue;
+			if (argv[i][len] == '=')
+				v = argv[i] + len + 1;
+			else if (argv[i][len] == '\0' && argv[i + 1] != NULL)
+				v = argv[i + 1];
+		}
+	for (size_t i = 0; v == NULL && env != NULL && env[i] != NULL; i++)
+		if (strncmp(env[i], var, vlen) == 0 && env[i][vlen] == '=')
+			v = env[i] + vlen + 1;
+	return v;
+}
+
+/* "12" → 12; -1 for anything but a decimal number. */
+static long
+index_value(const char *s, size_t len)
+{
+	long n = 0;
+
+	if (len == 0 || len > 6)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		n = n * 10 + (s[i] - '0');
+	}
+	return n;
+}
+
+#define UNKNOWN_GPU	(-2)	/* a device poold cannot name */
+
+/*
+ * CUDA_VISIBLE_DEVICES: the GPUs CUDA numbers 0, 1, ... (UNKNOWN_GPU for
+ * a UUID).  Unset: all of them.  How many went into vis.
+ */
+static unsigned
+visible_gpus(char *const *env, unsigned ngpus, int *vis)
+{
+	static const char *const no_flags[] = { NULL };
+	const char *v = arg_value(NULL, no_flags, env, "CUDA_VISIBLE_DEVICES");
+	unsigned n = 0;
+	size_t len;
+	long idx;
+
+	if (v == NULL) {
+		for (; n < ngpus; n++)
+			vis[n] = (int)n;
+		return n;
+	}
+	for (; *v != '\0' && n < MEMTRUTH_GPUS_MAX; v += len + (v[len] != '\0')) {
+		len = strcspn(v, ",");
+		idx = index_value(v, len);
+		if (strncmp(v, "GPU-", 4) == 0 || strncmp(v, "MIG-", 4) == 0)
+			vis[n++] = UNKNOWN_GPU;
+		else if (idx < 0 || idx >= (long)ngpus)
+			break;		/* CUDA ignores the rest */
+		else
+			vis[n++] = (int)idx;
+	}
+	return n;
+}
+
+/*
+ * --device: the list of GPUs it names, from the visible ones (RPC
+ * servers are elsewhere; other backends' devices are UNKNOWN_GPU).
+ * Without it, every visible GPU.  -1: "none".
+ */
+static int
+device_list(char *const *argv, char *const *env, const int *vis,
+    unsigned nvis, int *list)
+{
+	static const char *const flags[] = { "-dev", "--device", NULL };
+	const char *v = arg_value(argv, flags, env, "LLAMA_ARG_DEVICE");
+	unsigned n = 0;
+	size_t len;
+	long ord;
+
+	if (v == NULL) {
+		memcpy(list, vis, nvis * sizeof(*list));
+		return (int)nvis;
+	}
+	if (strcmp(v, "none") == 0)
+		return -1;
+	for (; *v != '\0' && n < MEMTRUTH_GPUS_MAX; v += len + (v[len] != '\0')) {
+		len = strcspn(v, ",");
+		if (len >= 4 && strncasecmp(v, "CUDA", 4) == 0 &&
+		    (ord = index_value(v + 4, len - 4)) >= 0) {
+			if (ord < (long)nvis)
+				list[n++] = vis[ord];
+		} else if (len >= 3 && strncasecmp(v, "RPC", 3) == 0)
+			continue;
+		else if (len > 0)
+			list[n++] = UNKNOWN_GPU;
+	}
+	return (int)n;
+}
+
+/* --tensor-split "3,1" or "3/1" into ts; how many proportions. */
+static unsigned
+tensor_split(char *const *argv, char *const *env, double *ts)
+{
+	static const char *const flags[] = { "-ts", "--tensor-split", NULL };
+	const char *v = arg_value(argv, flags, env, "LLAMA_ARG_TENSOR_SPLIT");
+	unsigned n = 0;
+	char *end;
+
+	while (v != NULL && *v != '\0' && n < MEMTRUTH_GPUS_MAX) {
+		ts[n] = strtod(v, &end);
+		if (end == v || ts[n] < 0 || ts[n] != ts[n])
+			return 0;	/* llama-server refuses it */
+		n++;
+		v = end + strspn(end, ",/");
+		if (end == v && *end != '\0')
+			return 0;	/* "3x1" */
+	}
+	return n;
+}
+
+/* In single-GPU mode, the one of the list --main-gpu names; -1: CPU. */
+static int
+main_gpu(char *const *argv, char *const *env, int *list, int n)
+{
+	static const char *const sm_flags[] = { "-sm", "--split-mode", NULL };
+	static const char *const mg_flags[] = { "-mg", "--main-gpu", NULL };
+	const char *sm = arg_value(argv, sm_flags, env, "LLAMA_ARG_SPLIT_MODE");
+	const char *mg = arg_value(argv, mg_flags, env, "LLAMA_ARG_MAIN_GPU");
+	long i = mg != NULL ? strtol(mg, NULL, 10) : 0;
+
+	if (sm == NULL || strcmp(sm, "none") != 0)
+		return n;
+	if (i < 0)
+		return -1;
+	if (i >= n)
+		return n;	/* llama-server refuses to start */
+	list[0] = list[i];
+	return 1;
+}
+
+unsigned
+memtruth_gpu_placement(char *const *argv, char *const *env,
+    unsigned ngpus, struct gpu_placement *pl)
+{
+	int vis[MEMTRUTH_GPUS_MAX], list[MEMTRUTH_GPUS_MAX], n, i;
+	double ts[MEMTRUTH_GPUS_MAX], sum = 0;
+	unsigned nvis, nts = 0, used = 0;
+
+	memset(pl, 0, sizeof(*pl));
+	if (ngpus > MEMTRUTH_GPUS_MAX)
+		ngpus = MEMTRUTH_GPUS_MAX;
+	nvis = visible_gpus(env, ngpus, vis);
+	if ((n = device_list(argv, env, vis, nvis, list)) <= 0 ||
+	    (n = main_gpu(argv, env, list, n)) <= 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (list[i] == UNKNOWN_GPU) {
+			/* Which card it is, poold cannot say: all of it
+			 * counts on each one the server could be on. */
+			for (i = 0; i < (int)ngpus; i++)
+				pl->share[i] = 1;
+			return ngpus;
+		}
+	if (n > 1)
+		nts = tensor_split(argv, env, ts);
+	for (i = 0; i < (int)nts && i < n; i++)
+		sum += ts[i];
+	pl->by_free = n > 1 && sum <= 0;	/* one GPU: all of it there */
+	for (i = 0; i < n; i++)
+		pl->share[list[i]] += sum <= 0 ? 1 :
+		    i < (int)nts ? ts[i] / sum : 0;
+	for (i = 0; i < (int)ngpus; i++)
+		if (pl->share[i] > 0) {
+			if (sum <= 0)
+				pl->share[i] = 1;	/* listed twice */
+			used++;
+		}
+	return used;
+}
+
 /* --- CUDA --- */
 
 static bool
@@ -198,29 +396,36 @@ in_tree(unsigned pid, const pid_t *pids, size_t npids)
 
 uint64_t
 memtruth_tree_gpu_bytes(const struct gpu_process *procs, size_t n,
-    const pid_t *pids, size_t npids)
+    const pid_t *pids, size_t npids, uint64_t *per_device, size_t ndev)
 {
 	uint64_t sum = 0;
 
+	for (size_t d = 0; per_device != NULL && d < ndev; d++)
+		per_device[d] = 0;
 	for (size_t i = 0; i < n; i++)
 		if (procs[i].used != MEMTRUTH_NVML_VALUE_NOT_AVAILABLE &&
-		    in_tree(procs[i].pid, pids, npids))
+		    in_tree(procs[i].pid, pids, npids)) {
 			sum += procs[i].used;
+			if (per_device != NULL && procs[i].device < ndev)
+				per_device[procs[i].device] += procs[i].used;
+		}
 	return sum;
 }
 
-uint64_t
-memtruth_cuda_gpu_limit(const uint64_t *totals, size_t n,
-    uint64_t config_limit, enum gpu_limit_source *src)
+size_t
+memtruth_cuda_gpu_budgets(const uint64_t *totals, size_t n,
+    uint64_t config_limit, uint64_t *budgets, size_t max,
+    enum gpu_limit_source *src)
 {
-	uint64_t sum = 0;
+	size_t k = 0;
 
-	if (config_limit > 0) {
-		*src = GPU_LIMIT_CONFIG;
-		return config_limit;
-	}
-	for (size_t i = 0; i < n; i++)
-		sum += totals[i];
-	*src = sum > 0 ? GPU_LIMIT_NVML : GPU_LIMIT_NONE;
-	return sum;
+	*src = config_limit > 0 ? GPU_LIMIT_CONFIG : GPU_LIMIT_NVML;
+	if (n == 0 && config_limit > 0 && max > 0)
+		budgets[k++] = config_limit;
+	for (size_t d = 0; d < n && k < max; d++)
+		budgets[k++] = config_limit > 0 ? at_most(totals[d],
+		    config_limit) : totals[d];
+	if (k == 0)
+		*src = GPU_LIMIT_NONE;
+	return k;
 }

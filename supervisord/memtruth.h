@@ -111,6 +111,41 @@ int		 memtruth_gpu_layers(char *const *argv, char *const *env,
  */
 uint64_t	 memtruth_gpu_bytes(uint64_t mem, int gpu_layers);
 
+/* --- which GPUs a server uses --- */
+
+/* GPUs told apart, in NVML's numbering; the pool's POOL_GPUS_MAX. */
+#define MEMTRUTH_GPUS_MAX	8
+
+struct gpu_placement {
+	/* The fraction of the server's GPU memory counted on each GPU. */
+	double	share[MEMTRUTH_GPUS_MAX];
+	/* llama.cpp's default split, by the free memory it finds when it
+	 * loads, over the GPUs with a share (each 1); the pool counts it in
+	 * proportion to their budgets or more (pool.h, gpu_by_free). */
+	bool	by_free;
+};
+
+/*
+ * Which of the machine's ngpus GPUs a server of this command and env uses
+ * (llama.cpp common/arg.cpp and src/llama.cpp; the flag wins over its
+ * LLAMA_ARG_ variable, the last flag over earlier ones):
+ * - CUDA_VISIBLE_DEVICES in env (the server inherits no other): CUDA
+ *   ordinal i is the i-th GPU listed; an index out of range ends the
+ *   list, as CUDA does; a UUID (GPU-..., MIG-...) is a card poold cannot
+ *   name, so the whole counts on every GPU;
+ * - --device/-dev (LLAMA_ARG_DEVICE): CUDAi by ordinal, RPC servers
+ *   count nothing here, another backend's device the whole on every GPU;
+ * - --split-mode/-sm none (LLAMA_ARG_SPLIT_MODE) with --main-gpu/-mg
+ *   (LLAMA_ARG_MAIN_GPU, default 0): that device of the list alone;
+ * - --tensor-split/-ts (LLAMA_ARG_TENSOR_SPLIT) "3,1" or "3/1":
+ *   proportions over the list; without it (or all 0), by free memory.
+ * GPU numbers are NVML's: CUDA numbers the same way with
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID.  Returns how many GPUs have a share; 0:
+ * none (CPU only, or no visible device).
+ */
+unsigned	 memtruth_gpu_placement(char *const *argv, char *const *env,
+		    unsigned ngpus, struct gpu_placement *);
+
 /* --- CUDA: NVML figures --- */
 
 /* NVML's "not available" for usedGpuMemory (nvml.h). */
@@ -118,23 +153,30 @@ uint64_t	 memtruth_gpu_bytes(uint64_t mem, int gpu_layers);
 
 struct gpu_process {
 	unsigned	pid;
+	unsigned	device;	/* NVML's index of the device listing it */
 	uint64_t	used;	/* usedGpuMemory, or NOT_AVAILABLE */
 };
 
 /*
  * The GPU memory of a process tree (pids: the server and its children)
- * from every device's process list; a pid listed on several devices
- * counts on each.  Entries NVML cannot measure count nothing.
+ * from every device's process list, all devices together; per_device
+ * (may be NULL) gets it device by device, for the first ndev.  A pid
+ * listed on several devices counts on each.  Entries NVML cannot
+ * measure count nothing.
  */
 uint64_t	 memtruth_tree_gpu_bytes(const struct gpu_process *, size_t n,
-		    const pid_t *pids, size_t npids);
+		    const pid_t *pids, size_t npids, uint64_t *per_device,
+		    size_t ndev);
 
 /*
- * The pool's GPU budget from the devices' total memory: config_limit
- * when nonzero, else the sum of the devices (llama.cpp spreads layers
- * over every visible device), 0 with no device.
+ * The pool's GPU budgets, one per device, from the devices' total memory
+ * (n of them): each device's total, at most config_limit when that is
+ * nonzero (gpu_limit is per device); with no device known, one of
+ * config_limit.  Returns how many budgets were put in budgets (at most
+ * max); 0: no GPU to account.
  */
-uint64_t	 memtruth_cuda_gpu_limit(const uint64_t *totals, size_t n,
-		    uint64_t config_limit, enum gpu_limit_source *);
+size_t		 memtruth_cuda_gpu_budgets(const uint64_t *totals, size_t n,
+		    uint64_t config_limit, uint64_t *budgets, size_t max,
+		    enum gpu_limit_source *);
 
 #endif /* POOLD_MEMTRUTH_H */

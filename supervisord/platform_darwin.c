@@ -262,12 +262,15 @@ sysctl_u64(const char *name)
 	return v;
 }
 
-uint64_t
-platform_gpu_limit(uint64_t config_limit, enum gpu_limit_source *src)
+/* One Metal device, its part of unified memory. */
+size_t
+platform_gpu_budgets(uint64_t config_limit, uint64_t *budgets, size_t max,
+    size_t *found, enum gpu_limit_source *src)
 {
 	struct darwin_gpu_facts f = { 0, 0, 0 };
 
-	if (platform_total_memory(&f.ram) == -1) {
+	*found = 0;
+	if (max == 0 || platform_total_memory(&f.ram) == -1) {
 		*src = GPU_LIMIT_NONE;
 		return 0;
 	}
@@ -275,14 +278,20 @@ platform_gpu_limit(uint64_t config_limit, enum gpu_limit_source *src)
 	f.wired_limit_mb = sysctl_u64("iogpu.wired_limit_mb");
 	if (config_limit == 0 && f.wired_limit_mb == 0)
 		f.metal_working_set = metal_working_set();
-	return memtruth_darwin_gpu_limit(&f, config_limit, src);
+	*found = 1;
+	budgets[0] = memtruth_darwin_gpu_limit(&f, config_limit, src);
+	return budgets[0] > 0;
 }
 
 /* Unified memory: what a Metal server takes of the GPU is its footprint. */
 int
-platform_tree_gpu(pid_t pid, uint64_t *out)
+platform_tree_gpu(pid_t pid, uint64_t *per_device, size_t ndev)
 {
-	return platform_tree_rss(pid, out);
+	if (ndev == 0)
+		return -1;
+	for (size_t d = 1; d < ndev; d++)
+		per_device[d] = 0;
+	return platform_tree_rss(pid, &per_device[0]);
 }
 
 /* No child subreaper on macOS: orphans go to launchd. */

@@ -391,19 +391,21 @@ platform_nofile_max(rlim_t hard)
 #define GPU_DEVICES_MAX		64
 #define GPU_PROCESSES_MAX	1024
 
-uint64_t
-platform_gpu_limit(uint64_t config_limit, enum gpu_limit_source *src)
+size_t
+platform_gpu_budgets(uint64_t config_limit, uint64_t *budgets, size_t max,
+    size_t *found, enum gpu_limit_source *src)
 {
 	uint64_t totals[GPU_DEVICES_MAX];
-	size_t n = config_limit > 0 ? 0 :
-	    gpu_nvml_totals(totals, GPU_DEVICES_MAX);
+	size_t n = gpu_nvml_totals(totals, GPU_DEVICES_MAX);
 
-	return memtruth_cuda_gpu_limit(totals, n, config_limit, src);
+	*found = n;
+	return memtruth_cuda_gpu_budgets(totals, n, config_limit, budgets,
+	    max, src);
 }
 
 /* The server and its children, as NVML names them (host pids). */
 int
-platform_tree_gpu(pid_t pid, uint64_t *out)
+platform_tree_gpu(pid_t pid, uint64_t *per_device, size_t ndev)
 {
 	static struct gpu_process procs[GPU_PROCESSES_MAX];
 	pid_t tree[1 + TREE_WIDTH_MAX];
@@ -412,7 +414,8 @@ platform_tree_gpu(pid_t pid, uint64_t *out)
 	if ((n = gpu_nvml_processes(procs, GPU_PROCESSES_MAX)) == -1)
 		return -1;
 	tree[0] = pid;
-	*out = memtruth_tree_gpu_bytes(procs, (size_t)n, tree, 1 +
-	    platform_child_pids(pid, tree + 1, TREE_WIDTH_MAX));
+	(void)memtruth_tree_gpu_bytes(procs, (size_t)n, tree, 1 +
+	    platform_child_pids(pid, tree + 1, TREE_WIDTH_MAX), per_device,
+	    ndev);
 	return 0;
 }

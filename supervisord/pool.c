@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpus.h"
 #include "pool.h"
 #include "victim.h"
 
@@ -138,6 +139,7 @@ pool_new(const struct pool_limits *lim, const struct pool_ops *ops,
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->lim = *lim;
+	gpus_limits(&p->lim);
 	p->ops = ops;
 	p->ctx = ctx;
 	TAILQ_INIT(&p->servers);
@@ -774,7 +776,10 @@ server_remove(struct pool *p, struct pool_server *srv)
 	TAILQ_REMOVE(&p->servers, srv, link);
 	p->nservers--;
 	p->used -= srv->mem;
-	p->gpu_used -= srv->gpu_mem;
+	for (unsigned d = 0; d < POOL_GPUS_MAX; d++) {
+		p->gpu_dev_used[d] -= srv->gpu_dev[d];
+		p->gpu_used -= srv->gpu_dev[d];
+	}
 	/* Leases outlive their server, and so does its port while they
 	 * name it: leases_orphan(). */
 	if (TAILQ_EMPTY(&srv->lease_list))
@@ -823,20 +828,6 @@ spawn_again(struct pool *p, pool_ms now, struct pool_server *srv,
  * it must wait (every port is held, some by servers not yet reaped, or
  * poold is short of its own resources).
  */
-/* What m takes of the GPU budget: nothing when there is none. */
-static uint64_t
-gpu_need(const struct pool *p, const struct pool_model *m)
-{
-	return p->lim.gpu_budget > 0 ? m->gpu_mem : 0;
-}
-
-static bool
-gpu_fits(const struct pool *p, const struct pool_model *m)
-{
-	return p->lim.gpu_budget == 0 ||
-	    p->gpu_used + m->gpu_mem <= p->lim.gpu_budget;
-}
-
 static bool
 start(struct pool *p, pool_ms now, struct pool_model *m)
 {
@@ -862,7 +853,6 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	srv->state = POOL_STARTING;
 	srv->port = port;
 	srv->mem = srv->estimate = m->mem;
-	srv->gpu_mem = srv->gpu_estimate = gpu_need(p, m);
 	srv->spawned_at = srv->last_used = now;
 	gds_credit(p, srv);
 	TAILQ_INIT(&srv->waiters);
@@ -871,7 +861,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	TAILQ_INSERT_TAIL(&p->servers, srv, link);
 	p->nservers++;
 	p->used += srv->mem;
-	p->gpu_used += srv->gpu_mem;
+	gpus_spawned(p, srv);
 	m->server = srv;
 	/* The model's waiters now wait for this start, not for room. */
 	while ((w = TAILQ_FIRST(&m->queued)) != NULL) {
@@ -1003,7 +993,7 @@ system_short(const struct pool *p, const struct pool_model *m)
 static bool
 fits(const struct pool *p, const struct pool_model *m)
 {
-	return p->used + m->mem <= p->lim.budget && gpu_fits(p, m) &&
+	return p->used + m->mem <= p->lim.budget && gpus_short(p, m) < 0 &&
 	    p->nservers + 1 <= p->lim.max_servers && system_short(p, m) <= 0;
 }
 
@@ -1015,25 +1005,41 @@ resident(const struct pool_server *srv)
 }
 
 /*
- * What is missing, in budget bytes, system bytes, servers and GPU budget
- * bytes: the shortfalls a stop can cover.  Stopping servers already
- * count as gone.
+ * What is missing, in budget bytes, system bytes, servers and, per GPU,
+ * GPU budget bytes: the shortfalls a stop can cover.  Stopping servers
+ * already count as gone.
  */
 struct shortfall {
-	int64_t	mem, sys, count, gpu;
+	int64_t	mem, sys, count, gpu[POOL_GPUS_MAX];
 };
+
+/* The GPUs still short, a bit each. */
+static unsigned
+gpus_short_mask(const struct shortfall *s)
+{
+	unsigned mask = 0;
+
+	for (unsigned d = 0; d < POOL_GPUS_MAX; d++)
+		if (s->gpu[d] > 0)
+			mask |= 1U << d;
+	return mask;
+}
 
 static bool
 covered(const struct shortfall *s)
 {
-	return s->mem <= 0 && s->sys <= 0 && s->count <= 0 && s->gpu <= 0;
+	return s->mem <= 0 && s->sys <= 0 && s->count <= 0 &&
+	    gpus_short_mask(s) == 0;
 }
 
-/* Only the GPU is short: a CPU-only server's stop would not help. */
-static bool
-only_gpu_short(const struct shortfall *s)
+/* Only GPUs are short: just the stop of a server holding memory on one
+ * of them helps (not a CPU-only one, nor one on another card).  0: any
+ * server's stop helps. */
+static unsigned
+only_gpus_short(const struct shortfall *s)
 {
-	return s->gpu > 0 && s->mem <= 0 && s->sys <= 0 && s->count <= 0;
+	return s->mem <= 0 && s->sys <= 0 && s->count <= 0 ?
+	    gpus_short_mask(s) : 0;
 }
 
 /*
@@ -1045,7 +1051,9 @@ static bool
 evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 {
 	struct pool_server *srv;
-	int64_t idle_mem = 0, idle_res = 0, idle = 0, idle_gpu = 0;
+	int64_t idle_mem = 0, idle_res = 0, idle = 0;
+	int64_t idle_gpu[POOL_GPUS_MAX] = { 0 };
+	unsigned d;
 	char size[32];
 
 	if (covered(s))
@@ -1054,14 +1062,17 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 		if (victim_evictable(srv)) {
 			idle_mem += (int64_t)srv->mem;
 			idle_res += (int64_t)resident(srv);
-			idle_gpu += (int64_t)srv->gpu_mem;
+			for (d = 0; d < POOL_GPUS_MAX; d++)
+				idle_gpu[d] += (int64_t)srv->gpu_dev[d];
 			idle++;
 		}
-	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count ||
-	    idle_gpu < s->gpu)
+	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
 		return false;
+	for (d = 0; d < POOL_GPUS_MAX; d++)
+		if (idle_gpu[d] < s->gpu[d])
+			return false;
 	while (!covered(s) &&
-	    (srv = victim_pick(p, only_gpu_short(s))) != NULL) {
+	    (srv = victim_pick(p, only_gpus_short(s))) != NULL) {
 		plog(p, "evict %s %s for %s: idle %.0f s, frees %s",
 		    p->lim.policy == POOL_POLICY_GDS ? "GDS" : "LRU",
 		    srv->model->name, for_, (double)(now - srv->last_used) /
@@ -1070,7 +1081,8 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 		s->mem -= (int64_t)srv->mem;
 		s->sys -= (int64_t)resident(srv);
 		s->count--;
-		s->gpu -= (int64_t)srv->gpu_mem;
+		for (d = 0; d < POOL_GPUS_MAX; d++)
+			s->gpu[d] -= (int64_t)srv->gpu_dev[d];
 		stop_server(p, now, srv, POOL_STOP_LRU);
 	}
 	return true;
@@ -1086,14 +1098,16 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
 	struct shortfall s;
-	uint64_t freeing = 0, freeing_res = 0, freeing_gpu = 0;
-	unsigned stopping = 0;
+	uint64_t freeing = 0, freeing_res = 0;
+	uint64_t freeing_gpu[POOL_GPUS_MAX] = { 0 }, need[POOL_GPUS_MAX];
+	unsigned stopping = 0, d;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
 		if (srv->state == POOL_STOPPING) {
 			freeing += srv->mem;
 			freeing_res += resident(srv);
-			freeing_gpu += srv->gpu_mem;
+			for (d = 0; d < POOL_GPUS_MAX; d++)
+				freeing_gpu[d] += srv->gpu_dev[d];
 			stopping++;
 		}
 	s.mem = (int64_t)(p->used - freeing + m->mem) -
@@ -1101,10 +1115,11 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 	s.count = (int64_t)(p->nservers - stopping + 1) -
 	    (int64_t)p->lim.max_servers;
 	s.sys = system_short(p, m) - (int64_t)freeing_res;
-	s.gpu = (int64_t)(p->gpu_used - freeing_gpu + gpu_need(p, m)) -
-	    (int64_t)p->lim.gpu_budget;
-	if (p->lim.gpu_budget == 0)
-		s.gpu = 0;
+	gpus_need(p, m, need);
+	for (d = 0; d < POOL_GPUS_MAX; d++)
+		s.gpu[d] = d >= p->lim.ngpus ? 0 :
+		    (int64_t)(p->gpu_dev_used[d] - freeing_gpu[d] + need[d]) -
+		    (int64_t)p->lim.gpu_budgets[d];
 	return evict_lru(p, now, &s, m->name);
 }
 
@@ -1273,7 +1288,9 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
     pool_ms deadline)
 {
 	struct pool_server *srv = m->server;
+	uint64_t gpu_need[POOL_GPUS_MAX];
 	char need[32], budget[32];
+	int gpu;
 
 	waiter_init(w, POOL_WAIT_ACQUIRE, owner, m, now);
 	w->hold = hold;
@@ -1295,12 +1312,13 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 		    pool_format_size(p->lim.budget, budget, sizeof(budget)));
 		return;
 	}
-	if (p->lim.gpu_budget > 0 && m->gpu_mem > p->lim.gpu_budget) {
+	if ((gpu = gpus_too_large(p, m)) >= 0) {
+		gpus_need(p, m, gpu_need);
 		answer_error(p, w, PROTO_E_TOO_LARGE,
-		    "'%s' needs %s of GPU memory but the whole GPU budget "
-		    "is %s", m->name,
-		    pool_format_size(m->gpu_mem, need, sizeof(need)),
-		    pool_format_size(p->lim.gpu_budget, budget,
+		    "'%s' needs %s of GPU %d's memory but its whole GPU "
+		    "budget is %s", m->name,
+		    pool_format_size(gpu_need[gpu], need, sizeof(need)), gpu,
+		    pool_format_size(p->lim.gpu_budgets[gpu], budget,
 		    sizeof(budget)));
 		return;
 	}
@@ -1448,29 +1466,56 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 }
 
 /*
- * Servers grew past the budget (gpu: the GPU budget): stop idle ones to
- * get back under it; stopping ones already count as gone.
+ * Servers grew past the budget: stop idle ones to get back under it;
+ * stopping ones already count as gone.
  */
 static void
-shed_growth(struct pool *p, pool_ms now, bool gpu)
+shed_growth(struct pool *p, pool_ms now)
 {
 	const struct pool_server *other;
-	struct shortfall s = { 0, 0, 0, 0 };
-	uint64_t used = gpu ? p->gpu_used : p->used;
-	int64_t over = (int64_t)(used - (gpu ? p->lim.gpu_budget :
-	    p->lim.budget));
+	struct shortfall s;
+	int64_t over = (int64_t)(p->used - p->lim.budget);
 	char grown[32], by[32];
 
+	memset(&s, 0, sizeof(s));
 	TAILQ_FOREACH(other, &p->servers, link)
 		if (other->state == POOL_STOPPING)
-			over -= (int64_t)(gpu ? other->gpu_mem : other->mem);
-	*(gpu ? &s.gpu : &s.mem) = over;
-	if (over > 0 && !evict_lru(p, now, &s, gpu ? "the GPU budget" :
-	    "the budget"))
-		plog(p, "over %s by %s: servers grew to %s and the rest are "
-		    "leased", gpu ? "the GPU budget" : "budget",
-		    pool_format_size((uint64_t)over, by, sizeof(by)),
-		    pool_format_size(used, grown, sizeof(grown)));
+			over -= (int64_t)other->mem;
+	s.mem = over;
+	if (over > 0 && !evict_lru(p, now, &s, "the budget"))
+		plog(p, "over budget by %s: servers grew to %s and the rest "
+		    "are leased", pool_format_size((uint64_t)over, by,
+		    sizeof(by)), pool_format_size(p->used, grown,
+		    sizeof(grown)));
+}
+
+/* The same for each GPU past its budget: idle servers on it stop. */
+static void
+shed_gpu_growth(struct pool *p, pool_ms now)
+{
+	const struct pool_server *other;
+	struct shortfall s;
+	unsigned d;
+	char grown[32], by[32];
+
+	memset(&s, 0, sizeof(s));
+	for (d = 0; d < p->lim.ngpus; d++)
+		s.gpu[d] = (int64_t)(p->gpu_dev_used[d] -
+		    p->lim.gpu_budgets[d]);
+	TAILQ_FOREACH(other, &p->servers, link)
+		if (other->state == POOL_STOPPING)
+			for (d = 0; d < p->lim.ngpus; d++)
+				s.gpu[d] -= (int64_t)other->gpu_dev[d];
+	if (gpus_short_mask(&s) == 0 || evict_lru(p, now, &s,
+	    "the GPU budget"))
+		return;
+	for (d = 0; d < p->lim.ngpus; d++)
+		if (s.gpu[d] > 0)
+			plog(p, "over the budget of GPU %u by %s: servers grew "
+			    "to %s there and the rest are leased", d,
+			    pool_format_size((uint64_t)s.gpu[d], by,
+			    sizeof(by)), pool_format_size(p->gpu_dev_used[d],
+			    grown, sizeof(grown)));
 }
 
 void
@@ -1486,25 +1531,30 @@ pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
 	p->used = p->used - srv->mem + acc;
 	srv->mem = acc;
 	if (p->used > p->lim.budget && srv->state != POOL_STOPPING)
-		shed_growth(p, now, false);
+		shed_growth(p, now);
 	/* Room may have come (a server shrank, other programs exited). */
 	schedule(p, now);
 }
 
 void
 pool_measured_gpu(struct pool *p, pool_ms now, struct pool_server *srv,
-    uint64_t bytes)
+    const uint64_t *bytes, size_t n)
 {
-	uint64_t acc;
+	uint64_t acc[POOL_GPUS_MAX] = { 0 }, b;
 
 	if (p->lim.gpu_budget == 0)
 		return;
-	srv->gpu_measured = bytes;
-	acc = bytes > srv->gpu_estimate ? bytes : srv->gpu_estimate;
-	p->gpu_used = p->gpu_used - srv->gpu_mem + acc;
-	srv->gpu_mem = acc;
-	if (p->gpu_used > p->lim.gpu_budget && srv->state != POOL_STOPPING)
-		shed_growth(p, now, true);
+	srv->gpu_measured = 0;
+	for (unsigned d = 0; d < p->lim.ngpus; d++) {
+		b = d < n ? bytes[d] : 0;
+		srv->gpu_dev_measured[d] = b;
+		srv->gpu_measured += b;
+		acc[d] = b > srv->gpu_dev_estimate[d] ? b :
+		    srv->gpu_dev_estimate[d];
+	}
+	gpus_account(p, srv, acc);
+	if (srv->state != POOL_STOPPING)
+		shed_gpu_growth(p, now);
 	schedule(p, now);
 }
 
@@ -1648,7 +1698,9 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 	const struct pool_server *srv;
 	const struct pool_model *head = TAILQ_FIRST(&p->pending);
 	uint64_t leased = 0, stopping = 0, starting = 0;
+	uint64_t gpu_need[POOL_GPUS_MAX];
 	char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
+	int gpu;
 
 	if ((lost = ports_lost(p)) > 0 && !any_port_free(p)) {
 		snprintf(buf, len, "every port of %d-%d is held, %u of them "
@@ -1670,11 +1722,13 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 		    system_short(p, m), a, sizeof(a)));
 		return buf;
 	}
-	if (!gpu_fits(p, m)) {
-		snprintf(buf, len, "it needs %s of GPU memory; of the GPU "
-		    "budget %s, %s is taken", pool_format_size(m->gpu_mem, a,
-		    sizeof(a)), pool_format_size(p->lim.gpu_budget, b,
-		    sizeof(b)), pool_format_size(p->gpu_used, c, sizeof(c)));
+	if ((gpu = gpus_short(p, m)) >= 0) {
+		gpus_need(p, m, gpu_need);
+		snprintf(buf, len, "it needs %s of GPU memory on GPU %d; of "
+		    "its budget %s, %s is taken", pool_format_size(
+		    gpu_need[gpu], a, sizeof(a)), gpu, pool_format_size(
+		    p->lim.gpu_budgets[gpu], b, sizeof(b)), pool_format_size(
+		    p->gpu_dev_used[gpu], c, sizeof(c)));
 		return buf;
 	}
 	if (head != NULL && head != m && fits(p, m)) {

@@ -50,6 +50,9 @@ typedef int64_t pool_ms;	/* monotonic milliseconds */
 /* Starts that may overtake a queue head that can only wait (for leases
  * or other programs' memory) before the queue is strict FIFO again. */
 #define POOL_HEAD_PASSES_MAX	8
+/* GPUs the pool accounts one by one; a machine with more has the rest
+ * left out (poold --budget says so). */
+#define POOL_GPUS_MAX		8
 
 enum pool_state {
 	POOL_STARTING,		/* spawned, not yet healthy */
@@ -102,6 +105,15 @@ struct pool_model {
 	uint64_t		 mem;		/* accounted per server, bytes */
 	uint64_t		 gpu_mem;	/* of it on the GPU (VRAM, or Metal's
 						 * working set); 0: CPU only */
+	/*
+	 * How gpu_mem spreads over the GPUs (pool_limits.gpu_budgets): the
+	 * fraction of it counted on each.  All 0, or gpu_by_free: llama.cpp's
+	 * default split, by free memory when it loads, over every device
+	 * (all 0) or those with a share; counted in proportion to their
+	 * budgets, and at spawn the larger of that and their free room.
+	 */
+	double			 gpu_share[POOL_GPUS_MAX];
+	bool			 gpu_by_free;
 	pool_ms			 idle_timeout;	/* 0: never stopped for idleness */
 	void			*udata;		/* the daemon's catalog entry */
 
@@ -133,10 +145,15 @@ struct pool_server {
 	uint64_t		 estimate;	/* the model's mem at spawn */
 	uint64_t		 rss;		/* last measured; 0: not yet */
 	uint64_t		 peak_rss;
-	uint64_t		 gpu_mem;	/* accounted on the GPU until reaped:
-						 * max(gpu_estimate, gpu_measured) */
-	uint64_t		 gpu_estimate;	/* the model's gpu_mem at spawn */
-	uint64_t		 gpu_measured;	/* last measured; 0: not yet */
+	uint64_t		 gpu_mem;	/* accounted on the GPUs until reaped:
+						 * the sum of gpu_dev */
+	uint64_t		 gpu_estimate;	/* the sum of gpu_dev_estimate */
+	uint64_t		 gpu_measured;	/* last measured, all GPUs */
+	/* Per GPU: max(estimate, measured), the model's share at spawn, the
+	 * last measured (0: not yet). */
+	uint64_t		 gpu_dev[POOL_GPUS_MAX];
+	uint64_t		 gpu_dev_estimate[POOL_GPUS_MAX];
+	uint64_t		 gpu_dev_measured[POOL_GPUS_MAX];
 	unsigned		 leases;
 	bool			 checking;	/* a health check is out */
 	unsigned		 check_failures;/* failed checks in a row */
@@ -253,8 +270,12 @@ struct pool_limits {
 	uint64_t	min_available;	/* system memory left to others */
 	/* GPU memory all servers may take together, a second budget beside
 	 * the first: a server counts its gpu_mem here too.  0: no GPU is
-	 * accounted (gpu_mem is ignored). */
+	 * accounted (gpu_mem is ignored).  With ngpus, it is the sum of
+	 * gpu_budgets, each GPU a budget of its own; without, pool_new()
+	 * makes it one GPU of gpu_budget. */
 	uint64_t	gpu_budget;
+	unsigned	ngpus;		/* 0: one, gpu_budget */
+	uint64_t	gpu_budgets[POOL_GPUS_MAX];
 	enum pool_policy policy;	/* eviction order; 0: LRU */
 	pool_ms		health_interval;/* check ready servers this often, and
 					 * before handing out one idle longer;
@@ -272,7 +293,8 @@ struct pool {
 	unsigned		 nservers;
 	unsigned		 nwaiters;
 	uint64_t		 used;		/* accounted bytes, all servers */
-	uint64_t		 gpu_used;	/* of them on the GPU */
+	uint64_t		 gpu_used;	/* of them on the GPUs */
+	uint64_t		 gpu_dev_used[POOL_GPUS_MAX];	/* per GPU */
 	int64_t			 next_lease;	/* the last lease id given */
 	/* Ports are reused least recently freed first: a sequence number
 	 * per port of the range, 0 for never used. */
@@ -356,12 +378,13 @@ void		 pool_ready(struct pool *, pool_ms now, struct pool_server *);
 void		 pool_measured(struct pool *, pool_ms now, struct pool_server *,
 		    uint64_t rss);
 /*
- * A measurement of srv's GPU memory (NVML, per process).  It is
- * accounted max(gpu_estimate, measured) against gpu_budget, like
+ * A measurement of srv's GPU memory (NVML, per process), bytes[d] on GPU
+ * d for d < n (n at most lim.ngpus; the rest count as 0).  Each GPU is
+ * accounted max(its estimate, measured) against its budget, like
  * pool_measured() against the budget.  Ignored without a gpu_budget.
  */
 void		 pool_measured_gpu(struct pool *, pool_ms now,
-		    struct pool_server *, uint64_t bytes);
+		    struct pool_server *, const uint64_t *bytes, size_t n);
 /*
  * The health check ops->check asked for ended: healthy or not (why says
  * how).  POOL_HEALTH_FAILURES failures in a row stop the server

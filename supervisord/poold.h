@@ -148,8 +148,11 @@ struct budget {
 	unsigned	max_servers;	/* per_model-sized servers that fit */
 	unsigned	server_cap;	/* the pool's count limit */
 	bool		total_detected;
-	uint64_t	gpu_budget;	/* the GPU's, for servers on it; 0: none */
+	uint64_t	gpu_budget;	/* the GPUs', all together; 0: none */
 	enum gpu_limit_source gpu_source;
+	unsigned	ngpus;		/* GPUs accounted, each a budget */
+	uint64_t	gpu_budgets[MEMTRUTH_GPUS_MAX];
+	size_t		gpus_found;	/* more than ngpus: the rest left out */
 };
 int	 budget_compute(const struct config *, struct budget *, char *, size_t);
 void	 budget_print(const struct config *, const struct budget *, FILE *);
@@ -185,13 +188,17 @@ int	 platform_become_subreaper(void);
 /* The children of pid; how many were put in out (at most max). */
 size_t	 platform_child_pids(pid_t, pid_t *out, size_t max);
 /*
- * The GPU budget (see memtruth.h): macOS, Metal's working-set limit;
- * Linux, the CUDA devices' memory through NVML; config_limit (nonzero)
- * wins.  0 and GPU_LIMIT_NONE: no GPU to account.
+ * The GPU budgets, one per device (see memtruth.h), at most max: macOS,
+ * one, Metal's working-set limit (config_limit, nonzero, wins); Linux,
+ * each CUDA device's memory through NVML, at most config_limit (nonzero;
+ * one of it without NVML).  found: the devices there are.  0 and
+ * GPU_LIMIT_NONE: no GPU to account.
  */
-uint64_t platform_gpu_limit(uint64_t config_limit, enum gpu_limit_source *);
-/* The GPU memory of pid and its children; -1 if it cannot be measured. */
-int	 platform_tree_gpu(pid_t, uint64_t *);
+size_t	 platform_gpu_budgets(uint64_t config_limit, uint64_t *budgets,
+	    size_t max, size_t *found, enum gpu_limit_source *);
+/* The GPU memory of pid and its children on each of the first ndev
+ * devices; -1 if it cannot be measured. */
+int	 platform_tree_gpu(pid_t, uint64_t *per_device, size_t ndev);
 
 /* gpu_nvml.c: NVML, loaded at run time (Linux; absent: no GPU figures) */
 /* The devices' total memory; how many were put in out.  0: no NVML. */

@@ -81,6 +81,19 @@ models_activity_json(const struct pool *p, pool_ms now)
 	return a;
 }
 
+/* Each GPU's budget and what servers hold there: [{index, budget, used}]. */
+static json_t *
+gpus_json(const struct pool *p)
+{
+	json_t *a = json_array();
+
+	for (unsigned d = 0; a != NULL && d < p->lim.ngpus; d++)
+		json_array_append_new(a, json_pack("{s:i, s:I, s:I}", "index",
+		    (int)d, "budget", (json_int_t)p->lim.gpu_budgets[d], "used",
+		    (json_int_t)p->gpu_dev_used[d]));
+	return a;
+}
+
 json_t *
 daemon_stats(struct daemon *d)
 {
@@ -119,6 +132,7 @@ daemon_stats(struct daemon *d)
 	    json_integer((json_int_t)p->lim.gpu_budget));
 	json_object_set_new(mem, "gpu_used",
 	    json_integer((json_int_t)p->gpu_used));
+	json_object_set_new(mem, "gpus", gpus_json(p));
 	if (o != NULL && d->http != NULL)
 		json_object_set_new(o, "http", http_stats(d->http));
 	return o;

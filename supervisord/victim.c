@@ -16,15 +16,25 @@ victim_evictable(const struct pool_server *srv)
 	    TAILQ_EMPTY(&srv->waiters);
 }
 
+/* Does srv hold memory on one of the GPUs of mask (0: any server)? */
+static bool
+on_gpus(const struct pool_server *srv, unsigned mask)
+{
+	for (unsigned d = 0; d < POOL_GPUS_MAX; d++)
+		if (mask & (1U << d) && srv->gpu_dev[d] > 0)
+			return true;
+	return mask == 0;
+}
+
 /* The least recently used of equals under GDS; LRU alone otherwise. */
 struct pool_server *
-victim_pick(const struct pool *p, bool gpu_only)
+victim_pick(const struct pool *p, unsigned gpu_mask)
 {
 	struct pool_server *srv, *v = NULL;
 	bool gds = p->lim.policy == POOL_POLICY_GDS;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (victim_evictable(srv) && (!gpu_only || srv->gpu_mem > 0) &&
+		if (victim_evictable(srv) && on_gpus(srv, gpu_mask) &&
 		    (v == NULL ||
 		    (gds && srv->credit < v->credit) ||
 		    ((!gds || srv->credit == v->credit) &&

@@ -13,9 +13,10 @@
 /* READY, no lease, nobody waiting for its health check: the only kind
  * of server make_room() may stop. */
 bool		 victim_evictable(const struct pool_server *);
-/* The evictable server to stop first, or NULL if there is none; with
- * gpu_only, the first of those holding GPU memory. */
-struct pool_server *victim_pick(const struct pool *, bool gpu_only);
+/* The evictable server to stop first, or NULL if there is none; with a
+ * gpu_mask, the first of those holding memory on one of its GPUs (bit d:
+ * GPU d). */
+struct pool_server *victim_pick(const struct pool *, unsigned gpu_mask);
 /* srv was used now (or started, or became ready): set its GDS credit. */
 void		 gds_credit(struct pool *, struct pool_server *);
 /* srv is being stopped as a victim: under GDS, inflation L = its credit. */

@@ -7,6 +7,7 @@
  * the recorder of pool_recorder.h).
  */
 #include <inttypes.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,34 +272,148 @@ END_TEST
 START_TEST(cuda_tree_bytes)
 {
 	const struct gpu_process procs[] = {
-		{ 4242, 6 * G },		/* the server, GPU 0 */
-		{ 4243, 512 * M },		/* its child */
-		{ 999, 20 * G },		/* somebody else */
-		{ 4242, 5 * G },		/* the server, GPU 1 */
-		{ 4244, MEMTRUTH_NVML_VALUE_NOT_AVAILABLE },
+		{ 4242, 0, 6 * G },		/* the server, GPU 0 */
+		{ 4243, 0, 512 * M },		/* its child */
+		{ 999, 0, 20 * G },		/* somebody else */
+		{ 4242, 1, 5 * G },		/* the server, GPU 1 */
+		{ 4244, 1, MEMTRUTH_NVML_VALUE_NOT_AVAILABLE },
+		{ 4242, 9, 1 * G },		/* a GPU past those asked */
 	};
 	const pid_t tree[] = { 4242, 4243, 4244 };
+	uint64_t dev[2] = { 7, 7 };
 
-	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 5, tree, 3),
-	    11 * G + 512 * M);
-	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 5, tree, 0), 0);
-	ck_assert_uint_eq(memtruth_tree_gpu_bytes(NULL, 0, tree, 3), 0);
+	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 6, tree, 3, dev, 2),
+	    12 * G + 512 * M);
+	ck_assert_uint_eq(dev[0], 6 * G + 512 * M);
+	ck_assert_uint_eq(dev[1], 5 * G);
+	ck_assert_uint_eq(memtruth_tree_gpu_bytes(procs, 6, tree, 0, dev, 2),
+	    0);
+	ck_assert_uint_eq(dev[0] + dev[1], 0);
+	ck_assert_uint_eq(memtruth_tree_gpu_bytes(NULL, 0, tree, 3, NULL, 0),
+	    0);
 }
 END_TEST
 
-/* Two 24 GiB cards (nvmlDeviceGetMemoryInfo total): 48 GiB to spread. */
-START_TEST(cuda_gpu_limit)
+/*
+ * Two 24 GiB cards and a 16 GiB one (nvmlDeviceGetMemoryInfo total):
+ * a budget each, gpu_limit holding each to it (per device); with no
+ * device known, gpu_limit is one GPU's budget.
+ */
+START_TEST(cuda_gpu_budgets)
 {
-	const uint64_t cards[] = { 24 * G, 24 * G };
+	const uint64_t cards[] = { 24 * G, 24 * G, 16 * G };
+	uint64_t b[MEMTRUTH_GPUS_MAX];
 	enum gpu_limit_source src;
 
-	ck_assert_uint_eq(memtruth_cuda_gpu_limit(cards, 2, 0, &src), 48 * G);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(cards, 3, 0, b,
+	    MEMTRUTH_GPUS_MAX, &src), 3);
 	ck_assert_int_eq(src, GPU_LIMIT_NVML);
-	ck_assert_uint_eq(memtruth_cuda_gpu_limit(cards, 2, 40 * G, &src),
-	    40 * G);
+	ck_assert_uint_eq(b[0], 24 * G);
+	ck_assert_uint_eq(b[2], 16 * G);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(cards, 3, 20 * G, b,
+	    MEMTRUTH_GPUS_MAX, &src), 3);
 	ck_assert_int_eq(src, GPU_LIMIT_CONFIG);
-	ck_assert_uint_eq(memtruth_cuda_gpu_limit(NULL, 0, 0, &src), 0);
+	ck_assert_uint_eq(b[0], 20 * G);
+	ck_assert_uint_eq(b[1], 20 * G);
+	ck_assert_uint_eq(b[2], 16 * G);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(cards, 3, 0, b, 2,
+	    &src), 2);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(NULL, 0, 40 * G, b,
+	    MEMTRUTH_GPUS_MAX, &src), 1);
+	ck_assert_uint_eq(b[0], 40 * G);
+	ck_assert_int_eq(src, GPU_LIMIT_CONFIG);
+	ck_assert_uint_eq(memtruth_cuda_gpu_budgets(NULL, 0, 0, b,
+	    MEMTRUTH_GPUS_MAX, &src), 0);
 	ck_assert_int_eq(src, GPU_LIMIT_NONE);
+}
+END_TEST
+
+/* --- which GPUs a server uses --- */
+
+/* The placement of argv/env on two GPUs is want (share 0/1), by_free. */
+static void
+placed(char *const *argv, char *const *env, unsigned ngpus, unsigned used,
+    double s0, double s1, bool by_free)
+{
+	struct gpu_placement pl;
+	unsigned got = memtruth_gpu_placement(argv, env, ngpus, &pl);
+
+	ck_assert_msg(got == used && pl.share[0] == s0 && pl.share[1] == s1 &&
+	    pl.by_free == by_free, "%s %s ...: %u GPUs, shares %.2f %.2f, "
+	    "by_free %d; want %u, %.2f %.2f, %d", argv[1] ? argv[1] : "",
+	    argv[1] && argv[2] ? argv[2] : "", got, pl.share[0], pl.share[1],
+	    (int)pl.by_free, used, s0, s1, (int)by_free);
+}
+
+/*
+ * llama.cpp src/llama.cpp (llama_model_load_from_splits): without
+ * --device every GPU device is used; with split mode none only
+ * devices[main_gpu] is kept, main_gpu < 0 clears them all (CPU).
+ * src/llama-model.cpp (load_tensors): "default split, by free memory"
+ * when tensor_split is all 0, else the proportions, over that list.
+ * common/arg.cpp: "-dev, --device <dev1,dev2,..>" (none = don't
+ * offload; env LLAMA_ARG_DEVICE), "-sm, --split-mode {none,layer,row}"
+ * (LLAMA_ARG_SPLIT_MODE), "-ts, --tensor-split N0,N1,N2,..." split by
+ * "," and "/" (LLAMA_ARG_TENSOR_SPLIT), "-mg, --main-gpu INDEX" (default
+ * 0, LLAMA_ARG_MAIN_GPU).  ggml-cuda names its devices CUDA0, CUDA1, ...
+ * by CUDA ordinal, which CUDA_VISIBLE_DEVICES renumbers (CUDA C
+ * Programming Guide, "CUDA Environment Variables": a list of indices or
+ * UUIDs; an invalid index hides it and every later one).
+ */
+START_TEST(gpu_placement_from_argv_and_env)
+{
+	char *none[] = { NULL };
+
+	/* the default: both, by free memory */
+	placed(ARGV("x", "-m", "{model}"), none, 2, 2, 1, 1, true);
+	/* CUDA_VISIBLE_DEVICES, the model's own: renumbers */
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES=1"), 2, 1, 0, 1,
+	    false);
+	placed(ARGV("x", "--device", "CUDA0"),
+	    ARGV("CUDA_VISIBLE_DEVICES=1,0"), 2, 1, 0, 1, false);
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES="), 2, 0, 0, 0,
+	    false);
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES=0,7,1"), 2, 1, 1, 0,
+	    false);
+	/* a UUID poold cannot map: the whole on each */
+	placed(ARGV("x", ""), ARGV("CUDA_VISIBLE_DEVICES=GPU-8f3c2a1e-0b"), 2,
+	    2, 1, 1, false);
+	/* --device, the flag over its variable */
+	placed(ARGV("x", "--device", "CUDA1"), none, 2, 1, 0, 1, false);
+	placed(ARGV("x", "-dev=CUDA0,CUDA1"), none, 2, 2, 1, 1, true);
+	placed(ARGV("x", ""), ARGV("LLAMA_ARG_DEVICE=CUDA1"), 2, 1, 0, 1,
+	    false);
+	placed(ARGV("x", "-dev", "CUDA0"), ARGV("LLAMA_ARG_DEVICE=CUDA1"), 2,
+	    1, 1, 0, false);
+	placed(ARGV("x", "--device", "none"), none, 2, 0, 0, 0, false);
+	placed(ARGV("x", "--device", "RPC[10.0.0.2:50052],CUDA0"), none, 2,
+	    1, 1, 0, false);
+	placed(ARGV("x", "--device", "Vulkan0"), none, 2, 2, 1, 1, false);
+	/* split mode none: the main GPU of the list alone */
+	placed(ARGV("x", "-sm", "none"), none, 2, 1, 1, 0, false);
+	placed(ARGV("x", "-sm", "none", "-mg", "1"), none, 2, 1, 0, 1, false);
+	placed(ARGV("x", "--split-mode", "none", "--main-gpu", "1",
+	    "--device", "CUDA1,CUDA0"), none, 2, 1, 1, 0, false);
+	placed(ARGV("x", ""), ARGV("LLAMA_ARG_SPLIT_MODE=none",
+	    "LLAMA_ARG_MAIN_GPU=1"), 2, 1, 0, 1, false);
+	placed(ARGV("x", "-sm", "none", "-mg", "-1"), none, 2, 0, 0, 0,
+	    false);
+	placed(ARGV("x", "-mg", "1"), none, 2, 2, 1, 1, true);	/* layer */
+	/* tensor split: proportions over the list */
+	placed(ARGV("x", "-ts", "3,1"), none, 2, 2, 0.75, 0.25, false);
+	placed(ARGV("x", "--tensor-split=3/1"), none, 2, 2, 0.75, 0.25,
+	    false);
+	placed(ARGV("x", "-ts", "1,0"), none, 2, 1, 1, 0, false);
+	placed(ARGV("x", "-ts", "0,0"), none, 2, 2, 1, 1, true);
+	/* one llama-server refuses: counted as the default */
+	placed(ARGV("x", "-ts", "3x1"), none, 2, 2, 1, 1, true);
+	placed(ARGV("x", ""), ARGV("LLAMA_ARG_TENSOR_SPLIT=1,3"), 2, 2, 0.25,
+	    0.75, false);
+	placed(ARGV("x", "-dev", "CUDA1,CUDA0", "-ts", "3,1"), none, 2, 2,
+	    0.25, 0.75, false);
+	/* one GPU, none at all */
+	placed(ARGV("x", ""), none, 1, 1, 1, 0, false);
+	placed(ARGV("x", ""), none, 0, 0, 0, 0, false);
 }
 END_TEST
 
@@ -317,21 +432,33 @@ static void
 inv(void)
 {
 	const struct pool_server *s;
-	uint64_t used = 0, gpu = 0;
+	uint64_t used = 0, gpu = 0, dev[POOL_GPUS_MAX] = { 0 }, sum;
 
 	TAILQ_FOREACH(s, &F.p->servers, link) {
 		used += s->mem;
 		gpu += s->gpu_mem;
 		ck_assert_uint_ge(s->gpu_mem, s->gpu_estimate);
+		sum = 0;
+		for (unsigned d = 0; d < POOL_GPUS_MAX; d++) {
+			dev[d] += s->gpu_dev[d];
+			sum += s->gpu_dev[d];
+			ck_assert_uint_ge(s->gpu_dev[d],
+			    s->gpu_dev_estimate[d]);
+		}
+		ck_assert_uint_eq(sum, s->gpu_mem);
 	}
 	ck_assert_uint_eq(used, F.p->used);
 	ck_assert_uint_eq(gpu, F.p->gpu_used);
+	for (unsigned d = 0; d < POOL_GPUS_MAX; d++)
+		ck_assert_uint_eq(dev[d], F.p->gpu_dev_used[d]);
 	if (F.p->lim.gpu_budget == 0)
 		ck_assert_uint_eq(F.p->gpu_used, 0);
 }
 
+/* Without gpu0 and gpu1, one GPU of gpu_budget; with, two GPUs. */
 static void
-setup_budgets(uint64_t budget, uint64_t gpu_budget)
+setup_gpus(uint64_t budget, uint64_t gpu_budget, uint64_t gpu0,
+    uint64_t gpu1)
 {
 	struct pool_limits l;
 
@@ -339,6 +466,9 @@ setup_budgets(uint64_t budget, uint64_t gpu_budget)
 	memset(&l, 0, sizeof(l));
 	l.budget = budget;
 	l.gpu_budget = gpu_budget;
+	l.ngpus = gpu0 > 0 ? 2 : 0;
+	l.gpu_budgets[0] = gpu0;
+	l.gpu_budgets[1] = gpu1;
 	l.max_servers = 8;
 	l.port_min = 8000;
 	l.port_max = 8099;
@@ -350,6 +480,12 @@ setup_budgets(uint64_t budget, uint64_t gpu_budget)
 	ck_assert_ptr_nonnull(F.p);
 	F.r.pool = F.p;
 	pool_owner_init(&F.own);
+}
+
+static void
+setup_budgets(uint64_t budget, uint64_t gpu_budget)
+{
+	setup_gpus(budget, gpu_budget, 0, 0);
 }
 
 static void
@@ -402,6 +538,19 @@ last_answer(void)
 {
 	ck_assert_uint_gt(F.r.nanswers, 0);
 	return &F.r.answers[F.r.nanswers - 1];
+}
+
+/* A model on two GPUs with these shares (both 0: llama.cpp's default). */
+static struct pool_model *
+model_on(const char *name, uint64_t gpu_mem, double s0, double s1,
+    bool by_free)
+{
+	struct pool_model *m = model(name, gpu_mem, gpu_mem);
+
+	m->gpu_share[0] = s0;
+	m->gpu_share[1] = s1;
+	m->gpu_by_free = by_free;
+	return m;
 }
 
 /* Starts m, makes it ready and releases it: an idle server. */
@@ -518,7 +667,7 @@ START_TEST(gpu_budget_zero_ignores_gpu_mem)
 	ck_assert_ptr_nonnull(a->server);
 	ck_assert_ptr_nonnull(b->server);
 	ck_assert_uint_eq(F.p->gpu_used, 0);
-	pool_measured_gpu(F.p, F.now, a->server, 50 * G);
+	pool_measured_gpu(F.p, F.now, a->server, (uint64_t[]){ 50 * G }, 1);
 	inv();
 	ck_assert_uint_eq(F.p->gpu_used, 0);
 	teardown();
@@ -540,11 +689,11 @@ START_TEST(gpu_measured_grows)
 	b = model("b", 10 * G, 10 * G);
 	sa = idle_server(a);
 	sb = idle_server(b);
-	pool_measured_gpu(F.p, F.now, sb, 5 * G);
+	pool_measured_gpu(F.p, F.now, sb, (uint64_t[]){ 5 * G }, 1);
 	inv();
 	ck_assert_uint_eq(sb->gpu_mem, 10 * G);
 	ck_assert_uint_eq(F.p->gpu_used, 20 * G);
-	pool_measured_gpu(F.p, F.now, sb, 25 * G);
+	pool_measured_gpu(F.p, F.now, sb, (uint64_t[]){ 25 * G }, 1);
 	inv();
 	ck_assert_uint_eq(sb->gpu_mem, 25 * G);
 	ck_assert_uint_eq(sb->gpu_measured, 25 * G);
@@ -575,6 +724,175 @@ START_TEST(gpu_busy_reason)
 	ck_assert_int_eq(last_answer()->err, PROTO_E_BUSY);
 	ck_assert_msg(strstr(last_answer()->message, "GPU memory") != NULL,
 	    "%s", last_answer()->message);
+	teardown();
+}
+END_TEST
+
+/* --- one budget per GPU --- */
+
+/*
+ * Two cards of 10G.  a holds 8G of card 0 (leased); b, pinned to card 0
+ * too, needs 6G there: it waits, though card 1 is empty and the GPUs
+ * together (8G + 6G of 20G) would look fine.  c, on card 1, starts.
+ */
+START_TEST(gpus_one_card_full_waits_there)
+{
+	struct pool_model *a, *b, *c;
+	struct pool_waiter wa, wb, wc;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	ck_assert_uint_eq(F.p->lim.gpu_budget, 20 * G);
+	a = model_on("a", 8 * G, 1, 0, false);
+	b = model_on("b", 6 * G, 1, 0, false);
+	c = model_on("c", 6 * G, 0, 1, false);
+	acquire(&wa, a, true);
+	ready(a);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 8 * G);
+	acquire(&wb, b, true);
+	ck_assert_msg(b->server == NULL, "b started on a full card 0");
+	acquire(&wc, c, true);
+	ck_assert_ptr_nonnull(c->server);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 6 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 8 * G);
+	/* its wait says which card */
+	F.now += LONG_MS + 1;
+	pool_tick(F.p, F.now);
+	ck_assert_int_eq(last_answer()->err, PROTO_E_BUSY);
+	ck_assert_msg(strstr(last_answer()->message, "on GPU 0") != NULL,
+	    "%s", last_answer()->message);
+	teardown();
+}
+END_TEST
+
+/*
+ * Card 0 is short for b: the idle server on card 0 goes, not the least
+ * recently used one, which holds card 1 and would free nothing where b
+ * goes.
+ */
+START_TEST(gpus_evict_on_the_short_card)
+{
+	struct pool_model *a, *b, *c;
+	struct pool_server *sa;
+	struct pool_waiter wb;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 8 * G, 1, 0, false);
+	b = model_on("b", 6 * G, 1, 0, false);
+	c = model_on("c", 8 * G, 0, 1, false);
+	(void)idle_server(c);		/* the least recently used */
+	sa = idle_server(a);
+	acquire(&wb, b, false);
+	ck_assert_msg(was_stopped(a), "a, on the short card, was not stopped");
+	ck_assert_msg(!was_stopped(c), "c, on the other card, was stopped");
+	ck_assert_ptr_null(b->server);	/* until a is reaped */
+	reap(sa);
+	ck_assert_ptr_nonnull(b->server);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 6 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 8 * G);
+	teardown();
+}
+END_TEST
+
+/*
+ * s splits 8G half and half (-ts 1,1): it needs 4G on each card.  With
+ * a holding 8G of card 0, it waits, though card 1 is empty and 12G is
+ * free in all; once a is idle, a goes for it.  Started, s holds 4G on
+ * each.
+ */
+START_TEST(gpus_split_needs_both)
+{
+	struct pool_model *a, *sp;
+	struct pool_server *sa;
+	struct pool_waiter wa, ws;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 8 * G, 1, 0, false);
+	sp = model_on("s", 8 * G, 0.5, 0.5, false);
+	acquire(&wa, a, true);
+	sa = ready(a);
+	acquire(&ws, sp, false);
+	ck_assert_msg(sp->server == NULL, "s started without 4G on card 0");
+	ck_assert_int_eq(pool_release(F.p, F.now, &F.own,
+	    F.r.answers[0].lease), 0);
+	inv();
+	ck_assert_msg(was_stopped(a), "a was not stopped for s");
+	reap(sa);
+	ck_assert_ptr_nonnull(sp->server);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 4 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 4 * G);
+	teardown();
+}
+END_TEST
+
+/*
+ * llama.cpp's default split is by free memory: with a holding 4G of
+ * card 0, a 10G model d is admitted on 5G a card (in proportion to the
+ * budgets, and both have that much room), and at spawn is counted the
+ * larger of that and its share of the room it finds: 6G free of 16G on
+ * card 0 (3.75G, less than 5G), 10G of 16G on card 1 (6.25G).  So
+ * neither card is undercounted whichever way llama.cpp splits.
+ */
+START_TEST(gpus_by_free_counts_the_larger)
+{
+	struct pool_model *a, *d;
+	struct pool_waiter wa, wd;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 4 * G, 1, 0, false);
+	d = model_on("d", 10 * G, 0, 0, false);	/* the default */
+	acquire(&wa, a, true);
+	ready(a);
+	acquire(&wd, d, true);
+	ck_assert_ptr_nonnull(d->server);
+	ck_assert_uint_eq(d->server->gpu_dev[0], 5 * G);
+	ck_assert_uint_eq(d->server->gpu_dev[1], 6 * G + 256 * M);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 9 * G);
+	ck_assert_uint_eq(F.p->gpu_dev_used[1], 6 * G + 256 * M);
+	teardown();
+}
+END_TEST
+
+/*
+ * NVML says b holds 9G of card 1, more than its 5G there: card 1 is
+ * over its budget and the idle server on card 1 goes, not the one on
+ * card 0.
+ */
+START_TEST(gpus_measured_per_card)
+{
+	struct pool_model *a, *b, *c;
+	struct pool_server *sb;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	a = model_on("a", 5 * G, 1, 0, false);
+	c = model_on("c", 5 * G, 0, 1, false);
+	b = model_on("b", 5 * G, 0, 1, false);
+	(void)idle_server(a);
+	(void)idle_server(c);
+	sb = idle_server(b);
+	pool_measured_gpu(F.p, F.now, sb, (uint64_t[]){ 0, 9 * G }, 2);
+	inv();
+	ck_assert_uint_eq(sb->gpu_dev[1], 9 * G);
+	ck_assert_uint_eq(sb->gpu_dev_measured[1], 9 * G);
+	ck_assert_msg(was_stopped(c), "c, on card 1, was not stopped");
+	ck_assert_msg(!was_stopped(a), "a, on card 0, was stopped");
+	ck_assert_msg(!was_stopped(b), "b itself was stopped");
+	teardown();
+}
+END_TEST
+
+/* 12G pinned to one 10G card: too large, though the cards hold 20G. */
+START_TEST(gpus_too_large_for_one_card)
+{
+	struct pool_model *big;
+	struct pool_waiter w;
+
+	setup_gpus(100 * G, 0, 10 * G, 10 * G);
+	big = model_on("big", 12 * G, 0, 1, false);
+	acquire(&w, big, false);
+	ck_assert_int_eq(last_answer()->err, PROTO_E_TOO_LARGE);
+	ck_assert_msg(strstr(last_answer()->message, "GPU 1") != NULL, "%s",
+	    last_answer()->message);
+	ck_assert_uint_eq(F.r.nspawns, 0);
 	teardown();
 }
 END_TEST
@@ -644,7 +962,7 @@ START_TEST(daemon_gpu_budget)
 {
 	struct tl_daemon d;
 	struct tl_conn *c, *mon;
-	json_t *rep, *st;
+	json_t *rep, *st, *gpus;
 	long long la, lc;
 	pid_t pa, pcpu;
 
@@ -687,6 +1005,11 @@ START_TEST(daemon_gpu_budget)
 	    tl_int(st, "memory.used") == 200 * MIB &&
 	    tl_int(st, "running") == 2,
 	    "a on the GPU, cpu beside it: %s", tl_dump(st));
+	gpus = json_array_get(tl_get(st, "memory.gpus"), 0);
+	TL_ASSERT(json_array_size(tl_get(st, "memory.gpus")) == 1 &&
+	    tl_int(gpus, "index") == 0 && tl_int(gpus, "budget") == 150 * MIB &&
+	    tl_int(gpus, "used") == 100 * MIB,
+	    "gpu_limit without NVML: one GPU in memory.gpus: %s", tl_dump(st));
 	pa = tl_server_pid(st, "a");
 	pcpu = tl_server_pid(st, "cpu");
 	json_decref(st);
@@ -710,6 +1033,98 @@ START_TEST(daemon_gpu_budget)
 }
 END_TEST
 
+#ifdef __linux__
+/* GPU d of STATS memory.gpus has this budget and used. */
+static bool
+gpu_is(json_t *st, size_t d, long long budget, long long used)
+{
+	json_t *g = json_array_get(tl_get(st, "memory.gpus"), d);
+
+	return g != NULL && tl_int(g, "index") == (long long)d &&
+	    tl_int(g, "budget") == budget && tl_int(g, "used") == used;
+}
+
+/*
+ * The real poold with two cards of 150M (NVML faked by
+ * tests/fakenvml.c, dlopen()ed as the driver's would be).  a and b are
+ * pinned to card 0 by CUDA_VISIBLE_DEVICES, c to card 1 by --device's
+ * variable.  With a leased, b waits for card 0 and says so, though card
+ * 1 has room and the cards together (300M) would take both; c starts.
+ * Then NVML says a's server holds 60M of card 1 too: card 1 is over its
+ * budget, and c, idle there, is stopped (a is leased).
+ */
+START_TEST(daemon_gpus_per_card)
+{
+	char procs[TL_PATH_MAX + 8], lib[TL_PATH_MAX + 32];
+	struct tl_daemon d;
+	struct tl_conn *c, *mon;
+	json_t *rep, *st;
+	pid_t pa, pc;
+
+	TL_ASSERT(getenv("FAKENVML_DIR") != NULL, "FAKENVML_DIR is not set "
+	    "(make check sets it)");
+	snprintf(lib, sizeof(lib), "%s/libnvidia-ml.so.1",
+	    getenv("FAKENVML_DIR"));
+	TL_ASSERT(access(lib, R_OK) == 0, "no %s", lib);
+	tl_daemon_init(&d, 6);
+	snprintf(procs, sizeof(procs), "%s.nvml", d.config);
+	setenv("LD_LIBRARY_PATH", getenv("FAKENVML_DIR"), 1);
+	setenv("FAKENVML_TOTALS", "157286400,157286400", 1);
+	setenv("FAKENVML_PROCS", procs, 1);
+	tl_model(&d, "a", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "b", "load_ms=20\nmem=4M\n");
+	tl_model(&d, "c", "load_ms=20\nmem=4M\n");
+	tl_daemon_start(&d, "{\"memory_limit\":\"1000M\","
+	    "\"rss_interval\":\"200ms\",\"models\":{"
+	    "\"a\":{\"memory\":\"100M\",\"env\":"
+	    "{\"CUDA_VISIBLE_DEVICES\":\"0\"}},"
+	    "\"b\":{\"memory\":\"100M\",\"env\":"
+	    "{\"CUDA_VISIBLE_DEVICES\":\"0\"}},"
+	    "\"c\":{\"memory\":\"100M\",\"env\":"
+	    "{\"LLAMA_ARG_DEVICE\":\"CUDA1\"}}}}");
+	TL_ASSERT(budget_says(&d, "gpu budget", "300.0 MiB   (NVML"),
+	    "poold --budget does not show the GPUs' budget");
+	TL_ASSERT(budget_says(&d, "gpu 0", "150.0 MiB") &&
+	    budget_says(&d, "gpu 1", "150.0 MiB"),
+	    "poold --budget does not list the GPUs");
+	c = tl_connect(&d);
+	mon = tl_connect(&d);
+
+	(void)tl_acquire_ok(c, "a", true, NULL);
+	rep = tl_acquire(c, "b", 300, true);
+	tl_expect_error(rep, "busy", NULL, "ACQUIRE b with a on card 0");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "on GPU 0") != NULL,
+	    "the busy message does not name card 0: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_release(c, tl_acquire_ok(c, "c", true, NULL));
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_int(st, "memory.gpu_budget") == 300 * MIB &&
+	    tl_int(st, "memory.gpu_used") == 200 * MIB &&
+	    json_array_size(tl_get(st, "memory.gpus")) == 2 &&
+	    gpu_is(st, 0, 150 * MIB, 100 * MIB) &&
+	    gpu_is(st, 1, 150 * MIB, 100 * MIB),
+	    "a on card 0, c on card 1: %s", tl_dump(st));
+	pa = tl_server_pid(st, "a");
+	pc = tl_server_pid(st, "c");
+	json_decref(st);
+
+	tl_write_file(procs, "0 %d 90000000\n1 %d 62914560\n", (int)pa,
+	    (int)pa);
+	TL_ASSERT(tl_wait_gone(pc, 20000), "c's server %d still runs with "
+	    "card 1 over its budget", (int)pc);
+	st = tl_stats(&d, mon);
+	TL_ASSERT(tl_server_pid(st, "a") == pa && tl_server(st, "c") == NULL &&
+	    gpu_is(st, 1, 150 * MIB, 60 * MIB) &&
+	    gpu_is(st, 0, 150 * MIB, 100 * MIB),
+	    "a measured on card 1, c stopped: %s", tl_dump(st));
+	json_decref(st);
+	tl_close(c);
+	tl_close(mon);
+	tl_daemon_finish(&d);
+}
+END_TEST
+#endif
+
 static Suite *
 memtruth_suite(void)
 {
@@ -729,7 +1144,8 @@ memtruth_suite(void)
 	tcase_add_test(t, gpu_layers_from_argv_and_env);
 	tcase_add_test(t, gpu_bytes_cpu_only_is_zero);
 	tcase_add_test(t, cuda_tree_bytes);
-	tcase_add_test(t, cuda_gpu_limit);
+	tcase_add_test(t, cuda_gpu_budgets);
+	tcase_add_test(t, gpu_placement_from_argv_and_env);
 	suite_add_tcase(s, t);
 
 	t = tcase_create("pool_gpu");
@@ -741,10 +1157,22 @@ memtruth_suite(void)
 	tcase_add_test(t, gpu_busy_reason);
 	suite_add_tcase(s, t);
 
+	t = tcase_create("pool_gpus");
+	tcase_add_test(t, gpus_one_card_full_waits_there);
+	tcase_add_test(t, gpus_evict_on_the_short_card);
+	tcase_add_test(t, gpus_split_needs_both);
+	tcase_add_test(t, gpus_by_free_counts_the_larger);
+	tcase_add_test(t, gpus_measured_per_card);
+	tcase_add_test(t, gpus_too_large_for_one_card);
+	suite_add_tcase(s, t);
+
 	t = tcase_create("config");
 	tcase_add_test(t, config_gpu_limit);
 	suite_add_tcase(s, t);
 	tl_add(s, "daemon_gpu_budget", daemon_gpu_budget);
+#ifdef __linux__
+	tl_add(s, "daemon_gpus_per_card", daemon_gpus_per_card);
+#endif
 	return s;
 }
 
