@@ -23,13 +23,16 @@ class Poold < Formula
     system "make", "install", "PREFIX=#{prefix}"
     (etc/"poold").mkpath
     (var/"poold").mkpath
+    (var/"run/poold").mkpath
   end
 
   def caveats
     <<~EOS
       Write #{etc}/poold/poold.json (see `man poold.json`), with at least
-      "models_dir" and "command"; the socket is #{var}/run/poold.sock
-      unless "socket" says otherwise.  On Apple Silicon `poold --budget`
+      "models_dir", "command" and a "socket" such as
+      "#{var}/run/poold/poold.sock" (export the same path as POOLD_SOCKET
+      for the clients): a service has no XDG_RUNTIME_DIR, and the default
+      under /tmp differs per user.  On Apple Silicon `poold --budget`
       shows the RAM and the GPU (Metal working set) budgets and which binds.
     EOS
   end
