@@ -24,6 +24,7 @@
 
 #define UP_READ_BYTES		16384	/* one read */
 #define UP_READ_MAX_PER_EVENT	(64 * 1024)	/* fairness between streams */
+#define UP_RELAY_PRIORITY	1		/* libev: above the default 0 */
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -265,6 +266,8 @@ upstream_start(struct upstream *u, int port, bool dechunk, char *head,
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ev_io_init(&u->rio, read_cb, u->fd, EV_READ);
 	ev_io_init(&u->wio, write_cb, u->fd, EV_WRITE);
+	/* A running response goes before new requests in a busy turn. */
+	ev_set_priority(&u->rio, UP_RELAY_PRIORITY);
 	/*
 	 * On the loopback the handshake is over when connect() returns
 	 * (EINPROGRESS all the same): the request goes at once, not one
