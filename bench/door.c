@@ -15,6 +15,10 @@
  * streams.
  *
  *	door -b BUILDDIR [-l LLAMA_PREFIX] [-r reps] [-n pairs] [-s streams]
+ *	    [-p parts]
+ *
+ * parts: any of 'a' (added latency over the stand-in), 'l' (over
+ * llama-server), 's' (the streams); all by default.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -588,17 +592,19 @@ int
 main(int argc, char **argv)
 {
 	int reps = 5, pairs = 400, nstreams = 1000, ch;
+	const char *parts = "als";
 
-	while ((ch = getopt(argc, argv, "b:l:r:n:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:l:r:n:s:p:")) != -1) {
 		switch (ch) {
 		case 'b': build = optarg; break;
 		case 'l': llama = optarg; break;
 		case 'r': reps = atoi(optarg); break;
 		case 'n': pairs = atoi(optarg); break;
 		case 's': nstreams = atoi(optarg); break;
+		case 'p': parts = optarg; break;
 		default:
 			fprintf(stderr, "usage: door -b builddir [-l prefix] "
-			    "[-r reps] [-n pairs] [-s streams]\n");
+			    "[-r reps] [-n pairs] [-s streams] [-p als]\n");
 			return 1;
 		}
 	}
@@ -608,10 +614,12 @@ main(int argc, char **argv)
 		pairs = 400;
 	if (nstreams < STREAM_MODELS || nstreams > 5 * 250)
 		nstreams = 1000;
-	latency_standin(reps, pairs);
-	if (llama != NULL)
+	if (strchr(parts, 'a') != NULL)
+		latency_standin(reps, pairs);
+	if (llama != NULL && strchr(parts, 'l') != NULL)
 		latency_llama(reps, pairs);
-	streams(reps, nstreams);
+	if (strchr(parts, 's') != NULL)
+		streams(reps, nstreams);
 	table_note("front door latency: blocks of %d pairs (%d with "
 	    "llama-server, max_tokens 1), door and direct alternating, a "
 	    "new TCP connection per request on both sides; p50/p99 per "

@@ -50,6 +50,7 @@
 #define OUT_KEEP_BYTES		(64 * 1024)	/* kept by a drained client */
 #define HANGUP_CHECK_S		1.0	/* a client not read: gone? */
 #define ACCEPT_RETRY_S		1.0	/* after EMFILE / ENFILE */
+#define ACCEPT_MAX_PER_EVENT	64	/* fairness with the open ones */
 #define REFUSED_LOG_S		1.0	/* a flood logs once a second */
 #define TRIM_AFTER_CONNS	32	/* a burst: see give_back() */
 #define LISTEN_BACKLOG		SOMAXCONN	/* the kernel caps it anyway */
@@ -95,6 +96,7 @@ struct hconn {
 	bool			 up_failed;	/* the server cut its response */
 	bool			 took;		/* the client took bytes just now */
 	bool			 send_timed;	/* timer: the client's reading */
+	bool			 shut_wr;	/* its FIN is sent */
 	size_t			 drained;	/* HS_LINGER */
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
@@ -320,14 +322,21 @@ after_write(struct hconn *c)
 	if (c->state == HS_PROXY && upstream_active(&c->up) && c->up.paused &&
 	    unsent <= OUT_LOW_WATER)
 		upstream_resume(&c->up);
-	if (unsent == 0 && c->reply_done)
+	if (unsent == 0 && c->reply_done) {
+		/* The client's end of a response framed by the close is the
+		 * FIN: it goes now, before the lease, the log line and the
+		 * close (conn_close_gently() would shut the same side). */
+		if (!c->keep_alive && !c->shut_wr &&
+		    shutdown(c->fd, SHUT_WR) == 0)
+			c->shut_wr = true;
 		conn_queue(c);	/* the end: released in http_reap() */
+	}
 }
 
-/* Queues bytes for the client and writes what it takes now.  Never
- * closes: a write error marks it dead. */
+/* Queues bytes for the client, written by out_flush().  Never closes:
+ * out of memory marks it dead. */
 static void
-out_add(struct hconn *c, const char *p, size_t len)
+out_queue(struct hconn *c, const char *p, size_t len)
 {
 	if (c->dead)
 		return;
@@ -339,11 +348,27 @@ out_add(struct hconn *c, const char *p, size_t len)
 	}
 	memcpy(c->out + c->out_len, p, len);
 	c->out_len += len;
+}
+
+/* Writes what the client takes now.  Never closes: a write error marks
+ * it dead. */
+static void
+out_flush(struct hconn *c)
+{
+	if (c->dead)
+		return;
 	if (write_some(c) == -1) {
 		conn_kill(c);
 		return;
 	}
 	after_write(c);
+}
+
+static void
+out_add(struct hconn *c, const char *p, size_t len)
+{
+	out_queue(c, p, len);
+	out_flush(c);
 }
 
 static void
@@ -659,7 +684,7 @@ up_head(void *ctx, const struct http_msg *resp)
 		return -1;
 	c->status = resp->status;
 	c->t_first = daemon_now();
-	out_add(c, head, len);
+	out_queue(c, head, len);
 	free(head);
 	return 0;
 }
@@ -667,12 +692,18 @@ up_head(void *ctx, const struct http_msg *resp)
 static void
 up_data(void *ctx, const char *p, size_t len)
 {
+	out_queue(ctx, p, len);
+}
+
+/* The end of one read from the server: what it brought goes out in one
+ * write (a response's head and its first bytes together). */
+static void
+up_flush(void *ctx)
+{
 	struct hconn *c = ctx;
 
-	out_add(c, p, len);
-	if (c->dead)
-		upstream_pause(&c->up);
-	else if (c->out_len - c->out_off > OUT_HIGH_WATER)
+	out_flush(c);
+	if (c->dead || c->out_len - c->out_off > OUT_HIGH_WATER)
 		upstream_pause(&c->up);
 }
 
@@ -682,7 +713,7 @@ up_done(void *ctx)
 	struct hconn *c = ctx;
 
 	c->reply_done = true;
-	after_write(c);
+	out_flush(c);
 }
 
 static void
@@ -695,9 +726,12 @@ up_fail(void *ctx, const char *why, bool relaying)
 	/* The lease ends now; the client is told in http_reap(). */
 	if (relaying) {
 		/* The response is cut: the client must see an error, not a
-		 * short answer, so it ends without its last chunk. */
+		 * short answer, so it ends without its last chunk (what came
+		 * before the cut is still passed on). */
 		c->keep_alive = false;
 		c->up_failed = true;
+		if (!c->dead)
+			(void)write_some(c);
 		conn_kill(c);
 		return;
 	}
@@ -709,7 +743,7 @@ up_fail(void *ctx, const char *why, bool relaying)
 }
 
 static const struct upstream_ops up_ops = {
-	up_head, up_data, up_done, up_fail,
+	up_head, up_data, up_flush, up_done, up_fail,
 };
 
 static void
@@ -729,11 +763,8 @@ proxy(struct hconn *c)
 	c->state = HS_PROXY;
 	/* HTTP/1.0 knows no chunks: the response is de-chunked for it. */
 	if (upstream_start(&c->up, c->port, c->req.minor == 0, head, len,
-	    c->req.body, c->req.body_len, err, sizeof(err)) == -1) {
-		release_lease(c);
-		reply_error(c, 502, "server_error", "upstream_failed", err,
-		    NULL);
-	}
+	    c->req.body, c->req.body_len, err, sizeof(err)) == -1)
+		up_fail(c, err, false);	/* answered in this http_reap() */
 }
 
 /* The ACQUIRE's answer, or a server that failed before its response. */
@@ -1070,6 +1101,11 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		} else if (c->state == HS_BODY)
 			timer_set(c, hconf(c)->head_timeout_ms);
 		process_input(c);
+		/* A request handed on: what else comes is read next turn,
+		 * not tried now for an EAGAIN. */
+		if (c->state != HS_HEAD && c->state != HS_BODY &&
+		    c->state != HS_LINGER)
+			break;
 	}
 }
 
@@ -1120,10 +1156,11 @@ conn_close_gently(struct hconn *c)
 		conn_close(c);
 		return;
 	}
-	if (shutdown(c->fd, SHUT_WR) == -1) {
+	if (!c->shut_wr && shutdown(c->fd, SHUT_WR) == -1) {
 		conn_close(c);
 		return;
 	}
+	c->shut_wr = true;
 	c->state = HS_LINGER;
 	c->drained = c->in_len;
 	c->in_len = 0;
@@ -1258,31 +1295,43 @@ accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_io_start(loop, &h->accept_watcher);
 }
 
+/*
+ * Takes up to ACCEPT_MAX_PER_EVENT waiting connections (a burst is not
+ * one turn of the loop each) and reads each one's request at once: a
+ * client writes right after its connect, so it is often there already,
+ * and then it costs no second turn either.
+ */
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct http *h = w->data;
-	int fd;
+	struct hconn *c;
+	int fd, i;
 
-	if ((fd = fd_accept(h->fd)) == -1) {
-		if (errno == EMFILE || errno == ENFILE) {
-			log_warn("http: accept: pausing for %.0f s",
-			    ACCEPT_RETRY_S);
-			ev_io_stop(loop, &h->accept_watcher);
-			ev_timer_set(&h->accept_retry, ACCEPT_RETRY_S, 0);
-			ev_timer_start(loop, &h->accept_retry);
-		} else if (errno != EAGAIN && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warn("http: accept");
-		return;
-	}
-	if (!room_for_conn(h)) {
-		refuse_conn(h, fd);
-		return;
-	}
-	if (conn_new(h, fd) == NULL) {
-		log_warnx("http: out of memory for a connection");
-		close(fd);
+	for (i = 0; i < ACCEPT_MAX_PER_EVENT; i++) {
+		if ((fd = fd_accept(h->fd)) == -1) {
+			if (errno == EMFILE || errno == ENFILE) {
+				log_warn("http: accept: pausing for %.0f s",
+				    ACCEPT_RETRY_S);
+				ev_io_stop(loop, &h->accept_watcher);
+				ev_timer_set(&h->accept_retry, ACCEPT_RETRY_S,
+				    0);
+				ev_timer_start(loop, &h->accept_retry);
+			} else if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("http: accept");
+			return;
+		}
+		if (!room_for_conn(h)) {
+			refuse_conn(h, fd);
+			continue;
+		}
+		if ((c = conn_new(h, fd)) == NULL) {
+			log_warnx("http: out of memory for a connection");
+			close(fd);
+			continue;
+		}
+		read_cb(loop, &c->rio, EV_READ);	/* may close c */
 	}
 }
 

@@ -37,6 +37,8 @@
 
 static void	probe_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	probe_io_cb(struct ev_loop *, ev_io *, int);
+static int	probe_get(struct child *);
+static void	probe_send(struct child *);
 
 static void
 probe_close(struct child *c)
@@ -77,6 +79,19 @@ probe_later(struct child *c, pool_ms after)
 	ev_timer_start(c->d->loop, &pr->timer);
 }
 
+/* A probe after a hint: now if it is due now (not a turn of the loop
+ * later, through a timer), else at its time. */
+static void
+probe_soon(struct child *c, pool_ms after)
+{
+	if (after > 0) {
+		probe_later(c, after);
+		return;
+	}
+	ev_timer_stop(c->d->loop, &c->probe.timer);
+	probe_send(c);
+}
+
 /* How soon after a hint: at once for a server that says it is loaded,
  * else at once but not within PROBE_INTERVAL_MIN_MS of the last probe
  * (however much the server prints).  Takes the hint. */
@@ -105,7 +120,7 @@ probe_retry(struct child *c, const char *why)
 	}
 	probe_close(c);
 	if (pr->hint != PROBE_HINT_NONE)
-		probe_later(c, hinted_delay(c));
+		probe_soon(c, hinted_delay(c));
 	else
 		probe_later(c, pr->interval);
 	pr->interval += pr->interval / 2;
@@ -149,9 +164,13 @@ probe_send(struct child *c)
 	pr->in_flight = true;
 	ev_io_init(&pr->io, probe_io_cb, pr->fd, EV_WRITE);
 	pr->io.data = c;
-	ev_io_start(c->d->loop, &pr->io);
 	probe_later(c, pr->checking ? PROBE_CHECK_TIMEOUT_MS :
 	    PROBE_TIMEOUT_MS);
+	/* On the loopback the handshake is over when connect() returns
+	 * (EINPROGRESS all the same): the GET goes now, not a turn of the
+	 * loop later.  Still connecting: when it is writable. */
+	if (probe_get(c) == 1)
+		ev_io_start(c->d->loop, &pr->io);
 }
 
 static void
@@ -170,12 +189,48 @@ probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	probe_send(c);
 }
 
+/*
+ * Sends the GET on a connection made or being made.  0: sent, now read;
+ * 1: still connecting; -1: failed (retried, or the check failed).
+ */
+static int
+probe_get(struct child *c)
+{
+	struct probe *pr = &c->probe;
+	char req[512];
+	int n;
+	ssize_t sent;
+
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d"
+	    "\r\nConnection: close\r\n\r\n", c->d->conf->health_path,
+	    c->srv->port);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		probe_retry(c, "cannot send the request");
+		return -1;
+	}
+	while ((sent = send(pr->fd, req, (size_t)n, MSG_NOSIGNAL)) == -1 &&
+	    errno == EINTR)
+		;
+	if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 1;
+	/* A fresh socket's buffer takes a few hundred bytes whole. */
+	if (sent != n) {
+		probe_retry(c, sent == -1 && errno == ECONNREFUSED ?
+		    "connection refused" : "cannot send the request");
+		return -1;
+	}
+	pr->wrote = true;
+	ev_io_stop(c->d->loop, &pr->io);
+	ev_io_set(&pr->io, pr->fd, EV_READ);
+	ev_io_start(c->d->loop, &pr->io);
+	return 0;
+}
+
 static void
 probe_write(struct child *c)
 {
 	struct probe *pr = &c->probe;
-	char req[512];
-	int err = 0, n;
+	int err = 0;
 	socklen_t len = sizeof(err);
 
 	if (getsockopt(pr->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
@@ -183,19 +238,7 @@ probe_write(struct child *c)
 		probe_retry(c, "connection refused");
 		return;
 	}
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d"
-	    "\r\nConnection: close\r\n\r\n", c->d->conf->health_path,
-	    c->srv->port);
-	/* A fresh socket's buffer takes a few hundred bytes whole. */
-	if (n < 0 || (size_t)n >= sizeof(req) ||
-	    send(pr->fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-		probe_retry(c, "cannot send the request");
-		return;
-	}
-	pr->wrote = true;
-	ev_io_stop(c->d->loop, &pr->io);
-	ev_io_set(&pr->io, pr->fd, EV_READ);
-	ev_io_start(c->d->loop, &pr->io);
+	(void)probe_get(c);
 }
 
 /* -1: need more; else the status code (0 for garbage). */
@@ -305,7 +348,7 @@ probe_hint(struct child *c, enum probe_hint hint)
 	soonest = hinted_delay(c);
 	if (ev_timer_remaining(c->d->loop, &pr->timer) * 1000 >
 	    (double)soonest)
-		probe_later(c, soonest);
+		probe_soon(c, soonest);
 }
 
 void

@@ -24,6 +24,7 @@
 
 #define UP_READ_BYTES		16384	/* one read */
 #define UP_READ_MAX_PER_EVENT	(64 * 1024)	/* fairness between streams */
+#define UP_RELAY_PRIORITY	1		/* libev: above the default 0 */
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -124,6 +125,7 @@ take(struct upstream *u, const char *buf, size_t n)
 		} else if (r == HTTP_SCAN_MORE && used == 0)
 			break;
 	}
+	u->ops->flush(u->ctx);
 	return 0;
 }
 
@@ -162,16 +164,54 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* The head and the body, with as few calls as the socket allows. */
+/*
+ * Writes what is left of the head and the body, with as few calls as the
+ * socket allows.  0: all of it; 1: the socket is full (or still
+ * connecting); -1: failed, errno says why.
+ */
+static int
+send_request(struct upstream *u)
+{
+	struct iovec iov[2];
+	size_t total = u->head_len + u->body_len, boff;
+	int n_iov;
+	ssize_t n;
+
+	while (u->sent < total) {
+		n_iov = 0;
+		if (u->sent < u->head_len) {
+			iov[n_iov].iov_base = u->head + u->sent;
+			iov[n_iov++].iov_len = u->head_len - u->sent;
+		}
+		if (u->body_len > 0) {
+			boff = u->sent > u->head_len ? u->sent - u->head_len :
+			    0;
+			iov[n_iov].iov_base = (char *)u->body + boff;
+			iov[n_iov++].iov_len = u->body_len - boff;
+		}
+		n = writev(u->fd, iov, n_iov);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+		if (!u->connected) {
+			/* A byte taken: the connection is up. */
+			u->connected = true;
+			ev_io_start(u->loop, &u->rio);
+		}
+		u->sent += (size_t)n;
+	}
+	free(u->head);
+	u->head = NULL;
+	return 0;
+}
+
 static void
 write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct upstream *u = container_of(w, struct upstream, wio);
-	struct iovec iov[2];
-	size_t total = u->head_len + u->body_len;
 	socklen_t len = sizeof(int);
-	int err = 0, n_iov;
-	ssize_t n;
+	int err = 0;
 
 	if (!u->connected) {
 		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
@@ -184,34 +224,16 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		u->connected = true;
 		ev_io_start(loop, &u->rio);
 	}
-	while (u->sent < total) {
-		n_iov = 0;
-		if (u->sent < u->head_len) {
-			iov[n_iov].iov_base = u->head + u->sent;
-			iov[n_iov++].iov_len = u->head_len - u->sent;
-		}
-		if (u->body_len > 0) {
-			size_t boff = u->sent > u->head_len ?
-			    u->sent - u->head_len : 0;
-
-			iov[n_iov].iov_base = (char *)u->body + boff;
-			iov[n_iov++].iov_len = u->body_len - boff;
-		}
-		n = writev(u->fd, iov, n_iov);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n == -1) {
-			fail(u, "write to the model's server: %s",
-			    strerror(errno));
-			return;
-		}
-		u->sent += (size_t)n;
+	switch (send_request(u)) {
+	case -1:
+		fail(u, "write to the model's server: %s", strerror(errno));
+		return;
+	case 0:
+		ev_io_stop(loop, &u->wio);
+		return;
+	default:
+		return;
 	}
-	ev_io_stop(loop, &u->wio);
-	free(u->head);
-	u->head = NULL;
 }
 
 int
@@ -242,17 +264,26 @@ upstream_start(struct upstream *u, int port, bool dechunk, char *head,
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(u->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
-	    errno != EINPROGRESS) {
-		snprintf(err, errlen, "connect to 127.0.0.1:%d: %s", port,
-		    strerror(errno));
+	ev_io_init(&u->rio, read_cb, u->fd, EV_READ);
+	ev_io_init(&u->wio, write_cb, u->fd, EV_WRITE);
+	/* A running response goes before new requests in a busy turn. */
+	ev_set_priority(&u->rio, UP_RELAY_PRIORITY);
+	/*
+	 * On the loopback the handshake is over when connect() returns
+	 * (EINPROGRESS all the same): the request goes at once, not one
+	 * turn of the loop later.  A write that finds the connection still
+	 * in progress waits for it to be writable; one that fails has sent
+	 * nothing, like a failed connect.
+	 */
+	if ((connect(u->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	    errno != EINPROGRESS) || send_request(u) == -1) {
+		snprintf(err, errlen, "%s 127.0.0.1:%d: %s", u->sent > 0 ?
+		    "write to" : "connect to", port, strerror(errno));
 		upstream_close(u);
 		return -1;
 	}
-	ev_io_init(&u->rio, read_cb, u->fd, EV_READ);
-	ev_io_init(&u->wio, write_cb, u->fd, EV_WRITE);
-	/* Writable once connected: the write callback checks for errors. */
-	ev_io_start(u->loop, &u->wio);
+	if (u->head != NULL)
+		ev_io_start(u->loop, &u->wio);
 	return 0;
 }
 

@@ -16,7 +16,11 @@ struct upstream_ops {
 	int	(*head)(void *ctx, const struct http_msg *resp);
 	/* Bytes of the body, framing included, as they came. */
 	void	(*data)(void *ctx, const char *p, size_t len);
-	/* The response is complete; the connection is closed. */
+	/* The end of one read: what head and data handed on may go out
+	 * now, in one write. */
+	void	(*flush)(void *ctx);
+	/* The response is complete (all of it handed on: flush it too);
+	 * the connection is closed. */
 	void	(*done)(void *ctx);
 	/* The connection failed; relaying: the head was handed on already. */
 	void	(*fail)(void *ctx, const char *why, bool relaying);
