@@ -32,7 +32,6 @@
 #define LISTEN_BACKLOG		128
 #define PEER_GROUPS_GUESS	64		/* grown if the peer has more */
 #define REFUSED_LOG_S		1.0		/* a flood logs once a second */
-#define OUTBUF_KEEP_BYTES	(64 * 1024)	/* kept by a drained client */
 #define HANGUP_CHECK_S		1.0		/* a half-closed client gone? */
 /*
  * Descriptors kept from clients, so that starts and probes never run out:
@@ -57,8 +56,7 @@ struct client {
 	pool_ms			 last_active;	/* last byte in or reply out */
 	char			*in;
 	size_t			 in_len, in_cap;
-	char			*out;
-	size_t			 out_len, out_off, out_cap;
+	struct outbuf		 out;		/* replies not yet written */
 	bool			 dead;		/* close before the loop sleeps */
 	bool			 closing;	/* close once the output is out */
 	bool			 eof;		/* it sent all it will send */
@@ -151,70 +149,12 @@ client_kill(struct client *c)
 	client_queue_flush(c);
 }
 
-/*
- * Room for len more bytes of output; false if out of memory.  Bytes
- * already written are dropped once they are at least as many as the
- * unread ones (so each byte moves at most once on average), else the
- * buffer doubles.  Either way it stays within about four times the unread
- * backlog, which outbuf_bytes bounds, however the client reads: a buffer
- * that only ever grew at its end took a client that read as fast as it
- * asked, but never quite caught up, to hundreds of MiB.
- */
-static bool
-output_room(struct client *c, size_t len)
-{
-	size_t unread = c->out_len - c->out_off, cap;
-	char *nb;
-
-	if (c->out_len + len <= c->out_cap)
-		return true;
-	if (c->out_off > 0 && c->out_off >= unread) {
-		memmove(c->out, c->out + c->out_off, unread);
-		c->out_off = 0;
-		c->out_len = unread;
-		if (c->out_len + len <= c->out_cap)
-			return true;
-	}
-	for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len;
-	    cap *= 2)
-		;
-	if ((nb = realloc(c->out, cap)) == NULL)
-		return false;
-	c->out = nb;
-	c->out_cap = cap;
-	return true;
-}
-
-/* All written: a buffer a big reply (MODELS) grew is not kept for ever. */
-static void
-output_drained(struct client *c)
-{
-	c->out_off = c->out_len = 0;
-	if (c->out_cap > OUTBUF_KEEP_BYTES) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
-}
-
 /* Writes what the socket takes now; never closes (callers may be deep in
  * a pool callback).  -1 on a write error: the flush finds it again. */
 static int
 write_some(struct client *c)
 {
-	ssize_t n;
-
-	while (c->out_off < c->out_len) {
-		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-		    MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-		c->out_off += (size_t)n;
-	}
-	output_drained(c);
-	return 0;
+	return outbuf_write(&c->out, c->fd) == -1 ? -1 : 0;
 }
 
 /* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
@@ -222,7 +162,7 @@ static void
 client_send(struct session *s, char *line)
 {
 	struct client *c = container_of(s, struct client, s);
-	size_t len, limit = client_conf(c)->outbuf_bytes;
+	size_t len, unsent, limit = client_conf(c)->outbuf_bytes;
 
 	if (line == NULL) {
 		log_warnx("client %lu: out of memory for a reply; dropped",
@@ -235,31 +175,29 @@ client_send(struct session *s, char *line)
 		return;
 	}
 	len = strlen(line);
-	if (c->out_off > 0 && c->out_off == c->out_len)
-		output_drained(c);
+	unsent = outbuf_unsent(&c->out);
 	/*
 	 * The limit is on replies piling up unread: first try to hand the
 	 * kernel what is queued; one reply on its own (MODELS of 10,000
 	 * models is over 1 MiB) still goes to a client that reads.
 	 */
-	if (c->out_len + len - c->out_off > limit && c->out_len > c->out_off)
+	if (unsent > 0 && unsent + len > limit) {
 		(void)write_some(c);
-	if (c->out_len > c->out_off && c->out_len + len - c->out_off > limit) {
+		unsent = outbuf_unsent(&c->out);
+	}
+	if (unsent > 0 && unsent + len > limit) {
 		/* It does not read: its replies must not grow without end. */
 		log_warnx("client %lu: dropped: %zu bytes of replies unread "
-		    "(limit %zu)", s->serial, c->out_len + len - c->out_off,
-		    limit);
+		    "(limit %zu)", s->serial, unsent + len, limit);
 		free(line);
 		client_kill(c);
 		return;
 	}
-	if (!output_room(c, len)) {
+	if (!outbuf_add(&c->out, line, len)) {
 		free(line);
 		client_kill(c);
 		return;
 	}
-	memcpy(c->out + c->out_len, line, len);
-	c->out_len += len;
 	free(line);
 	client_touch(c);
 	client_queue_flush(c);
@@ -276,7 +214,7 @@ client_flush(struct client *c)
 		c->closing = true;
 	if (write_some(c) == -1)
 		return -1;
-	if (c->out_off < c->out_len) {
+	if (outbuf_unsent(&c->out) > 0) {
 		ev_io_start(loop, &c->write_watcher);	/* the rest on POLLOUT */
 		return 0;
 	}
@@ -524,7 +462,7 @@ client_close(struct client *c)
 	TAILQ_REMOVE(&ctl->clients, c, link);
 	ctl->nclients--;
 	free(c->in);
-	free(c->out);
+	outbuf_free(&c->out);
 	free(c);
 }
 

@@ -47,7 +47,6 @@
 #define READ_MAX_PER_EVENT	(64 * 1024)	/* fairness between clients */
 #define OUT_HIGH_WATER		(64 * 1024)	/* stop reading the server */
 #define OUT_LOW_WATER		(16 * 1024)	/* read it again */
-#define OUT_KEEP_BYTES		(64 * 1024)	/* kept by a drained client */
 #define HANGUP_CHECK_S		1.0	/* a client not read: gone? */
 #define ACCEPT_RETRY_S		1.0	/* after EMFILE / ENFILE */
 #define ACCEPT_MAX_PER_EVENT	64	/* fairness with the open ones */
@@ -84,8 +83,7 @@ struct hconn {
 	struct http_verdict	 v;
 	char			*in;		/* IN_BYTES */
 	size_t			 in_len;
-	char			*out;
-	size_t			 out_len, out_off, out_cap;
+	struct outbuf		 out;
 	bool			 dead;		/* close in http_reap() */
 	bool			 keep_alive;	/* after this response */
 	bool			 reply_done;	/* all of it is in out */
@@ -234,53 +232,18 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* --- output --- */
 
-static bool
-out_room(struct hconn *c, size_t len)
-{
-	size_t unread = c->out_len - c->out_off, cap;
-	char *nb;
-
-	if (c->out_off > 0 && (c->out_off >= unread ||
-	    c->out_len + len > c->out_cap)) {
-		memmove(c->out, c->out + c->out_off, unread);
-		c->out_off = 0;
-		c->out_len = unread;
-	}
-	if (c->out_len + len <= c->out_cap)
-		return true;
-	for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len;
-	    cap *= 2)
-		;
-	if ((nb = realloc(c->out, cap)) == NULL)
-		return false;
-	c->out = nb;
-	c->out_cap = cap;
-	return true;
-}
-
 /* Writes what the socket takes now.  -1: the client is gone. */
 static int
 write_some(struct hconn *c)
 {
-	ssize_t n;
+	ssize_t n = outbuf_write(&c->out, c->fd);
 
-	while (c->out_off < c->out_len) {
-		n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-		    MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-		c->out_off += (size_t)n;
+	if (n == -1)
+		return -1;
+	if (n > 0) {
 		c->took = true;
 		c->bytes += (size_t)n;
 		c->h->bytes_out += (size_t)n;
-	}
-	c->out_off = c->out_len = 0;
-	if (c->out_cap > OUT_KEEP_BYTES) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
 	}
 	return 0;
 }
@@ -311,7 +274,7 @@ static void
 after_write(struct hconn *c)
 {
 	struct ev_loop *loop = c->h->d->loop;
-	size_t unsent = c->out_len - c->out_off;
+	size_t unsent = outbuf_unsent(&c->out);
 
 	if (unsent > 0)
 		ev_io_start(loop, &c->wio);
@@ -340,14 +303,11 @@ out_queue(struct hconn *c, const char *p, size_t len)
 {
 	if (c->dead)
 		return;
-	if (!out_room(c, len)) {
+	if (!outbuf_add(&c->out, p, len)) {
 		log_warnx("http %lu: out of memory for a response",
 		    c->s.serial - SERIAL_BASE);
 		conn_kill(c);
-		return;
 	}
-	memcpy(c->out + c->out_len, p, len);
-	c->out_len += len;
 }
 
 /* Writes what the client takes now.  Never closes: a write error marks
@@ -703,7 +663,7 @@ up_flush(void *ctx)
 	struct hconn *c = ctx;
 
 	out_flush(c);
-	if (c->dead || c->out_len - c->out_off > OUT_HIGH_WATER)
+	if (c->dead || outbuf_unsent(&c->out) > OUT_HIGH_WATER)
 		upstream_pause(&c->up);
 }
 
@@ -818,7 +778,7 @@ http_reap(struct http *h)
 			conn_close(c);
 		else if (c->answered)
 			act_on_answer(c);
-		else if (c->reply_done && c->out_len == c->out_off)
+		else if (c->reply_done && outbuf_unsent(&c->out) == 0)
 			response_done(c);
 	}
 	ev_idle_stop(h->d->loop, &h->idle);
@@ -1117,7 +1077,7 @@ conn_next(struct hconn *c)
 
 	body_unheld(c);
 	/* A big body is not kept by an idle connection. */
-	if (c->req.body_cap > OUT_KEEP_BYTES) {
+	if (c->req.body_cap > OUTBUF_KEEP_BYTES) {
 		free(c->req.body);
 		c->req.body = NULL;
 		c->req.body_cap = 0;
@@ -1222,7 +1182,7 @@ conn_close(struct hconn *c)
 	h->nconns--;
 	http_msg_free(&c->req);
 	free(c->in);
-	free(c->out);
+	outbuf_free(&c->out);
 	free(c);
 	if (h->nconns == 0)
 		give_back(h);

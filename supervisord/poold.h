@@ -466,6 +466,20 @@ void	 probe_hint(struct child *, enum probe_hint);
 /* ops->check: one probe of a ready server, answered with pool_checked(). */
 void	 probe_check(void *ctx, struct pool_server *);
 
+/* outbuf.c: a connection's output, written as the socket takes it */
+#define OUTBUF_KEEP_BYTES	(64 * 1024)	/* kept once all is written */
+struct outbuf {
+	char		*buf;
+	size_t		 len, off, cap;		/* off: written already */
+};
+size_t	 outbuf_unsent(const struct outbuf *);
+/* Queues n bytes; false if out of memory. */
+bool	 outbuf_add(struct outbuf *, const void *, size_t n);
+/* Writes what fd takes now (MSG_NOSIGNAL): how many bytes, 0 if none,
+ * or -1 on an error (errno) but EAGAIN. */
+ssize_t	 outbuf_write(struct outbuf *, int fd);
+void	 outbuf_free(struct outbuf *);
+
 /* sockdir.c */
 /*
  * Makes the socket's folder if missing, else checks that it is poold's
