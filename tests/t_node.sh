@@ -22,19 +22,8 @@ for b in "$POOLD_BIN" "$FAKELLAMA_BIN"; do
 	[ -x "$b" ] || fail "$b is not built (run make)"
 done
 
-# Everything the tests start lives under $work; whatever is left there when
-# we leave (a test killed half-way) is ended by pid.
-work=$(mktemp -d "${TMPDIR:-/tmp}/t_node.XXXXXX") || fail "mktemp"
-cleanup() {
-	for pid in $(pgrep -f "$work/" 2>/dev/null); do
-		[ "$pid" = "$$" ] || kill -9 "$pid" 2>/dev/null
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-export POOLD_TEST_TMPDIR="$work"
+. "$srcdir/tests/lib.sh"
+work_dir t_node
 
 cd "$srcdir" || fail "cannot cd to $srcdir"
 node --test contrib/node/test/

@@ -26,30 +26,9 @@ for b in "$POOLD_BIN" "$FAKELLAMA_BIN"; do
 	[ -x "$b" ] || fail "$b is not built (run make)"
 done
 
-# The pinned openai, installed from the committed lockfile when missing or
-# stale (npm ci then needs the registry or a warm npm cache).
-want=$(node -p "require('$testdir/package-lock.json').packages['node_modules/openai'].version") ||
-    fail "cannot read tests/openai/package-lock.json"
-have=$(node -p "try { require('$testdir/node_modules/openai/package.json').version } catch (e) { '' }")
-if [ "$have" != "$want" ]; then
-	echo "t_openai: npm ci in tests/openai (openai $want)"
-	(cd "$testdir" && npm ci --no-audit --no-fund --loglevel=error) ||
-	    fail "npm ci in tests/openai failed"
-fi
-
-# Everything the test starts lives under $work; whatever is left there when
-# we leave (a test killed half-way) is ended by pid.
-work=$(mktemp -d "${TMPDIR:-/tmp}/t_openai.XXXXXX") || fail "mktemp"
-cleanup() {
-	for pid in $(pgrep -f "$work/" 2>/dev/null); do
-		[ "$pid" = "$$" ] || kill -9 "$pid" 2>/dev/null
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-export POOLD_TEST_TMPDIR="$work"
+. "$srcdir/tests/lib.sh"
+npm_ci_pinned "$testdir" openai
+work_dir t_openai
 
 cd "$testdir" || fail "cannot cd to $testdir"
 node --test openai.test.mjs

@@ -77,14 +77,8 @@ for b in "$POOLD_BIN" "$FAKELLAMA_BIN"; do
 done
 
 # The pinned PM2, installed from the committed lockfile when missing or stale.
-want=$(node -p "require('$pm2dir/package-lock.json').packages['node_modules/pm2'].version") ||
-    fail "cannot read contrib/pm2/package-lock.json"
-have=$(node -p "try { require('$pm2dir/node_modules/pm2/package.json').version } catch (e) { '' }")
-if [ "$have" != "$want" ]; then
-	say "npm ci in contrib/pm2 (pm2 $want)"
-	(cd "$pm2dir" && npm ci --no-audit --no-fund --loglevel=error) ||
-	    fail "npm ci in contrib/pm2 failed"
-fi
+. "$srcdir/tests/lib.sh"
+npm_ci_pinned "$pm2dir" pm2
 pm2bin=$pm2dir/node_modules/.bin/pm2
 [ -x "$pm2bin" ] || fail "$pm2bin missing after npm ci"
 
