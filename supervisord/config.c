@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
@@ -834,17 +836,17 @@ static const struct key http_keys[] = {
 #undef HOFF
 };
 
-/* An error in "http" names its key "http.KEY", not just "KEY". */
+/* An error in a section names its key "SECTION.KEY", not just "KEY". */
 static int
-http_keyerr(struct loadctx *lc)
+section_keyerr(struct loadctx *lc, const char *section)
 {
 	char	 was[512], name[128], *at;
 
 	snprintf(name, sizeof(name), "\"%s\"", lc->key);
 	snprintf(was, sizeof(was), "%s", lc->err);
 	if ((at = strstr(was, name)) != NULL)
-		snprintf(lc->err, lc->errlen, "%.*s\"http.%s", (int)(at - was),
-		    was, at + 1);
+		snprintf(lc->err, lc->errlen, "%.*s\"%s.%s", (int)(at - was),
+		    was, section, at + 1);
 	return -1;
 }
 
@@ -860,14 +862,190 @@ set_http(void *base, json_t *v, struct loadctx *lc)
 	if (!json_is_object(v))
 		return keyerr(lc, "expected an object or null");
 	if (apply_keys(http_keys, &c->http, v, lc) == -1)
-		return http_keyerr(lc);
+		return section_keyerr(lc, "http");
 	if (c->http.max_body_total != 0 &&
 	    c->http.max_body_total < c->http.max_body) {
 		lc->key = "max_body_total";
 		keyerr(lc, "must be at least max_body");
-		return http_keyerr(lc);
+		return section_keyerr(lc, "http");
 	}
 	lc->key = key;
+	return 0;
+}
+
+/* --- "cluster" --- */
+
+static int
+set_cluster_etcd(void *base, json_t *v, struct loadctx *lc)
+{
+	struct cluster_conf	*k = base;
+	json_t			*o;
+	size_t			 i;
+
+	if (!json_is_array(v) || json_array_size(v) == 0 ||
+	    json_array_size(v) > CONF_CLUSTER_ETCD_MAX)
+		return keyerr(lc, "expected an array of 1 to %d etcd URLs like "
+		    "\"http://10.0.0.110:2379\"", CONF_CLUSTER_ETCD_MAX);
+	json_array_foreach(v, i, o)
+		if (!json_is_string(o) ||
+		    (strncmp(json_string_value(o), "http://", 7) != 0 &&
+		    strncmp(json_string_value(o), "https://", 8) != 0))
+			return keyerr(lc, "expected URLs like "
+			    "\"http://10.0.0.110:2379\" or https://");
+	strv_free(k->etcd);
+	k->etcd = xcalloc(json_array_size(v) + 1, sizeof(char *));
+	k->netcd = 0;
+	json_array_foreach(v, i, o)
+		k->etcd[k->netcd++] = xstrdup(json_string_value(o));
+	return 0;
+}
+
+/* Node names go into etcd keys: [A-Za-z0-9._-], 1..63, no leading '.'. */
+static int
+set_cluster_name(void *base, json_t *v, struct loadctx *lc)
+{
+	struct cluster_conf	*k = base;
+	const char		*s;
+
+	if (!json_is_string(v) || (s = json_string_value(v))[0] == '\0' ||
+	    s[0] == '.' || strlen(s) > 63 || strspn(s, "ABCDEFGHIJKLMNOPQRS"
+	    "TUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(s))
+		return keyerr(lc, "expected a node name of 1 to 63 letters, "
+		    "digits, '.', '_' or '-' like \"studio-a\"");
+	free(k->name);
+	k->name = xstrdup(s);
+	return 0;
+}
+
+static int
+set_cluster_listen(void *base, json_t *v, struct loadctx *lc)
+{
+	struct cluster_conf	*k = base;
+	const char		*s, *colon;
+
+	if (!json_is_string(v) || (s = json_string_value(v)) == NULL ||
+	    (colon = strrchr(s, ':')) == NULL || colon == s ||
+	    colon[1] == '\0' || strspn(colon + 1, "0123456789") !=
+	    strlen(colon + 1) || atol(colon + 1) < 1 ||
+	    atol(colon + 1) > 65535)
+		return keyerr(lc, "expected \"ADDRESS:PORT\", like "
+		    "\"10.0.0.110:7070\"");
+	free(k->listen);
+	k->listen = xstrdup(s);
+	return 0;
+}
+
+/* A numeric address: servers listen on it and peers reach them there. */
+static int
+set_cluster_advertise(void *base, json_t *v, struct loadctx *lc)
+{
+	struct cluster_conf	*k = base;
+	unsigned char		 a[16];
+	const char		*s;
+
+	if (!json_is_string(v) || ((s = json_string_value(v)),
+	    inet_pton(AF_INET, s, a) != 1 && inet_pton(AF_INET6, s, a) != 1))
+		return keyerr(lc, "expected a numeric IPv4 or IPv6 address "
+		    "like \"10.0.0.110\"");
+	free(k->advertise);
+	k->advertise = xstrdup(s);
+	return 0;
+}
+
+static int
+set_cluster_prefix(void *base, json_t *v, struct loadctx *lc)
+{
+	struct cluster_conf	*k = base;
+	const char		*s;
+	size_t			 n;
+
+	if (!json_is_string(v) || (s = json_string_value(v))[0] != '/' ||
+	    (n = strlen(s)) < 2 || n > 200 || s[n - 1] == '/' ||
+	    strchr(s, '\n') != NULL)
+		return keyerr(lc, "expected a key prefix like "
+		    "\"/poold/v1/default\" (no trailing '/')");
+	free(k->prefix);
+	k->prefix = xstrdup(s);
+	return 0;
+}
+
+static const struct key cluster_keys[] = {
+#define COFF(f)	offsetof(struct cluster_conf, f)
+	{ "etcd", K_FUNC, 0, set_cluster_etcd },
+	{ "name", K_FUNC, 0, set_cluster_name },
+	{ "listen", K_FUNC, 0, set_cluster_listen },
+	{ "advertise", K_FUNC, 0, set_cluster_advertise },
+	{ "secret_file", K_PATH, COFF(secret_file), NULL },
+	{ "prefix", K_FUNC, 0, set_cluster_prefix },
+	{ "lease_ttl", K_DURATION, COFF(lease_ttl_ms), NULL },
+	{ "deadline", K_DURATION, COFF(deadline_ms), NULL },
+	{ "ping", K_DURATION, COFF(ping_ms), NULL },
+	{ "etcd_user", K_PATH_OR_NULL, COFF(etcd_user), NULL },
+	{ "etcd_password_file", K_PATH_OR_NULL, COFF(etcd_password_file),
+	    NULL },
+	{ "etcd_ca_file", K_PATH_OR_NULL, COFF(etcd_ca_file), NULL },
+	{ "etcd_cert_file", K_PATH_OR_NULL, COFF(etcd_cert_file), NULL },
+	{ "etcd_key_file", K_PATH_OR_NULL, COFF(etcd_key_file), NULL },
+	{ NULL, K_FUNC, 0, NULL }
+#undef COFF
+};
+
+/* The advertised address: "advertise", else listen's if numeric and not
+ * a wildcard. */
+static int
+cluster_advertise_default(struct cluster_conf *k, struct loadctx *lc)
+{
+	unsigned char	 a[16];
+	char		 host[128];
+	const char	*colon = strrchr(k->listen, ':');
+	size_t		 n = (size_t)(colon - k->listen);
+
+	if (k->advertise != NULL)
+		return 0;
+	if (n >= sizeof(host))
+		n = sizeof(host) - 1;
+	memcpy(host, k->listen, n);
+	host[n] = '\0';
+	if (host[0] == '[' && n > 1 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	if ((inet_pton(AF_INET, host, a) == 1 && strcmp(host, "0.0.0.0")) ||
+	    (inet_pton(AF_INET6, host, a) == 1 && strcmp(host, "::"))) {
+		k->advertise = xstrdup(host);
+		return 0;
+	}
+	lc->key = "advertise";
+	return keyerr(lc, "is needed: \"listen\" names no address other "
+	    "machines can reach (give the numeric address, like "
+	    "\"10.0.0.110\")");
+}
+
+/* "cluster": null or absent is one machine, as without it. */
+static int
+set_cluster(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config		*c = base;
+	struct cluster_conf	*k = &c->cluster;
+	static const char *const needed[] = { "etcd", "name", "listen",
+	    "secret_file", NULL };
+	size_t			 i;
+
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return keyerr(lc, "expected an object or null");
+	if (apply_keys(cluster_keys, k, v, lc) == -1)
+		return section_keyerr(lc, "cluster");
+	for (i = 0; needed[i] != NULL; i++)
+		if (json_object_get(v, needed[i]) == NULL) {
+			lc->key = needed[i];
+			keyerr(lc, "is needed in a cluster");
+			return section_keyerr(lc, "cluster");
+		}
+	if (cluster_advertise_default(k, lc) == -1)
+		return section_keyerr(lc, "cluster");
+	lc->key = "cluster";
 	return 0;
 }
 
@@ -911,6 +1089,7 @@ static const struct key top_keys[] = {
 	{ "cgroup", K_FUNC, 0, set_cgroup },
 	{ "http", K_FUNC, 0, set_http },
 	{ "aliases", K_FUNC, 0, set_aliases },
+	{ "cluster", K_FUNC, 0, set_cluster },
 	{ NULL, K_FUNC, 0, NULL }
 #undef OFF
 };
@@ -1036,6 +1215,10 @@ config_defaults(struct config *c)
 	c->http.max_conns = CONF_DEFAULT_HTTP_MAX_CONNS;
 	c->http.idle_timeout_ms = CONF_DEFAULT_HTTP_IDLE_MS;
 	c->http.head_timeout_ms = CONF_DEFAULT_HTTP_HEAD_MS;
+	c->cluster.prefix = xstrdup(CONF_DEFAULT_CLUSTER_PREFIX);
+	c->cluster.lease_ttl_ms = CONF_DEFAULT_CLUSTER_TTL_MS;
+	c->cluster.deadline_ms = CONF_DEFAULT_CLUSTER_DEADLINE_MS;
+	c->cluster.ping_ms = CONF_DEFAULT_CLUSTER_PING_MS;
 }
 
 /* The file's top-level object, or NULL with a message. */
@@ -1119,6 +1302,17 @@ config_free(struct config *c)
 	free(c->http.listen);
 	free(c->http.token_file);
 	strv_free(c->http.cors_origins);
+	strv_free(c->cluster.etcd);
+	free(c->cluster.name);
+	free(c->cluster.listen);
+	free(c->cluster.advertise);
+	free(c->cluster.secret_file);
+	free(c->cluster.prefix);
+	free(c->cluster.etcd_user);
+	free(c->cluster.etcd_password_file);
+	free(c->cluster.etcd_ca_file);
+	free(c->cluster.etcd_cert_file);
+	free(c->cluster.etcd_key_file);
 	for (i = 0; i < 2 * c->naliases; i++)
 		free(c->aliases[i]);
 	free(c->aliases);

@@ -79,6 +79,28 @@ struct http_conf {
 	int64_t		  head_timeout_ms;
 };
 
+/* The "cluster" object: several machines through etcd (cluster.c). */
+#define CONF_DEFAULT_CLUSTER_PREFIX	"/poold/v1/default"
+#define CONF_DEFAULT_CLUSTER_TTL_MS	(10LL * 1000)	/* the node's lease */
+#define CONF_DEFAULT_CLUSTER_DEADLINE_MS (2LL * 1000)	/* each etcd call */
+#define CONF_DEFAULT_CLUSTER_PING_MS	(1LL * 1000)	/* peer links */
+#define CONF_CLUSTER_ETCD_MAX		8
+struct cluster_conf {
+	char		**etcd;			/* endpoints; NULL: no cluster */
+	size_t		  netcd;
+	char		 *name;			/* this node's */
+	char		 *listen;		/* peers' "ADDR:PORT" */
+	char		 *advertise;		/* where others reach us */
+	char		 *secret_file;
+	char		 *prefix;
+	int64_t		  lease_ttl_ms;
+	int64_t		  deadline_ms;
+	int64_t		  ping_ms;
+	char		 *etcd_user;
+	char		 *etcd_password_file;
+	char		 *etcd_ca_file, *etcd_cert_file, *etcd_key_file;
+};
+
 struct config {
 	char		 *path;			/* the file read, or NULL */
 	char		 *socket;
@@ -124,6 +146,7 @@ struct config {
 	struct model_conf *models;
 	size_t		  nmodels;
 	struct http_conf  http;
+	struct cluster_conf cluster;
 	char		**aliases;		/* pairs: alias, model */
 	size_t		  naliases;		/* pairs */
 };
