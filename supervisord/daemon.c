@@ -48,6 +48,7 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	http_reap(d->http);	/* first: it may answer socket clients */
 	control_reap(d->control);
+	cluster_reap(d->cluster);
 	measure_update(d);
 	if (d->state_dirty) {
 		state_save(d);
@@ -80,6 +81,7 @@ daemon_shutdown(struct daemon *d)
 	d->stopping = true;
 	control_close_listener(d->control);
 	http_close_listener(d->http);
+	cluster_shutdown(d->cluster);
 	pool_shutdown(d->pool, daemon_now());
 }
 
@@ -192,6 +194,9 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 		return -1;
 	if ((d->control = control_open(d, err, len)) == NULL)
 		return -1;
+	if (conf->cluster.etcd != NULL &&
+	    (d->cluster = cluster_open(d, err, len)) == NULL)
+		return -1;
 	ev_timer_init(&d->pool_timer, pool_timer_cb, 0, 0);
 	d->pool_timer.data = d;
 	ev_prepare_init(&d->prepare, prepare_cb);
@@ -210,6 +215,8 @@ daemon_fini(struct daemon *d)
 	struct model_entry *e;
 
 	child_fini(d);
+	cluster_free(d->cluster);
+	d->cluster = NULL;
 	http_free(d->http);
 	d->http = NULL;
 	control_free(d->control);

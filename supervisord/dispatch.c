@@ -37,6 +37,8 @@ session_init(struct session *s, struct daemon *d, unsigned long serial,
 	s->send = send;
 	pool_owner_init(&s->owner);
 	TAILQ_INIT(&s->requests);
+	TAILQ_INIT(&s->rleases);
+	TAILQ_INIT(&s->fwds);
 }
 
 /*
@@ -97,6 +99,8 @@ session_end(struct session *s)
 
 	/* The pool forgets the waiters first, so none is answered later. */
 	pool_owner_gone(s->d->pool, daemon_now(), &s->owner);
+	if (s->d->cluster != NULL)
+		cluster_session_end(s);
 	while ((r = TAILQ_FIRST(&s->requests)) != NULL)
 		request_free(r);
 	free(s->peer.groups);
@@ -107,7 +111,8 @@ session_end(struct session *s)
 bool
 session_idle(const struct session *s)
 {
-	return TAILQ_EMPTY(&s->owner.leases) && TAILQ_EMPTY(&s->requests);
+	return TAILQ_EMPTY(&s->owner.leases) && TAILQ_EMPTY(&s->requests) &&
+	    TAILQ_EMPTY(&s->rleases) && TAILQ_EMPTY(&s->fwds);
 }
 
 void
@@ -254,7 +259,7 @@ too_many_leases(struct session *s, const struct proto_request *req)
 
 	if (!req->hold)
 		return false;
-	if (s->owner.nleases + s->owner.nwaiting_holds >=
+	if (s->owner.nleases + s->owner.nwaiting_holds + s->nremote >=
 	    conf->max_leases_per_client)
 		snprintf(msg, sizeof(msg), "this connection holds or waits "
 		    "for %u leases (max_leases_per_client); release one first",
@@ -271,16 +276,14 @@ too_many_leases(struct session *s, const struct proto_request *req)
 	return true;
 }
 
-static void
-cmd_acquire(struct session *s, const struct proto_request *req)
+void
+dispatch_acquire_local(struct session *s, const struct proto_request *req)
 {
 	struct daemon *d = s->d;
 	struct pool_model *m;
 	struct request *r;
 	pool_ms now, timeout;
 
-	if (too_many_leases(s, req))
-		return;
 	if ((m = find_model(s, req)) == NULL)
 		return;
 	if ((r = request_new(s, req)) == NULL) {
@@ -293,6 +296,17 @@ cmd_acquire(struct session *s, const struct proto_request *req)
 	/* r may be answered, and freed, before this returns. */
 	pool_acquire(d->pool, now, &r->w, &s->owner, m, req->hold,
 	    now + timeout);
+}
+
+static void
+cmd_acquire(struct session *s, const struct proto_request *req)
+{
+	if (too_many_leases(s, req))
+		return;
+	/* In a cluster, a server elsewhere may serve it. */
+	if (s->d->cluster != NULL && cluster_acquire(s, req))
+		return;
+	dispatch_acquire_local(s, req);
 }
 
 static void
@@ -346,6 +360,15 @@ own_lease(struct session *s, const struct proto_request *req)
 	return NULL;
 }
 
+/* A lease another node holds for this connection: passed on there. */
+static bool
+remote_lease(struct session *s, const struct proto_request *req)
+{
+	return s->d->cluster != NULL && !TAILQ_EMPTY(&s->rleases) &&
+	    pool_lease_find(s->d->pool, &s->owner, req->lease) == NULL &&
+	    cluster_lease_cmd(s, req);
+}
+
 /* Answers lease_lost for a lease whose server is gone; tail ends it. */
 static void
 send_lost(struct session *s, const struct proto_request *req,
@@ -370,6 +393,8 @@ cmd_release(struct session *s, const struct proto_request *req)
 {
 	const struct pool_lease *l;
 
+	if (remote_lease(s, req))
+		return;
 	if ((l = own_lease(s, req)) == NULL)
 		return;
 	/* The reply first: ending a lost lease frees what it tells of. */
@@ -388,6 +413,8 @@ cmd_lease(struct session *s, const struct proto_request *req)
 	const struct pool_server *srv;
 	char endpoint[64];
 
+	if (remote_lease(s, req))
+		return;
 	if ((l = own_lease(s, req)) == NULL)
 		return;
 	if ((srv = l->server) == NULL) {
@@ -435,10 +462,29 @@ too_many_pending(struct session *s, const struct proto_request *req)
 	return true;
 }
 
+/* What another node's poold may ask over its link: nothing that stops
+ * or lists, and nothing it could forward again. */
+static bool
+peer_may(enum proto_cmd cmd)
+{
+	return cmd == PROTO_CMD_ACQUIRE || cmd == PROTO_CMD_RELEASE ||
+	    cmd == PROTO_CMD_LEASE || cmd == PROTO_CMD_PING ||
+	    cmd == PROTO_CMD_STATS;
+}
+
 static void
 dispatch(struct session *s, const struct proto_request *req)
 {
 	struct daemon *d = s->d;
+	char msg[128];
+
+	if (s->from_peer && !peer_may(req->cmd)) {
+		snprintf(msg, sizeof(msg), "%s is not for other nodes: peers "
+		    "may ACQUIRE, RELEASE, LEASE, PING and STATS",
+		    proto_cmd_name(req->cmd));
+		dispatch_error(s, req->id, PROTO_E_FORBIDDEN, msg);
+		return;
+	}
 
 	if (cmd_needs_admin(req->cmd) && !peer_is_admin(d->conf, &s->peer)) {
 		send_forbidden(s, req);

@@ -314,6 +314,12 @@ lease_next_id(struct pool *p)
 	return p->next_lease;
 }
 
+int64_t
+pool_lease_id(struct pool *p)
+{
+	return lease_next_id(p);
+}
+
 static struct pool_lease *
 lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 {
@@ -995,6 +1001,23 @@ fits(const struct pool *p, const struct pool_model *m)
 {
 	return p->used + m->mem <= p->lim.budget && gpus_short(p, m) < 0 &&
 	    p->nservers + 1 <= p->lim.max_servers && system_short(p, m) <= 0;
+}
+
+bool
+pool_can_admit(const struct pool *p, const struct pool_model *m)
+{
+	const struct pool_server *srv;
+	uint64_t used = p->used;
+	unsigned n = p->nservers;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state == POOL_READY && srv->leases == 0 &&
+		    TAILQ_EMPTY(&srv->waiters)) {
+			used -= srv->mem;
+			n--;
+		}
+	return used + m->mem <= p->lim.budget && n + 1 <= p->lim.max_servers &&
+	    !model_failed(p, m);
 }
 
 /* What a stopped server gives back to the system. */

@@ -348,6 +348,12 @@ void		 pool_acquire(struct pool *, pool_ms now, struct pool_waiter *w,
  * is taken to 1 .. 2^21 - 1.  Without it, ids count from 1.
  */
 void		 pool_lease_epoch(struct pool *, uint32_t epoch);
+/* A fresh id of the same series, for a lease held elsewhere for one of
+ * our clients (cluster.c): never one a pool lease has now. */
+int64_t		 pool_lease_id(struct pool *);
+/* Would m start now with only idle, unleased servers stopped for it
+ * (the count and the memory budget; not the GPUs or the system)? */
+bool		 pool_can_admit(const struct pool *, const struct pool_model *);
 /*
  * owner's lease id, or NULL if owner holds no such lease (it never
  * existed, has ended, or is another owner's: the same answer for all).

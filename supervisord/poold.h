@@ -383,6 +383,7 @@ struct daemon {
 	ev_signal		 sig_term, sig_int, sig_hup;
 	struct control		*control;
 	struct http		*http;		/* the front door, or NULL */
+	struct cluster		*cluster;	/* several machines, or NULL */
 	ev_timer		 sampler;	/* RSS, while servers run */
 	uint64_t		 measured;	/* RSS sum at the last sample */
 	uint64_t		 sys_available;	/* at the last look */
@@ -551,6 +552,8 @@ struct peer {
 };
 
 /* A connection as the commands see it. */
+TAILQ_HEAD(cluster_rlease_list, rlease);
+TAILQ_HEAD(cluster_fwd_list, fwd);
 struct session {
 	struct daemon		*d;
 	unsigned long		 serial;	/* "client N" in the log */
@@ -558,6 +561,12 @@ struct session {
 	struct pool_owner	 owner;		/* its leases and waiters */
 	struct request_list	 requests;	/* waiting for the pool */
 	unsigned		 npending;
+	/* A cluster's: another node's link (its requests stay here), and
+	 * what other nodes hold or are asked for this connection. */
+	bool			 from_peer;
+	struct cluster_rlease_list rleases;
+	struct cluster_fwd_list	 fwds;
+	unsigned		 nremote;
 	/* Takes a malloc'd line ending in '\n'; NULL means out of memory. */
 	void			(*send)(struct session *, char *line);
 };
@@ -572,9 +581,28 @@ bool	 session_idle(const struct session *);
 void	 dispatch_line(struct session *, const char *line, size_t len);
 void	 dispatch_error(struct session *, json_t *id, enum proto_err,
 	    const char *message);
+/* The local half of ACQUIRE (cluster.c hands one back to it). */
+void	 dispatch_acquire_local(struct session *,
+	    const struct proto_request *);
 /* struct pool_ops.answer: the waiter is a request of a session. */
 void	 dispatch_answer(void *ctx, struct pool_waiter *,
 	    const struct pool_answer *);
+
+/* cluster.c: several machines through etcd (off without "cluster") */
+struct cluster;
+struct cluster *cluster_open(struct daemon *, char *err, size_t);
+void	 cluster_free(struct cluster *);
+/* Shutting down: the node's keys are withdrawn now. */
+void	 cluster_shutdown(struct cluster *);
+/* Before the loop sleeps: links gone, servers' keys to publish. */
+void	 cluster_reap(struct cluster *);
+/* Took the ACQUIRE (answered, or forwarded): 1; for our pool: 0. */
+int	 cluster_acquire(struct session *, const struct proto_request *);
+/* RELEASE or LEASE of a lease another node holds: 1 if it was one. */
+int	 cluster_lease_cmd(struct session *, const struct proto_request *);
+void	 cluster_session_end(struct session *);
+json_t	*cluster_stats(const struct cluster *);	/* NULL without one */
+const char *cluster_name(const struct cluster *); /* NULL without one */
 
 /* entropy.c: random bytes from the system */
 /* 0, or -1 with errno: no source gave len bytes. */

@@ -135,6 +135,8 @@ daemon_stats(struct daemon *d)
 	json_object_set_new(mem, "gpus", gpus_json(p));
 	if (o != NULL && d->http != NULL)
 		json_object_set_new(o, "http", http_stats(d->http));
+	if (d->cluster != NULL)
+		json_object_set_new(o, "cluster", cluster_stats(d->cluster));
 	return o;
 }
 
