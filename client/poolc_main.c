@@ -40,7 +40,7 @@ static const char usage_commands[] =
     "commands:\n"
     "  acquire model                        start or touch model, print its endpoint\n"
     "  run model -- command [argument ...]  run command while holding a lease\n"
-    "  stats | ps [--json]                  the servers and their memory\n"
+    "  stats | ps [--json] [--cluster]      the servers and their memory\n"
     "  models [--json]                      the catalog\n"
     "  budget                               the memory budget\n"
     "  evict model [--force]                stop model's server\n"
@@ -53,6 +53,7 @@ enum {
 	ARG_COMMAND	= 1 << 1,	/* then [--] command [argument ...] */
 	OPT_JSON	= 1 << 2,
 	OPT_FORCE	= 1 << 3,
+	OPT_CLUSTER	= 1 << 4,
 };
 
 struct args {
@@ -60,6 +61,7 @@ struct args {
 	char		**command;	/* NULL-terminated */
 	bool		 json;
 	bool		 force;
+	bool		 cluster;
 	int		 timeout_ms;	/* 0: none given */
 };
 
@@ -125,6 +127,8 @@ command_option(const struct cmd *cmd, const char *arg, struct args *a)
 		a->json = true;
 	else if ((cmd->takes & OPT_FORCE) && strcmp(arg, "--force") == 0)
 		a->force = true;
+	else if ((cmd->takes & OPT_CLUSTER) && strcmp(arg, "--cluster") == 0)
+		a->cluster = true;
 	else
 		return false;
 	return true;
@@ -666,6 +670,74 @@ print_failing(const json_t *models)
 	}
 }
 
+/* The nodes of a cluster, then who serves what where. */
+static int
+print_cluster(const json_t *cl)
+{
+	static const char *const nhead[] = { "NODE", "ADDR", "LINK", "MODELS",
+	    "BUDGET", "USED", "FREE", "EVICTABLE" };
+	static const char *const shead[] = { "MODEL", "NODE", "STATE",
+	    "PORT" };
+	struct table	 nt = { .ncols = 8, .right = 0xf8 };
+	struct table	 st = { .ncols = 4, .right = 0x8 };
+	char		 cell[4][CELL_MAX], models[32], port[16];
+	const char	*row[8], *link;
+	const json_t	*n, *s;
+	size_t		 i;
+	int		 r;
+
+	if (cl == NULL) {
+		printf("poolc: this poold is not in a cluster (no \"cluster\" "
+		    "in its config)\n");
+		return 0;
+	}
+	printf("cluster: node %s, %s, etcd revision %" PRId64 ", %" PRId64
+	    " forwarded, %" PRId64 " remote leases\n", jstr(cl, "name", "?"),
+	    jstr(cl, "state", "?"), jint(cl, "revision", 0),
+	    jint(cl, "forwarded", 0), jint(cl, "remote_leases", 0));
+	r = table_add(&nt, nhead);
+	json_array_foreach(json_object_get(cl, "nodes"), i, n) {
+		link = json_is_true(json_object_get(n, "self")) ? "self" :
+		    jstr(n, "link", "-");
+		snprintf(models, sizeof(models), "%" PRId64,
+		    jint(n, "models", 0));
+		row[0] = jstr(n, "name", "?");
+		row[1] = jstr(n, "addr", "?");
+		row[2] = link;
+		row[3] = models;
+		row[4] = human_size(cell[0], CELL_MAX, jint(n, "budget", -1));
+		row[5] = human_size(cell[1], CELL_MAX, jint(n, "used", -1));
+		row[6] = human_size(cell[2], CELL_MAX, jint(n, "free", -1));
+		row[7] = human_size(cell[3], CELL_MAX, jint(n, "evictable",
+		    -1));
+		if (r == 0)
+			r = table_add(&nt, row);
+	}
+	if (r == 0)
+		table_print(&nt);
+	if (r == 0 && json_array_size(json_object_get(cl, "servers")) > 0) {
+		putchar('\n');
+		r = table_add(&st, shead);
+		json_array_foreach(json_object_get(cl, "servers"), i, s) {
+			snprintf(port, sizeof(port), "%" PRId64,
+			    jint(s, "port", 0));
+			row[0] = jstr(s, "model", "?");
+			row[1] = jstr(s, "node", "?");
+			row[2] = jstr(s, "state", "?");
+			row[3] = port;
+			if (r == 0)
+				r = table_add(&st, row);
+		}
+		if (r == 0)
+			table_print(&st);
+	}
+	table_free(&nt);
+	table_free(&st);
+	if (r != 0)
+		fprintf(stderr, "poolc: out of memory\n");
+	return r == 0 ? 0 : EXIT_CONNECT;
+}
+
 static int
 cmd_stats(struct poolc *c, const struct args *a)
 {
@@ -674,6 +746,11 @@ cmd_stats(struct poolc *c, const struct args *a)
 
 	if (fetch(c, poolc_stats, a->json, &root, &status) == -1)
 		return status;
+	if (a->cluster) {
+		status = print_cluster(json_object_get(root, "cluster"));
+		json_decref(root);
+		return status;
+	}
 	print_budget_lines(root);
 	status = print_servers(json_object_get(root, "servers"));
 	print_failing(json_object_get(root, "models"));
@@ -786,8 +863,8 @@ cmd_ping(struct poolc *c, const struct args *a)
 static const struct cmd cmds[] = {
 	{ "acquire",	ARG_MODEL,		cmd_acquire },
 	{ "run",	ARG_MODEL | ARG_COMMAND, cmd_run },
-	{ "stats",	OPT_JSON,		cmd_stats },
-	{ "ps",		OPT_JSON,		cmd_stats },
+	{ "stats",	OPT_JSON | OPT_CLUSTER,	cmd_stats },
+	{ "ps",		OPT_JSON | OPT_CLUSTER,	cmd_stats },
 	{ "models",	OPT_JSON,		cmd_models },
 	{ "budget",	0,			cmd_budget },
 	{ "evict",	ARG_MODEL | OPT_FORCE,	cmd_evict },

@@ -134,6 +134,7 @@ struct cluster {
 	struct pub		*pubs;
 	size_t			 npubs;
 	uint64_t		 pub_sig;	/* servers' signature published */
+	uint64_t		 failure_seq;	/* the pool's, last told */
 	struct link		*links[CS_NODES_MAX];
 	size_t			 nlinks;
 	TAILQ_HEAD(, rlease)	 rleases;
@@ -1300,6 +1301,28 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		read_mirror(cl);
 }
 
+/*
+ * A start that failed here: others see a back-off mark and try another
+ * node first until it passes.  It is under our lease; cs_place()
+ * ignores it once its time is past.
+ */
+static void
+publish_backoff(struct cluster *cl)
+{
+	struct pool *p = cl->d->pool;
+	struct pool_model *m = p->last_failed;
+	pool_ms now = daemon_now();
+
+	if (p->failure_seq == cl->failure_seq || cl->lease == 0)
+		return;
+	cl->failure_seq = p->failure_seq;
+	if (m == NULL || m->retry_at <= now)
+		return;
+	put_key(cl, cs_key_backoff(cl->cs, m->name, self_name(cl)),
+	    cs_encode_backoff(wall_ms() + (m->retry_at - now),
+	    m->last_error));
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1307,6 +1330,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop; (void)revents;
 	publish_node(cl, false);
+	publish_backoff(cl);
 	claims_sweep(cl);
 }
 

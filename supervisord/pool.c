@@ -563,6 +563,8 @@ model_failure(struct pool *p, pool_ms now, struct pool_model *m,
 	pool_ms delay;
 
 	m->failures++;
+	p->failure_seq++;
+	p->last_failed = m;
 	delay = backoff_delay(m->failures);
 	if (model_failed(p, m))
 		delay = p->lim.failed_cooldown;
@@ -1895,6 +1897,8 @@ pool_model_remove(struct pool *p, struct pool_model *m)
 		slot = &(*slot)->hash_next;
 	*slot = m->hash_next;
 	p->nmodels--;
+	if (p->last_failed == m)
+		p->last_failed = NULL;
 	free(m->name);
 	free(m);
 	return 0;

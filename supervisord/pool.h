@@ -313,6 +313,10 @@ struct pool {
 	size_t			 nlease_buckets, nleases;
 
 	struct pool_counters	 counters;
+	/* Failed starts so far, and the model of the last (cluster.c tells
+	 * other nodes). */
+	uint64_t		 failure_seq;
+	struct pool_model	*last_failed;
 };
 
 struct pool	*pool_new(const struct pool_limits *, const struct pool_ops *,
