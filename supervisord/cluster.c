@@ -1581,3 +1581,104 @@ cluster_stats(const struct cluster *cl)
 	    "peer_links", (json_int_t)peer_listener_links(cl->listener));
 	return o;
 }
+
+/* --- poold --budget --- */
+
+struct budget_read {
+	struct cluster_state	*cs;
+	bool			 done;
+	enum etcd_err		 err;
+	char			 msg[256];
+};
+
+static void
+budget_read_cb(void *arg, const struct etcd_reply *r)
+{
+	struct budget_read *b = arg;
+	size_t i;
+
+	b->done = true;
+	b->err = r->err;
+	if (r->err != ETCD_OK) {
+		snprintf(b->msg, sizeof(b->msg), "%s%s%s", etcd_err_name(r->err),
+		    r->message != NULL ? ": " : "", r->message != NULL ?
+		    r->message : "");
+		return;
+	}
+	cs_read_begin(b->cs);
+	for (i = 0; i < r->nkvs; i++)
+		cs_read_kv(b->cs, r->kvs[i].key, r->kvs[i].value);
+	cs_read_end(b->cs, r->revision);
+}
+
+/* The cluster's capacity as etcd tells it now: one line per node. */
+void
+cluster_print_budget(const struct config *conf, FILE *fp)
+{
+	const struct cluster_conf *k = &conf->cluster;
+	struct budget_read b;
+	struct etcd_config ec;
+	struct ev_loop *loop;
+	struct etcd *e;
+	const struct cs_node *n;
+	uint64_t budget = 0, used = 0, fr = 0, ev = 0;
+	char err[256], prefix[256], s1[32], s2[32], s3[32], s4[32];
+	size_t i;
+
+	memset(&b, 0, sizeof(b));
+	memset(&ec, 0, sizeof(ec));
+	for (i = 0; i < k->netcd && i < ETCD_ENDPOINTS_MAX; i++)
+		ec.endpoints[ec.n_endpoints++] = k->etcd[i];
+	ec.deadline_ms = k->deadline_ms;
+	ec.user = k->etcd_user;
+	ec.ca_file = k->etcd_ca_file;
+	ec.cert_file = k->etcd_cert_file;
+	ec.key_file = k->etcd_key_file;
+	if (k->etcd_password_file != NULL)
+		ec.password = read_password(k->etcd_password_file, err,
+		    sizeof(err));
+	snprintf(prefix, sizeof(prefix), "%s/", k->prefix);
+	fprintf(fp, "\ncluster %s (etcd %s):\n", k->prefix, k->etcd[0]);
+	if ((loop = ev_loop_new(EVFLAG_AUTO)) == NULL ||
+	    (e = etcd_new(loop, &ec, err, sizeof(err))) == NULL ||
+	    (b.cs = cs_new(k->prefix)) == NULL) {
+		fprintf(fp, "  capacity unknown: the etcd client could not "
+		    "start\n");
+		goto out;
+	}
+	if (etcd_range_prefix(e, prefix, budget_read_cb, &b) == 0)
+		while (!b.done)
+			ev_run(loop, EVRUN_ONCE);
+	etcd_free(e);
+	if (!b.done || b.err != ETCD_OK) {
+		fprintf(fp, "  capacity unknown: etcd unreachable (%s)\n",
+		    b.msg);
+		goto out;
+	}
+	fprintf(fp, "  %-16s %-22s %10s %10s %10s %10s %7s\n", "NODE", "ADDR",
+	    "BUDGET", "USED", "FREE", "EVICTABLE", "MODELS");
+	for (i = 0; i < cs_nnodes(b.cs); i++) {
+		n = cs_node_at(b.cs, i);
+		budget += n->budget;
+		used += n->used;
+		fr += n->free;
+		ev += n->evictable;
+		fprintf(fp, "  %-16s %-22s %10s %10s %10s %10s %7zu\n", n->name,
+		    n->addr, pool_format_size(n->budget, s1, sizeof(s1)),
+		    pool_format_size(n->used, s2, sizeof(s2)),
+		    pool_format_size(n->free, s3, sizeof(s3)),
+		    pool_format_size(n->evictable, s4, sizeof(s4)), n->nmodels);
+	}
+	fprintf(fp, "  %-16s %-22s %10s %10s %10s %10s\n", "all",
+	    cs_nnodes(b.cs) == 1 ? "1 node" : "", pool_format_size(budget, s1,
+	    sizeof(s1)), pool_format_size(used, s2, sizeof(s2)),
+	    pool_format_size(fr, s3, sizeof(s3)), pool_format_size(ev, s4,
+	    sizeof(s4)));
+	if (cs_nnodes(b.cs) == 0)
+		fprintf(fp, "  no node is registered now\n");
+out:
+	free((char *)ec.password);
+	cs_free(b.cs);
+	if (loop != NULL)
+		ev_loop_destroy(loop);
+}

@@ -210,6 +210,8 @@ print_budget(struct config *conf)
 		fatalx("%s", err);
 	budget_print(conf, &b, stdout);
 	crc = daemon_print_catalog(conf, &b, stdout, cerr, sizeof(cerr));
+	if (conf->cluster.etcd != NULL)
+		cluster_print_budget(conf, stdout);
 	if (rc == -1) {
 		printf("\npoold will not start: %s; lower \"reserved\" or "
 		    "\"per_model\", or set \"memory_limit\"\n", err);

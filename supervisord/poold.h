@@ -603,6 +603,8 @@ int	 cluster_lease_cmd(struct session *, const struct proto_request *);
 void	 cluster_session_end(struct session *);
 json_t	*cluster_stats(const struct cluster *);	/* NULL without one */
 const char *cluster_name(const struct cluster *); /* NULL without one */
+/* poold --budget: the nodes registered now, read from etcd. */
+void	 cluster_print_budget(const struct config *, FILE *);
 
 /* entropy.c: random bytes from the system */
 /* 0, or -1 with errno: no source gave len bytes. */
