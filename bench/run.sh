@@ -9,6 +9,7 @@
 #   BENCH_REPS=5        repetitions (medians with min-max)
 #   BENCH_QUIET_S=60    the quiet window of part 2
 #   BENCH_SKIP="..."    any of: hot profile scale cold router sim door
+#                       cluster
 #
 # Raw rows go to B/bench/results.tsv, progress and the machine to stderr
 # and B/bench/bench.log, the callgrind annotation to B/bench/profile.txt.
@@ -74,6 +75,7 @@ part cold "$BB/cold" -b "$B" -l "$LLAMA_PREFIX"
 part router "$BB/router" -b "$B" -l "$LLAMA_PREFIX" -w "$REPS"
 part sim "$BB/sim" -r "$REPS"
 part door "$BB/door" -b "$B" -l "$LLAMA_PREFIX" -r "$REPS"
+part cluster "$BB/cluster" -b "$B" -r "$REPS"
 
 # Every process a bench started is gone: anything still running from a
 # bench folder is a bug, reported and ended by its pid.
