@@ -103,6 +103,7 @@ struct keepalive {
 	int64_t			 lease, ttl_s;
 	ev_timer		 tick;		/* every ttl/3 */
 	ev_timer		 loss;		/* ttl after the last success */
+	ev_tstamp		 sent;		/* the one in flight */
 	enum etcd_err		 last_err;
 	void			(*lost)(void *, enum etcd_err);
 	void			*arg;
@@ -1107,6 +1108,7 @@ ka_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	}
 	e->ka.busy = true;
+	e->ka.sent = ev_now(e->loop);
 }
 
 static void
@@ -1121,6 +1123,8 @@ ka_loss_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 ka_reply(struct etcd *e, unsigned gen, const struct etcd_reply *r)
 {
+	double left;
+
 	if (!e->ka.on || gen != e->ka.gen)
 		return;
 	e->ka.busy = false;
@@ -1131,8 +1135,10 @@ ka_reply(struct etcd *e, unsigned gen, const struct etcd_reply *r)
 	}
 	if (r->err != ETCD_OK)
 		return;		/* the loss timer decides */
+	/* etcd renewed it at some time after we sent: count from then. */
+	left = (double)e->ka.ttl_s - (ev_now(e->loop) - e->ka.sent);
 	ev_timer_stop(e->loop, &e->ka.loss);
-	ev_timer_set(&e->ka.loss, (double)e->ka.ttl_s, 0.);
+	ev_timer_set(&e->ka.loss, left > 0. ? left : 0., 0.);
 	ev_timer_start(e->loop, &e->ka.loss);
 }
 

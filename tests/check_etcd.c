@@ -33,6 +33,8 @@ struct etcd_proc {
 	char	 url[64];
 	int	 port, peer_port;
 	pid_t	 pid;
+	bool	 tls;		/* https, client certificates required */
+	char	 ca[192], cert[192], key[192];	/* the client's */
 };
 
 /* --- a real etcd --- */
@@ -73,15 +75,20 @@ collect(char *data, size_t size, size_t nmemb, void *userp)
 
 /* A blocking POST to the gateway (the test's own setup); the body. */
 static char *
-http_post(int port, const char *path, const char *body, const char *token,
-    long *status)
+http_post(const struct etcd_proc *p, const char *path, const char *body,
+    const char *token, long *status)
 {
 	struct curl_slist *h = NULL;
 	char url[256], auth[1024];
 	char *out = NULL;
 	CURL *c = curl_easy_init();
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	snprintf(url, sizeof(url), "%s%s", p->url, path);
+	if (p->tls) {
+		curl_easy_setopt(c, CURLOPT_CAINFO, p->ca);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, p->cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, p->key);
+	}
 	h = curl_slist_append(h, "Content-Type: application/json");
 	if (token != NULL) {
 		snprintf(auth, sizeof(auth), "Authorization: %s", token);
@@ -103,6 +110,17 @@ http_post(int port, const char *path, const char *body, const char *token,
 }
 
 static void
+gw(struct etcd_proc *p, const char *path, const char *body, const char *tok)
+{
+	long status;
+	char *out = http_post(p, path, body, tok, &status);
+
+	TL_ASSERT(status == 200, "%s %s: HTTP %ld %s", path, body, status,
+	    out);
+	free(out);
+}
+
+static void
 etcd_print_log(const struct etcd_proc *p)
 {
 	char path[256], line[1024];
@@ -117,10 +135,34 @@ etcd_print_log(const struct etcd_proc *p)
 	fclose(f);
 }
 
+/* A CA, and the server's and the client's certificates it signed. */
 static void
-etcd_start(struct etcd_proc *p, const char *extra)
+make_certs(struct etcd_proc *p)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "(cd %s && "
+	    "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	    "-nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=testca && "
+	    "for n in server client; do "
+	    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+	    "-keyout $n.key -out $n.csr -subj /CN=$n && "
+	    "openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key "
+	    "-CAcreateserial -out $n.crt -days 2 -extfile san.ext || exit 1; "
+	    "done) >%s/openssl.log 2>&1", p->dir, p->dir);
+	TL_ASSERT(system(cmd) == 0, "openssl failed (%s/openssl.log)",
+	    p->dir);
+	snprintf(p->ca, sizeof(p->ca), "%s/ca.crt", p->dir);
+	snprintf(p->cert, sizeof(p->cert), "%s/client.crt", p->dir);
+	snprintf(p->key, sizeof(p->key), "%s/client.key", p->dir);
+}
+
+static void
+etcd_start(struct etcd_proc *p, const char *extra, bool tls)
 {
 	char client[64], peer[64], cluster[96], data[192], log[192];
+	char scert[192], skey[192];
 	const char *bin = getenv("ETCD_BIN") != NULL ? getenv("ETCD_BIN") :
 	    "etcd";
 	long long t0;
@@ -131,12 +173,18 @@ etcd_start(struct etcd_proc *p, const char *extra)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->dir, sizeof(p->dir), "/tmp/check_etcd.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(p->dir));
+	p->tls = tls;
+	if (tls)
+		make_certs(p);
+	snprintf(scert, sizeof(scert), "%s/server.crt", p->dir);
+	snprintf(skey, sizeof(skey), "%s/server.key", p->dir);
 	p->port = free_port();
 	do
 		p->peer_port = free_port();
 	while (p->peer_port == p->port);
-	snprintf(p->url, sizeof(p->url), "http://127.0.0.1:%d", p->port);
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", p->port);
+	snprintf(p->url, sizeof(p->url), "%s://127.0.0.1:%d",
+	    tls ? "https" : "http", p->port);
+	snprintf(client, sizeof(client), "%s", p->url);
 	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", p->peer_port);
 	snprintf(cluster, sizeof(cluster), "n0=%s", peer);
 	snprintf(data, sizeof(data), "%s/data", p->dir);
@@ -148,6 +196,17 @@ etcd_start(struct etcd_proc *p, const char *extra)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		if (tls)
+			execlp(bin, bin, "--name", "n0", "--data-dir", data,
+			    "--listen-client-urls", client,
+			    "--advertise-client-urls", client,
+			    "--listen-peer-urls", peer,
+			    "--initial-advertise-peer-urls", peer,
+			    "--initial-cluster", cluster,
+			    "--initial-cluster-state", "new",
+			    "--cert-file", scert, "--key-file", skey,
+			    "--client-cert-auth", "--trusted-ca-file", p->ca,
+			    (char *)NULL);
 		execlp(bin, bin, "--name", "n0", "--data-dir", data,
 		    "--listen-client-urls", client,
 		    "--advertise-client-urls", client,
@@ -161,7 +220,7 @@ etcd_start(struct etcd_proc *p, const char *extra)
 	tl_track(p->pid);
 	t0 = tl_now_ms();
 	for (;;) {
-		body = http_post(p->port, "/v3/kv/range", "{\"key\":\"AA==\"}",
+		body = http_post(p, "/v3/kv/range", "{\"key\":\"AA==\"}",
 		    NULL, &status);
 		free(body);
 		if (status == 200)
@@ -416,7 +475,7 @@ START_TEST(test_put_range)
 		binary[i] = (char)(i + 1);	/* every byte but NUL */
 	binary[255] = '\0';
 	memset(&g, 0, sizeof(g));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	e = client(loop, p.url, NULL, 2000, NULL, NULL);
 	do_put(loop, e, &g, "/t/a", "hello", 0);
 	expect_ok(&g, "put a");
@@ -468,7 +527,7 @@ START_TEST(test_create_delete)
 	struct got g;
 
 	memset(&g, 0, sizeof(g));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	e = client(loop, p.url, NULL, 2000, NULL, NULL);
 	do_create(loop, e, &g, "/t/lock", "first", 0);
 	expect_ok(&g, "create");
@@ -524,7 +583,7 @@ START_TEST(test_lease)
 
 	memset(&g, 0, sizeof(g));
 	memset(&lost, 0, sizeof(lost));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	e = client(loop, p.url, NULL, 2000, NULL, NULL);
 
 	/* Revoked: its keys go at once. */
@@ -590,7 +649,7 @@ START_TEST(test_keepalive_lost)
 
 	memset(&g, 0, sizeof(g));
 	memset(&lost, 0, sizeof(lost));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	e = client(loop, p.url, NULL, 500, NULL, NULL);
 	l = do_grant(loop, e, &g, 2);
 	TL_ASSERT(etcd_keepalive_start(e, l, 2, lost_cb, &lost) == 0,
@@ -681,7 +740,7 @@ START_TEST(test_watch)
 	memset(&g, 0, sizeof(g));
 	memset(&r, 0, sizeof(r));
 	memset(&self, 0, sizeof(self));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	e = client(loop, p.url, NULL, 2000, NULL, NULL);
 	do_put(loop, e, &g, "/w/a", "1", 0);
 	expect_ok(&g, "put a");
@@ -726,6 +785,23 @@ START_TEST(test_watch)
 	TL_ASSERT(count_keys(loop, e, "/s/after") == 1, "/s/after missing");
 	TL_ASSERT(r.n == 3, "other keys seen: %d events", r.n);
 
+	/* From a revision compacted away: broken(ECOMPACTED). */
+	{
+		struct wrec old;
+		char body[64];
+
+		memset(&old, 0, sizeof(old));
+		snprintf(body, sizeof(body), "{\"revision\":\"%lld\"}",
+		    (long long)r.rev[2]);
+		gw(&p, "/v3/kv/compaction", body, NULL);
+		old.w = etcd_watch_prefix(e, "/w/", rev0, &wrec_ops, &old);
+		TL_ASSERT(old.w != NULL, "watch compacted");
+		TL_ASSERT(run_until(loop, &old.broken, REPLY_TIMEOUT_MS),
+		    "compacted: no broken()");
+		TL_ASSERT(old.why == ETCD_ECOMPACTED && old.n == 0,
+		    "compacted: %s, %d events", etcd_err_name(old.why), old.n);
+	}
+
 	/* etcd dies: the stream ends. */
 	t0 = tl_now_ms();
 	etcd_kill(&p);
@@ -754,7 +830,7 @@ START_TEST(test_free_pending)
 
 	memset(&g, 0, sizeof(g));
 	memset(&r, 0, sizeof(r));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	e = client(loop, p.url, NULL, 2000, NULL, NULL);
 	r.w = etcd_watch_prefix(e, "/w/", 0, &wrec_ops, &r);
 	TL_ASSERT(r.w != NULL, "watch");
@@ -830,7 +906,7 @@ START_TEST(test_unreachable_rotates)
 	long long t0;
 
 	memset(&g, 0, sizeof(g));
-	etcd_start(&p, NULL);
+	etcd_start(&p, NULL, false);
 	snprintf(closed, sizeof(closed), "http://127.0.0.1:%d", free_port());
 	e = client(loop, closed, p.url, 2000, NULL, NULL);
 	t0 = tl_now_ms();
@@ -853,17 +929,6 @@ END_TEST
 
 /* --- auth --- */
 
-static void
-gw(struct etcd_proc *p, const char *path, const char *body, const char *tok)
-{
-	long status;
-	char *out = http_post(p->port, path, body, tok, &status);
-
-	TL_ASSERT(status == 200, "%s %s: HTTP %ld %s", path, body, status,
-	    out);
-	free(out);
-}
-
 START_TEST(test_auth)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -876,7 +941,7 @@ START_TEST(test_auth)
 	memset(&g, 0, sizeof(g));
 	memset(&r, 0, sizeof(r));
 	/* Tokens that expire after 1 s idle: the client logs in again. */
-	etcd_start(&p, "--auth-token-ttl=1");
+	etcd_start(&p, "--auth-token-ttl=1", false);
 	gw(&p, "/v3/auth/role/add", "{\"name\":\"root\"}", NULL);
 	gw(&p, "/v3/auth/user/add",
 	    "{\"name\":\"root\",\"password\":\"rootpw\"}", NULL);
@@ -906,10 +971,10 @@ START_TEST(test_auth)
 	etcd_free(e);
 
 	e = client(loop, p.url, NULL, 2000, "poold", "s3cret");
-	r.w = etcd_watch_prefix(e, "/p/", 0, &wrec_ops, &r);
-	TL_ASSERT(r.w != NULL, "watch");
 	do_put(loop, e, &g, "/p/x", "v", 0);
 	expect_ok(&g, "right password");
+	r.w = etcd_watch_prefix(e, "/p/", g.revision, &wrec_ops, &r);
+	TL_ASSERT(r.w != NULL, "watch");
 	do_range(loop, e, &g, "/p/");
 	expect_ok(&g, "range");
 	TL_ASSERT(g.nkvs == 1, "range: %zu keys", g.nkvs);
@@ -921,6 +986,17 @@ START_TEST(test_auth)
 		run_for(loop, 50);
 	TL_ASSERT(r.n == 1 && strcmp(r.key[0], "/p/x") == 0,
 	    "watch under auth: %d events", r.n);
+	{
+		struct wrec denied;
+
+		memset(&denied, 0, sizeof(denied));
+		denied.w = etcd_watch_prefix(e, "/q/", 0, &wrec_ops, &denied);
+		TL_ASSERT(denied.w != NULL, "watch outside");
+		TL_ASSERT(run_until(loop, &denied.broken, REPLY_TIMEOUT_MS),
+		    "watch outside the prefix: no broken()");
+		TL_ASSERT(denied.why == ETCD_EAUTH, "watch outside: %s",
+		    etcd_err_name(denied.why));
+	}
 
 	/* The token expires; the next call logs in again by itself. */
 	run_for(loop, 2500);
@@ -930,6 +1006,68 @@ START_TEST(test_auth)
 	    etcd_err_name(r.why));
 	if (r.w != NULL)
 		etcd_watch_cancel(r.w);
+	got_clear(&g);
+	etcd_free(e);
+	etcd_stop(&p);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+/* --- TLS --- */
+
+START_TEST(test_tls)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct etcd_config cfg;
+	struct etcd_proc p;
+	struct etcd *e;
+	struct wrec r;
+	struct got g;
+	char err[256];
+	long long t0;
+
+	memset(&g, 0, sizeof(g));
+	memset(&r, 0, sizeof(r));
+	etcd_start(&p, NULL, true);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.endpoints[cfg.n_endpoints++] = p.url;
+	cfg.deadline_ms = 2000;
+	cfg.ca_file = p.ca;
+	cfg.cert_file = p.cert;
+	cfg.key_file = p.key;
+	e = etcd_new(loop, &cfg, err, sizeof(err));
+	TL_ASSERT(e != NULL, "etcd_new: %s", err);
+	do_put(loop, e, &g, "/t/a", "over TLS", 0);
+	expect_ok(&g, "put over TLS");
+	r.w = etcd_watch_prefix(e, "/t/", g.revision, &wrec_ops, &r);
+	TL_ASSERT(r.w != NULL, "watch");
+	do_range(loop, e, &g, "/t/");
+	TL_ASSERT(g.err == ETCD_OK && g.nkvs == 1 &&
+	    strcmp(g.values[0], "over TLS") == 0, "range over TLS");
+	t0 = tl_now_ms();
+	while (r.n < 1 && tl_now_ms() - t0 < REPLY_TIMEOUT_MS)
+		run_for(loop, 50);
+	TL_ASSERT(r.n == 1, "watch over TLS: %d events, broken %s", r.n,
+	    r.broken ? etcd_err_name(r.why) : "no");
+	etcd_watch_cancel(r.w);
+	etcd_free(e);
+
+	/* Without the client's certificate etcd refuses the handshake. */
+	cfg.cert_file = cfg.key_file = NULL;
+	e = etcd_new(loop, &cfg, err, sizeof(err));
+	do_put(loop, e, &g, "/t/b", "x", 0);
+	TL_ASSERT(g.err == ETCD_EUNREACHABLE, "no client cert: %s (%s)",
+	    etcd_err_name(g.err), g.message);
+	etcd_free(e);
+
+	/* Without our CA the server is not trusted. */
+	cfg.ca_file = "/dev/null";
+	cfg.cert_file = p.cert;
+	cfg.key_file = p.key;
+	e = etcd_new(loop, &cfg, err, sizeof(err));
+	do_put(loop, e, &g, "/t/b", "x", 0);
+	TL_ASSERT(g.err == ETCD_EUNREACHABLE, "unknown CA: %s (%s)",
+	    etcd_err_name(g.err), g.message);
 	got_clear(&g);
 	etcd_free(e);
 	etcd_stop(&p);
@@ -951,6 +1089,7 @@ etcd_suite(void)
 	tl_add(s, "deadline", test_deadline);
 	tl_add(s, "unreachable_rotates", test_unreachable_rotates);
 	tl_add(s, "auth", test_auth);
+	tl_add(s, "tls", test_tls);
 	return s;
 }
 
