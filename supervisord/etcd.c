@@ -87,6 +87,7 @@ struct etcd_watch {
 	ev_timer		 created_timer;	/* the connect deadline */
 	bool			 created;
 	bool			 dead;	/* ended or cancelled: no more calls */
+	bool			 relogin;	/* denied: log in, then again */
 };
 TAILQ_HEAD(watch_list, etcd_watch);
 
@@ -881,6 +882,8 @@ xfer_done(struct etcd *e, struct xfer *x, CURLcode rc)
 	if (x->kind == XK_WATCH) {
 		if (x->watch != NULL && !x->watch->dead) {
 			watch_feed(x->watch, true);
+			if (x->running || x->waiting)
+				return;		/* again, after a login */
 			if (!x->watch->dead) {
 				err = rc == CURLE_OK ? ETCD_EBROKEN :
 				    curl_classify(rc, x, &st);
@@ -1245,6 +1248,54 @@ watch_created_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 	reap(e);
 }
 
+/*
+ * A watch sent with an expired token is cancelled ("invalid auth
+ * token"): log in once more and watch again, as the other calls do.
+ * watch_feed() restarts it after the line.
+ */
+static bool
+watch_may_relogin(struct etcd_watch *w)
+{
+	if (w->e->user == NULL || w->x->relogged || w->created)
+		return false;
+	w->relogin = true;
+	return true;
+}
+
+static void
+watch_restart(struct etcd_watch *w)
+{
+	struct etcd *e = w->e;
+	struct xfer *x = w->x;
+
+	w->relogin = false;
+	x->relogged = true;
+	xfer_stop(x);
+	if (x->token_gen == e->token_gen) {
+		free(e->token);
+		e->token = NULL;
+	}
+	x->len = 0;
+	if (xfer_submit(e, x) == -1)
+		watch_end(w, ETCD_ENOMEM, "out of memory");
+}
+
+/* Why etcd cancelled a watch, from its words. */
+static enum etcd_err
+cancel_reason_err(const char *reason, bool *token_bad)
+{
+	if (reason == NULL)
+		return ETCD_EBROKEN;
+	if (strstr(reason, "invalid auth token") != NULL ||
+	    strstr(reason, "user name is empty") != NULL) {
+		*token_bad = true;
+		return ETCD_EAUTH;
+	}
+	if (strstr(reason, "permission denied") != NULL)
+		return ETCD_EAUTH;
+	return ETCD_EBROKEN;
+}
+
 /* One line of the stream: created, events, or the end of the watch. */
 static void
 watch_line(struct etcd_watch *w, const char *line, size_t len)
@@ -1266,16 +1317,16 @@ watch_line(struct etcd_watch *w, const char *line, size_t len)
 		return;
 	}
 	if ((err = error_classify(root, &st)) != ETCD_OK) {
-		if (st.token_bad) {
-			free(w->e->token);	/* the next call logs in */
-			w->e->token = NULL;
-		}
 		json_decref(root);
+		if (st.token_bad && watch_may_relogin(w))
+			return;
 		watch_end(w, err, st.message);
 		return;
 	}
 	res = json_object_get(root, "result");
-	if (json_is_true(json_object_get(res, "created"))) {
+	/* created and canceled at once: the create was refused. */
+	if (json_is_true(json_object_get(res, "created")) &&
+	    !json_is_true(json_object_get(res, "canceled"))) {
 		w->created = true;
 		ev_timer_stop(w->e->loop, &w->created_timer);
 	}
@@ -1308,11 +1359,10 @@ watch_line(struct etcd_watch *w, const char *line, size_t len)
 			snprintf(st.message, sizeof(st.message),
 			    "watch canceled: %s",
 			    reason != NULL ? reason : "no reason");
-			err = reason != NULL &&
-			    strstr(reason, "permission denied") != NULL ?
-			    ETCD_EAUTH : ETCD_EBROKEN;
+			err = cancel_reason_err(reason, &st.token_bad);
 		}
-		watch_end(w, err, st.message);
+		if (!st.token_bad || !watch_may_relogin(w))
+			watch_end(w, err, st.message);
 	}
 	json_decref(root);
 }
@@ -1325,7 +1375,7 @@ watch_feed(struct etcd_watch *w, bool at_end)
 	size_t start = 0;
 	char *nl;
 
-	while (!w->dead && start < x->len) {
+	while (!w->dead && !w->relogin && start < x->len) {
 		nl = memchr(x->buf + start, '\n', x->len - start);
 		if (nl == NULL) {
 			if (!at_end)
@@ -1339,6 +1389,10 @@ watch_feed(struct etcd_watch *w, bool at_end)
 	}
 	if (w->dead)
 		return;
+	if (w->relogin) {
+		watch_restart(w);
+		return;
+	}
 	if (start >= x->len)
 		x->len = 0;
 	else if (start > 0) {

@@ -934,12 +934,14 @@ START_TEST(test_auth)
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct etcd_proc p;
 	struct etcd *e;
-	struct wrec r;
+	struct wrec r, again;
 	struct got g;
+	int64_t rev_px;
 	long long t0;
 
 	memset(&g, 0, sizeof(g));
 	memset(&r, 0, sizeof(r));
+	memset(&again, 0, sizeof(again));
 	/* Tokens that expire after 1 s idle: the client logs in again. */
 	etcd_start(&p, "--auth-token-ttl=1", false);
 	gw(&p, "/v3/auth/role/add", "{\"name\":\"root\"}", NULL);
@@ -973,6 +975,7 @@ START_TEST(test_auth)
 	e = client(loop, p.url, NULL, 2000, "poold", "s3cret");
 	do_put(loop, e, &g, "/p/x", "v", 0);
 	expect_ok(&g, "right password");
+	rev_px = g.revision;
 	r.w = etcd_watch_prefix(e, "/p/", g.revision, &wrec_ops, &r);
 	TL_ASSERT(r.w != NULL, "watch");
 	do_range(loop, e, &g, "/p/");
@@ -998,10 +1001,22 @@ START_TEST(test_auth)
 		    etcd_err_name(denied.why));
 	}
 
-	/* The token expires; the next call logs in again by itself. */
+	/* The token expires; the next calls log in again by themselves
+	 * (a watch, refused as "permission denied", and a put). */
 	run_for(loop, 2500);
+	again.w = etcd_watch_prefix(e, "/p/", rev_px + 1, &wrec_ops, &again);
+	TL_ASSERT(again.w != NULL, "watch after the token expired");
+	run_for(loop, 300);
+	TL_ASSERT(!again.broken, "watch after the token expired: %s",
+	    etcd_err_name(again.why));
 	do_put(loop, e, &g, "/p/y", "w", 0);
 	expect_ok(&g, "after the token expired");
+	t0 = tl_now_ms();
+	while (again.n < 1 && tl_now_ms() - t0 < REPLY_TIMEOUT_MS)
+		run_for(loop, 50);
+	TL_ASSERT(again.n == 1 && strcmp(again.key[0], "/p/y") == 0,
+	    "watch after the token expired: %d events", again.n);
+	etcd_watch_cancel(again.w);
 	TL_ASSERT(!r.broken || r.why != ETCD_EAUTH, "watch: %s",
 	    etcd_err_name(r.why));
 	if (r.w != NULL)
