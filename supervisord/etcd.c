@@ -69,7 +69,7 @@ struct xfer {
 	bool			 relogged;	/* re-authenticated once */
 	unsigned		 token_gen;	/* the token it was sent with */
 	size_t			 endpoint;
-	ev_tstamp		 queued;	/* the deadline counts from here */
+	ev_tstamp		 queued;	/* the deadline's start */
 	etcd_cb			*cb;
 	void			*arg;
 	unsigned		 ka_gen;	/* XK_KEEPALIVE: whose */
@@ -125,7 +125,7 @@ struct etcd {
 	bool			 authing;
 	struct xfer_list	 waiting, running;
 	struct watch_list	 watches;
-	int			 depth;		/* user callbacks on the stack */
+	int			 depth;		/* callbacks on the stack */
 	struct keepalive	 ka;
 };
 
@@ -143,7 +143,8 @@ static void	xfer_fail(struct etcd *, struct xfer *, enum etcd_err,
 		    const char *);
 static void	xfer_free(struct xfer *);
 static void	watch_end(struct etcd_watch *, enum etcd_err, const char *);
-static void	ka_reply(struct etcd *, unsigned gen, const struct etcd_reply *);
+static void	ka_reply(struct etcd *, unsigned gen,
+		    const struct etcd_reply *);
 
 const char *
 etcd_err_name(enum etcd_err err)
