@@ -51,22 +51,19 @@ struct placeholders {
 static const char *
 placeholder(const struct placeholders *ph, const char *t, size_t *len)
 {
-	static const struct { const char *name; size_t off; } names[] = {
-		{ "{model}", offsetof(struct placeholders, model) },
-		{ "{path}", offsetof(struct placeholders, path) },
-		{ "{host}", offsetof(struct placeholders, host) },
-		{ "{api_key}", offsetof(struct placeholders, api_key) },
+	const struct { const char *name, *value; } names[] = {
+		{ "{model}", ph->model }, { "{path}", ph->path },
+		{ "{port}", ph->port }, { "{host}", ph->host },
+		{ "{api_key}", ph->api_key },
 	};
 
-	if (strncmp(t, "{port}", 6) == 0) {
-		*len = 6;
-		return ph->port;
+	if (*t != '{')
+		return NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		*len = strlen(names[i].name);
+		if (strncmp(t, names[i].name, *len) == 0)
+			return names[i].value;
 	}
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strncmp(t, names[i].name, (*len = strlen(names[i].name)))
-		    == 0)
-			return *(const char *const *)(const void *)
-			    ((const char *)ph + names[i].off);
 	return NULL;
 }
 
