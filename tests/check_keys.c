@@ -7,7 +7,10 @@
  * and its GET /debug/stats shows the head of the last POST it got).
  *
  * Also the pieces in isolation: the server address (numeric IPv4 or
- * IPv6), as a URL's host and as a socket address.
+ * IPv6), as a URL's host and as a socket address, and the front door's
+ * upstream.c and the port check against a stand-in on [::1] (until a
+ * config key sets server_host, poold itself reaches servers at
+ * 127.0.0.1 only).
  *
  * Environment: POOLD_BIN, POOLC_BIN, FAKELLAMA_BIN (make check sets them).
  */
@@ -22,6 +25,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,8 @@
 #include <jansson.h>
 
 #include "poold.h"
+#include "http.h"
+#include "upstream.h"
 #include "poolc.h"
 #include "testlib.h"
 
@@ -513,6 +519,151 @@ START_TEST(test_server_host)
 }
 END_TEST
 
+/* --- 6. a server on IPv6 ------------------------------------------- */
+
+struct relay {
+	int	 status;
+	size_t	 bytes;
+	bool	 done, failed;
+	char	 why[256];
+};
+
+static int
+relay_head(void *ctx, const struct http_msg *resp)
+{
+	((struct relay *)ctx)->status = resp->status;
+	return 0;
+}
+
+static void
+relay_data(void *ctx, const char *p, size_t len)
+{
+	((struct relay *)ctx)->bytes += len;
+}
+
+static void
+relay_flush(void *ctx)
+{
+}
+
+static void
+relay_done(void *ctx)
+{
+	((struct relay *)ctx)->done = true;
+}
+
+static void
+relay_fail(void *ctx, const char *why, bool relaying)
+{
+	struct relay *r = ctx;
+
+	r->failed = true;
+	snprintf(r->why, sizeof(r->why), "%s", why);
+}
+
+static const struct upstream_ops relay_ops = {
+	relay_head, relay_data, relay_flush, relay_done, relay_fail,
+};
+
+/* One request through upstream.c to [::1]:port; the relay's record. */
+static void
+relay_once(int port, const char *key, struct relay *r)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct upstream u;
+	char *head, err[256];
+	long long dl = tl_now_ms() + WAIT_MS;
+	int n;
+
+	memset(r, 0, sizeof(*r));
+	n = asprintf(&head, "POST %s HTTP/1.1\r\nHost: [::1]:%d\r\n"
+	    "%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	    CHAT_PATH, port, key ? "Authorization: Bearer " : "",
+	    key ? key : "", key ? "\r\n" : "", strlen(CHAT("a")));
+	TL_ASSERT(n > 0 && loop != NULL, "no memory");
+	upstream_init(&u, loop, &relay_ops, r);
+	TL_ASSERT(upstream_start(&u, "::1", port, false, head, (size_t)n,
+	    CHAT("a"), strlen(CHAT("a")), err, sizeof(err)) == 0,
+	    "upstream_start [::1]:%d: %s", port, err);
+	while (!r->done && !r->failed && tl_now_ms() < dl)
+		ev_run(loop, EVRUN_ONCE);
+	upstream_free(&u);
+	ev_loop_destroy(loop);
+}
+
+/*
+ * Pass: upstream.c reaches a server listening on [::1] (401 without its
+ * key, 200 with it), and child_port_free() sees its port taken at
+ * server_host ::1.
+ */
+START_TEST(test_ipv6_server)
+{
+	const char *fake = getenv("FAKELLAMA_BIN");
+	struct sockaddr_storage ss;
+	struct config conf;
+	struct tl_daemon d;
+	struct relay r;
+	char model[TL_PATH_MAX + 16], portstr[16], err[128];
+	socklen_t len;
+	pid_t pid;
+	int fd, port = 0;
+
+	/* A port of ours that is free on ::1 now. */
+	TL_ASSERT(fd_tcp_addr("::1", 0, &ss, &len) == 0, "::1");
+	if ((fd = socket(AF_INET6, SOCK_STREAM, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1) {
+		tl_skip("ipv6_server", "no IPv6 loopback here: %s",
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	len = sizeof(ss);
+	TL_ASSERT(getsockname(fd, (struct sockaddr *)&ss, &len) == 0,
+	    "getsockname");
+	port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	close(fd);
+
+	tl_daemon_init(&d, 7);
+	tl_model(&d, "a", "load_ms=0\nmem=1M\n");
+	snprintf(model, sizeof(model), "%s/a.gguf", d.models_dir);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((pid = fork()) == 0) {
+		setenv("LLAMA_API_KEY", "v6-key", 1);
+		execl(fake, fake, "-m", model, "--host", "::1", "--port",
+		    portstr, (char *)NULL);
+		_exit(127);
+	}
+	TL_ASSERT(pid > 0, "fork");
+	tl_track(pid);
+
+	config_defaults(&conf);
+	TL_ASSERT(config_set_server_host(&conf, "::1", err, sizeof(err)) == 0,
+	    "%s", err);
+	/* Up once the port is taken (child_port_free's own view). */
+	for (long long dl = tl_now_ms() + WAIT_MS;
+	    child_port_free(&conf, port) && tl_now_ms() < dl; )
+		tl_sleep_ms(10);
+	TL_ASSERT(!child_port_free(&conf, port), "[::1]:%d is free, with the "
+	    "stand-in listening", port);
+	for (long long dl = tl_now_ms() + WAIT_MS; tl_now_ms() < dl; ) {
+		relay_once(port, "v6-key", &r);
+		if (r.done && r.status == 200)
+			break;
+		tl_sleep_ms(20);	/* still loading: 503 */
+	}
+	TL_ASSERT(r.done && r.status == 200 && r.bytes > 0, "with the key: "
+	    "HTTP %d, %zu bytes, %s", r.status, r.bytes, r.why);
+	relay_once(port, NULL, &r);
+	TL_ASSERT(r.done && r.status == 401, "without the key: HTTP %d, %s",
+	    r.status, r.why);
+	config_free(&conf);
+	kill(pid, SIGKILL);
+	TL_ASSERT(waitpid(pid, NULL, 0) == pid, "waitpid");
+	tl_rm_rf(d.dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -524,5 +675,6 @@ main(void)
 	tl_add(s, "door_strips_credentials", test_door_strips_credentials);
 	tl_add(s, "clients_get_key", test_clients_get_key);
 	tl_add(s, "server_host", test_server_host);
+	tl_add(s, "ipv6_server", test_ipv6_server);
 	return tl_run(s, CK_NORMAL);
 }
