@@ -76,14 +76,16 @@ enum poolc_err {
 struct poolc_server {
 	char		model[POOLC_MODEL_MAX + 1];
 	int		port;
-	char		endpoint[POOLC_ENDPOINT_MAX];	/* "http://HOST:PORT" */
+	/* "http://HOST:PORT", e.g. "http://127.0.0.1:8080" */
+	char		endpoint[POOLC_ENDPOINT_MAX];
 	int64_t		lease;		/* 0 when no lease is held */
 	bool		cold;		/* the request waited for a start */
 	int64_t		wait_ms;	/* how long poold took to answer */
 	/* Send "Authorization: Bearer API_KEY" to the server; "": the
 	 * server needs no key. */
 	char		api_key[POOLC_API_KEY_MAX + 1];
-	char		node[POOLC_NODE_MAX];	/* "": poold's own machine */
+	/* The node that runs the server; "": poold's own machine. */
+	char		node[POOLC_NODE_MAX];
 };
 
 /* Options of poolc_acquire().  All zeros (or a NULL pointer) means: hold

@@ -84,13 +84,15 @@ struct proto_request {
 struct proto_acquired {
 	char		 model[PROTO_MODEL_NAME_MAX + 1];
 	int		 port;
-	char		 endpoint[PROTO_ENDPOINT_MAX + 1]; /* "http://HOST:PORT" */
+	/* "http://HOST:PORT", e.g. "http://127.0.0.1:8080" */
+	char		 endpoint[PROTO_ENDPOINT_MAX + 1];
 	int64_t		 lease;		/* 0 when "hold":false */
 	bool		 cold;		/* this request waited for a start */
 	int64_t		 wait_ms;
 	/* The server's "Authorization: Bearer" key; "": it needs none. */
 	char		 api_key[PROTO_API_KEY_MAX + 1];
-	char		 node[PROTO_NODE_MAX + 1];	/* "": this node */
+	/* The node that runs the server; "": this one. */
+	char		 node[PROTO_NODE_MAX + 1];
 };
 
 /* A decoded reply (client side). */

@@ -183,7 +183,8 @@ env_build(char *const *extra, char *key_var)
 	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
 		return NULL;
 	for (i = 0; environ[i] != NULL; i++)
-		if (env_kept(environ[i]) && !env_overridden(environ[i], extra) &&
+		if (env_kept(environ[i]) &&
+		    !env_overridden(environ[i], extra) &&
 		    !env_overridden(environ[i], ours))
 			env[m++] = environ[i];
 	for (i = 0; extra != NULL && extra[i] != NULL; i++)

@@ -99,9 +99,10 @@ struct hconn {
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
 	int64_t			 lease;		/* 0: none held */
-	char			 host[64];	/* the server's, numeric */
+	char			 host[64];	/* numeric */
 	int			 port;
-	char			 api_key[PROTO_API_KEY_MAX + 1]; /* "": none */
+	/* The server's key ("": none), sent in the client's stead. */
+	char			 api_key[PROTO_API_KEY_MAX + 1];
 	enum proto_err		 err;
 	char			 errmsg[PROTO_MESSAGE_MAX];
 	struct upstream		 up;

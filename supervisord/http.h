@@ -160,8 +160,9 @@ bool	 http_hop_by_hop(const char *name, size_t len);
  * api_key" if api_key is not NULL or "", Content-Length bodylen,
  * Connection: close.
  */
-char	*http_upstream_head(const struct http_msg *req, const char *host_port,
-	    const char *api_key, size_t bodylen, size_t *len);
+char	*http_upstream_head(const struct http_msg *req,
+	    const char *host_port, const char *api_key, size_t bodylen,
+	    size_t *len);
 /*
  * The head relayed to the client from the server's: its status line and
  * end-to-end headers with its own framing (Content-Length or chunked),

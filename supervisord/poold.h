@@ -95,7 +95,7 @@ struct config {
 	/* Numeric IPv4 or IPv6: where servers listen ({host}) and where
 	 * poold and its clients reach them. */
 	char		 *server_host;
-	bool		  api_keys;		/* a fresh key per server start */
+	bool		  api_keys;		/* a key for each start */
 	int		  port_min, port_max;
 	bool		  memory_limit_auto;
 	uint64_t	  memory_limit;		/* when not auto */
@@ -145,7 +145,8 @@ int	 config_set_server_host(struct config *, const char *host, char *err,
 	    size_t errlen);
 /* "127.0.0.1:8080" or "[::1]:8080": server_host and port, for a URL or a
  * Host header (CONFIG_HOST_PORT_BYTES with the NUL). */
-#define CONFIG_HOST_PORT_BYTES	64	/* INET6_ADDRSTRLEN, "[]:65535" */
+/* INET6_ADDRSTRLEN and "[]:65535", rounded up. */
+#define CONFIG_HOST_PORT_BYTES	64
 void	 config_host_port(const struct config *, int port, char *buf,
 	    size_t len);
 /* "18G", "512M", 1024 → bytes; -1 on a bad value. */

@@ -48,10 +48,11 @@ struct upstream {
 void	 upstream_init(struct upstream *, struct ev_loop *,
 	    const struct upstream_ops *, void *ctx);
 /*
- * Connects to host (a numeric IPv4 or IPv6 address):port and sends head (taken: freed here) and body
- * (borrowed until the response ends).  dechunk: the client speaks
- * HTTP/1.0, so a chunked response reaches it as plain data.  -1 with a
- * message if it could not even start; else the ops report how it ends.
+ * Connects to host (a numeric IPv4 or IPv6 address) at port and sends
+ * head (taken: freed here) and body (borrowed until the response ends).
+ * dechunk: the client speaks HTTP/1.0, so a chunked response reaches it
+ * as plain data.  -1 with a message if it could not even start; else the
+ * ops report how it ends.
  */
 int	 upstream_start(struct upstream *, const char *host, int port,
 	    bool dechunk, char *head, size_t head_len, const char *body,

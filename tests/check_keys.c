@@ -106,12 +106,14 @@ chat_status(int port, const char *key, const char *model_body)
 	h = tl_http_request(port, "POST", CHAT_PATH, hdr, model_body, WAIT_MS);
 	status = h->status;
 	if (status == 401) {
-		json_t *j = tl_http_json(h);
-
 		/* llama-server's words, which clients may match on. */
-		TL_ASSERT(tl_int(j, "error.code") == 401 &&
-		    strcmp(tl_str(j, "error.message"), "Invalid API Key") == 0 &&
-		    strcmp(tl_str(j, "error.type"), "authentication_error") == 0,
+		json_t *j = tl_http_json(h);
+		const char *msg = tl_str(j, "error.message");
+		const char *type = tl_str(j, "error.type");
+
+		TL_ASSERT(tl_int(j, "error.code") == 401 && msg != NULL &&
+		    strcmp(msg, "Invalid API Key") == 0 && type != NULL &&
+		    strcmp(type, "authentication_error") == 0,
 		    "401 body: %s", tl_dump(j));
 		json_decref(j);
 	}

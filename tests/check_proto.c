@@ -868,7 +868,8 @@ static const struct acquired_case {
 	struct proto_acquired	 a;
 	const char		*line;
 } acquired_cases[] = {
-	{ { "llama-3.1-8b", 41001, "http://127.0.0.1:41001", 17, true, 5120, "", "" },
+	{ { "llama-3.1-8b", 41001, "http://127.0.0.1:41001", 17, true, 5120,
+	    "", "" },
 	    "{'ok':true,'id':'a1','model':'llama-3.1-8b','port':41001,"
 	    "'endpoint':'http://127.0.0.1:41001','lease':17,'cold':true,"
 	    "'wait_ms':5120}" },
@@ -876,7 +877,8 @@ static const struct acquired_case {
 	    "{'ok':true,'id':'a1','model':'m','port':1,"
 	    "'endpoint':'http://127.0.0.1:1','cold':false,'wait_ms':0}" },
 	/* The largest id poold gives: exact in any JSON reader. */
-	{ { "m", 8080, "http://127.0.0.1:8080", PROTO_LEASE_MAX, true, 2, "", "" },
+	{ { "m", 8080, "http://127.0.0.1:8080", PROTO_LEASE_MAX, true, 2,
+	    "", "" },
 	    "{'ok':true,'id':'a1','model':'m','port':8080,"
 	    "'endpoint':'http://127.0.0.1:8080','lease':9007199254740991,"
 	    "'cold':true,'wait_ms':2}" },
