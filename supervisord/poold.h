@@ -95,7 +95,7 @@ struct config {
 	/* Numeric IPv4 or IPv6: where servers listen ({host}) and where
 	 * poold and its clients reach them. */
 	char		 *server_host;
-	bool		  api_keys;		/* a key for each start */
+	bool		  api_keys;		/* a key per start */
 	int		  port_min, port_max;
 	bool		  memory_limit_auto;
 	uint64_t	  memory_limit;		/* when not auto */
