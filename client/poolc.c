@@ -30,6 +30,9 @@ _Static_assert(POOLC_MODEL_MAX == PROTO_MODEL_NAME_MAX,
 _Static_assert(POOLC_ENDPOINT_MAX ==
     sizeof(((struct proto_acquired *)0)->endpoint),
     "POOLC_ENDPOINT_MAX must match struct proto_acquired");
+_Static_assert(POOLC_API_KEY_MAX == PROTO_API_KEY_MAX &&
+    POOLC_NODE_MAX == sizeof(((struct proto_acquired *)0)->node),
+    "POOLC_API_KEY_MAX and POOLC_NODE_MAX must match struct proto_acquired");
 _Static_assert(POOLC_REPLY_MAX_BYTES >= PROTO_LINE_MAX_BYTES,
     "replies may be longer than requests, not shorter");
 
@@ -737,6 +740,8 @@ copy_acquired(struct poolc_server *out, const struct proto_acquired *a)
 	out->lease = a->lease;
 	out->cold = a->cold;
 	out->wait_ms = a->wait_ms;
+	memcpy(out->api_key, a->api_key, sizeof(out->api_key));
+	memcpy(out->node, a->node, sizeof(out->node));
 }
 
 int
@@ -809,7 +814,7 @@ int
 poolc_lease(struct poolc *c, int64_t lease, struct poolc_server *out)
 {
 	struct proto_reply	 rep;
-	const char		*model, *endpoint;
+	const char		*model, *endpoint, *key = "", *node = "";
 	json_int_t		 got, port;
 	int			 bad;
 
@@ -817,14 +822,18 @@ poolc_lease(struct poolc *c, int64_t lease, struct poolc_server *out)
 		memset(out, 0, sizeof(*out));
 	if (lease_request(c, PROTO_CMD_LEASE, lease, &rep, NULL) == -1)
 		return -1;
-	bad = json_unpack(rep.body, "{s:I, s:s, s:I, s:s}", "lease", &got,
-	    "model", &model, "port", &port, "endpoint", &endpoint) != 0 ||
+	bad = json_unpack(rep.body, "{s:I, s:s, s:I, s:s, s?s, s?s}", "lease",
+	    &got, "model", &model, "port", &port, "endpoint", &endpoint,
+	    "api_key", &key, "node", &node) != 0 ||
 	    got != lease || port < 1 || port > 65535 ||
 	    strlen(model) > POOLC_MODEL_MAX ||
-	    strlen(endpoint) >= POOLC_ENDPOINT_MAX;
+	    strlen(endpoint) >= POOLC_ENDPOINT_MAX ||
+	    strlen(key) > POOLC_API_KEY_MAX || strlen(node) >= POOLC_NODE_MAX;
 	if (!bad && out != NULL) {
 		snprintf(out->model, sizeof(out->model), "%s", model);
 		snprintf(out->endpoint, sizeof(out->endpoint), "%s", endpoint);
+		snprintf(out->api_key, sizeof(out->api_key), "%s", key);
+		snprintf(out->node, sizeof(out->node), "%s", node);
 		out->port = (int)port;
 		out->lease = lease;
 	}

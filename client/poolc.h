@@ -43,8 +43,13 @@ extern "C" {
 
 /* Longest model name, in bytes, without the NUL. */
 #define POOLC_MODEL_MAX		128
-/* Room for an endpoint such as "http://127.0.0.1:65535", with the NUL. */
-#define POOLC_ENDPOINT_MAX	64
+/* Room for an endpoint such as "http://127.0.0.1:65535" or
+ * "http://[fd00::1]:8080", with the NUL. */
+#define POOLC_ENDPOINT_MAX	300
+/* Longest API key of a model server, in bytes, without the NUL. */
+#define POOLC_API_KEY_MAX	128
+/* Room for the name of the node that runs a server, with the NUL. */
+#define POOLC_NODE_MAX		64
 /* A reply line longer than this is a protocol error (a large MODELS
  * catalog must still fit). */
 #define POOLC_REPLY_MAX_BYTES	(4 * 1024 * 1024)
@@ -71,10 +76,16 @@ enum poolc_err {
 struct poolc_server {
 	char		model[POOLC_MODEL_MAX + 1];
 	int		port;
-	char		endpoint[POOLC_ENDPOINT_MAX];	/* "http://127.0.0.1:PORT" */
+	/* "http://HOST:PORT", e.g. "http://127.0.0.1:8080" */
+	char		endpoint[POOLC_ENDPOINT_MAX];
 	int64_t		lease;		/* 0 when no lease is held */
 	bool		cold;		/* the request waited for a start */
 	int64_t		wait_ms;	/* how long poold took to answer */
+	/* Send "Authorization: Bearer API_KEY" to the server; "": the
+	 * server needs no key. */
+	char		api_key[POOLC_API_KEY_MAX + 1];
+	/* The node that runs the server; "": poold's own machine. */
+	char		node[POOLC_NODE_MAX];
 };
 
 /* Options of poolc_acquire().  All zeros (or a NULL pointer) means: hold

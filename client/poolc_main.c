@@ -385,7 +385,10 @@ cmd_acquire(struct poolc *c, const struct args *a)
 
 	if (poolc_acquire(c, a->model, &opts, &s) == -1)
 		return report(c);
+	/* The key on a line of its own, only when the server wants one. */
 	printf("%s\n", s.endpoint);
+	if (s.api_key[0] != '\0')
+		printf("%s\n", s.api_key);
 	return 0;
 }
 
@@ -417,9 +420,12 @@ export_server(const struct poolc_server *s)
 	char	 port[16];
 
 	snprintf(port, sizeof(port), "%d", s->port);
+	/* No key: none inherited either, or the command would send it. */
 	if (setenv("POOLD_ENDPOINT", s->endpoint, 1) == -1 ||
 	    setenv("POOLD_PORT", port, 1) == -1 ||
-	    setenv("POOLD_MODEL", s->model, 1) == -1) {
+	    setenv("POOLD_MODEL", s->model, 1) == -1 ||
+	    (s->api_key[0] != '\0' ? setenv("POOLD_API_KEY", s->api_key, 1) :
+	    unsetenv("POOLD_API_KEY")) == -1) {
 		fprintf(stderr, "poolc: setenv: %s\n", strerror(errno));
 		return -1;
 	}

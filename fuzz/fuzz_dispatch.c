@@ -76,6 +76,12 @@ daemon_now(void)
 	return fz.now;
 }
 
+void
+config_host_port(const struct config *c, int port, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s:%d", c->server_host, port);
+}
+
 struct pool_model *
 daemon_model(struct daemon *d, const char *name)
 {
@@ -367,6 +373,7 @@ static void
 setup(void)
 {
 	static char models_dir[] = "/srv/models";
+	static char server_host[] = "127.0.0.1";
 	struct pool_limits lim;
 	struct pool_model *m;
 
@@ -374,6 +381,7 @@ setup(void)
 	fz.now = 1000000;
 	fz.available = UINT64_MAX;
 	fz.conf.models_dir = models_dir;
+	fz.conf.server_host = server_host;
 	fz.conf.max_pending = 4;
 	fz.conf.max_leases = 12;		/* small: reached by fuzzing */
 	fz.conf.max_leases_per_client = 6;

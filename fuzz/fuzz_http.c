@@ -64,9 +64,13 @@ after_head(struct http_msg *m)
 	CHECK(v.status == 0 || (v.type != NULL && v.code != NULL));
 	http_check_head(m, &tok_pol, &v);
 	CHECK(v.status == 0 || (v.type != NULL && v.code != NULL));
-	h = http_upstream_head(m, 8080, 12, true, &len);
+	h = http_upstream_head(m, "127.0.0.1:8080", NULL, 12, &len);
 	check_head_text(h, len);
 	CHECK(strstr(h, "\r\nAuthorization:") == NULL);
+	free(h);
+	h = http_upstream_head(m, "[::1]:8080", "k", 12, &len);
+	check_head_text(h, len);
+	CHECK(strstr(h, "\r\nAuthorization: Bearer k\r\n") != NULL);
 	free(h);
 }
 

@@ -151,7 +151,9 @@ check_reply(const char *line, size_t len)
 		CHECK(strcmp(a.model, b.model) == 0 && a.port == b.port &&
 		    strcmp(a.endpoint, b.endpoint) == 0 &&
 		    a.lease == b.lease && a.cold == b.cold &&
-		    a.wait_ms == b.wait_ms);
+		    a.wait_ms == b.wait_ms &&
+		    strcmp(a.api_key, b.api_key) == 0 &&
+		    strcmp(a.node, b.node) == 0);
 		proto_reply_clear(&again);
 		free(enc);
 	}

@@ -779,7 +779,7 @@ proto_encode_request(const struct proto_request *req)
  * that is not an integer, text that would need escaping) still goes
  * through jansson.
  */
-#define FAST_LINE_BYTES		512
+#define FAST_LINE_BYTES		1024
 
 /* Text that JSON carries as is: printable ASCII but '"' and '\\'. */
 static bool
@@ -934,6 +934,15 @@ proto_encode_ok(json_t *id, json_t *body)
 	return dump_line(o, ok);
 }
 
+/* ',"name":"text"' for a member only there when set, at buf[o]. */
+static int
+put_optional(char *buf, size_t len, const char *name, const char *text)
+{
+	if (text[0] == '\0')
+		return 0;
+	return snprintf(buf, len, ",\"%s\":\"%s\"", name, text);
+}
+
 char *
 proto_encode_acquired(json_t *id, const struct proto_acquired *a)
 {
@@ -941,10 +950,14 @@ proto_encode_acquired(json_t *id, const struct proto_acquired *a)
 	char	 buf[FAST_LINE_BYTES], lease[32] = "";
 	size_t	 mlen = strnlen(a->model, sizeof(a->model));
 	size_t	 elen = strnlen(a->endpoint, sizeof(a->endpoint));
+	size_t	 klen = strnlen(a->api_key, sizeof(a->api_key));
+	size_t	 nlen = strnlen(a->node, sizeof(a->node));
 	size_t	 n;
-	int	 w;
+	int	 w, wk, wn;
 
-	if (plain_text(a->model, mlen) && plain_text(a->endpoint, elen) &&
+	if (klen < sizeof(a->api_key) && nlen < sizeof(a->node) &&
+	    plain_text(a->model, mlen) && plain_text(a->endpoint, elen) &&
+	    plain_text(a->api_key, klen) && plain_text(a->node, nlen) &&
 	    (n = put_id(buf, sizeof(buf), (size_t)snprintf(buf, sizeof(buf),
 	    "{\"ok\":true"), id)) != 0) {
 		/* No lease when not held: there is nothing to release. */
@@ -953,21 +966,38 @@ proto_encode_acquired(json_t *id, const struct proto_acquired *a)
 			    (long long)a->lease);
 		w = snprintf(buf + n, sizeof(buf) - n, ",\"model\":\"%.*s\","
 		    "\"port\":%d,\"endpoint\":\"%.*s\"%s,\"cold\":%s,"
-		    "\"wait_ms\":%lld}\n", (int)mlen, a->model, a->port,
+		    "\"wait_ms\":%lld", (int)mlen, a->model, a->port,
 		    (int)elen, a->endpoint, lease, a->cold ? "true" : "false",
 		    (long long)a->wait_ms);
-		if (w > 0 && (size_t)w < sizeof(buf) - n)
-			return line_dup(buf, n + (size_t)w);
+		if (w > 0 && (size_t)w < sizeof(buf) - n) {
+			n += (size_t)w;
+			wk = put_optional(buf + n, sizeof(buf) - n, "api_key",
+			    a->api_key);
+			n += wk >= 0 ? (size_t)wk : sizeof(buf);
+			wn = n < sizeof(buf) ? put_optional(buf + n,
+			    sizeof(buf) - n, "node", a->node) : -1;
+			n += wn >= 0 ? (size_t)wn : sizeof(buf);
+			if (n + 2 < sizeof(buf)) {
+				memcpy(buf + n, "}\n", 3);
+				return line_dup(buf, n + 2);
+			}
+		}
 	}
 	o = json_pack("{s:b, s:O*, s:s%, s:i, s:s%, s:I, s:b, s:I}", "ok", 1,
-	    "id", id, "model", a->model, strnlen(a->model, sizeof(a->model)),
-	    "port", a->port,
-	    "endpoint", a->endpoint, strnlen(a->endpoint, sizeof(a->endpoint)),
+	    "id", id, "model", a->model, mlen, "port", a->port,
+	    "endpoint", a->endpoint, elen,
 	    "lease", (json_int_t)a->lease, "cold", a->cold,
 	    "wait_ms", (json_int_t)a->wait_ms);
 	/* No lease when not held: there is nothing to release. */
 	if (o != NULL && a->lease == 0)
 		json_object_del(o, "lease");
+	/* Only when there is one: older clients see the reply they knew. */
+	if (o != NULL && klen > 0 && json_object_set_new(o, "api_key",
+	    json_stringn(a->api_key, klen)) != 0)
+		return dump_line(o, false);
+	if (o != NULL && nlen > 0 && json_object_set_new(o, "node",
+	    json_stringn(a->node, nlen)) != 0)
+		return dump_line(o, false);
 	return dump_line(o, true);
 }
 
@@ -1040,6 +1070,8 @@ acquired_fill(struct proto_acquired *a, const char *model, size_t mlen,
 	if (mlen >= sizeof(a->model) || elen >= sizeof(a->endpoint) ||
 	    port < 1 || port > 65535 || lease < 0 || wait_ms < 0)
 		return false;
+	/* Not memset by the caller: the optional members stay "" unless
+	 * acquired_extra() fills them. */
 	memcpy(a->model, model, mlen);
 	a->model[mlen] = '\0';
 	memcpy(a->endpoint, endpoint, elen);
@@ -1051,22 +1083,45 @@ acquired_fill(struct proto_acquired *a, const char *model, size_t mlen,
 	return true;
 }
 
+/* The optional members; NULL: absent.  Text with a NUL is refused. */
+static bool
+acquired_extra(struct proto_acquired *a, const char *key, size_t klen,
+    const char *node, size_t nlen)
+{
+	if ((key != NULL && (klen >= sizeof(a->api_key) ||
+	    memchr(key, '\0', klen) != NULL)) || (node != NULL &&
+	    (nlen >= sizeof(a->node) || memchr(node, '\0', nlen) != NULL)))
+		return false;
+	if (key != NULL) {
+		memcpy(a->api_key, key, klen);
+		a->api_key[klen] = '\0';
+	}
+	if (node != NULL) {
+		memcpy(a->node, node, nlen);
+		a->node[nlen] = '\0';
+	}
+	return true;
+}
+
 enum proto_err
 proto_reply_acquired(const struct proto_reply *rep, struct proto_acquired *a)
 {
-	const char	*model, *endpoint;
-	size_t		 mlen, elen;
+	const char	*model, *endpoint, *key = NULL, *node = NULL;
+	size_t		 mlen, elen, klen = 0, nlen = 0;
 	json_int_t	 port, lease = 0, wait_ms;
 	int		 cold;
 
 	memset(a, 0, sizeof(*a));
 	if (!rep->ok || rep->body == NULL ||
-	    json_unpack(rep->body, "{s:s%, s:I, s:s%, s?I, s:b, s:I}",
-	    "model", &model, &mlen, "port", &port, "endpoint", &endpoint, &elen,
-	    "lease", &lease, "cold", &cold, "wait_ms", &wait_ms) != 0 ||
+	    json_unpack(rep->body, "{s:s%, s:I, s:s%, s?I, s:b, s:I, s?s%, "
+	    "s?s%}", "model", &model, &mlen, "port", &port, "endpoint",
+	    &endpoint, &elen, "lease", &lease, "cold", &cold, "wait_ms",
+	    &wait_ms, "api_key", &key, &klen, "node", &node, &nlen) != 0 ||
 	    !acquired_fill(a, model, mlen, endpoint, elen, port, lease, cold,
-	    wait_ms))
+	    wait_ms) || !acquired_extra(a, key, klen, node, nlen)) {
+		memset(a, 0, sizeof(*a));
 		return PROTO_E_BAD_REQUEST;
+	}
 	return PROTO_OK;
 }
 
@@ -1079,14 +1134,14 @@ proto_reply_acquired(const struct proto_reply *rep, struct proto_acquired *a)
  * differently, returns false and is left to them.
  */
 enum { RK_OK, RK_ID, RK_ERROR, RK_MESSAGE, RK_MODEL, RK_PORT, RK_ENDPOINT,
-	RK_LEASE, RK_COLD, RK_WAIT, RK_COUNT };
+	RK_LEASE, RK_COLD, RK_WAIT, RK_API_KEY, RK_NODE, RK_COUNT };
 
 static int
 reply_key(const char *k, size_t n, bool acquired)
 {
 	static const char *const keys[RK_COUNT] = {
 		"ok", "id", "error", "message", "model", "port", "endpoint",
-		"lease", "cold", "wait_ms",
+		"lease", "cold", "wait_ms", "api_key", "node",
 	};
 	int	 i, last = acquired ? RK_COUNT : RK_MODEL;
 
@@ -1156,7 +1211,12 @@ proto_decode_reply_flat(const char *line, size_t len, struct proto_reply *rep,
 		    !acquired_fill(a, v[RK_MODEL].s, v[RK_MODEL].n,
 		    v[RK_ENDPOINT].s, v[RK_ENDPOINT].n, v[RK_PORT].i,
 		    v[RK_LEASE].set ? v[RK_LEASE].i : 0, v[RK_COLD].b,
-		    v[RK_WAIT].i))
+		    v[RK_WAIT].i) ||
+		    (v[RK_API_KEY].set && v[RK_API_KEY].type != JSON_STRING) ||
+		    (v[RK_NODE].set && v[RK_NODE].type != JSON_STRING) ||
+		    !acquired_extra(a, v[RK_API_KEY].set ? v[RK_API_KEY].s :
+		    NULL, v[RK_API_KEY].n, v[RK_NODE].set ? v[RK_NODE].s : NULL,
+		    v[RK_NODE].n))
 			return false;
 	}
 	rep->ok = v[RK_OK].b;

@@ -26,6 +26,10 @@
 /* Model names: [A-Za-z0-9._+-], not starting with '.', at most this long. */
 #define PROTO_MODEL_NAME_MAX	128
 #define PROTO_MESSAGE_MAX	1024
+/* A model server's API key, as poold makes them: 64 hex digits. */
+#define PROTO_API_KEY_MAX	128
+#define PROTO_NODE_MAX		63
+#define PROTO_ENDPOINT_MAX	299
 /*
  * Lease ids are below 2^53, so that any JSON reader (JavaScript's numbers
  * included) carries them exactly.
@@ -80,10 +84,15 @@ struct proto_request {
 struct proto_acquired {
 	char		 model[PROTO_MODEL_NAME_MAX + 1];
 	int		 port;
-	char		 endpoint[64];	/* "http://127.0.0.1:PORT" */
+	/* "http://HOST:PORT", e.g. "http://127.0.0.1:8080" */
+	char		 endpoint[PROTO_ENDPOINT_MAX + 1];
 	int64_t		 lease;		/* 0 when "hold":false */
 	bool		 cold;		/* this request waited for a start */
 	int64_t		 wait_ms;
+	/* The server's "Authorization: Bearer" key; "": it needs none. */
+	char		 api_key[PROTO_API_KEY_MAX + 1];
+	/* The node that runs the server; "": this one. */
+	char		 node[PROTO_NODE_MAX + 1];
 };
 
 /* A decoded reply (client side). */

@@ -38,35 +38,58 @@ extern char **environ;
 
 /* --- the command line --- */
 
-/* Replaces every {model}, {path} and {port} in tmpl. */
-static char *
-expand(const char *tmpl, const char *model, const char *path, int port)
-{
-	char portstr[16], *out, *o;
-	const char *t, *val;
-	size_t len = 1, vlen;
+/* What a template's placeholders stand for in one server's start. */
+struct placeholders {
+	const char	*model;
+	const char	*path;
+	const char	*host;
+	const char	*api_key;	/* "" without api_keys */
+	char		 port[16];
+};
 
-	snprintf(portstr, sizeof(portstr), "%d", port);
+/* The value of the placeholder at t, its length in *len; NULL if none. */
+static const char *
+placeholder(const struct placeholders *ph, const char *t, size_t *len)
+{
+	const struct { const char *name, *value; } names[] = {
+		{ "{model}", ph->model }, { "{path}", ph->path },
+		{ "{port}", ph->port }, { "{host}", ph->host },
+		{ "{api_key}", ph->api_key },
+	};
+
+	if (*t != '{')
+		return NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		*len = strlen(names[i].name);
+		if (strncmp(t, names[i].name, *len) == 0)
+			return names[i].value;
+	}
+	return NULL;
+}
+
+/* Replaces every {model}, {path}, {port}, {host} and {api_key} in tmpl. */
+static char *
+expand(const char *tmpl, const struct placeholders *ph)
+{
+	char *out, *o;
+	const char *t, *val;
+	size_t len = 1, vlen, nlen;
+
 	for (int pass = 0; pass < 2; pass++) {
 		o = out = pass == 0 ? NULL : malloc(len);
 		if (pass == 1 && out == NULL)
 			return NULL;
 		for (t = tmpl; *t != '\0'; ) {
-			val = NULL;
-			if (strncmp(t, "{model}", 7) == 0)
-				val = model, t += 7;
-			else if (strncmp(t, "{path}", 6) == 0)
-				val = path, t += 6;
-			else if (strncmp(t, "{port}", 6) == 0)
-				val = portstr, t += 6;
+			if ((val = placeholder(ph, t, &nlen)) != NULL)
+				t += nlen;
 			vlen = val != NULL ? strlen(val) : 1;
 			if (pass == 0)
 				len += vlen;
 			else if (val != NULL)
 				o = (char *)memcpy(o, val, vlen) + vlen;
 			else
-				*o++ = *t++;
-			if (pass == 0 && val == NULL)
+				*o++ = *t;
+			if (val == NULL)
 				t++;
 		}
 		if (pass == 1)
@@ -84,21 +107,24 @@ argv_free(char **argv)
 }
 
 static char **
-argv_build(const struct config *conf, const struct pool_server *srv)
+argv_build(const struct config *conf, const struct pool_server *srv,
+    const char *api_key)
 {
 	const struct model_entry *e = srv->model->udata;
 	char **tmpl = e->conf != NULL && e->conf->command != NULL ?
 	    e->conf->command : conf->command;
+	struct placeholders ph = { srv->model->name, e->path,
+	    conf->server_host, api_key, "" };
 	char **argv;
 	size_t n = 0;
 
+	snprintf(ph.port, sizeof(ph.port), "%d", srv->port);
 	while (tmpl[n] != NULL)
 		n++;
 	if ((argv = calloc(n + 1, sizeof(*argv))) == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if ((argv[i] = expand(tmpl[i], srv->model->name, e->path,
-		    srv->port)) == NULL) {
+		if ((argv[i] = expand(tmpl[i], &ph)) == NULL) {
 			argv_free(argv);
 			return NULL;
 		}
@@ -138,11 +164,16 @@ env_overridden(const char *kv, char *const *extra)
 	return false;
 }
 
-/* A NULL-terminated array of borrowed strings; free only the array. */
+/*
+ * A NULL-terminated array of borrowed strings; free only the array.
+ * key_var ("LLAMA_API_KEY=…", or NULL) is poold's and wins over the
+ * model's "env": a key poold does not know would lock poold out.
+ */
 static char **
-env_build(char *const *extra)
+env_build(char *const *extra, char *key_var)
 {
-	size_t n = 0, m = 0, i;
+	char *const ours[] = { key_var, NULL };
+	size_t n = 1, m = 0, i;
 	char **env;
 
 	for (i = 0; environ[i] != NULL; i++)
@@ -152,11 +183,29 @@ env_build(char *const *extra)
 	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
 		return NULL;
 	for (i = 0; environ[i] != NULL; i++)
-		if (env_kept(environ[i]) && !env_overridden(environ[i], extra))
+		if (env_kept(environ[i]) &&
+		    !env_overridden(environ[i], extra) &&
+		    !env_overridden(environ[i], ours))
 			env[m++] = environ[i];
 	for (i = 0; extra != NULL && extra[i] != NULL; i++)
-		env[m++] = extra[i];
+		if (!env_overridden(extra[i], ours))
+			env[m++] = extra[i];
+	if (key_var != NULL)
+		env[m++] = key_var;
 	return env;
+}
+
+/* A fresh key for one start: CHILD_API_KEY_BYTES random bytes in hex. */
+static int
+api_key_make(char out[2 * CHILD_API_KEY_BYTES + 1])
+{
+	unsigned char raw[CHILD_API_KEY_BYTES];
+
+	if (entropy_fill(raw, sizeof(raw)) == -1)
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return 0;
 }
 
 /* --- in the child, between fork and exec --- */
@@ -1013,14 +1062,27 @@ int
 child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 {
 	const struct model_entry *e = srv->model->udata;
-	char **argv, **env = NULL;
+	char **argv = NULL, **env = NULL;
+	char key[2 * CHILD_API_KEY_BYTES + 1] = "";
+	char key_var[sizeof("LLAMA_API_KEY=") + sizeof(key)];
 	int out[2] = { -1, -1 }, ep[2] = { -1, -1 }, cgfd = -1, saved, rc = -1;
 	struct child *c = NULL;
 	pid_t pid, parent = getpid();
 	bool placed;
 
-	if ((argv = argv_build(d->conf, srv)) == NULL ||
-	    (env = env_build(e->conf != NULL ? e->conf->env : NULL)) == NULL) {
+	if (d->conf->api_keys && api_key_make(key) == -1) {
+		saved = errno;
+		snprintf(err, len, "no random bytes for its API key: %s",
+		    strerror(saved));
+		rc = spawn_error(saved);
+		goto fail;
+	}
+	/* llama-server takes LLAMA_API_KEY as --api-key: not on its command
+	 * line, where ps(1) shows it to every user. */
+	snprintf(key_var, sizeof(key_var), "LLAMA_API_KEY=%s", key);
+	if ((argv = argv_build(d->conf, srv, key)) == NULL ||
+	    (env = env_build(e->conf != NULL ? e->conf->env : NULL,
+	    key[0] != '\0' ? key_var : NULL)) == NULL) {
 		snprintf(err, len, "out of memory");
 		rc = POOL_SPAWN_AGAIN;
 		goto fail;
@@ -1058,6 +1120,7 @@ child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 	if (cgfd != -1)
 		close(cgfd);
 	snprintf(c->exec_prog, sizeof(c->exec_prog), "%s", argv[0]);
+	memcpy(c->api_key, key, sizeof(c->api_key));
 	free(env);
 	argv_free(argv);
 	c->pid = pid;
@@ -1102,20 +1165,18 @@ fail:
 
 /* A port another process holds is skipped (llama-server would exit 1). */
 bool
-child_port_free(int port)
+child_port_free(const struct config *conf, int port)
 {
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 	int fd, one = 1;
 	bool ok;
 
-	if ((fd = fd_socket(AF_INET, SOCK_STREAM)) == -1)
+	if (fd_tcp_addr(conf->server_host, port, &ss, &sslen) == -1 ||
+	    (fd = fd_socket(ss.ss_family, SOCK_STREAM)) == -1)
 		return true;		/* can't tell; let the server try */
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	ok = bind(fd, (struct sockaddr *)&ss, sslen) == 0;
 	close(fd);
 	return ok;
 }

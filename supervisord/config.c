@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <ctype.h>
@@ -32,7 +33,7 @@
 #define SUN_PATH_BYTES		sizeof(((struct sockaddr_un *)0)->sun_path)
 
 static const char *const default_command[] = {
-	"llama-server", "-m", "{path}", "--host", "127.0.0.1",
+	"llama-server", "-m", "{path}", "--host", "{host}",
 	"--port", "{port}", "-c", "8192", NULL
 };
 
@@ -362,6 +363,15 @@ static int
 set_command(void *base, json_t *v, struct loadctx *lc)
 {
 	return get_command(v, lc, &((struct config *)base)->command);
+}
+
+static int
+set_api_keys(void *base, json_t *v, struct loadctx *lc)
+{
+	if (!json_is_boolean(v))
+		return keyerr(lc, "expected true or false");
+	((struct config *)base)->api_keys = json_is_true(v);
+	return 0;
 }
 
 static int
@@ -1058,6 +1068,7 @@ static const struct key top_keys[] = {
 	{ "models_dir", K_PATH, OFF(models_dir), NULL },
 	{ "command", K_FUNC, 0, set_command },
 	{ "health_path", K_FUNC, 0, set_health_path },
+	{ "api_keys", K_FUNC, 0, set_api_keys },
 	{ "ports", K_FUNC, 0, set_ports },
 	{ "memory_limit", K_FUNC, 0, set_memory_limit },
 	{ "reserved", K_SIZE, OFF(reserved), NULL },
@@ -1185,6 +1196,7 @@ config_defaults(struct config *c)
 	for (i = 0; default_command[i] != NULL; i++)
 		c->command[i] = xstrdup(default_command[i]);
 	c->health_path = xstrdup(CONF_DEFAULT_HEALTH_PATH);
+	c->server_host = xstrdup(CONF_DEFAULT_SERVER_HOST);
 	c->port_min = CONF_DEFAULT_PORT_MIN;
 	c->port_max = CONF_DEFAULT_PORT_MAX;
 	c->memory_limit_auto = true;
@@ -1272,6 +1284,15 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	rc = apply_keys(top_keys, &nc, root, &lc);
 	/* Unless named, the state file is one per socket (see main.c). */
 	nc.state_file_default = json_object_get(root, "state_file") == NULL;
+	/* In a cluster, servers listen where other machines reach them, so
+	 * each must have a key (unless api_keys says false). */
+	if (rc == 0 && nc.cluster.etcd != NULL) {
+		if (json_object_get(root, "api_keys") == NULL)
+			nc.api_keys = true;
+		if (config_set_server_host(&nc, nc.cluster.advertise, err,
+		    errlen) == -1)
+			rc = -1;
+	}
 	json_decref(root);
 	if (rc == -1) {
 		config_free(&nc);
@@ -1294,6 +1315,7 @@ config_free(struct config *c)
 	free(c->models_dir);
 	strv_free(c->command);
 	free(c->health_path);
+	free(c->server_host);
 	free(c->log_dir);
 	free(c->state_file);
 	for (i = 0; i < c->nmodels; i++)
@@ -1317,6 +1339,34 @@ config_free(struct config *c)
 		free(c->aliases[i]);
 	free(c->aliases);
 	memset(c, 0, sizeof(*c));
+}
+
+int
+config_set_server_host(struct config *c, const char *host, char *err,
+    size_t errlen)
+{
+	unsigned char	 addr[sizeof(struct in6_addr)];
+
+	/* Numeric: poold connects to it from its loop, where a name lookup
+	 * would block, and a name could mean another machine tomorrow. */
+	if (inet_pton(AF_INET, host, addr) != 1 &&
+	    inet_pton(AF_INET6, host, addr) != 1) {
+		snprintf(err, errlen, "\"%s\" is not a numeric IPv4 or IPv6 "
+		    "address", host);
+		return -1;
+	}
+	free(c->server_host);
+	c->server_host = xstrdup(host);
+	return 0;
+}
+
+void
+config_host_port(const struct config *c, int port, char *buf, size_t len)
+{
+	bool	 v6 = strchr(c->server_host, ':') != NULL;
+
+	snprintf(buf, len, "%s%s%s:%d", v6 ? "[" : "", c->server_host,
+	    v6 ? "]" : "", port);
 }
 
 const struct model_conf *

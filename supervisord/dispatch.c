@@ -124,6 +124,26 @@ dispatch_error(struct session *s, json_t *id, enum proto_err err,
 
 /* --- answers from the pool --- */
 
+/* "http://HOST:PORT": where clients reach the server. */
+static void
+server_endpoint(const struct config *conf, const struct pool_server *srv,
+    char *buf, size_t len)
+{
+	char host[CONFIG_HOST_PORT_BYTES];
+
+	config_host_port(conf, srv->port, host, sizeof(host));
+	snprintf(buf, len, "http://%s", host);
+}
+
+/* The key of its current start; "" if it has none. */
+static void
+server_api_key(const struct pool_server *srv, char *buf, size_t len)
+{
+	const struct child *c = srv->udata;
+
+	snprintf(buf, len, "%s", c != NULL ? c->api_key : "");
+}
+
 static char *
 encode_answer(const struct request *r, const struct pool_answer *a)
 {
@@ -138,8 +158,9 @@ encode_answer(const struct request *r, const struct pool_answer *a)
 		memset(&acq, 0, sizeof(acq));
 		snprintf(acq.model, sizeof(acq.model), "%s", srv->model->name);
 		acq.port = srv->port;
-		snprintf(acq.endpoint, sizeof(acq.endpoint),
-		    "http://127.0.0.1:%d", srv->port);
+		server_endpoint(r->s->d->conf, srv, acq.endpoint,
+		    sizeof(acq.endpoint));
+		server_api_key(srv, acq.api_key, sizeof(acq.api_key));
 		acq.lease = a->lease;
 		acq.cold = a->cold;
 		acq.wait_ms = a->wait_ms;
@@ -411,7 +432,8 @@ cmd_lease(struct session *s, const struct proto_request *req)
 {
 	const struct pool_lease *l;
 	const struct pool_server *srv;
-	char endpoint[64];
+	char endpoint[PROTO_ENDPOINT_MAX + 1], key[PROTO_API_KEY_MAX + 1];
+	json_t *body;
 
 	if (remote_lease(s, req))
 		return;
@@ -421,11 +443,15 @@ cmd_lease(struct session *s, const struct proto_request *req)
 		send_lost(s, req, l, "RELEASE it to free the port");
 		return;
 	}
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", srv->port);
-	cmd_reply_json(s, req, json_pack("{s:I, s:s, s:i, s:s, s:s}",
+	server_endpoint(s->d->conf, srv, endpoint, sizeof(endpoint));
+	server_api_key(srv, key, sizeof(key));
+	body = json_pack("{s:I, s:s, s:i, s:s, s:s}",
 	    "lease", (json_int_t)l->id, "model", srv->model->name,
 	    "port", srv->port, "endpoint", endpoint,
-	    "state", pool_state_name(srv->state)));
+	    "state", pool_state_name(srv->state));
+	if (body != NULL && key[0] != '\0')
+		(void)json_object_set_new(body, "api_key", json_string(key));
+	cmd_reply_json(s, req, body);
 }
 
 static void

@@ -21,7 +21,9 @@ op_stop(void *ctx, struct pool_server *srv)
 static bool
 op_port_free(void *ctx, int port)
 {
-	return child_port_free(port);
+	struct daemon *d = ctx;
+
+	return child_port_free(d->conf, port);
 }
 
 static void

@@ -5,7 +5,12 @@
  */
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "poold.h"
@@ -55,6 +60,30 @@ fd_socket(int domain, int type)
 	}
 #endif
 	return fd;
+}
+
+int
+fd_tcp_addr(const char *host, int port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
 }
 
 /* accept(2), the new descriptor close-on-exec and non-blocking. */

@@ -99,7 +99,10 @@ struct hconn {
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
 	int64_t			 lease;		/* 0: none held */
+	char			 host[64];	/* numeric */
 	int			 port;
+	/* The server's key ("": none), sent in the client's stead. */
+	char			 api_key[PROTO_API_KEY_MAX + 1];
 	enum proto_err		 err;
 	char			 errmsg[PROTO_MESSAGE_MAX];
 	struct upstream		 up;
@@ -518,6 +521,31 @@ decode_reply(const char *line, size_t len, int64_t *id, struct proto_reply *out,
 	return true;
 }
 
+/*
+ * The host of an endpoint "http://HOST:PORT" or "http://[V6]:PORT", as
+ * the ACQUIRE answered it (the server may run on another node).  -1 if
+ * it is no such URL.
+ */
+static int
+endpoint_host(const char *endpoint, char *host, size_t len)
+{
+	const char *p = endpoint, *end;
+	size_t n;
+
+	if (strncmp(p, "http://", 7) != 0)
+		return -1;
+	p += 7;
+	if (*p == '[')
+		end = strchr(++p, ']');
+	else
+		end = strchr(p, ':');
+	if (end == NULL || (n = (size_t)(end - p)) == 0 || n >= len)
+		return -1;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	return 0;
+}
+
 /* session.send: an answer of the pool, maybe inside its call: recorded. */
 static void
 session_send(struct session *s, char *line)
@@ -548,6 +576,12 @@ session_send(struct session *s, char *line)
 	if (rep.ok) {
 		c->lease = a.lease;
 		c->port = a.port;
+		memcpy(c->api_key, a.api_key, sizeof(c->api_key));
+		if (endpoint_host(a.endpoint, c->host, sizeof(c->host)) == -1) {
+			c->err = PROTO_E_INTERNAL;
+			snprintf(c->errmsg, sizeof(c->errmsg), "no server "
+			    "address in the endpoint \"%s\"", a.endpoint);
+		}
 	}
 	conn_queue(c);
 }
@@ -709,11 +743,14 @@ static const struct upstream_ops up_ops = {
 static void
 proxy(struct hconn *c)
 {
-	char *head, err[256];
+	char *head, err[256], where[sizeof(c->host) + 16];
 	size_t len;
+	bool v6 = strchr(c->host, ':') != NULL;
 
-	head = http_upstream_head(&c->req, c->port, c->req.body_len,
-	    c->h->pol.token != NULL, &len);
+	snprintf(where, sizeof(where), "%s%s%s:%d", v6 ? "[" : "", c->host,
+	    v6 ? "]" : "", c->port);
+	head = http_upstream_head(&c->req, where, c->api_key,
+	    c->req.body_len, &len);
 	if (head == NULL) {
 		release_lease(c);
 		reply_error(c, 500, "server_error", "internal_error",
@@ -722,8 +759,8 @@ proxy(struct hconn *c)
 	}
 	c->state = HS_PROXY;
 	/* HTTP/1.0 knows no chunks: the response is de-chunked for it. */
-	if (upstream_start(&c->up, c->port, c->req.minor == 0, head, len,
-	    c->req.body, c->req.body_len, err, sizeof(err)) == -1)
+	if (upstream_start(&c->up, c->host, c->port, c->req.minor == 0, head,
+	    len, c->req.body, c->req.body_len, err, sizeof(err)) == -1)
 		up_fail(c, err, false);	/* answered in this http_reap() */
 }
 

@@ -155,11 +155,14 @@ const char *http_reason(int status);
 bool	 http_hop_by_hop(const char *name, size_t len);
 /*
  * The head sent to the model's server: the request's method and path,
- * Host 127.0.0.1:port, its end-to-end headers (without its credentials
- * when drop_auth), Content-Length bodylen, Connection: close.
+ * Host host_port ("127.0.0.1:8080", "[::1]:8080"), its end-to-end headers
+ * but its credentials (Authorization, X-Api-Key), "Authorization: Bearer
+ * api_key" if api_key is not NULL or "", Content-Length bodylen,
+ * Connection: close.
  */
-char	*http_upstream_head(const struct http_msg *req, int port,
-	    size_t bodylen, bool drop_auth, size_t *len);
+char	*http_upstream_head(const struct http_msg *req,
+	    const char *host_port, const char *api_key, size_t bodylen,
+	    size_t *len);
 /*
  * The head relayed to the client from the server's: its status line and
  * end-to-end headers with its own framing (Content-Length or chunked),

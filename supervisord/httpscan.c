@@ -950,8 +950,8 @@ sb_header(struct sbuf *b, const struct http_header *h)
 }
 
 char *
-http_upstream_head(const struct http_msg *req, int port, size_t bodylen,
-    bool drop_auth, size_t *len)
+http_upstream_head(const struct http_msg *req, const char *host_port,
+    const char *api_key, size_t bodylen, size_t *len)
 {
 	const struct http_header *h;
 	struct sbuf b = { 0 };
@@ -960,17 +960,21 @@ http_upstream_head(const struct http_msg *req, int port, size_t bodylen,
 	sb_add(&b, req->method.p, req->method.len);
 	sb_str(&b, " ");
 	sb_add(&b, req->url.p, req->url.len);
-	sb_printf(&b, " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", port);
+	sb_printf(&b, " HTTP/1.1\r\nHost: %s\r\n", host_port);
+	/* The client's credentials are the front door's (its token), never
+	 * the server's: a server sees only the key poold gave it. */
 	for (i = 0; i < req->nheaders; i++) {
 		h = &req->headers[i];
 		if (http_hop_by_hop(h->name.p, h->name.len) ||
 		    span_ieq(&h->name, "host") ||
 		    span_ieq(&h->name, "content-length") ||
-		    (drop_auth && (span_ieq(&h->name, "authorization") ||
-		    span_ieq(&h->name, "x-api-key"))))
+		    span_ieq(&h->name, "authorization") ||
+		    span_ieq(&h->name, "x-api-key"))
 			continue;
 		sb_header(&b, h);
 	}
+	if (api_key != NULL && api_key[0] != '\0')
+		sb_printf(&b, "Authorization: Bearer %s\r\n", api_key);
 	sb_printf(&b, "Content-Length: %zu\r\nConnection: close\r\n\r\n",
 	    bodylen);
 	return sb_done(&b, len);

@@ -5,6 +5,7 @@
 #define POOLD_POOLD_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 
 #include <limits.h>
@@ -23,6 +24,7 @@
 /* Defaults of the config file; see poold.json(5). */
 #define CONF_DEFAULT_MODELS_DIR		"/srv/models"
 #define CONF_DEFAULT_HEALTH_PATH	"/health"
+#define CONF_DEFAULT_SERVER_HOST	"127.0.0.1"
 #define CONF_DEFAULT_PORT_MIN		8080
 #define CONF_DEFAULT_PORT_MAX		8179
 #define CONF_DEFAULT_RESERVED		(20ULL << 30)
@@ -112,6 +114,10 @@ struct config {
 	char		 *models_dir;
 	char		**command;		/* NULL-terminated argv template */
 	char		 *health_path;
+	/* Numeric IPv4 or IPv6: where servers listen ({host}) and where
+	 * poold and its clients reach them. */
+	char		 *server_host;
+	bool		  api_keys;		/* a key per start */
 	int		  port_min, port_max;
 	bool		  memory_limit_auto;
 	uint64_t	  memory_limit;		/* when not auto */
@@ -157,6 +163,15 @@ void	 config_defaults(struct config *);
 int	 config_load(struct config *, const char *path, char *err, size_t);
 void	 config_free(struct config *);
 const struct model_conf *config_model(const struct config *, const char *);
+/* Sets server_host; -1 with a message unless it is a numeric address. */
+int	 config_set_server_host(struct config *, const char *host, char *err,
+	    size_t errlen);
+/* "127.0.0.1:8080" or "[::1]:8080": server_host and port, for a URL or a
+ * Host header (CONFIG_HOST_PORT_BYTES with the NUL). */
+/* INET6_ADDRSTRLEN and "[]:65535", rounded up. */
+#define CONFIG_HOST_PORT_BYTES	64
+void	 config_host_port(const struct config *, int port, char *buf,
+	    size_t len);
 /* "18G", "512M", 1024 → bytes; -1 on a bad value. */
 int	 parse_size(const char *, uint64_t *);
 /* "30m", "2h", "1500ms", "10s", 10 (seconds) → ms; -1 on a bad value. */
@@ -247,6 +262,10 @@ int	 fd_nonblock(int);
 int	 fd_pipe(int[2]);		/* close-on-exec */
 int	 fd_socket(int domain, int type);	/* close-on-exec, non-blocking */
 int	 fd_accept(int listener);	/* close-on-exec, non-blocking */
+/* host (a numeric IPv4 or IPv6 address) and port as a socket address;
+ * -1 with EINVAL if host is not one. */
+int	 fd_tcp_addr(const char *host, int port, struct sockaddr_storage *,
+	    socklen_t *);
 
 /* log.c */
 void	 log_init(const char *progname, bool verbose);
@@ -344,6 +363,9 @@ struct child_member {
 };
 
 /* A server process; the udata of its pool_server. */
+/* Random bytes in a server's API key (64 hex digits). */
+#define CHILD_API_KEY_BYTES	32
+
 struct child {
 	struct daemon		*d;
 	struct pool_server	*srv;
@@ -366,6 +388,8 @@ struct child {
 	int			 exec_errno;	/* exec failed with it; 0: not */
 	int			 exec_stage;	/* what failed (child.c) */
 	char			 exec_prog[128];
+	/* Its API key (api_keys), new at each start; "": none. */
+	char			 api_key[2 * CHILD_API_KEY_BYTES + 1];
 	char			 cgroup[PATH_MAX];	/* "" if none */
 	/* Its descendants as last seen (no cgroup: the next poold finds
 	 * leftovers whose leader is gone by these). */
@@ -480,7 +504,7 @@ int	 child_spawn(struct daemon *, struct pool_server *, char *, size_t);
 void	 child_stop(struct daemon *, struct pool_server *);
 /* Sends SIGKILL to every server's process group (a second SIGTERM). */
 void	 child_kill_all(struct daemon *);
-bool	 child_port_free(int port);
+bool	 child_port_free(const struct config *, int port);
 
 /* probe.c */
 void	 probe_start(struct child *);

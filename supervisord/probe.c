@@ -1,7 +1,7 @@
 /*
  * probe.c — is a starting server healthy yet?  Is a ready one still?
  *
- * GET health_path on 127.0.0.1:port, non-blocking, one probe in flight per
+ * GET health_path on server_host:port, non-blocking, one probe in flight per
  * server.  llama-server refuses connections at first, then answers 503
  * while loading, then 200.  Probes start 5 ms apart and back off ×1.5 to
  * 1 s, so a long load costs a probe a second, not forty; output from the
@@ -132,9 +132,15 @@ static void
 probe_send(struct child *c)
 {
 	struct probe *pr = &c->probe;
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 
-	if ((pr->fd = fd_socket(AF_INET, SOCK_STREAM)) == -1) {
+	if (fd_tcp_addr(c->d->conf->server_host, c->srv->port, &ss, &sslen)
+	    == -1) {
+		probe_retry(c, "no address for the probe");
+		return;
+	}
+	if ((pr->fd = fd_socket(ss.ss_family, SOCK_STREAM)) == -1) {
 		if (!pr->starved)
 			log_warn("probe %s", c->srv->model->name);
 		/* poold's own lack of descriptors says nothing of the server:
@@ -150,13 +156,9 @@ probe_send(struct child *c)
 		return;
 	}
 	pr->starved = false;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)c->srv->port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	pr->sent++;
 	pr->last_sent = daemon_now();
-	if (connect(pr->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	if (connect(pr->fd, (struct sockaddr *)&ss, sslen) == -1 &&
 	    errno != EINPROGRESS) {
 		probe_retry(c, "connection refused");	/* not listening yet */
 		return;
@@ -197,13 +199,15 @@ static int
 probe_get(struct child *c)
 {
 	struct probe *pr = &c->probe;
-	char req[512];
+	char req[512], host[CONFIG_HOST_PORT_BYTES];
 	int n;
 	ssize_t sent;
 
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d"
+	/* The health path is public: llama-server asks no key for it. */
+	config_host_port(c->d->conf, c->srv->port, host, sizeof(host));
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s"
 	    "\r\nConnection: close\r\n\r\n", c->d->conf->health_path,
-	    c->srv->port);
+	    host);
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		probe_retry(c, "cannot send the request");
 		return -1;

@@ -1,6 +1,6 @@
 /*
  * upstream.c — one request to a model's server: a non-blocking connect to
- * 127.0.0.1:PORT, the rewritten head and the body written, the response
+ * HOST:PORT (numeric), the rewritten head and the body written, the response
  * read and framed with llhttp so that its end is known, its bytes handed
  * to the client's side as they come (http.c) — never buffered here
  * beyond one read.  The client's side pauses the reading when its output
@@ -217,8 +217,7 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
 		if (err != 0) {
-			fail(u, "connect to 127.0.0.1:%d: %s", u->port,
-			    strerror(err));
+			fail(u, "connect to %s: %s", u->where, strerror(err));
 			return;
 		}
 		u->connected = true;
@@ -237,33 +236,39 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 int
-upstream_start(struct upstream *u, int port, bool dechunk, char *head,
-    size_t head_len, const char *body, size_t body_len, char *err,
+upstream_start(struct upstream *u, const char *host, int port, bool dechunk,
+    char *head, size_t head_len, const char *body, size_t body_len, char *err,
     size_t errlen)
 {
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 	int one = 1;
 
 	u->resp.dechunk = dechunk;
 	http_msg_reset(&u->resp);
 	u->port = port;
+	snprintf(u->where, sizeof(u->where), "%s%s%s:%d",
+	    strchr(host, ':') != NULL ? "[" : "", host,
+	    strchr(host, ':') != NULL ? "]" : "", port);
 	u->head = head;
 	u->head_len = head_len;
 	u->body = body;
 	u->body_len = body_len;
 	u->sent = 0;
 	u->connected = u->relaying = u->paused = false;
-	if ((u->fd = fd_socket(AF_INET, SOCK_STREAM)) == -1) {
+	if (fd_tcp_addr(host, port, &ss, &sslen) == -1) {
+		snprintf(err, errlen, "%s: not a numeric address", u->where);
+		free(head);
+		u->head = NULL;
+		return -1;
+	}
+	if ((u->fd = fd_socket(ss.ss_family, SOCK_STREAM)) == -1) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		free(head);
 		u->head = NULL;
 		return -1;
 	}
 	(void)setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ev_io_init(&u->rio, read_cb, u->fd, EV_READ);
 	ev_io_init(&u->wio, write_cb, u->fd, EV_WRITE);
 	/* A running response goes before new requests in a busy turn. */
@@ -275,10 +280,10 @@ upstream_start(struct upstream *u, int port, bool dechunk, char *head,
 	 * in progress waits for it to be writable; one that fails has sent
 	 * nothing, like a failed connect.
 	 */
-	if ((connect(u->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	if ((connect(u->fd, (struct sockaddr *)&ss, sslen) == -1 &&
 	    errno != EINPROGRESS) || send_request(u) == -1) {
-		snprintf(err, errlen, "%s 127.0.0.1:%d: %s", u->sent > 0 ?
-		    "write to" : "connect to", port, strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", u->sent > 0 ?
+		    "write to" : "connect to", u->where, strerror(errno));
 		upstream_close(u);
 		return -1;
 	}

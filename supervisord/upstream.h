@@ -32,6 +32,7 @@ struct upstream {
 	void				*ctx;
 	int				 fd;	/* -1: none */
 	int				 port;
+	char				 where[64];	/* "HOST:PORT" */
 	ev_io				 rio, wio;
 	char				*head;	/* malloc'd, until written */
 	size_t				 head_len;
@@ -47,14 +48,15 @@ struct upstream {
 void	 upstream_init(struct upstream *, struct ev_loop *,
 	    const struct upstream_ops *, void *ctx);
 /*
- * Connects to 127.0.0.1:port and sends head (taken: freed here) and body
- * (borrowed until the response ends).  dechunk: the client speaks
- * HTTP/1.0, so a chunked response reaches it as plain data.  -1 with a
- * message if it could not even start; else the ops report how it ends.
+ * Connects to host (a numeric IPv4 or IPv6 address) at port and sends
+ * head (taken: freed here) and body (borrowed until the response ends).
+ * dechunk: the client speaks HTTP/1.0, so a chunked response reaches it
+ * as plain data.  -1 with a message if it could not even start; else the
+ * ops report how it ends.
  */
-int	 upstream_start(struct upstream *, int port, bool dechunk, char *head,
-	    size_t head_len, const char *body, size_t body_len, char *err,
-	    size_t errlen);
+int	 upstream_start(struct upstream *, const char *host, int port,
+	    bool dechunk, char *head, size_t head_len, const char *body,
+	    size_t body_len, char *err, size_t errlen);
 /* Stops reading the response (the client's output is past high water). */
 void	 upstream_pause(struct upstream *);
 void	 upstream_resume(struct upstream *);

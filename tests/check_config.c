@@ -194,7 +194,7 @@ START_TEST(test_defaults)
 	struct config	 cfg;
 	char		 err[512];
 	const char	*cmd[] = { "llama-server", "-m", "{path}", "--host",
-	    "127.0.0.1", "--port", "{port}", "-c", "8192", NULL };
+	    "{host}", "--port", "{port}", "-c", "8192", NULL };
 	size_t		 i;
 
 	ck_assert_int_eq(load(&cfg, "{}\n", err, sizeof(err)), 0);
@@ -206,6 +206,8 @@ START_TEST(test_defaults)
 		ck_assert_str_eq(cfg.command[i], cmd[i]);
 	ck_assert_ptr_null(cfg.command[i]);
 	ck_assert_str_eq(cfg.health_path, "/health");
+	ck_assert_str_eq(cfg.server_host, "127.0.0.1");
+	ck_assert(!cfg.api_keys);
 	ck_assert_int_eq(cfg.port_min, 8080);
 	ck_assert_int_eq(cfg.port_max, 8179);
 	ck_assert(cfg.memory_limit_auto);

@@ -20,6 +20,11 @@
 /* A string literal and its length, so lines may hold NUL bytes. */
 #define L(s)		s, sizeof(s) - 1
 #define LINE_BUF	2048
+/* Long strings for the limits. */
+#define E10	"0123456789"
+#define E100	E10 E10 E10 E10 E10 E10 E10 E10 E10 E10
+#define E299	E100 E100 E10 E10 E10 E10 E10 E10 E10 E10 E10 "012345678"
+#define E300	E299 "9"
 
 /* --- helpers --- */
 
@@ -863,22 +868,32 @@ static const struct acquired_case {
 	struct proto_acquired	 a;
 	const char		*line;
 } acquired_cases[] = {
-	{ { "llama-3.1-8b", 41001, "http://127.0.0.1:41001", 17, true, 5120 },
+	{ { "llama-3.1-8b", 41001, "http://127.0.0.1:41001", 17, true, 5120,
+	    "", "" },
 	    "{'ok':true,'id':'a1','model':'llama-3.1-8b','port':41001,"
 	    "'endpoint':'http://127.0.0.1:41001','lease':17,'cold':true,"
 	    "'wait_ms':5120}" },
-	{ { "m", 1, "http://127.0.0.1:1", 0, false, 0 },
+	{ { "m", 1, "http://127.0.0.1:1", 0, false, 0, "", "" },
 	    "{'ok':true,'id':'a1','model':'m','port':1,"
 	    "'endpoint':'http://127.0.0.1:1','cold':false,'wait_ms':0}" },
 	/* The largest id poold gives: exact in any JSON reader. */
-	{ { "m", 8080, "http://127.0.0.1:8080", PROTO_LEASE_MAX, true, 2 },
+	{ { "m", 8080, "http://127.0.0.1:8080", PROTO_LEASE_MAX, true, 2,
+	    "", "" },
 	    "{'ok':true,'id':'a1','model':'m','port':8080,"
 	    "'endpoint':'http://127.0.0.1:8080','lease':9007199254740991,"
 	    "'cold':true,'wait_ms':2}" },
-	{ { "m", 65535, "http://127.0.0.1:65535", INT64_MAX, false, 1 },
+	{ { "m", 65535, "http://127.0.0.1:65535", INT64_MAX, false, 1, "", "" },
 	    "{'ok':true,'id':'a1','model':'m','port':65535,"
 	    "'endpoint':'http://127.0.0.1:65535','lease':9223372036854775807,"
 	    "'cold':false,'wait_ms':1}" },
+	/* A server with a key, on another node, over IPv6. */
+	{ { "m", 8080, "http://[fd00::1]:8080", 3, false, 1,
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	    "gpu-2" },
+	    "{'ok':true,'id':'a1','model':'m','port':8080,"
+	    "'endpoint':'http://[fd00::1]:8080','lease':3,'cold':false,"
+	    "'wait_ms':1,'api_key':'0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef','node':'gpu-2'}" },
 };
 
 START_TEST(acquired_round_trip)
@@ -1010,9 +1025,14 @@ static const struct bad_acquired_case {
 	{ "{'ok':true,'model':'m','port':65536,'endpoint':'e','cold':true,"
 	  "'wait_ms':0}" },
 	{ "{'ok':true,'model':'m','port':1,'cold':true,'wait_ms':0}" },
-	{ "{'ok':true,'model':'m','port':1,'endpoint':'http://127.0.0.1:1/"
-	  "a-path-that-is-much-too-long-for-the-endpoint-buffer','cold':true,"
+	{ "{'ok':true,'model':'m','port':1,'endpoint':'" E300 "','cold':true,"
 	  "'wait_ms':0}" },
+	{ "{'ok':true,'model':'m','port':1,'endpoint':'e','cold':true,"
+	  "'wait_ms':0,'api_key':'" E100 E10 E10 "123456789'}" },
+	{ "{'ok':true,'model':'m','port':1,'endpoint':'e','cold':true,"
+	  "'wait_ms':0,'api_key':7}" },
+	{ "{'ok':true,'model':'m','port':1,'endpoint':'e','cold':true,"
+	  "'wait_ms':0,'node':'" E10 E10 E10 E10 E10 E10 "0123'}" },
 	{ "{'ok':true,'model':'m','port':1,'endpoint':'e','wait_ms':0}" },
 	{ "{'ok':true,'model':'m','port':1,'endpoint':'e','cold':1,"
 	  "'wait_ms':0}" },
@@ -1668,8 +1688,14 @@ static const struct { const char *line; int take; } flat_lines[] = {
 	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'x':1}", 0 },
 	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'port':81}", 0 },
 	{ "{'ok':true,'id':1,'model':'m\\u0021','port':80,'endpoint':'e','cold':true,'wait_ms':3}", 0 },
-	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'0123456789012345678901234567890123456789012345678901234567890123','cold':true,'wait_ms':3}", 0 },
-	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'012345678901234567890123456789012345678901234567890123456789012','cold':true,'wait_ms':3}", 1 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'" E300 "','cold':true,'wait_ms':3}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'" E299 "','cold':true,'wait_ms':3}", 1 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'api_key':'k','node':'n'}", 1 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'api_key':1}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'api_key':'" E100 E10 E10 "123456789'}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'api_key':'" E100 E10 E10 "12345678'}", 1 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'node':'" E10 E10 E10 E10 E10 E10 "0123'}", 0 },
+	{ "{'ok':true,'id':1,'model':'m','port':80,'endpoint':'e','cold':true,'wait_ms':3,'node':'k','node':'n'}", 0 },
 	{ "{'ok':false,'id':1,'error':'busy','model':'m'}", 1 },
 };
 

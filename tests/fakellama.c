@@ -55,13 +55,21 @@
  *
  * GET /debug/stats answers what the tests assert on the upstream side:
  *	{"requests", "streams_started", "streams_finished", "events_sent",
- *	 "open_streams", "disconnects", "stalls", "last_head",
+ *	 "open_streams", "disconnects", "stalls", "unauthorized", "last_head",
  *	 "last_body_bytes"}
  * "disconnects" counts streams whose client went away (EOF, reset)
  * before the last event, "stalls" streams dropped after client_idle_ms
  * without progress; each also logs a line on stderr ("client
  * disconnected mid-stream after K of N events").  "last_head" is the
  * head of the last POST as received (hop-by-hop checks).
+ *
+ * With an API key (--api-key KEY, or LLAMA_API_KEY in the environment,
+ * as llama-server reads it) every path but llama-server's public ones
+ * (/health, /v1/health, /models, /v1/models, /api/tags, /) answers 401
+ * and llama-server's body {"error":{"code":401,"message":"Invalid API
+ * Key","type":"authentication_error"}} unless the request carries
+ * "Authorization: Bearer KEY"; such requests count in "unauthorized" of
+ * /debug/stats (which needs the key too).
  *
  * When it becomes ready it logs how many /health requests it answered
  * while loading ("ready port P at T after N health requests").
@@ -160,6 +168,7 @@ struct settings {
 	const char	*path;
 	const char	*host;
 	int		 port;
+	const char	*api_key;	/* NULL: every request is let in */
 	char		 name[NAME_JSON_MAX_BYTES];	/* basename, as JSON */
 	enum mode	 mode;
 	long long	 load_ms;
@@ -281,6 +290,7 @@ struct fake {
 	unsigned long	 streams_finished;
 	unsigned long	 disconnects;
 	unsigned long	 stalls;
+	unsigned long	 unauthorized;	/* answered 401 */
 	unsigned long long events_sent;
 	size_t		 last_body_bytes;
 	char		 last_head[LAST_HEAD_MAX_BYTES];
@@ -495,10 +505,16 @@ parse_args(int argc, char **argv, struct settings *s)
 			s->port = parse_port(v);
 		else if ((v = take_value(argc, argv, &i, "--host")) != NULL)
 			s->host = v;
+		else if ((v = take_value(argc, argv, &i, "--api-key")) != NULL)
+			s->api_key = v;
 		else if (strchr(argv[i], '=') == NULL && i + 1 < argc &&
 		    argv[i + 1][0] != '-')
 			i++;
 	}
+	/* llama-server: the flag, else its variable. */
+	if (s->api_key == NULL && (v = getenv("LLAMA_API_KEY")) != NULL &&
+	    *v != '\0')
+		s->api_key = v;
 	if (s->path == NULL)
 		usage_error("no model file (-m)");
 	if (s->port == -1)
@@ -1417,11 +1433,59 @@ answer_debug_stats(struct conn *c)
 	snprintf(body, sizeof(body), "{\"requests\":%lu,"
 	    "\"streams_started\":%lu,\"streams_finished\":%lu,"
 	    "\"events_sent\":%llu,\"open_streams\":%lu,\"disconnects\":%lu,"
-	    "\"stalls\":%lu,\"last_head\":\"%s\",\"last_body_bytes\":%zu}",
+	    "\"stalls\":%lu,\"unauthorized\":%lu,\"last_head\":\"%s\","
+	    "\"last_body_bytes\":%zu}",
 	    fk.requests, fk.streams_started, fk.streams_finished,
-	    fk.events_sent, open_streams(), fk.disconnects, fk.stalls, head,
-	    fk.last_body_bytes);
+	    fk.events_sent, open_streams(), fk.disconnects, fk.stalls,
+	    fk.unauthorized, head, fk.last_body_bytes);
 	reply(c, 200, body);
+}
+
+/* The value of header name (lowercase) in head, its length in *len. */
+static const char *
+header_value(const char *head, size_t head_len, const char *name,
+    size_t *len)
+{
+	const char *p = head, *end = head + head_len, *nl, *v;
+	size_t nlen = strlen(name);
+
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if ((size_t)(nl - p) > nlen && p[nlen] == ':' &&
+		    strncasecmp(p, name, nlen) == 0) {
+			for (v = p + nlen + 1; v < nl && *v == ' '; v++)
+				;
+			*len = (size_t)(nl - v);
+			while (*len > 0 && (v[*len - 1] == '\r' ||
+			    v[*len - 1] == ' '))
+				(*len)--;
+			return v;
+		}
+		p = nl + 1;
+	}
+	return NULL;
+}
+
+/*
+ * llama-server's check (tools/server: middleware_validate_api_key): no key
+ * set, a public path, or "Authorization: Bearer KEY".
+ */
+static bool
+authorized(const struct request *rq)
+{
+	static const char *const public_paths[] = { "/health", "/v1/health",
+	    "/models", "/v1/models", "/api/tags", "/", NULL };
+	const char *v;
+	size_t len, klen;
+
+	if (fk.set.api_key == NULL)
+		return true;
+	for (size_t i = 0; public_paths[i] != NULL; i++)
+		if (strcmp(rq->path, public_paths[i]) == 0)
+			return true;
+	klen = strlen(fk.set.api_key);
+	v = header_value(rq->head, rq->head_len, "authorization", &len);
+	return v != NULL && len == 7 + klen && strncmp(v, "Bearer ", 7) == 0 &&
+	    memcmp(v + 7, fk.set.api_key, klen) == 0;
 }
 
 /* Keeps the head of a POST for GET /debug/stats. */
@@ -1444,6 +1508,11 @@ route_request(struct conn *c, const struct request *rq, int64_t now)
 	bool post = strcmp(rq->method, "POST") == 0;
 
 	fk.requests++;
+	if (!authorized(rq)) {
+		fk.unauthorized++;
+		reply_error(c, 401, "Invalid API Key", "authentication_error");
+		return;
+	}
 	if (post)
 		remember_request(rq);
 	if (get && strcmp(rq->path, "/health") == 0)

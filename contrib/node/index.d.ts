@@ -84,7 +84,7 @@ export interface WithModelOptions extends Omit<AcquireOptions, 'hold'> {
 
 export declare class Lease {
 	readonly model: string;
-	/** "http://127.0.0.1:PORT" */
+	/** "http://HOST:PORT", e.g. "http://127.0.0.1:8080" */
 	readonly endpoint: string;
 	readonly port: number;
 	/** The lease number; null when acquired with hold:false. */
@@ -92,6 +92,10 @@ export declare class Lease {
 	/** This ACQUIRE waited for a start. */
 	readonly cold: boolean;
 	readonly waitMs: number;
+	/** The server's API key (poold.json "api_keys"); null: it needs none. */
+	readonly apiKey: string | null;
+	/** The node that runs the server; null: poold's own machine. */
+	readonly node: string | null;
 	/** True while the lease is held and its server runs, as far as the client knows. */
 	readonly alive: boolean;
 	/** The PoolError 'lease_lost' once poold said the lease's server is gone, else null. */
@@ -103,6 +107,10 @@ export declare class Lease {
 	readonly signal: AbortSignal;
 	/** endpoint + path (default "/v1/chat/completions"). */
 	url(path?: string): string;
+	/** { authorization: "Bearer KEY" } for a server with a key, else {}. */
+	headers(): Record<string, string>;
+	/** fetch() of url(path), with the server's key as "Authorization: Bearer". */
+	fetch(path?: string, init?: RequestInit): Promise<Response>;
 	/**
 	 * LEASE: the lease's server while it runs; rejects with 'lease_lost'
 	 * (and marks the lease lost; it stays held until release()) once it is gone.
@@ -122,6 +130,8 @@ export interface LeaseState {
 	model: string;
 	port: number;
 	endpoint: string;
+	/** Present when the server has a key. */
+	api_key?: string;
 	state: 'ready' | 'stopping' | (string & {});
 }
 
@@ -221,8 +231,21 @@ export interface EndpointOptions {
 	logger?: LoggerLike;
 }
 
+export interface ModelTarget {
+	url: string;
+	/** What the server needs: { authorization: "Bearer KEY" }, or {} (the fallback too). */
+	headers: Record<string, string>;
+	/** The server's API key; null: none (the fallback too). */
+	apiKey: string | null;
+	/** true: served by poold; false: the fallback. */
+	pooled: boolean;
+}
+
 export interface HeldEndpoint {
 	url: string;
+	/** What the server needs: { authorization: "Bearer KEY" }, or {} (the fallback too). */
+	headers: Record<string, string>;
+	apiKey: string | null;
 	/** true: served by poold; false: the fallback. */
 	pooled: boolean;
 	lease: Lease | null;
@@ -238,6 +261,9 @@ export declare function closeDefaultClients(): Promise<void>;
 /** poold's chat-completions URL for modelKey, or fallbackEndpoint. Never rejects. */
 export declare function getModelEndpoint(modelKey: string, fallbackEndpoint: string,
     opts?: EndpointOptions): Promise<string>;
+/** getModelEndpoint() with the headers a server with a key needs. Never rejects. */
+export declare function getModelTarget(modelKey: string, fallbackEndpoint: string,
+    opts?: EndpointOptions): Promise<ModelTarget>;
 /** Like getModelEndpoint() but holds a lease until release(). Never rejects. */
 export declare function acquireEndpoint(modelKey: string, fallbackEndpoint: string,
     opts?: EndpointOptions): Promise<HeldEndpoint>;

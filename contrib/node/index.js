@@ -81,6 +81,11 @@ function nonNegInt(v, name, dflt) {
 	return Math.floor(v);
 }
 
+/* {authorization: 'Bearer KEY'} for a server with a key, else {}. */
+function authHeaders(apiKey) {
+	return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+}
+
 function stripReply(msg) {
 	const out = {};
 	for (const k of Object.keys(msg))
@@ -106,6 +111,12 @@ class Lease {
 		    msg.lease : null;
 		this.cold = Boolean(msg.cold);
 		this.waitMs = typeof msg.wait_ms === 'number' ? msg.wait_ms : 0;
+		/* The server's key ("api_keys" in poold.json), null: none needed. */
+		this.apiKey = typeof msg.api_key === 'string' && msg.api_key ?
+		    msg.api_key : null;
+		/* The node that runs the server; null: poold's own machine. */
+		this.node = typeof msg.node === 'string' && msg.node ? msg.node :
+		    null;
 		this.#client = client;
 		this.#gen = gen;
 		this.#alive = this.lease !== null;
@@ -128,6 +139,21 @@ class Lease {
 
 	/* endpoint + path, by default the chat-completions URL. */
 	url(p) { return this.endpoint + (p === undefined ? CHAT_PATH : p); }
+
+	/* The headers a request to the server needs: its key, if any. */
+	headers() { return authHeaders(this.apiKey); }
+
+	/*
+	 * fetch() of url(path) with the server's key sent as
+	 * "Authorization: Bearer KEY" (over any the caller set).
+	 */
+	fetch(p, init) {
+		const i = init || {};
+		const h = new Headers(i.headers);
+		for (const [k, v] of Object.entries(this.headers()))
+			h.set(k, v);
+		return fetch(this.url(p), { ...i, headers: h });
+	}
 
 	/*
 	 * Asks poold about the lease (LEASE).  Resolves to {lease, model,
@@ -772,7 +798,9 @@ function fallbackNote(logger, err, modelKey, fallback) {
 /*
  * The URL to send modelKey's chat completions to: poold's server when it
  * serves the model, else fallbackEndpoint.  Acquires without a lease
- * (hold:false): see README.md for the trade-off.  Never rejects.
+ * (hold:false): see README.md for the trade-off.  Never rejects.  A URL
+ * only: a server with a key ("api_keys") needs acquireEndpoint()'s
+ * headers, or getModelTarget().
  */
 async function getModelEndpoint(modelKey, fallbackEndpoint, opts) {
 	const o = opts || {};
@@ -788,10 +816,30 @@ async function getModelEndpoint(modelKey, fallbackEndpoint, opts) {
 }
 
 /*
+ * Like getModelEndpoint(), with the headers the server needs:
+ * {url, headers, apiKey, pooled}; the fallback's headers are {}.  Never
+ * rejects.
+ */
+async function getModelTarget(modelKey, fallbackEndpoint, opts) {
+	const o = opts || {};
+	try {
+		const client = o.client || getDefaultClient(o.socketPath);
+		const r = await client.acquire(modelKey, { hold: false,
+		    timeoutMs: o.timeoutMs });
+		return { url: r.url(o.path), headers: r.headers(),
+		    apiKey: r.apiKey, pooled: true };
+	} catch (err) {
+		fallbackNote(o.logger, err, modelKey, fallbackEndpoint);
+		return { url: fallbackEndpoint, headers: {}, apiKey: null,
+		    pooled: false };
+	}
+}
+
+/*
  * Like getModelEndpoint() but holds a lease, so poold will not stop the
  * server (idle, LRU) until release() is called.  Resolves to
- * {url, release(), pooled, lease}; release() is a no-op for the fallback.
- * Never rejects.
+ * {url, headers, apiKey, release(), pooled, lease}; release() is a no-op
+ * for the fallback.  Never rejects.
  */
 async function acquireEndpoint(modelKey, fallbackEndpoint, opts) {
 	const o = opts || {};
@@ -803,6 +851,8 @@ async function acquireEndpoint(modelKey, fallbackEndpoint, opts) {
 			url: l.url(o.path),
 			pooled: true,
 			lease: l,
+			apiKey: l.apiKey,
+			headers: l.headers(),
 			release: () => l.release().catch((e) => {
 				logTo(o.logger, 'warn',
 				    `poold: ${modelKey}: release failed: ${e.message}`, e);
@@ -811,7 +861,7 @@ async function acquireEndpoint(modelKey, fallbackEndpoint, opts) {
 	} catch (err) {
 		fallbackNote(o.logger, err, modelKey, fallbackEndpoint);
 		return { url: fallbackEndpoint, pooled: false, lease: null,
-		    release: () => Promise.resolve() };
+		    apiKey: null, headers: {}, release: () => Promise.resolve() };
 	}
 }
 
@@ -823,6 +873,7 @@ module.exports = {
 	getDefaultClient,
 	closeDefaultClients,
 	getModelEndpoint,
+	getModelTarget,
 	acquireEndpoint,
 	VERSION,
 };

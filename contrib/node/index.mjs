@@ -9,6 +9,7 @@ export const {
 	getDefaultClient,
 	closeDefaultClients,
 	getModelEndpoint,
+	getModelTarget,
 	acquireEndpoint,
 	VERSION,
 } = cjs;

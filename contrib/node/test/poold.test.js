@@ -14,7 +14,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const {
-	PoolClient, getModelEndpoint, acquireEndpoint, closeDefaultClients,
+	PoolClient, getModelEndpoint, getModelTarget, acquireEndpoint,
+	closeDefaultClients,
 } = require('..');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -96,7 +97,8 @@ function alive(pid) {
 
 /* The test's pool: a temp folder with config, models and socket. */
 class Pool {
-	constructor() {
+	/* extra: more keys of poold.json. */
+	constructor(extra) {
 		const base = process.env.POOLD_TEST_TMPDIR || os.tmpdir();
 		this.dir = fs.mkdtempSync(path.join(base, 'pnt-'));
 		this.sock = path.join(this.dir, 'poold.sock');
@@ -125,6 +127,7 @@ class Pool {
 			ports: [this.portMin, this.portMax],
 			idle_timeout: '5m',
 			stop_timeout: '2s',
+			...(extra || {}),
 		}, null, 2));
 	}
 
@@ -374,5 +377,74 @@ describe('against a real poold', { skip: SKIP }, () => {
 		await waitFor('getModelEndpoint to use poold again', async () =>
 		    (await getModelEndpoint('alpha', FALLBACK, { socketPath: pool.sock })) !== FALLBACK,
 		    10000);
+	});
+});
+
+describe('with "api_keys": true', { skip: SKIP }, () => {
+	let pool;
+	let client;
+	const chat = (model) => ({
+		method: 'POST',
+		headers: { 'content-type': 'application/json' },
+		body: JSON.stringify({ model,
+		    messages: [{ role: 'user', content: 'hello' }] }),
+	});
+
+	before(async () => {
+		pool = new Pool({ api_keys: true,
+		    command: [FAKELLAMA_BIN, '-m', '{path}', '--host', '{host}',
+			'--port', '{port}'] });
+		await pool.start();
+		client = new PoolClient({ socketPath: pool.sock, reconnect: false });
+	});
+
+	after(async () => {
+		if (client)
+			await client.close();
+		await closeDefaultClients();
+		if (pool) {
+			const left = await pool.cleanup();
+			assert.deepEqual(left, [], 'processes left behind after SIGTERM to poold');
+		}
+	});
+
+	it('gives the key with the lease; the server wants it', async () => {
+		const l = await client.acquire('alpha', { timeoutMs: 20000 });
+		assert.match(l.apiKey, /^[0-9a-f]{64}$/);
+		assert.equal(l.node, null);
+		assert.deepEqual(l.headers(), { authorization: `Bearer ${l.apiKey}` });
+		const bare = await fetch(l.url(), chat('alpha'));
+		assert.equal(bare.status, 401);
+		assert.equal((await bare.json()).error.type, 'authentication_error');
+		const res = await l.fetch(undefined, chat('alpha'));
+		assert.equal(res.status, 200, await res.clone().text());
+		const st = await l.check();
+		assert.equal(st.api_key, l.apiKey);
+		await l.release();
+	});
+
+	it('getModelTarget and acquireEndpoint carry the headers', async () => {
+		const t = await getModelTarget('beta', FALLBACK, { socketPath: pool.sock });
+		assert.equal(t.pooled, true);
+		assert.match(t.apiKey, /^[0-9a-f]{64}$/);
+		const init = chat('beta');
+		init.headers = { ...init.headers, ...t.headers };
+		assert.equal((await fetch(t.url, init)).status, 200);
+		const e = await acquireEndpoint('beta', FALLBACK, { socketPath: pool.sock });
+		assert.equal(e.apiKey, t.apiKey, 'one server, one key');
+		assert.deepEqual(e.headers, t.headers);
+		await e.release();
+		/* The fallback (Ollama's) needs no key. */
+		const f = await getModelTarget('no-such-model', FALLBACK, { socketPath: pool.sock });
+		assert.deepEqual(f, { url: FALLBACK, headers: {}, apiKey: null, pooled: false });
+	});
+
+	it('a new start has a new key', async () => {
+		const a = await client.acquire('gamma', { timeoutMs: 20000, hold: false });
+		await client.evict('gamma');
+		const b = await client.acquire('gamma', { timeoutMs: 20000, hold: false });
+		assert.equal(b.cold, true);
+		assert.match(b.apiKey, /^[0-9a-f]{64}$/);
+		assert.notEqual(a.apiKey, b.apiKey);
 	});
 });
