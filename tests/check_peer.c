@@ -71,6 +71,8 @@ setup(void)
 static void
 teardown(void)
 {
+	ev_timer_stop(loop, &tick);
+	ev_loop_destroy(loop);
 	unlink(logpath);
 }
 
