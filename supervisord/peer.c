@@ -174,8 +174,9 @@ parse_addr(const char *addr, bool want_port, struct sockaddr_storage *ss,
 	const char	*port = "0", *end;
 	struct addrinfo	 hints, *res;
 	size_t		 hl;
+	bool		 bracketed = addr[0] == '[';
 
-	if (addr[0] == '[') {
+	if (bracketed) {
 		if ((end = strchr(addr, ']')) == NULL)
 			return -1;
 		hl = (size_t)(end - addr - 1);
@@ -196,6 +197,9 @@ parse_addr(const char *addr, bool want_port, struct sockaddr_storage *ss,
 		return -1;
 	memcpy(host, addr, hl);
 	host[hl] = '\0';
+	/* An IPv6 address and a port: only in brackets, never ambiguous. */
+	if (want_port && !bracketed && strchr(host, ':') != NULL)
+		return -1;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
 	hints.ai_socktype = SOCK_STREAM;

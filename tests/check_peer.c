@@ -419,6 +419,35 @@ START_TEST(test_handshake_and_lines)
 }
 END_TEST
 
+START_TEST(test_ipv6)
+{
+	struct lis	 L = { .mode = ECHO };
+	struct org	 O;
+	struct res	 r;
+
+	pick_addr();
+	snprintf(addr, sizeof(addr), "[::1]:%s", strchr(addr, ':') + 1);
+	lis_start(&L, SECRET, 0);
+	memset(&O, 0, sizeof(O));
+	O.po = peer_out_new(loop, addr, "::1", "node-6", SECRET, SECRET_LEN,
+	    0, &org_ops, &O);
+	ck_assert_ptr_nonnull(O.po);
+	req(&O, "{\"cmd\":\"PING\"}", &r);
+	RUN_UNTIL(r.done, 3000);
+	ck_assert_msg(!r.failed, "%s", r.why);
+	ck_assert_str_eq(L.node, "node-6");
+	ck_assert_int_eq(log_count("peer [::1]:"), 2);	/* open, up */
+	peer_out_free(O.po);
+	peer_listener_free(L.l);
+	ck_assert_ptr_null(peer_out_new(loop, "::1:80", NULL, "n", SECRET,
+	    SECRET_LEN, 0, &org_ops, &O));
+	ck_assert_ptr_null(peer_out_new(loop, "localhost:80", NULL, "n",
+	    SECRET, SECRET_LEN, 0, &org_ops, &O));
+	ck_assert_ptr_null(peer_out_new(loop, "127.0.0.1:80", NULL, "a b",
+	    SECRET, SECRET_LEN, 0, &org_ops, &O));
+}
+END_TEST
+
 struct many {
 	unsigned	 ok, bad;
 };
@@ -866,6 +895,7 @@ peer_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_sha256_vectors);
 	tcase_add_test(tc, test_handshake_and_lines);
+	tcase_add_test(tc, test_ipv6);
 	tcase_add_test(tc, test_pipelined_out_of_order);
 	tcase_add_test(tc, test_wrong_secret);
 	tcase_add_test(tc, test_secret_file);
