@@ -12,6 +12,27 @@
  * A wrong MAC closes the connection (the listener writes "denied\n" first
  * and logs the address).  Compared in constant time.  Handshake deadline
  * PEER_HANDSHAKE_MS.  NAME: the origin's node name ([A-Za-z0-9._-], ≤ 63).
+ *
+ * Limits, and what happens past them:
+ *   PEER_CONNS_MAX	links accepted at once (handshaking ones count): the
+ *			next is closed at once, logged "refused".
+ *   PEER_LINE_MAX	a line (either way) this long or longer without its
+ *			newline closes the link ("line too long");
+ *			peer_request() refuses such a line with EINVAL.
+ *   PEER_INFLIGHT_MAX	peer_request() fails with ENOBUFS.
+ *   PEER_OUT_MAX	peer_in_send() closes the link ("output full");
+ *			peer_request() fails with ENOBUFS.
+ *   PEER_HANDSHAKE_MS	either side closes a link not authenticated by then.
+ * A link's PING ({"id":N,"cmd":"PING"}, exactly as the origin writes it)
+ * is answered by peer.c itself ({"id":N,"ok":true}), never handed to
+ * ops->line: a link's liveness does not depend on the application.  A
+ * link that is down reconnects on the next request after a backoff of
+ * 100 ms doubling to 5 s (back to 100 ms once up); a request made during
+ * the backoff fails at once (from the loop, not from peer_request) with
+ * why "peer ADDR unreachable: <why the link went down>".
+ * Neither peer_listener_free() nor peer_out_free() may be called from one
+ * of the listener's own callbacks; peer_out_free() may be called from the
+ * origin's.
  */
 #ifndef POOLD_PEER_H
 #define POOLD_PEER_H
@@ -34,6 +55,10 @@
  * -1 with a message. */
 int	 peer_secret_load(const char *path, unsigned char *secret,
 	    size_t *len, char *err, size_t errlen);
+
+/* The handshake's deadline, PEER_HANDSHAKE_MS by default (tests make it
+ * shorter); 0: the default. */
+void	 peer_set_handshake_ms(int64_t ms);
 
 /* --- the listener: links from other nodes --- */
 
