@@ -399,6 +399,118 @@ run_pool(const struct catalog *cat, const int *trace, int len,
 	return res;
 }
 
+/* --- two machines against one twice as large (issue 11) --- */
+
+#define NODES_MAX	4
+
+/*
+ * Each node runs the pool core with its own events; the clock is shared
+ * (a request waits for its node).  A request arrives at one node at
+ * random (the bot asks its local poold) and is placed as cs_place()
+ * does: a ready server anywhere, ours first; else a cold start here,
+ * since nothing is leased in this trace, so this node can always admit
+ * (self_can_admit) and comes first among the nodes that have the model
+ * (every node has every model).
+ */
+static struct result
+run_cluster(const struct catalog *cat, const int *trace, int len,
+    uint64_t budget, int nnodes)
+{
+	struct pool_limits lim;
+	struct pool_model **models[NODES_MAX];
+	struct pool_owner owner;
+	struct pool_waiter w;
+	struct result res = { 0 };
+	struct sim s[NODES_MAX];
+	struct pool *p[NODES_MAX];
+	char name[32];
+	long hits = 0, cold = 0;
+	double load_ms = 0;
+	pool_ms t = 0, now = 0;
+
+	memset(&lim, 0, sizeof(lim));
+	lim.budget = budget;
+	lim.max_servers = 1000000;
+	lim.port_min = 1;
+	lim.port_max = 65535;
+	lim.start_timeout = INT64_MAX / 4;
+	lim.max_waiters = 1000000;
+	for (int k = 0; k < nnodes; k++) {
+		memset(&s[k], 0, sizeof(s[k]));
+		s[k].cat = cat;
+		if ((p[k] = pool_new(&lim, &sim_ops, &s[k], 0)) == NULL ||
+		    (models[k] = calloc((size_t)cat->n,
+		    sizeof(*models[k]))) == NULL)
+			exit(1);
+		for (int i = 0; i < cat->n; i++) {
+			snprintf(name, sizeof(name), "m%03d", i);
+			if ((models[k][i] = pool_model_add(p[k], name,
+			    cat->size[i], 0)) == NULL)
+				exit(1);
+			models[k][i]->udata = (void *)(intptr_t)i;
+		}
+	}
+	pool_owner_init(&owner);
+	for (int i = 0; i < len; i++) {
+		int self = (int)(rnd() % (uint64_t)nnodes), k = self;
+
+		t += 1 + (pool_ms)(-log(1 - unif()) * 30000);
+		if (now < t)
+			now = t;
+		/* ready anywhere wins, ours first */
+		for (int j = 0; j < nnodes; j++) {
+			int c = (self + j) % nnodes;
+			const struct pool_server *srv = models[c][trace[i]]->server;
+
+			if (srv != NULL && srv->state == POOL_READY) {
+				k = c;
+				break;
+			}
+		}
+		struct sim *sk = &s[k];
+
+		if (sk->now < now)
+			sk->now = now;
+		pool_ms asked = sk->now;
+
+		sk->answered = false;
+		memset(&w, 0, sizeof(w));
+		pool_acquire(p[k], sk->now, &w, &owner, models[k][trace[i]],
+		    false, INT64_MAX / 2);
+		while (sk->nheap > 0 && (!sk->answered ||
+		    sk->heap[0].t <= sk->now)) {
+			struct event e = pop(sk);
+
+			if (e.t > sk->now)
+				sk->now = e.t;
+			if (e.kind == EV_READY)
+				pool_ready(p[k], sk->now, e.srv);
+			else
+				pool_exited(p[k], sk->now, e.srv, "stopped");
+		}
+		if (!sk->answered || sk->err != PROTO_OK) {
+			fprintf(stderr, "sim: cluster request %d not served\n",
+			    i);
+			exit(1);
+		}
+		now = sk->now;
+		if (sk->cold) {
+			cold++;
+			load_ms += (double)(sk->now - asked);
+		} else
+			hits++;
+	}
+	res.hit_pct = 100.0 * (double)hits / len;
+	res.cold = (double)cold;
+	res.load_h = load_ms / 3600000;
+	for (int k = 0; k < nnodes; k++) {
+		pool_free(p[k]);
+		free(models[k]);
+		free(s[k].heap);
+	}
+	return res;
+}
+
 /* --- Belady, offline --- */
 
 static struct result
@@ -546,6 +658,60 @@ row(const char *trace, const char *metric, const char *fmt,
 	    ratio, verdict);
 }
 
+/*
+ * Issue 11: 2 nodes of budget B/2 each against 1 node of B, the same
+ * Zipf 0.9 trace and catalog, LRU by bytes on every node.
+ */
+static void
+cluster_rows(int nreq, int nmodels, int seeds, double budget_gb, int *trace)
+{
+	double hit[2][SEEDS_MAX], cold[2][SEEDS_MAX], load[2][SEEDS_MAX];
+	struct summary a, b;
+	uint64_t budget = (uint64_t)(budget_gb * (double)GB);
+
+	for (int sd = 0; sd < seeds; sd++) {
+		struct catalog cat;
+		uint64_t seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(sd + 1);
+		struct result r;
+
+		rng = seed;
+		make_catalog(&cat, nmodels, false);
+		make_trace(trace, nreq, T_ZIPF09, nmodels);
+		for (int n = 0; n < 2; n++) {
+			rng = seed ^ 0x5555;	/* same arrivals */
+			r = run_cluster(&cat, trace, nreq, n == 0 ? budget :
+			    budget / 2, n == 0 ? 1 : 2);
+			hit[n][sd] = r.hit_pct;
+			cold[n][sd] = r.cold;
+			load[n][sd] = r.load_h;
+		}
+		free(cat.size);
+		free(cat.load_ms);
+	}
+	a = summarize(hit[1], seeds);
+	b = summarize(hit[0], seeds);
+	printf("ROW\t5 eviction sim\tZipf s=0.9, 2 nodes x %.0f GB vs 1 x "
+	    "%.0f GB: hit ratio (%%)\t%.1f [%.1f-%.1f]\t1 node %.1f "
+	    "[%.1f-%.1f]\t-\t-\t%s\n", budget_gb / 2, budget_gb, a.med,
+	    a.min, a.max, b.med, b.min, b.max,
+	    a.max < b.min ? "1 node better" : a.min > b.max ? "2 nodes better" :
+	    "overlap");
+	a = summarize(cold[1], seeds);
+	b = summarize(cold[0], seeds);
+	printf("ROW\t5 eviction sim\tZipf s=0.9, 2 nodes x %.0f GB vs 1 x "
+	    "%.0f GB: cold starts\t%.0f [%.0f-%.0f]\t1 node %.0f "
+	    "[%.0f-%.0f]\t-\t-\t%s\n", budget_gb / 2, budget_gb, a.med,
+	    a.min, a.max, b.med, b.min, b.max,
+	    a.min > b.max ? "1 node better" : a.max < b.min ? "2 nodes better" :
+	    "overlap");
+	a = summarize(load[1], seeds);
+	b = summarize(load[0], seeds);
+	printf("ROW\t5 eviction sim\tZipf s=0.9, 2 nodes x %.0f GB vs 1 x "
+	    "%.0f GB: load time (h)\t%.1f [%.1f-%.1f]\t1 node %.1f "
+	    "[%.1f-%.1f]\t-\t-\t-\n", budget_gb / 2, budget_gb, a.med,
+	    a.min, a.max, b.med, b.min, b.max);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -619,6 +785,7 @@ main(int argc, char **argv)
 		    trace_name[k], count_min, count_max, pk.med, pk.min, pk.max, ov.med,
 		    ov.min, ov.max, budget_gb);
 	}
+	cluster_rows(nreq, nmodels, seeds, budget_gb, trace);
 	printf("NOTE\tsim: %d models, sizes log-uniform 1-70 GB, load = "
 	    "(2 s + size / 2 GB/s) x 0.7-1.3 (last trace: size / 2 GB/s "
 	    "only), byte budget %.0f GB, LRU-count max_servers = budget / "

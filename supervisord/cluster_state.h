@@ -59,8 +59,15 @@ void	 cs_read_end(struct cluster_state *, int64_t revision);
 int64_t	 cs_revision(const struct cluster_state *);	/* 0: never read */
 
 enum cs_event_result { CS_APPLIED, CS_STALE, CS_UNKNOWN_KEY, CS_INVALID };
-/* A watch event (value NULL: deleted).  Events at or below the current
- * revision are CS_STALE and ignored. */
+/*
+ * A watch event (value NULL: deleted).  Events at or below the read's
+ * revision, or below the last event's, are CS_STALE and ignored.  Events
+ * AT the last event's revision are applied: etcd gives one revision to
+ * every key of a txn and of a lease's expiry (a dead node's keys are
+ * deleted one event each, all at one revision).  CS_UNKNOWN_KEY and
+ * CS_INVALID (the entry is left as it was; also out of memory, errno
+ * ENOMEM: re-read) still move the revision on.
+ */
 enum cs_event_result cs_event(struct cluster_state *, const char *key,
 	    const char *value, int64_t mod_revision);
 
@@ -77,11 +84,17 @@ char	*cs_encode_server(enum cs_server_state, int port, uint64_t mem);
 char	*cs_encode_claim(const char *node, const char *by, int64_t until_ms);
 char	*cs_encode_backoff(int64_t until_ms, const char *error);
 
-/* Lookups (pointers valid until the next change). */
+/* true if name is a valid node name: [A-Za-z0-9._-]{1,63}. */
+bool	 cs_node_name_ok(const char *name);
+/* Nodes left out because CS_NODES_MAX were known (the caller logs once). */
+size_t	 cs_nodes_ignored(const struct cluster_state *);
+
+/* Lookups (pointers valid until the next change).  Nodes by name. */
 const struct cs_node *cs_node(const struct cluster_state *, const char *name);
 const struct cs_node *cs_node_at(const struct cluster_state *, size_t i);
 size_t	 cs_nnodes(const struct cluster_state *);
-/* Servers of model, any node; how many were put in out. */
+/* Servers of model, any node (absent ones too: the mirror as it is),
+ * by node name; how many were put in out. */
 size_t	 cs_servers_of(const struct cluster_state *, const char *model,
 	    const struct cs_server **out, size_t max);
 const struct cs_server *cs_server_at(const struct cluster_state *, size_t i);
@@ -117,11 +130,16 @@ struct cs_placement {
 	char		 error[256];	/* BACKOFF: the last error */
 };
 /*
- * READY: a ready server (ours first, then the node with most free).
- * STARTING: a starting server, else a live claim.  COLD: among nodes
- * having the model and not in back-off for it: self first if
- * self_can_admit, then the others by free + evictable, most first
- * (ties: name); self last if it has the model but cannot admit.
+ * Servers and claims of nodes absent from P/nodes are ignored (their
+ * keys vanish one event at a time); self counts as present.
+ * READY: a ready server (ours first, then the node with most free;
+ * nodes[] lists every node with one).  STARTING: a starting server
+ * (ours first, then most free), then a live claim's node.  COLD: among
+ * nodes having the model (self: self_has) and not in a live back-off for
+ * it: self first if self_can_admit, then the others by free + evictable,
+ * most first (ties: name), those with less than need after those that
+ * fit; self last if it has the model but cannot admit.  BACKOFF: every
+ * node having it is in back-off; error is the last one written.
  */
 void	 cs_place(const struct cluster_state *, const struct cs_place_query *,
 	    struct cs_placement *);
