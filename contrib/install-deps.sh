@@ -2,7 +2,8 @@
 # Installs what poold needs to build and test: libev, jansson, check,
 # pkg-config, mandoc (man page lint), Node.js (contrib/node tests) and
 # libfaketime (check_clock: a wall-clock jump under poold), llhttp (the
-# HTTP front door's parser).
+# HTTP front door's parser), libcurl and etcd (the etcd client and its
+# tests).
 # Debian/Ubuntu (apt-get) or macOS (Homebrew).  Idempotent.
 set -eu
 
@@ -13,6 +14,7 @@ as_root() {
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev check mandoc socat"
 	pkgs="$pkgs faketime libfaketime"
+	pkgs="$pkgs libcurl4-openssl-dev etcd-server openssl"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 	# llhttp: a library from Debian 13 on; bookworm ships its C sources.
 	if apt-cache show libllhttp-dev >/dev/null 2>&1; then
@@ -25,7 +27,7 @@ if command -v apt-get >/dev/null 2>&1; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs
 elif command -v brew >/dev/null 2>&1; then
 	brew install libev jansson check pkg-config mandoc socat node libfaketime \
-	    llhttp
+	    llhttp curl etcd
 else
 	echo "install-deps: need apt-get (Debian/Ubuntu) or brew (macOS)" >&2
 	exit 1

@@ -103,13 +103,15 @@ struct etcd_watch_ops {
 	void	(*event)(void *arg, bool deleted, const struct etcd_kv *,
 		    int64_t revision);
 	/* The watch ended and will not call again (ECOMPACTED, EBROKEN,
-	 * EUNREACHABLE, ETIMEDOUT, EAUTH): re-read and watch again. */
+	 * EUNREACHABLE, ETIMEDOUT, EAUTH, EPROTO): re-read and watch
+	 * again.  The handle is freed when broken() returns: do not cancel
+	 * it after (cancelling it inside broken() is harmless). */
 	void	(*broken)(void *arg, enum etcd_err, const char *message);
 };
 struct etcd_watch;
 struct etcd_watch *etcd_watch_prefix(struct etcd *, const char *prefix,
 	    int64_t start_rev, const struct etcd_watch_ops *, void *arg);
-/* Ends it; no call after.  Not from its own callbacks' stack is fine too. */
+/* Ends it; no call after.  From its own callbacks is fine too. */
 void	 etcd_watch_cancel(struct etcd_watch *);
 
 #endif /* POOLD_ETCD_H */
