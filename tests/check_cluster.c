@@ -190,6 +190,19 @@ cl_isolate(void)
 	return false;
 }
 
+/* Whether cl_isolate can unshare here (tried in a child). */
+static bool
+cl_netns_permitted(void)
+{
+	int status;
+	pid_t pid;
+
+	if ((pid = fork()) == 0)
+		_exit(cl_isolate() ? 0 : 1);
+	return pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* --- running commands (nft, poolc) --- */
 
 /* Runs argv with stdout and stderr appended to out; its exit status, or
@@ -998,7 +1011,7 @@ START_TEST(test_stop_cont)
 	struct tl_conn *cb, *conn[2];
 	struct node *b;
 	json_t *r, *kvs, *rep[2];
-	long long id[2];
+	long long id[2], t0;
 	int i, regs, total;
 	bool ok;
 
@@ -1014,9 +1027,10 @@ START_TEST(test_stop_cont)
 	json_decref(r);
 	regs = cl_log_count(b, "cluster: registered as b");
 
+	t0 = tl_now_ms();
 	kill(b->d.pid, SIGSTOP);
 	cl_wait_sees(&c, "ac", "ac", TTL_MS + 3000, "b stopped");
-	tl_sleep_ms(2 * TTL_MS);
+	tl_sleep_ms(t0 + 2 * TTL_MS - tl_now_ms());
 	kill(b->d.pid, SIGCONT);
 	cl_wait_sees(&c, "abc", "abc", 8000, "b continued");
 	TL_WAIT_UNTIL(ok, cl_log_count(b, "cluster: registered as b") > regs,
@@ -1155,6 +1169,7 @@ START_TEST(test_etcd_down)
 	struct tl_conn *ca, *cc;
 	struct node *a;
 	json_t *r;
+	long long t0;
 	int regs;
 	bool ok;
 
@@ -1167,6 +1182,7 @@ START_TEST(test_etcd_down)
 	ca = tl_connect(&a->d);
 	regs = cl_log_count(a, "cluster: registered as a");
 
+	t0 = tl_now_ms();
 	tl_etcd_kill(&c.etcd);
 	r = cl_acquire_ok(a, ca, "aonly", true);
 	CL_ASSERT(cl_get(r, "/v1/models", true) == 200, "aonly's server: %s",
@@ -1183,6 +1199,8 @@ START_TEST(test_etcd_down)
 	    "\"etcd unreachable\" %d times, want once",
 	    cl_log_count(a, "etcd unreachable"));
 
+	/* Down past the TTL: the nodes' etcd leases are gone for them. */
+	tl_sleep_ms(t0 + TTL_MS + 1000 - tl_now_ms());
 	tl_etcd_restart(&c.etcd);
 	cl_wait_sees(&c, "abc", "abc", 10000, "etcd back");
 	TL_WAIT_UNTIL(ok, cl_log_count(a, "cluster: registered as a") > regs,
@@ -1203,6 +1221,8 @@ END_TEST
 START_TEST(test_wrong_secret)
 {
 	struct cluster c;
+	static const char garbage[] = "GET / HTTP/1.0\r\n\r\n"
+	    "{\"cmd\":\"EVICT\"}\n\x01\xff\n";
 	struct tl_conn *cd, *ca;
 	char other[TL_PATH_MAX + 16], buf[256];
 	struct node *b;
@@ -1244,8 +1264,7 @@ START_TEST(test_wrong_secret)
 	CL_ASSERT(fd != -1 && connect(fd, (struct sockaddr *)&sin,
 	    sizeof(sin)) == 0, "connect to b's peer port %d: %s",
 	    b->peer_port, strerror(errno));
-	(void)!write(fd, "GET / HTTP/1.0\r\n\r\n{\"cmd\":\"EVICT\"}\n\x01\xff\n",
-	    38);
+	(void)!write(fd, garbage, sizeof(garbage) - 1);
 	dl = tl_now_ms() + 5000 + 2000;	/* the handshake's deadline */
 	while (!closed && tl_now_ms() < dl) {
 		pfd.fd = fd;
@@ -1280,6 +1299,9 @@ main(void)
 		    "PATH; Debian: etcd-server)") ? EXIT_FAILURE :
 		    EXIT_SUCCESS;
 	}
+	fprintf(stderr, "check_cluster: %s\n", cl_netns_permitted() ?
+	    "each case in a network namespace of its own" :
+	    "no network namespace permitted: on the host's loopback");
 	tl_add(s, "remote", test_remote);
 	tl_add(s, "one_start", test_one_start);
 	tl_add(s, "spill", test_spill);
