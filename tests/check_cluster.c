@@ -19,7 +19,8 @@
  * etcd's are printed.
  *
  * Environment: POOLD_BIN, POOLC_BIN, FAKELLAMA_BIN (make check sets
- * them), ETCD_BIN (else "etcd" on the PATH).
+ * them), ETCD_BIN (else "etcd" on the PATH), POOLD_TEST_NETNS=0 (the
+ * host's loopback even where a namespace is permitted).
  */
 #include <sys/types.h>
 #include <sys/ioctl.h>
@@ -176,10 +177,17 @@ cl_lo_up(void)
 	return rc;
 }
 
-/* A network namespace of our own if permitted; else the host's. */
+/*
+ * A network namespace of our own if permitted; else the host's.
+ * POOLD_TEST_NETNS=0 asks for the host's (to try that path here).
+ */
 static bool
 cl_isolate(void)
 {
+	const char *want = getenv("POOLD_TEST_NETNS");
+
+	if (want != NULL && strcmp(want, "0") == 0)
+		return false;
 #ifdef __linux__
 	if (unshare(CLONE_NEWNET) == 0) {
 		TL_ASSERT(cl_lo_up() == 0, "lo up in the new network "
@@ -569,6 +577,17 @@ cl_local(struct node *n, const char *model, long long *leases)
 	return count;
 }
 
+/* n's STATS cluster.remote_leases, -1 if absent. */
+static long long
+cl_remote_leases(struct node *n)
+{
+	json_t *st = cl_stats(n), *v = tl_get(st, "cluster.remote_leases");
+	long long k = json_is_integer(v) ? json_integer_value(v) : -1;
+
+	json_decref(st);
+	return k;
+}
+
 /* Waits until node n's server of model has want leases. */
 static void
 cl_wait_leases(struct node *n, const char *model, long long want,
@@ -785,6 +804,9 @@ START_TEST(test_remote)
 	cl_wait_leases(N(&c, 'b'), "bonly", 1, 2000, "a's lease on b");
 	CL_ASSERT(cl_local(N(&c, 'a'), "bonly", NULL) == 0, "a runs bonly "
 	    "itself");
+	CL_ASSERT(cl_remote_leases(N(&c, 'a')) == 1, "a's STATS "
+	    "cluster.remote_leases is %lld, want 1",
+	    cl_remote_leases(N(&c, 'a')));
 
 	/* poolc stats --cluster lists the three nodes' peer addresses. */
 	if (poolc != NULL && poolc[0] != '\0') {
@@ -807,6 +829,9 @@ START_TEST(test_remote)
 	CL_ASSERT(tl_ok(r), "RELEASE of the remote lease: %s", tl_dump(r));
 	json_decref(r);
 	cl_wait_leases(N(&c, 'b'), "bonly", 0, 3000, "after a's RELEASE");
+	CL_ASSERT(cl_remote_leases(N(&c, 'a')) == 0, "a's STATS "
+	    "cluster.remote_leases is %lld after the RELEASE, want 0",
+	    cl_remote_leases(N(&c, 'a')));
 	json_decref(rep);
 
 	/* Again, the client goes away instead of releasing. */
@@ -1301,7 +1326,8 @@ main(void)
 	}
 	fprintf(stderr, "check_cluster: %s\n", cl_netns_permitted() ?
 	    "each case in a network namespace of its own" :
-	    "no network namespace permitted: on the host's loopback");
+	    "on the host's loopback (no network namespace: not permitted, "
+	    "or POOLD_TEST_NETNS=0)");
 	tl_add(s, "remote", test_remote);
 	tl_add(s, "one_start", test_one_start);
 	tl_add(s, "spill", test_spill);
