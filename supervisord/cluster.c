@@ -581,7 +581,7 @@ fwd_acquire_reply(struct fwd *f, struct proto_reply *rep, const char *why)
 		return;
 	} else {
 		f->err = rep->err;
-		snprintf(f->msg, sizeof(f->msg), "node %s: %s", f->node,
+		snprintf(f->msg, sizeof(f->msg), "node %s: %.900s", f->node,
 		    rep->message);
 	}
 	if (f->s == NULL) {
@@ -610,7 +610,7 @@ fwd_lease_reply(struct fwd *f, struct proto_reply *rep, const char *why)
 		fwd_reply(f, proto_encode_error(f->req.id,
 		    PROTO_E_LEASE_LOST, msg));
 	} else if (!rep->ok) {
-		snprintf(msg, sizeof(msg), "node %s: %s", f->node,
+		snprintf(msg, sizeof(msg), "node %s: %.900s", f->node,
 		    rep->message);
 		fwd_reply(f, proto_encode_error(f->req.id, rep->err, msg));
 	} else if (f->kind == FWD_RELEASE)
@@ -890,12 +890,6 @@ cluster_lease_cmd(struct session *s, const struct proto_request *req)
 		rlease_free(cl, rl);	/* ended here whatever it answers */
 	fwd_send(f, line, (size_t)n);
 	return 1;
-}
-
-unsigned
-cluster_session_leases(const struct session *s)
-{
-	return s->nremote;
 }
 
 void
@@ -1479,14 +1473,15 @@ cluster_free(struct cluster *cl)
 		ev_timer_stop(cl->d->loop, &cl->retry);
 		ev_timer_stop(cl->d->loop, &cl->tick);
 	}
+	/* The listener first: closing its links calls pin_closed(). */
+	if (cl->listener != NULL)
+		peer_listener_free(cl->listener);
 	while ((p = TAILQ_FIRST(&cl->pins)) != NULL) {
 		TAILQ_REMOVE(&cl->pins, p, link);
 		p->in = NULL;
 		session_end(&p->s);
 		free(p);
 	}
-	if (cl->listener != NULL)
-		peer_listener_free(cl->listener);
 	for (i = 0; i < cl->nlinks; i++) {
 		if (cl->links[i]->out != NULL)
 			peer_out_free(cl->links[i]->out);

@@ -161,6 +161,9 @@ encode_answer(const struct request *r, const struct pool_answer *a)
 		server_endpoint(r->s->d->conf, srv, acq.endpoint,
 		    sizeof(acq.endpoint));
 		server_api_key(srv, acq.api_key, sizeof(acq.api_key));
+		if (r->s->d->cluster != NULL)
+			snprintf(acq.node, sizeof(acq.node), "%s",
+			    cluster_name(r->s->d->cluster));
 		acq.lease = a->lease;
 		acq.cold = a->cold;
 		acq.wait_ms = a->wait_ms;
@@ -451,6 +454,9 @@ cmd_lease(struct session *s, const struct proto_request *req)
 	    "state", pool_state_name(srv->state));
 	if (body != NULL && key[0] != '\0')
 		(void)json_object_set_new(body, "api_key", json_string(key));
+	if (body != NULL && s->d->cluster != NULL)
+		(void)json_object_set_new(body, "node",
+		    json_string(cluster_name(s->d->cluster)));
 	cmd_reply_json(s, req, body);
 }
 
