@@ -795,11 +795,11 @@ START_TEST(test_remote)
 	    "0123456789abcdef") == 64, "api_key should be 64 hex digits: %s",
 	    tl_dump(rep));
 	lease = tl_int(rep, "lease");
-	st = cl_get(rep, "/v1/models", true);
-	CL_ASSERT(st == 200, "GET /v1/models on %s with its key: HTTP %d",
+	st = cl_get(rep, "/debug/stats", true);
+	CL_ASSERT(st == 200, "GET /debug/stats on %s with its key: HTTP %d",
 	    tl_str(rep, "endpoint"), st);
-	st = cl_get(rep, "/v1/models", false);
-	CL_ASSERT(st == 401, "GET /v1/models on %s without a key: HTTP %d, "
+	st = cl_get(rep, "/debug/stats", false);
+	CL_ASSERT(st == 401, "GET /debug/stats on %s without a key: HTTP %d, "
 	    "want 401", tl_str(rep, "endpoint"), st);
 	cl_wait_leases(N(&c, 'b'), "bonly", 1, 2000, "a's lease on b");
 	CL_ASSERT(cl_local(N(&c, 'a'), "bonly", NULL) == 0, "a runs bonly "
