@@ -14,7 +14,7 @@ as_root() {
 if command -v apt-get >/dev/null 2>&1; then
 	pkgs="build-essential pkg-config libev-dev libjansson-dev check mandoc socat"
 	pkgs="$pkgs faketime libfaketime"
-	pkgs="$pkgs libcurl4-openssl-dev etcd-server openssl"
+	pkgs="$pkgs libcurl4-openssl-dev etcd-server openssl nftables iproute2"
 	command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 	# llhttp: a library from Debian 13 on; bookworm ships its C sources.
 	if apt-cache show libllhttp-dev >/dev/null 2>&1; then
