@@ -3,7 +3,7 @@
 # pkg-config, mandoc (man page lint), Node.js (contrib/node tests) and
 # libfaketime (check_clock: a wall-clock jump under poold), llhttp (the
 # HTTP front door's parser), libcurl and etcd (the etcd client and its
-# tests).
+# tests), nftables and iproute2 (check_cluster's link cuts).
 # Debian/Ubuntu (apt-get) or macOS (Homebrew).  Idempotent.
 set -eu
 
