@@ -76,6 +76,31 @@ daemon_now(void)
 	return fz.now;
 }
 
+/* No cluster here (d->cluster is NULL): cluster.c stays out of the link. */
+int
+cluster_acquire(struct session *s, const struct proto_request *req)
+{
+	return 0;
+}
+
+int
+cluster_lease_cmd(struct session *s, const struct proto_request *req)
+{
+	return 0;
+}
+
+void
+cluster_session_end(struct session *s)
+{
+}
+
+const char *
+cluster_name(const struct cluster *cl)
+{
+	return NULL;
+}
+
+
 void
 config_host_port(const struct config *c, int port, char *buf, size_t len)
 {

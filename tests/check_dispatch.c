@@ -58,6 +58,30 @@ daemon_stats(struct daemon *d)
 	return json_pack("{s:i}", "running", (int)d->pool->nservers);
 }
 
+/* No cluster here (d->cluster is NULL): cluster.c stays out of the link. */
+int
+cluster_acquire(struct session *s, const struct proto_request *req)
+{
+	return 0;
+}
+
+int
+cluster_lease_cmd(struct session *s, const struct proto_request *req)
+{
+	return 0;
+}
+
+void
+cluster_session_end(struct session *s)
+{
+}
+
+const char *
+cluster_name(const struct cluster *cl)
+{
+	return NULL;
+}
+
 json_t *
 daemon_models(struct daemon *d)
 {
