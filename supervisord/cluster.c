@@ -29,7 +29,9 @@
 #define CLUSTER_RETRY_MIN_MS	500	/* etcd down: register again after */
 #define CLUSTER_RETRY_MAX_MS	5000
 #define CLUSTER_PUBLISH_MS	1000	/* the node's key at most this often */
-#define CLUSTER_REREAD_MS	200	/* a broken watch: read again after */
+#define CLUSTER_RESYNC_MS	30000	/* a full read this often anyway */
+#define CLUSTER_RESYNC_DOWN_MS	1000	/* ... or this, while a node whose
+					   link is down is still listed */
 #define CLUSTER_CLAIM_SLACK_MS	5000	/* a claim outlives start_timeout */
 #define CLUSTER_SERIAL_BASE	2000000000UL	/* "peer N" in the log */
 
@@ -46,6 +48,7 @@ struct link {
 	char			 addr[CS_ADDR_MAX];
 	struct peer_out		*out;
 	bool			 up;
+	bool			 down;		/* failed since it was last up */
 };
 
 /* A lease another node holds for one of our clients. */
@@ -126,6 +129,8 @@ struct cluster {
 	int64_t			 old_lease;	/* revoked once re-registered */
 	bool			 registering;
 	struct etcd_watch	*watch;
+	bool			 reading;	/* a full read is out */
+	pool_ms			 read_at;	/* the last one sent */
 	ev_timer		 retry;
 	pool_ms			 retry_ms;
 	ev_timer		 tick;		/* node key, claims */
@@ -240,6 +245,7 @@ link_down(void *arg, struct peer_out *out, const char *why)
 		log_warnx("cluster: link to %s (%s) down: %s", lk->name,
 		    lk->addr, why);
 	lk->up = false;
+	lk->down = true;
 	TAILQ_FOREACH(rl, &cl->rleases, all_link)
 		if (!rl->lost && strcmp(rl->node, lk->name) == 0) {
 			rl->lost = true;
@@ -256,6 +262,7 @@ link_up(void *arg, struct peer_out *out)
 	(void)out;
 	log_info("cluster: link to %s (%s) up", lk->name, lk->addr);
 	lk->up = true;
+	lk->down = false;
 }
 
 static const struct peer_out_ops link_ops = { link_down, link_up };
@@ -1188,6 +1195,7 @@ mirror_read(void *arg, const struct etcd_reply *r)
 	char *prefix;
 	size_t i;
 
+	cl->reading = false;
 	if (r->err != ETCD_OK) {
 		etcd_failed(cl, r, "reading the cluster");
 		return;
@@ -1217,10 +1225,13 @@ read_mirror(struct cluster *cl)
 {
 	char *prefix;
 
-	if (asprintf(&prefix, "%s/", cl->conf->prefix) == -1)
+	if (cl->reading || asprintf(&prefix, "%s/", cl->conf->prefix) == -1)
 		return;
+	cl->read_at = daemon_now();
 	if (etcd_range_prefix(cl->etcd, prefix, mirror_read, cl) == -1)
 		schedule_retry(cl);
+	else
+		cl->reading = true;
 	free(prefix);
 }
 
@@ -1317,12 +1328,41 @@ publish_backoff(struct cluster *cl)
 	    m->last_error));
 }
 
+/*
+ * The watch is the mirror's news, but a watch stream can stall without
+ * breaking (a hung connection is not a closed one): a full read now and
+ * then, and soon while a node we cannot reach is still listed, so that a
+ * dead node leaves the placement within about its lease's TTL.
+ */
+static void
+resync(struct cluster *cl)
+{
+	pool_ms since = daemon_now() - cl->read_at;
+	size_t i;
+
+	if (cl->phase != PHASE_CONNECTED || cl->reading)
+		return;
+	if (since >= CLUSTER_RESYNC_MS) {
+		read_mirror(cl);
+		return;
+	}
+	if (since < CLUSTER_RESYNC_DOWN_MS)
+		return;
+	for (i = 0; i < cl->nlinks; i++)
+		if (cl->links[i]->down && cs_node(cl->cs,
+		    cl->links[i]->name) != NULL) {
+			read_mirror(cl);
+			return;
+		}
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct cluster *cl = w->data;
 
 	(void)loop; (void)revents;
+	resync(cl);
 	publish_node(cl, false);
 	publish_backoff(cl);
 	claims_sweep(cl);
