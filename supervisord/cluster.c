@@ -1053,6 +1053,9 @@ publish_node(struct cluster *cl, bool force)
 	if (cl->lease == 0 || (!force && daemon_now() - cl->node_at <
 	    CLUSTER_PUBLISH_MS))
 		return;
+	/* A model dropped into the folder is news for the others too, even
+	 * if no client of ours asks for it (a stat of the folder). */
+	catalog_refresh(cl->d);
 	if ((v = node_value(cl)) == NULL)
 		return;
 	cl->node_at = daemon_now();
