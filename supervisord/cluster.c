@@ -1412,6 +1412,33 @@ read_password(const char *path, char *err, size_t len)
 	return strdup(buf);
 }
 
+static bool
+has_host(char **argv)
+{
+	for (; argv != NULL && *argv != NULL; argv++)
+		if (strstr(*argv, "{host}") != NULL)
+			return true;
+	return false;
+}
+
+/* Servers that listen on loopback only cannot serve the other nodes. */
+static void
+warn_without_host(const struct config *conf)
+{
+	size_t i;
+
+	if (!has_host(conf->command))
+		log_warnx("cluster: \"command\" has no {host}: its servers may "
+		    "not listen on %s, where other nodes reach them",
+		    conf->cluster.advertise);
+	for (i = 0; i < conf->nmodels; i++)
+		if (conf->models[i].command != NULL &&
+		    !has_host(conf->models[i].command))
+			log_warnx("cluster: model %s's \"command\" has no "
+			    "{host}: its servers may not listen on %s",
+			    conf->models[i].name, conf->cluster.advertise);
+}
+
 struct cluster *
 cluster_open(struct daemon *d, char *err, size_t len)
 {
@@ -1461,6 +1488,7 @@ cluster_open(struct daemon *d, char *err, size_t len)
 	ev_timer_init(&cl->tick, tick_cb, 0.25, 0.25);
 	cl->tick.data = cl;
 	ev_timer_start(d->loop, &cl->tick);
+	warn_without_host(d->conf);
 	log_info("cluster: node %s, peers on %s, etcd %s%s", k->name,
 	    k->listen, k->etcd[0], k->netcd > 1 ? " (and others)" : "");
 	register_node(cl);
