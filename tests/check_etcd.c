@@ -168,7 +168,6 @@ etcd_start(struct etcd_proc *p, const char *extra, bool tls)
 	long long t0;
 	long status;
 	char *body;
-	int fd;
 
 	memset(p, 0, sizeof(*p));
 	snprintf(p->dir, sizeof(p->dir), "/tmp/check_etcd.XXXXXX");
@@ -189,33 +188,22 @@ etcd_start(struct etcd_proc *p, const char *extra, bool tls)
 	snprintf(cluster, sizeof(cluster), "n0=%s", peer);
 	snprintf(data, sizeof(data), "%s/data", p->dir);
 	snprintf(log, sizeof(log), "%s/etcd.log", p->dir);
-	p->pid = fork();
-	ck_assert_int_ge(p->pid, 0);
-	if (p->pid == 0) {
-		if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (tls)
-			execlp(bin, bin, "--name", "n0", "--data-dir", data,
-			    "--listen-client-urls", client,
-			    "--advertise-client-urls", client,
-			    "--listen-peer-urls", peer,
-			    "--initial-advertise-peer-urls", peer,
-			    "--initial-cluster", cluster,
-			    "--initial-cluster-state", "new",
-			    "--cert-file", scert, "--key-file", skey,
-			    "--client-cert-auth", "--trusted-ca-file", p->ca,
-			    (char *)NULL);
-		execlp(bin, bin, "--name", "n0", "--data-dir", data,
-		    "--listen-client-urls", client,
-		    "--advertise-client-urls", client,
-		    "--listen-peer-urls", peer,
-		    "--initial-advertise-peer-urls", peer,
-		    "--initial-cluster", cluster,
-		    "--initial-cluster-state", "new",
-		    extra != NULL ? extra : (char *)NULL, (char *)NULL);
-		_exit(127);
+	{
+		char *const plain[] = { (char *)bin, "--name", "n0",
+		    "--data-dir", data, "--listen-client-urls", client,
+		    "--advertise-client-urls", client, "--listen-peer-urls",
+		    peer, "--initial-advertise-peer-urls", peer,
+		    "--initial-cluster", cluster, "--initial-cluster-state",
+		    "new", (char *)extra, NULL };
+		char *const secure[] = { (char *)bin, "--name", "n0",
+		    "--data-dir", data, "--listen-client-urls", client,
+		    "--advertise-client-urls", client, "--listen-peer-urls",
+		    peer, "--initial-advertise-peer-urls", peer,
+		    "--initial-cluster", cluster, "--initial-cluster-state",
+		    "new", "--cert-file", scert, "--key-file", skey,
+		    "--client-cert-auth", "--trusted-ca-file", p->ca, NULL };
+
+		p->pid = tl_spawn_logged(log, bin, tls ? secure : plain);
 	}
 	tl_track(p->pid);
 	t0 = tl_now_ms();

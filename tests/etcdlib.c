@@ -135,46 +135,17 @@ etcd_spawn(struct tl_etcd *e)
 {
 	char curl[128], purl[128], init[160];
 	const char *bin = tl_etcd_bin();
-	pid_t parent = getpid(), pid;
-	sigset_t none;
-	int logfd, nullfd;
 
 	TL_ASSERT(bin != NULL, "no etcd binary (ETCD_BIN, PATH)");
 	snprintf(curl, sizeof(curl), "http://%s:%d", e->host, e->client_port);
 	snprintf(purl, sizeof(purl), "http://%s:%d", e->host, e->peer_port);
 	snprintf(init, sizeof(init), "ctest=%s", purl);
-	logfd = open(e->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	TL_ASSERT(logfd != -1, "open %s: %s", e->log, strerror(errno));
-	pid = fork();
-	TL_ASSERT(pid != -1, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		setpgid(0, 0);
-#ifdef PR_SET_PDEATHSIG
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (getppid() != parent)
-			_exit(127);
-#endif
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGALRM, SIG_DFL);
-		if ((nullfd = open("/dev/null", O_RDONLY)) != -1)
-			dup2(nullfd, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execl(bin, "etcd", "--name", "ctest", "--data-dir", e->data,
-		    "--listen-client-urls", curl, "--advertise-client-urls",
-		    curl, "--listen-peer-urls", purl,
-		    "--initial-advertise-peer-urls", purl, "--initial-cluster",
-		    init, "--log-level", "warn", (char *)NULL);
-		dprintf(2, "etcdlib: exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	(void)parent;
-	close(logfd);
-	setpgid(pid, pid);
-	e->pid = pid;
-	tl_track(pid);
+	e->pid = tl_spawn_logged(e->log, bin, (char *const []){ "etcd",
+	    "--name", "ctest", "--data-dir", e->data, "--listen-client-urls",
+	    curl, "--advertise-client-urls", curl, "--listen-peer-urls", purl,
+	    "--initial-advertise-peer-urls", purl, "--initial-cluster", init,
+	    "--log-level", "warn", NULL });
+	tl_track(e->pid);
 }
 
 /* Starts and waits for health; fails the test with the log if not. */

@@ -539,26 +539,21 @@ tl_write_config(struct tl_daemon *d, const char *overrides)
 	json_decref(conf);
 }
 
-void
-tl_daemon_spawn(struct tl_daemon *d)
+pid_t
+tl_spawn_logged(const char *log, const char *path, char *const argv[])
 {
-	char pbuf[TL_PATH_MAX];
-	const char *poold;
 	pid_t parent = getpid(), pid;
 	sigset_t all;
 	int logfd, nullfd;
 
-	poold = tl_env_bin("POOLD_BIN", "build/poold", pbuf, sizeof(pbuf));
-	TL_ASSERT(access(poold, X_OK) == 0, "POOLD_BIN %s: %s", poold,
-	    strerror(errno));
-	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	TL_ASSERT(logfd != -1, "open %s: %s", d->log, strerror(errno));
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	TL_ASSERT(logfd != -1, "open %s: %s", log, strerror(errno));
 	pid = fork();
 	TL_ASSERT(pid != -1, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		setpgid(0, 0);
 #ifdef PR_SET_PDEATHSIG
-		/* A test killed by Check's timeout takes poold with it. */
+		/* A test killed by Check's timeout takes its children along. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		if (getppid() != parent)
 			_exit(127);
@@ -571,13 +566,28 @@ tl_daemon_spawn(struct tl_daemon *d)
 			dup2(nullfd, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		execl(poold, poold, "-f", d->config, (char *)NULL);
-		dprintf(2, "testlib: exec %s: %s\n", poold, strerror(errno));
+		execvp(path, argv);
+		dprintf(2, "testlib: exec %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
 	(void)parent;
 	close(logfd);
 	setpgid(pid, pid);	/* either side may win the race; both set it */
+	return pid;
+}
+
+void
+tl_daemon_spawn(struct tl_daemon *d)
+{
+	char pbuf[TL_PATH_MAX];
+	const char *poold;
+	pid_t pid;
+
+	poold = tl_env_bin("POOLD_BIN", "build/poold", pbuf, sizeof(pbuf));
+	TL_ASSERT(access(poold, X_OK) == 0, "POOLD_BIN %s: %s", poold,
+	    strerror(errno));
+	pid = tl_spawn_logged(d->log, poold, (char *const []){ (char *)poold,
+	    "-f", d->config, NULL });
 	d->pid = pid;
 	d->started_pid = pid;
 	d->exited = false;

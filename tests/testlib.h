@@ -145,6 +145,10 @@ void	 tl_write_file(const char *path, const char *fmt, ...)
  */
 void	 tl_write_config(struct tl_daemon *, const char *overrides);
 /* Starts $POOLD_BIN -f CONFIG with stderr into T/poold.log. */
+/* Forks and execs path (searched in PATH without a '/') with argv, stdout and stderr appended to log, in
+ * a process group of its own that dies with the test; its pid. */
+pid_t	 tl_spawn_logged(const char *log, const char *path,
+	    char *const argv[]);
 void	 tl_daemon_spawn(struct tl_daemon *);
 /* tl_write_config + tl_daemon_spawn + wait until the socket accepts. */
 void	 tl_daemon_start(struct tl_daemon *, const char *overrides);
