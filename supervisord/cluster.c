@@ -1412,6 +1412,32 @@ read_password(const char *path, char *err, size_t len)
 	return strdup(buf);
 }
 
+/*
+ * The etcd client's settings from "cluster"; the password read from its
+ * file (malloc'd in ec->password, the caller frees it).  -1 with a
+ * message if that file cannot be read.
+ */
+static int
+etcd_settings(const struct cluster_conf *k, struct etcd_config *ec,
+    char *err, size_t len)
+{
+	size_t i;
+
+	memset(ec, 0, sizeof(*ec));
+	for (i = 0; i < k->netcd && i < ETCD_ENDPOINTS_MAX; i++)
+		ec->endpoints[ec->n_endpoints++] = k->etcd[i];
+	ec->deadline_ms = k->deadline_ms;
+	ec->user = k->etcd_user;
+	ec->ca_file = k->etcd_ca_file;
+	ec->cert_file = k->etcd_cert_file;
+	ec->key_file = k->etcd_key_file;
+	if (k->etcd_password_file != NULL &&
+	    (ec->password = read_password(k->etcd_password_file, err,
+	    len)) == NULL)
+		return -1;
+	return 0;
+}
+
 static bool
 has_host(char **argv)
 {
@@ -1445,8 +1471,6 @@ cluster_open(struct daemon *d, char *err, size_t len)
 	const struct cluster_conf *k = &d->conf->cluster;
 	struct etcd_config ec;
 	struct cluster *cl;
-	char *password = NULL;
-	size_t i;
 
 	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
 		snprintf(err, len, "out of memory");
@@ -1461,21 +1485,10 @@ cluster_open(struct daemon *d, char *err, size_t len)
 	    peer_secret_load(k->secret_file, cl->secret, &cl->secret_len,
 	    err, len) == -1)
 		goto fail;
-	if (k->etcd_password_file != NULL &&
-	    (password = read_password(k->etcd_password_file, err, len)) ==
-	    NULL)
+	if (etcd_settings(k, &ec, err, len) == -1)
 		goto fail;
-	memset(&ec, 0, sizeof(ec));
-	for (i = 0; i < k->netcd && i < ETCD_ENDPOINTS_MAX; i++)
-		ec.endpoints[ec.n_endpoints++] = k->etcd[i];
-	ec.deadline_ms = k->deadline_ms;
-	ec.user = k->etcd_user;
-	ec.password = password;
-	ec.ca_file = k->etcd_ca_file;
-	ec.cert_file = k->etcd_cert_file;
-	ec.key_file = k->etcd_key_file;
 	cl->etcd = etcd_new(d->loop, &ec, err, len);
-	free(password);
+	free((char *)ec.password);
 	if (cl->etcd == NULL || (cl->cs = cs_new(k->prefix)) == NULL)
 		goto fail;
 	/* Links idle past three pings are dead: the origin pings. */
@@ -1692,17 +1705,11 @@ cluster_print_budget(const struct config *conf, FILE *fp)
 	size_t i;
 
 	memset(&b, 0, sizeof(b));
-	memset(&ec, 0, sizeof(ec));
-	for (i = 0; i < k->netcd && i < ETCD_ENDPOINTS_MAX; i++)
-		ec.endpoints[ec.n_endpoints++] = k->etcd[i];
-	ec.deadline_ms = k->deadline_ms;
-	ec.user = k->etcd_user;
-	ec.ca_file = k->etcd_ca_file;
-	ec.cert_file = k->etcd_cert_file;
-	ec.key_file = k->etcd_key_file;
-	if (k->etcd_password_file != NULL)
-		ec.password = read_password(k->etcd_password_file, err,
-		    sizeof(err));
+	if (etcd_settings(k, &ec, err, sizeof(err)) == -1) {
+		fprintf(fp, "\ncluster %s: capacity unknown: %s\n", k->prefix,
+		    err);
+		return;
+	}
 	snprintf(prefix, sizeof(prefix), "%s/", k->prefix);
 	fprintf(fp, "\ncluster %s (etcd %s):\n", k->prefix, k->etcd[0]);
 	if ((loop = ev_loop_new(EVFLAG_AUTO)) == NULL ||
