@@ -808,6 +808,29 @@ START_TEST(test_remote)
 	    "cluster.remote_leases is %lld, want 1",
 	    cl_remote_leases(N(&c, 'a')));
 
+	/* Another client of a cannot end it by its id (forged), nor can
+	 * it LEASE it: the same not_found as for a lease never given. */
+	{
+		struct tl_conn *thief = tl_connect(&N(&c, 'a')->d);
+		json_t *fr;
+
+		fr = tl_call(thief, json_pack("{s:s, s:I}", "cmd", "RELEASE",
+		    "lease", (json_int_t)lease), 5000);
+		CL_ASSERT(tl_err(fr) != NULL && strcmp(tl_err(fr),
+		    "not_found") == 0, "RELEASE of another client's remote "
+		    "lease: %s", tl_dump(fr));
+		json_decref(fr);
+		fr = tl_call(thief, json_pack("{s:s, s:I}", "cmd", "LEASE",
+		    "lease", (json_int_t)lease), 5000);
+		CL_ASSERT(tl_err(fr) != NULL && strcmp(tl_err(fr),
+		    "not_found") == 0, "LEASE of another client's remote "
+		    "lease: %s", tl_dump(fr));
+		json_decref(fr);
+		tl_close(thief);
+		cl_wait_leases(N(&c, 'b'), "bonly", 1, 2000, "the lease on b "
+		    "after a forged RELEASE");
+	}
+
 	/* poolc stats --cluster lists the three nodes' peer addresses. */
 	if (poolc != NULL && poolc[0] != '\0') {
 		snprintf(out, sizeof(out), "%s/poolc.out", c.etcd.dir);
