@@ -58,6 +58,11 @@ static const struct cmd_info {
 	[PROTO_CMD_MODELS]  = { "MODELS", 0, 0 },
 	[PROTO_CMD_PING]    = { "PING", 0, 0 },
 	[PROTO_CMD_LEASE]   = { "LEASE", F(LEASE), F(LEASE) },
+	[PROTO_CMD_SUBSCRIBE] = { "SUBSCRIBE", 0, 0 },
+	[PROTO_CMD_METRICS] = { "METRICS", 0, 0 },
+	[PROTO_CMD_RELOAD]  = { "RELOAD", 0, 0 },
+	[PROTO_CMD_PIN]     = { "PIN", F(MODEL), F(MODEL) },
+	[PROTO_CMD_UNPIN]   = { "UNPIN", F(MODEL), F(MODEL) },
 };
 #define CMD_COUNT	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -360,7 +365,8 @@ get_cmd(struct dec *d)
 	clean_text(q, sizeof(q), json_string_value(v), json_string_length(v),
 	    QUOTE_MAX_CHARS);
 	return fail(d, PROTO_E_UNKNOWN_COMMAND, "unknown command '%s' "
-	    "(try ACQUIRE, RELEASE, LEASE, STATS, EVICT, MODELS, PING)", q);
+	    "(try ACQUIRE, RELEASE, LEASE, STATS, EVICT, MODELS, PING, "
+	    "SUBSCRIBE, METRICS, RELOAD, PIN, UNPIN)", q);
 }
 
 /* Type and range only; a model name is checked by get_model(). */

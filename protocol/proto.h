@@ -47,6 +47,11 @@ enum proto_cmd {
 	PROTO_CMD_MODELS,
 	PROTO_CMD_PING,
 	PROTO_CMD_LEASE,
+	PROTO_CMD_SUBSCRIBE,	/* the event stream on this connection */
+	PROTO_CMD_METRICS,	/* Prometheus text in "text" */
+	PROTO_CMD_RELOAD,	/* admin: re-read the config, rescan */
+	PROTO_CMD_PIN,		/* admin: "model" pinned until UNPIN */
+	PROTO_CMD_UNPIN,	/* admin: back to its configured class */
 };
 
 /* Stable error codes; their strings are the "error" field of a reply. */

@@ -244,6 +244,7 @@ catalog_found(void *ctx, const char *name, const char *path,
 		return;
 	}
 	e->conf = mc;
+	e->priority_override = -1;
 	e->seen = d->scan_gen;
 	set_identity(e, st);
 	m->udata = e;
@@ -415,4 +416,14 @@ catalog_sorted(struct daemon *d, size_t *np)
 	qsort(all, n, sizeof(*all), by_name);
 	*np = n;
 	return all;
+}
+
+enum pool_priority
+catalog_priority(const struct model_entry *e)
+{
+	if (e->priority_override >= 0)
+		return (enum pool_priority)e->priority_override;
+	if (e->conf != NULL && e->conf->priority >= 0)
+		return (enum pool_priority)e->conf->priority;
+	return POOL_PRIO_NORMAL;
 }

@@ -768,6 +768,7 @@ set_models(void *base, json_t *v, struct loadctx *lc)
 		m = &c->models[c->nmodels++];
 		m->name = xstrdup(name);
 		m->idle_timeout_ms = -1;
+		m->priority = -1;
 		lc->model = name;
 		if (apply_keys(model_keys, m, mv, lc) == -1)
 			return -1;
@@ -1204,6 +1205,8 @@ config_defaults(struct config *c)
 	c->per_model = CONF_DEFAULT_PER_MODEL;
 	c->max_servers_auto = true;
 	c->idle_timeout_ms = CONF_DEFAULT_IDLE_MS;
+	c->low_idle_timeout_ms = CONF_DEFAULT_LOW_IDLE_MS;
+	c->usage_half_life_ms = CONF_DEFAULT_USAGE_HALF_LIFE_MS;
 	c->start_timeout_ms = CONF_DEFAULT_START_MS;
 	c->stop_timeout_ms = CONF_DEFAULT_STOP_MS;
 	c->acquire_timeout_ms = CONF_DEFAULT_ACQUIRE_MS;

@@ -101,6 +101,7 @@ session_end(struct session *s)
 	pool_owner_gone(s->d->pool, daemon_now(), &s->owner);
 	if (s->d->cluster != NULL)
 		cluster_session_end(s);
+	events_session_end(s);
 	while ((r = TAILQ_FIRST(&s->requests)) != NULL)
 		request_free(r);
 	free(s->peer.groups);
@@ -112,7 +113,8 @@ bool
 session_idle(const struct session *s)
 {
 	return TAILQ_EMPTY(&s->owner.leases) && TAILQ_EMPTY(&s->requests) &&
-	    TAILQ_EMPTY(&s->rleases) && TAILQ_EMPTY(&s->fwds);
+	    TAILQ_EMPTY(&s->rleases) && TAILQ_EMPTY(&s->fwds) &&
+	    !s->subscribed;
 }
 
 void
@@ -216,7 +218,8 @@ peer_is_admin(const struct config *conf, const struct peer *p)
 static bool
 cmd_needs_admin(enum proto_cmd cmd)
 {
-	return cmd == PROTO_CMD_EVICT;
+	return cmd == PROTO_CMD_EVICT || cmd == PROTO_CMD_RELOAD ||
+	    cmd == PROTO_CMD_PIN || cmd == PROTO_CMD_UNPIN;
 }
 
 /* "poold's user (uid 1000), root or group wheel": who may. */
@@ -333,7 +336,7 @@ cmd_acquire(struct session *s, const struct proto_request *req)
 	dispatch_acquire_local(s, req);
 }
 
-static void
+void
 cmd_reply_json(struct session *s, const struct proto_request *req,
     json_t *body)
 {
@@ -546,6 +549,19 @@ dispatch(struct session *s, const struct proto_request *req)
 	case PROTO_CMD_PING:
 		cmd_reply_json(s, req, json_pack("{s:s}", "version",
 		    POOLD_VERSION));
+		break;
+	case PROTO_CMD_SUBSCRIBE:
+		cmd_subscribe(s, req);
+		break;
+	case PROTO_CMD_METRICS:
+		cmd_metrics(s, req);
+		break;
+	case PROTO_CMD_RELOAD:
+		cmd_reload(s, req);
+		break;
+	case PROTO_CMD_PIN:
+	case PROTO_CMD_UNPIN:
+		cmd_pin(s, req, req->cmd == PROTO_CMD_PIN);
 		break;
 	default:
 		dispatch_error(s, req->id, PROTO_E_UNKNOWN_COMMAND,

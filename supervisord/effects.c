@@ -40,4 +40,5 @@ const struct pool_ops effects_ops = {
 	.log = op_log,
 	.available = measure_available,
 	.check = probe_check,
+	.event = events_pool,
 };

@@ -909,6 +909,37 @@ body_done(struct hconn *c)
 	acquire(c);
 }
 
+/* --- issue 12: metrics, the status page (scaffold) --- */
+
+static void
+serve_metrics(struct hconn *c)
+{
+	reply_error(c, 404, "invalid_request_error", "unknown_url",
+	    "not yet", NULL);
+}
+
+static void
+serve_status(struct hconn *c)
+{
+	reply_error(c, 404, "invalid_request_error", "unknown_url",
+	    "not yet", NULL);
+}
+
+static void
+serve_pool(struct hconn *c)
+{
+	reply_json(c, daemon_stats(c->h->d));
+}
+
+/* --- issue 12: the event stream (scaffold) --- */
+
+static void
+serve_events(struct hconn *c)
+{
+	reply_error(c, 404, "invalid_request_error", "unknown_url",
+	    "not yet", NULL);
+}
+
 static void
 route(struct hconn *c)
 {
@@ -924,6 +955,18 @@ route(struct hconn *c)
 		break;
 	case HTTP_ROUTE_MODELS:
 		reply_json(c, models_json(c->h->d));
+		break;
+	case HTTP_ROUTE_METRICS:
+		serve_metrics(c);
+		break;
+	case HTTP_ROUTE_STATUS:
+		serve_status(c);
+		break;
+	case HTTP_ROUTE_POOL:
+		serve_pool(c);
+		break;
+	case HTTP_ROUTE_EVENTS:
+		serve_events(c);
 		break;
 	case HTTP_ROUTE_PROXY:
 		if (!body_admit(c)) {

@@ -24,6 +24,10 @@ enum http_route {
 	HTTP_ROUTE_MODELS,	/* GET /v1/models */
 	HTTP_ROUTE_HEALTH,	/* GET /health */
 	HTTP_ROUTE_PREFLIGHT,	/* OPTIONS: CORS */
+	HTTP_ROUTE_METRICS,	/* GET /metrics: Prometheus text */
+	HTTP_ROUTE_EVENTS,	/* GET /events: the event stream (SSE) */
+	HTTP_ROUTE_STATUS,	/* GET /: the status page (no data in it) */
+	HTTP_ROUTE_POOL,	/* GET /v1/pool/stats: STATS as JSON */
 };
 
 /* Where the scanner stopped. */

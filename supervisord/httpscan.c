@@ -485,6 +485,14 @@ route_of(const struct http_span *url, const char **want)
 		return HTTP_ROUTE_MODELS;
 	if (len == 7 && memcmp(url->p, "/health", 7) == 0)
 		return HTTP_ROUTE_HEALTH;
+	if (len == 8 && memcmp(url->p, "/metrics", 8) == 0)
+		return HTTP_ROUTE_METRICS;
+	if (len == 7 && memcmp(url->p, "/events", 7) == 0)
+		return HTTP_ROUTE_EVENTS;
+	if (len == 1 && url->p[0] == '/')
+		return HTTP_ROUTE_STATUS;
+	if (len == 14 && memcmp(url->p, "/v1/pool/stats", 14) == 0)
+		return HTTP_ROUTE_POOL;
 	return HTTP_ROUTE_NONE;
 }
 
@@ -517,8 +525,10 @@ http_check_head(const struct http_msg *m, const struct http_policy *pol,
 		return;
 	}
 	v->route = route_of(&m->url, &want);
-	/* /health tells nothing: a load balancer asks it without a token. */
+	/* /health tells nothing: a load balancer asks it without a token;
+	 * nor does the status page, which asks for the token itself. */
 	if (pol->token != NULL && v->route != HTTP_ROUTE_HEALTH &&
+	    v->route != HTTP_ROUTE_STATUS &&
 	    !token_ok(m, pol)) {
 		verdict(v, 401, "invalid_request_error", "invalid_api_key",
 		    "missing or wrong API key (Authorization: Bearer, or "

@@ -101,6 +101,9 @@ pool_stop_reason_name(enum pool_stop_reason r)
 	case POOL_STOP_START_TIMEOUT:	return "start_timeout";
 	case POOL_STOP_SHUTDOWN:	return "shutdown";
 	case POOL_STOP_UNHEALTHY:	return "unhealthy";
+	case POOL_STOP_BUDGET:		return "budget";
+	case POOL_STOP_RETIRED:		return "retired";
+	case POOL_STOP__COUNT:		break;
 	}
 	return "unknown";
 }
@@ -247,6 +250,7 @@ pool_model_add(struct pool *p, const char *name, uint64_t mem,
 	}
 	m->mem = mem;
 	m->idle_timeout = idle_timeout;
+	m->priority = POOL_PRIO_NORMAL;
 	TAILQ_INIT(&m->queued);
 	if (p->nmodels >= p->nbuckets * 2)
 		grow_models(p);
@@ -1902,4 +1906,93 @@ pool_model_remove(struct pool *p, struct pool_model *m)
 	free(m->name);
 	free(m);
 	return 0;
+}
+
+/* --- issue 12 scaffold: replaced by the real thing --- */
+
+const pool_ms pool_load_bounds[POOL_LOAD_BUCKETS - 1] = {
+	1000, 2500, 5000, 10000, 20000, 30000, 60000, 120000, 300000,
+};
+
+void
+pool_set_limits(struct pool *p, pool_ms now, const struct pool_limits *lim)
+{
+	int pmin = p->lim.port_min, pmax = p->lim.port_max;
+
+	(void)now;
+	p->lim = *lim;
+	p->lim.port_min = pmin;
+	p->lim.port_max = pmax;
+}
+
+int
+pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
+    enum pool_priority prio, char *err, size_t errlen)
+{
+	(void)p; (void)now; (void)err; (void)errlen;
+	m->priority = prio;
+	return 0;
+}
+
+const char *
+pool_priority_name(enum pool_priority prio)
+{
+	switch (prio) {
+	case POOL_PRIO_LOW:	return "low";
+	case POOL_PRIO_NORMAL:	return "normal";
+	case POOL_PRIO_HIGH:	return "high";
+	case POOL_PRIO_PINNED:	return "pinned";
+	case POOL_PRIO__COUNT:	break;
+	}
+	return "unknown";
+}
+
+int
+pool_priority_from_name(const char *name)
+{
+	int i;
+
+	for (i = 0; i < POOL_PRIO__COUNT; i++)
+		if (strcmp(name, pool_priority_name((enum pool_priority)i)) == 0)
+			return i;
+	return -1;
+}
+
+int
+pool_preload(struct pool *p, pool_ms now, struct pool_model *m, char *why,
+    size_t whylen)
+{
+	(void)p; (void)now; (void)m;
+	snprintf(why, whylen, "not yet");
+	return -1;
+}
+
+void
+pool_model_retire(struct pool *p, pool_ms now, struct pool_model *m)
+{
+	(void)p; (void)now;
+	m->retired = true;
+}
+
+double
+pool_usage_freq(const struct pool *p, const struct pool_model *m, pool_ms now)
+{
+	(void)p; (void)now;
+	return m->usage.freq;
+}
+
+uint64_t
+pool_usage_leased_ms(const struct pool *p, const struct pool_model *m,
+    pool_ms now)
+{
+	(void)p; (void)now;
+	return m->usage.leased_ms;
+}
+
+void
+pool_usage_restore(struct pool *p, struct pool_model *m,
+    const struct pool_usage *u)
+{
+	(void)p;
+	m->usage = *u;
 }

@@ -68,12 +68,65 @@ enum pool_stop_reason {
 	POOL_STOP_START_TIMEOUT,/* never became ready */
 	POOL_STOP_SHUTDOWN,
 	POOL_STOP_UNHEALTHY,	/* failed its health checks while ready */
+	POOL_STOP_BUDGET,	/* the budget shrank (pool_set_limits) */
+	POOL_STOP_RETIRED,	/* its model was retired (pool_model_retire) */
+	POOL_STOP__COUNT
 };
+
+/*
+ * A model's class (docs/DESIGN.md "Priorities").  Eviction takes low
+ * before normal before high, least recently used (or by the policy)
+ * within a class; pinned is never evicted or stopped for idleness, is
+ * started as soon as it is pinned and restarted (with the usual backoff)
+ * when it dies.  Ordered: a higher value is kept longer.
+ */
+enum pool_priority {
+	POOL_PRIO_LOW = 0,
+	POOL_PRIO_NORMAL,	/* pool_model_add's */
+	POOL_PRIO_HIGH,
+	POOL_PRIO_PINNED,
+	POOL_PRIO__COUNT
+};
+
+/* What the pool tells the daemon happened (ops->event). */
+enum pool_event_kind {
+	POOL_EV_START,		/* a server was spawned (server, preload) */
+	POOL_EV_READY,		/* it passed its first health check (load_ms) */
+	POOL_EV_EVICT,		/* poold began stopping it (reason) */
+	POOL_EV_EXIT,		/* it was reaped (reason: NONE if it left on
+				 * its own; message: how it ended) */
+	POOL_EV_FAILED,		/* a start failed (model, message; server
+				 * NULL when the spawn itself failed) */
+	POOL_EV_PRESSURE,	/* a model must wait for room that only
+				 * leased or pinned servers, or other programs,
+				 * hold (model, need, message); once per wait */
+};
+
+struct pool_event {
+	enum pool_event_kind	 kind;
+	const struct pool_model	*model;
+	const struct pool_server *server;	/* may be NULL */
+	enum pool_stop_reason	 reason;
+	bool			 preload;	/* START: without a request */
+	pool_ms			 load_ms;	/* READY */
+	uint64_t		 need;		/* PRESSURE: bytes */
+	const char		*message;	/* may be NULL */
+};
+
+/* Spawn-to-ready times are counted in these buckets (upper bounds, ms;
+ * the last bucket, POOL_LOAD_BUCKETS - 1, is everything slower). */
+#define POOL_LOAD_BUCKETS	10
+extern const pool_ms pool_load_bounds[POOL_LOAD_BUCKETS - 1];
+
+/* The decayed frequency's half-life when lim.freq_half_life is 0. */
+#define POOL_FREQ_HALF_LIFE_DEFAULT	(24LL * 3600 * 1000)
 
 /* Which idle server make_room() stops first. */
 enum pool_policy {
 	POOL_POLICY_LRU = 0,	/* least recently used (the default) */
 	POOL_POLICY_GDS,	/* GreedyDual-Size: lowest credit, see credit */
+	POOL_POLICY_FREQ,	/* lowest decayed frequency (usage.freq),
+				 * least recently used among equals */
 };
 
 struct pool_server;
@@ -98,6 +151,31 @@ struct pool_counters {
 	uint64_t	load_ms_total;	/* sum of spawn-to-ready times */
 	uint64_t	unhealthy_stops;/* ready servers that failed checks */
 	uint64_t	resource_failures; /* starts put off: POOL_SPAWN_AGAIN */
+	uint64_t	stops[POOL_STOP__COUNT]; /* servers poold stopped, by why */
+	uint64_t	load_hist[POOL_LOAD_BUCKETS]; /* spawn-to-ready times
+					 * per bucket (not cumulative) */
+	uint64_t	preloads;	/* starts without a request (pinned,
+					 * pool_preload) */
+};
+
+/*
+ * What a model has been used for, across poold's restarts (the daemon
+ * keeps it in the state file and gives it back with pool_usage_restore).
+ * Times are the pool's monotonic ms; the daemon converts them.
+ */
+struct pool_usage {
+	uint64_t	acquires;	/* ACQUIREs answered with a server */
+	uint64_t	hits;		/* ... that found it ready */
+	uint64_t	cold_starts;	/* starts for a request */
+	uint64_t	failed_starts;
+	uint64_t	loads;		/* starts that became ready */
+	uint64_t	load_ms_total;	/* their spawn-to-ready times */
+	pool_ms		last_load_ms;
+	uint64_t	leased_ms;	/* time under lease, ended leases */
+	pool_ms		last_used;	/* last ACQUIRE; 0: never */
+	double		freq;		/* ACQUIREs, each decayed by
+					 * lim.freq_half_life, as of freq_at */
+	pool_ms		freq_at;
 };
 
 struct pool_model {
@@ -129,7 +207,12 @@ struct pool_model {
 	char			 last_error[POOL_ERROR_MAX];
 	pool_ms			 last_load_ms;	/* last spawn-to-ready time */
 	pool_ms			 last_used;	/* last ACQUIRE/RELEASE, any server */
-	struct pool_counters	 counters;
+	struct pool_counters	 counters;	/* this run */
+	struct pool_usage	 usage;		/* all runs (pool_usage_restore) */
+	enum pool_priority	 priority;	/* pool_set_priority */
+	bool			 retired;	/* pool_model_retire */
+	bool			 pressured;	/* POOL_EV_PRESSURE sent for this
+						 * wait */
 
 	struct pool_model	*hash_next;
 };
@@ -164,6 +247,8 @@ struct pool_server {
 	pool_ms			 last_used;
 	double			 credit;	/* GDS: H = L + cost/size, set at
 						 * each use; cost = last load ms */
+	bool			 preloaded;	/* started without a request
+						 * (pinned, pool_preload) */
 	struct pool_waiter_list	 waiters;	/* ACQUIREs waiting for ready,
 						 * or for a health check */
 	struct pool_waiter_list	 evicts;	/* EVICTs waiting for the reap */
@@ -217,6 +302,7 @@ struct pool_lease {
 	struct pool_server	*server;	/* NULL once the server is gone */
 	struct pool_lost	*lost;		/* set once the server is gone */
 	struct pool_owner	*owner;
+	pool_ms			 since;		/* granted (usage.leased_ms) */
 	TAILQ_ENTRY(pool_lease)	 server_link;
 	TAILQ_ENTRY(pool_lease)	 owner_link;
 	struct pool_lease	*hash_next;
@@ -257,6 +343,8 @@ struct pool_ops {
 	/* Check the health of READY srv now; report with pool_checked().
 	 * May be NULL: ready servers are not watched. */
 	void	(*check)(void *ctx, struct pool_server *srv);
+	/* Something happened (the event stream, metrics).  May be NULL. */
+	void	(*event)(void *ctx, const struct pool_event *);
 };
 
 struct pool_limits {
@@ -280,6 +368,7 @@ struct pool_limits {
 	pool_ms		health_interval;/* check ready servers this often, and
 					 * before handing out one idle longer;
 					 * 0: never */
+	pool_ms		freq_half_life;	/* usage.freq; 0: the default */
 };
 
 struct pool {
@@ -317,6 +406,9 @@ struct pool {
 	 * other nodes). */
 	uint64_t		 failure_seq;
 	struct pool_model	*last_failed;
+	pool_ms			 last_request;	/* last ACQUIRE or RELEASE; 0:
+						 * none yet (quiet refill) */
+	uint64_t		 pinned_mem;	/* the pinned models' mem */
 };
 
 struct pool	*pool_new(const struct pool_limits *, const struct pool_ops *,
@@ -413,6 +505,54 @@ void		 pool_tick(struct pool *, pool_ms now);
 
 /* Refuse new work, answer every waiter shutting_down, stop every server. */
 void		 pool_shutdown(struct pool *, pool_ms now);
+
+/*
+ * New limits, applied now (SIGHUP, RELOAD).  The port range must be the
+ * one the pool was made with (a reload keeps it).  A smaller budget
+ * stops idle servers, in eviction order, until used fits again
+ * (POOL_STOP_BUDGET); leased, starting and pinned ones are left to
+ * finish, and nothing new starts until used fits.
+ */
+void		 pool_set_limits(struct pool *, pool_ms now,
+		    const struct pool_limits *);
+/*
+ * m's class.  Pinning starts m now, if it has no server, stopping idle
+ * servers of lower classes for room if need be (it waits for leased ones
+ * like a queued ACQUIRE, but never gets `busy`); -1, and nothing changes,
+ * if the pinned models' memory would then pass the budget (err names
+ * them).  Unpinning leaves the server running under the normal rules.
+ */
+int		 pool_set_priority(struct pool *, pool_ms now, struct pool_model *,
+		    enum pool_priority, char *err, size_t errlen);
+/* "pinned", "high", "normal", "low"; and back (-1: none of them). */
+const char	*pool_priority_name(enum pool_priority);
+int		 pool_priority_from_name(const char *);
+/*
+ * Starts m without a request (preload, refill): only if it has no server,
+ * is not backing off or failed, nothing waits for room, and it fits now
+ * without stopping anything.  0: started (or already running); -1 with
+ * the reason.  A preloaded server that is still starting and that no
+ * ACQUIRE waits for is the first to be stopped for room.
+ */
+int		 pool_preload(struct pool *, pool_ms now, struct pool_model *,
+		    char *why, size_t whylen);
+/*
+ * m will go (its file was removed, or a reload dropped it): its idle
+ * server is stopped now, a leased one when its last lease ends
+ * (POOL_STOP_RETIRED); waiters for it get unknown_model; it is never
+ * started again.  pool_model_remove() frees it once nothing refers to it.
+ */
+void		 pool_model_retire(struct pool *, pool_ms now, struct pool_model *);
+/* usage.freq decayed to now. */
+double		 pool_usage_freq(const struct pool *, const struct pool_model *,
+		    pool_ms now);
+/* usage.leased_ms plus the leases of m held now. */
+uint64_t	 pool_usage_leased_ms(const struct pool *,
+		    const struct pool_model *, pool_ms now);
+/* Usage remembered from an earlier run, its times already made relative
+ * to now (freq decayed to now, freq_at = now). */
+void		 pool_usage_restore(struct pool *, struct pool_model *,
+		    const struct pool_usage *);
 
 /* Writes "18.0 GiB", "512.0 MiB", "900 B" into buf; returns buf. */
 char		*pool_format_size(uint64_t bytes, char *buf, size_t len);

@@ -30,6 +30,8 @@
 #define CONF_DEFAULT_RESERVED		(20ULL << 30)
 #define CONF_DEFAULT_PER_MODEL		(18ULL << 30)
 #define CONF_DEFAULT_IDLE_MS		(30LL * 60 * 1000)
+#define CONF_DEFAULT_LOW_IDLE_MS	(5LL * 60 * 1000)	/* "low" models */
+#define CONF_DEFAULT_USAGE_HALF_LIFE_MS	(24LL * 3600 * 1000)
 #define CONF_DEFAULT_START_MS		(120LL * 1000)
 #define CONF_DEFAULT_STOP_MS		(10LL * 1000)
 #define CONF_DEFAULT_ACQUIRE_MS		(120LL * 1000)
@@ -66,6 +68,8 @@ struct model_conf {
 	int64_t		  idle_timeout_ms;	/* -1: the global one */
 	char		**command;		/* NULL-terminated; NULL: global */
 	char		**env;			/* "K=V", NULL-terminated */
+	int		  priority;		/* enum pool_priority; -1: unset
+						 * (normal) */
 };
 
 /* The "http" object: the OpenAI-compatible front door. */
@@ -151,6 +155,13 @@ struct config {
 	uint64_t	  gpu_limit;		/* the GPU budget; 0: detected */
 	struct model_conf *models;
 	size_t		  nmodels;
+	/* Usage and preloading (issue 12; see poold.json(5)). */
+	int64_t		  low_idle_timeout_ms;	/* "low" models' default */
+	int64_t		  usage_half_life_ms;	/* the decayed frequency's */
+	unsigned	  preload_n;		/* "preload": N most used */
+	char		**preload_list;		/* "preload": [names]; or NULL */
+	size_t		  npreload_list;
+	int64_t		  preload_refill_ms;	/* quiet this long: refill; 0 off */
 	struct http_conf  http;
 	struct cluster_conf cluster;
 	char		**aliases;		/* pairs: alias, model */
@@ -316,6 +327,8 @@ enum estimate_source { EST_DEFAULT, EST_GGUF, EST_LEARNED, EST_CONFIG };
 struct model_entry {
 	char			*path;
 	const struct model_conf	*conf;		/* NULL: defaults */
+	int			 priority_override; /* PIN/UNPIN: enum
+						   pool_priority; -1: none */
 	enum estimate_source	 source;
 	bool			 gguf_read;	/* header read (once) */
 	bool			 header_too_long; /* past ESTIMATE_HEADER_MAX_BYTES */
@@ -450,6 +463,8 @@ struct pool_model *catalog_model_running(struct daemon *, const char *name);
 int	 daemon_rescan(struct daemon *, char *err, size_t);
 /* Rescans if the folder changed since the last scan (MODELS, misses). */
 void	 catalog_refresh(struct daemon *);
+/* The class m runs in: PIN/UNPIN's, else its config's, else normal. */
+enum pool_priority catalog_priority(const struct model_entry *);
 /* Every model, by name; malloc'd, NULL if out of memory. */
 struct pool_model **catalog_sorted(struct daemon *, size_t *n);
 
@@ -593,6 +608,9 @@ struct session {
 	unsigned		 nremote;
 	/* Takes a malloc'd line ending in '\n'; NULL means out of memory. */
 	void			(*send)(struct session *, char *line);
+	/* SUBSCRIBE: events go to it (events.c) */
+	bool			 subscribed;
+	TAILQ_ENTRY(session)	 subscriber;
 };
 
 void	 session_init(struct session *, struct daemon *,
@@ -608,6 +626,9 @@ void	 dispatch_error(struct session *, json_t *id, enum proto_err,
 /* The local half of ACQUIRE (cluster.c hands one back to it). */
 void	 dispatch_acquire_local(struct session *,
 	    const struct proto_request *);
+/* {"ok":true,"id":…, …body…}; takes body (NULL: an internal error). */
+void	 cmd_reply_json(struct session *, const struct proto_request *,
+	    json_t *body);
 /* struct pool_ops.answer: the waiter is a request of a session. */
 void	 dispatch_answer(void *ctx, struct pool_waiter *,
 	    const struct pool_answer *);
@@ -629,6 +650,35 @@ json_t	*cluster_stats(const struct cluster *);	/* NULL without one */
 const char *cluster_name(const struct cluster *); /* NULL without one */
 /* poold --budget: the nodes registered now, read from etcd. */
 void	 cluster_print_budget(const struct config *, FILE *);
+
+/* events.c: the event stream (SUBSCRIBE, GET /events) */
+/* struct pool_ops.event */
+void	 events_pool(void *ctx, const struct pool_event *);
+/* An event of the daemon's own ("reload", ...): fields (taken; may be
+ * NULL) get "event", "time" and "seq" added, then go to every
+ * subscriber. */
+void	 events_emit(struct daemon *, const char *kind, json_t *fields);
+void	 cmd_subscribe(struct session *, const struct proto_request *);
+/* session_end: it stops getting events. */
+void	 events_session_end(struct session *);
+void	 events_fini(struct daemon *);
+
+/* metrics.c: the Prometheus text format (GET /metrics, METRICS) */
+/* malloc'd text, its length in *len; NULL if out of memory. */
+char	*metrics_text(struct daemon *, size_t *len);
+void	 cmd_metrics(struct session *, const struct proto_request *);
+
+/* reload.c: SIGHUP and RELOAD */
+/*
+ * Re-reads the config file and rescans the folder; applies what changed.
+ * -1 with the reason (the old config stays); else 0 and, if report is
+ * not NULL, a JSON object of what changed is put in *report.
+ */
+int	 daemon_reload(struct daemon *, json_t **report, char *err, size_t);
+void	 cmd_reload(struct session *, const struct proto_request *);
+
+/* usage.c: usage across restarts, pins, preloading */
+void	 cmd_pin(struct session *, const struct proto_request *, bool pin);
 
 /* entropy.c: random bytes from the system */
 /* 0, or -1 with errno: no source gave len bytes. */

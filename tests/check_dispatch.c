@@ -76,6 +76,36 @@ cluster_session_end(struct session *s)
 {
 }
 
+/* The commands of other files: only their dispatching is tested here. */
+void
+cmd_subscribe(struct session *s, const struct proto_request *req)
+{
+	cmd_reply_json(s, req, json_pack("{s:b}", "subscribed", 1));
+}
+
+void
+cmd_metrics(struct session *s, const struct proto_request *req)
+{
+	cmd_reply_json(s, req, json_pack("{s:s}", "text", ""));
+}
+
+void
+cmd_reload(struct session *s, const struct proto_request *req)
+{
+	cmd_reply_json(s, req, json_object());
+}
+
+void
+cmd_pin(struct session *s, const struct proto_request *req, bool pin)
+{
+	cmd_reply_json(s, req, json_pack("{s:b}", "pinned", pin));
+}
+
+void
+events_session_end(struct session *s)
+{
+}
+
 const char *
 cluster_name(const struct cluster *cl)
 {

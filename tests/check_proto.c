@@ -312,9 +312,9 @@ static const struct bad_case {
 	{ L("{'cmd':true,'id':'t'}"), PROTO_E_BAD_REQUEST, "'t'", "not true" },
 	{ L("{'cmd':'FOO','id':'x'}"), PROTO_E_UNKNOWN_COMMAND, "'x'",
 	    "unknown command 'FOO' (try ACQUIRE, RELEASE, LEASE, STATS, EVICT, "
-	    "MODELS, PING)" },
+	    "MODELS, PING, SUBSCRIBE, METRICS, RELOAD, PIN, UNPIN)" },
 	{ L("{'cmd':''}"), PROTO_E_UNKNOWN_COMMAND, NULL, "command ''" },
-	{ L("{'cmd':'PIN'}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'PIN'" },
+	{ L("{'cmd':'PINCH'}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'PINCH'" },
 	{ L("{'cmd':'PINGS'}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'PINGS'" },
 	{ L("{'cmd':'PING '}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'PING '" },
 	{ L("{'cmd':'NONE'}"), PROTO_E_UNKNOWN_COMMAND, NULL, "'NONE'" },
