@@ -679,6 +679,19 @@ void	 cmd_reload(struct session *, const struct proto_request *);
 
 /* usage.c: usage across restarts, pins, preloading */
 void	 cmd_pin(struct session *, const struct proto_request *, bool pin);
+/* A model joined the catalog (catalog.c): its class, its idle timeout
+ * (low models: low_idle_timeout), its remembered usage. */
+void	 usage_model_added(struct daemon *, struct pool_model *);
+/* Would conf's pinned models (and those pinned by PIN) fit in budget?
+ * -1 naming them if not (a config error at start and at reload). */
+int	 usage_check_pins(struct daemon *, const struct config *,
+	    uint64_t budget, char *err, size_t);
+/* Every model's class and idle timeout from d->conf and the pins
+ * (after a reload); -1 as usage_check_pins, nothing changed. */
+int	 usage_apply(struct daemon *, char *err, size_t);
+/* Once serving: pinned models started, then preload; the refill timer. */
+void	 usage_start(struct daemon *);
+void	 usage_fini(struct daemon *);
 
 /* entropy.c: random bytes from the system */
 /* 0, or -1 with errno: no source gave len bytes. */
