@@ -7,7 +7,7 @@
 void
 events_pool(void *ctx, const struct pool_event *ev)
 {
-	(void)ctx; (void)ev;
+	usage_pool_event(ctx, ev);
 }
 
 void
@@ -33,4 +33,12 @@ void
 events_fini(struct daemon *d)
 {
 	(void)d;
+}
+
+json_t *
+events_stats(struct daemon *d)
+{
+	(void)d;
+	return json_pack("{s:i, s:i, s:i}", "subscribers", 0, "sent", 0,
+	    "dropped", 0);
 }

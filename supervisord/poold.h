@@ -662,6 +662,8 @@ void	 cmd_subscribe(struct session *, const struct proto_request *);
 /* session_end: it stops getting events. */
 void	 events_session_end(struct session *);
 void	 events_fini(struct daemon *);
+/* STATS "events": subscribers, sent, dropped. */
+json_t	*events_stats(struct daemon *);
 
 /* metrics.c: the Prometheus text format (GET /metrics, METRICS) */
 /* malloc'd text, its length in *len; NULL if out of memory. */
@@ -692,6 +694,9 @@ int	 usage_apply(struct daemon *, char *err, size_t);
 /* Once serving: pinned models started, then preload; the refill timer. */
 void	 usage_start(struct daemon *);
 void	 usage_fini(struct daemon *);
+/* Every pool event, before the stream gets it (events_pool calls it):
+ * the preloader starts its next model on a ready or an exit. */
+void	 usage_pool_event(struct daemon *, const struct pool_event *);
 
 /* entropy.c: random bytes from the system */
 /* 0, or -1 with errno: no source gave len bytes. */

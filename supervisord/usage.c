@@ -43,3 +43,9 @@ usage_fini(struct daemon *d)
 {
 	(void)d;
 }
+
+void
+usage_pool_event(struct daemon *d, const struct pool_event *ev)
+{
+	(void)d; (void)ev;
+}
