@@ -216,6 +216,45 @@ queue_rules(void)
 		    h->name, h->passes);
 }
 
+/*
+ * Pinned models: the pool's list and pinned_mem match their classes;
+ * the first that may start (they go before the queue, in order) has
+ * started, or could not even with every idle server stopped.
+ */
+static void
+pinned_rules(void)
+{
+	const struct pool	*p = F.p;
+	const struct pool_model	*m;
+	uint64_t		 sum = 0;
+	size_t			 i, n = 0;
+
+	TAILQ_FOREACH(m, &p->pinned, pinned_link) {
+		ck_assert_msg(m->priority == POOL_PRIO_PINNED, "%s on the "
+		    "pinned list as %s", m->name, pool_priority_name(
+		    m->priority));
+		sum += m->mem;
+		n++;
+	}
+	for (i = 0; i < F.nmodels; i++)
+		if (F.models[i]->priority == POOL_PRIO_PINNED)
+			n--;
+	ck_assert_msg(n == 0, "pinned models and the pinned list differ");
+	ck_assert_msg(sum == p->pinned_mem, "pinned_mem %llu, pinned models "
+	    "%llu", (unsigned long long)p->pinned_mem,
+	    (unsigned long long)sum);
+	if (p->shutting_down || F.now < p->resource_retry_at || F.r.avail != 0)
+		return;
+	TAILQ_FOREACH(m, &p->pinned, pinned_link)
+		if (m->server == NULL && !m->retired && F.now >= m->retry_at &&
+		    m->mem <= p->lim.budget) {
+			ck_assert_msg(!fits_now(m), "pinned %s fits but was "
+			    "not started", m->name);
+			head_waits_rightly(m);
+			break;
+		}
+}
+
 /* The owner's counters (its lease limit reads them) match its lists.
  * Checked on the property test's owners, whose waiters outlive the
  * calls (the scenarios' fixture owners may list stack waiters of
@@ -358,6 +397,7 @@ inv(void)
 		head_waits_rightly(h);
 	}
 	queue_rules();
+	pinned_rules();
 
 	if (F.extra_inv != NULL)
 		F.extra_inv(F.extra);
@@ -2101,7 +2141,8 @@ p_answer(struct rec *r, struct pool_waiter *w, const struct pool_answer *a)
 			ck_assert_msg(x->call == P.call, "evict #%zu %s "
 			    "later", x->idx, errname(a->err));
 			if (a->err == PROTO_E_BUSY)
-				ck_assert(!x->force);
+				ck_assert(!x->force ||
+				    x->m->priority == POOL_PRIO_PINNED);
 			break;
 		default:
 			ck_abort_msg("evict #%zu answered %s", x->idx,
@@ -2167,6 +2208,7 @@ p_nothing_overdue(void)
 			    s->model->name);
 		if (s->state == POOL_READY && s->leases == 0 &&
 		    TAILQ_EMPTY(&s->waiters) &&
+		    s->model->priority != POOL_PRIO_PINNED &&
 		    s->model->idle_timeout > 0 && !F.p->shutting_down)
 			ck_assert_msg(s->last_used + s->model->idle_timeout >
 			    F.now, "%s idle since %lld, timeout %lld, now "
@@ -2416,6 +2458,46 @@ p_owner_gone(void)
 	inv();
 }
 
+/* A model's class changes: pinned now and then (up to the budget). */
+static void
+p_priority(void)
+{
+	struct pool_model	*m = p_model();
+	enum pool_priority	 prio = (enum pool_priority)prnd(POOL_PRIO__COUNT);
+	char			 err[512];
+	int			 rc;
+
+	P.call++;
+	P.op = OP_OTHER;
+	rc = pool_set_priority(F.p, F.now, m, prio, err, sizeof(err));
+	ck_assert_msg(rc == 0 || (prio == POOL_PRIO_PINNED &&
+	    strstr(err, "more than the budget") != NULL), "priority %s: %s",
+	    m->name, err);
+	inv();
+}
+
+/* A preload: started only into free room with nothing waiting. */
+static void
+p_preload(void)
+{
+	struct pool_model	*m = p_model();
+	bool			 had = m->server != NULL;
+	bool			 fit = fits_now(m) && TAILQ_EMPTY(&F.p->pending);
+	char			 why[512];
+	int			 rc;
+
+	P.call++;
+	P.op = OP_OTHER;
+	rc = pool_preload(F.p, F.now, m, why, sizeof(why));
+	inv();
+	if (rc == 0 && !had) {
+		ck_assert_msg(fit, "%s preloaded without room", m->name);
+		ck_assert(m->server != NULL && m->server->preloaded);
+	}
+	if (rc == 0)
+		ck_assert_ptr_nonnull(m->server);
+}
+
 static unsigned
 p_active(void)
 {
@@ -2476,6 +2558,12 @@ START_TEST(test_property)
 
 	for (step = 0; step < P_STEPS; step++) {
 		p_advance(F.now + (pool_ms)prnd(40));
+		if (_i % 4 != 3) {	/* a quarter of the seeds without */
+			if (prnd(100) < 2)
+				p_priority();
+			if (prnd(100) < 3)
+				p_preload();
+		}
 		r = (unsigned)prnd(1000);
 		if (r < 300)
 			p_acquire();
@@ -2564,9 +2652,10 @@ START_TEST(test_property)
 	ck_assert_uint_eq(p_active(), 0);
 	ck_assert_int_eq(pool_next_deadline(F.p, F.now), -1);
 	if (getenv("POOL_TEST_STATS") != NULL) {
-		fprintf(stderr, "seed %d: spawns %zu stops %zu answers %zu "
-		    "leases %zu:", _i, F.r.nspawns, F.r.nstops, F.r.nanswers,
-		    P.nall);
+		fprintf(stderr, "seed %d: spawns %zu (preloads %llu) stops "
+		    "%zu answers %zu leases %zu events %zu:", _i, F.r.nspawns,
+		    (unsigned long long)F.p->counters.preloads, F.r.nstops,
+		    F.r.nanswers, P.nall, F.r.nevents);
 		for (i = 0; i < PROTO_E__COUNT; i++)
 			if (P.stats[i] != 0)
 				fprintf(stderr, " %s %lu", errname(i),
@@ -4300,6 +4389,362 @@ START_TEST(test_retire_pinned)
 }
 END_TEST
 
+static bool
+near(double a, double b)
+{
+	return a - b < 1e-9 && b - a < 1e-9;
+}
+
+/*
+ * Usage: acquires, hits, cold starts, loads and their times, last use,
+ * time under lease (released, live, lost, owner gone), failed starts,
+ * the decayed frequency (halved at each half-life), last_request.
+ */
+START_TEST(test_usage)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c;
+	struct pool_waiter	 wa, wb, we, wc;
+	struct pool_usage	 u;
+	int64_t			 la, lc;
+
+	l.freq_half_life = 10000;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	at(0);
+	acquire(&wa, &F.own, a, true, LONG_MS);
+	ck_assert_int_eq(F.p->last_request, T0);
+	ck_assert_uint_eq(a->usage.cold_starts, 1);
+	ck_assert_uint_eq(a->usage.acquires, 0);
+	at(2000);
+	ready(a);
+	la = expect_ok(&wa, a, "a")->lease;
+	ck_assert_uint_eq(a->usage.acquires, 1);
+	ck_assert_uint_eq(a->usage.hits, 0);
+	ck_assert_uint_eq(a->usage.loads, 1);
+	ck_assert_uint_eq(a->usage.load_ms_total, 2000);
+	ck_assert_int_eq(a->usage.last_load_ms, 2000);
+	ck_assert_int_eq(a->usage.last_used, T0 + 2000);
+	ck_assert(near(a->usage.freq, 1));
+	ck_assert_int_eq(a->usage.freq_at, T0 + 2000);
+	ck_assert_int_eq(last_event(POOL_EV_READY, a)->load_ms, 2000);
+
+	at(7000);
+	ck_assert_uint_eq(pool_usage_leased_ms(F.p, a, F.now), 5000);
+	ck_assert_int_eq(release(la), 0);
+	ck_assert_int_eq(F.p->last_request, T0 + 7000);
+	ck_assert_uint_eq(a->usage.leased_ms, 5000);
+	ck_assert_uint_eq(pool_usage_leased_ms(F.p, a, F.now), 5000);
+	ck_assert_int_eq(release(la), -1);
+	ck_assert_uint_eq(a->usage.leased_ms, 5000);
+
+	/* One half-life after the use: half. */
+	at(12000);
+	ck_assert(near(pool_usage_freq(F.p, a, F.now), 0.5));
+	ck_assert(near(pool_usage_freq(F.p, a, T0 + 22000), 0.25));
+	ck_assert(near(a->usage.freq, 1));	/* reading changes nothing */
+	touch(a);
+	ck_assert_uint_eq(a->usage.acquires, 2);
+	ck_assert_uint_eq(a->usage.hits, 1);
+	ck_assert_uint_eq(a->usage.cold_starts, 1);
+	ck_assert(near(a->usage.freq, 1.5));
+	ck_assert(near(pool_usage_freq(F.p, a, T0 + 17000),
+	    1.5 * 0.70710678118654752));
+	ck_assert_int_eq(a->usage.last_used, T0 + 12000);
+
+	/* A lease lost to a forced EVICT counts until the reap. */
+	at(20000);
+	la = hold_hot(a, &F.own);
+	at(21000);
+	evict(&we, &F.own2, a, true);
+	at(23000);
+	ck_assert_uint_eq(pool_usage_leased_ms(F.p, a, F.now), 8000);
+	reap_last();
+	ck_assert_uint_eq(a->usage.leased_ms, 8000);
+	at(30000);
+	ck_assert_int_eq(release(la), 0);
+	ck_assert_uint_eq(a->usage.leased_ms, 8000);
+
+	/* The owner gone: its leases end then. */
+	lc = warm(c, &F.own2, true);
+	ck_assert(lc > 0);
+	at(31500);
+	pool_owner_gone(F.p, F.now, &F.own2);
+	inv();
+	ck_assert_uint_eq(c->usage.leased_ms, 1500);
+
+	/* Failed starts: a spawn that fails, a crash before ready. */
+	F.r.fail_spawns = 1;
+	acquire(&wb, &F.own, b, false, LONG_MS);
+	ck_assert_uint_eq(b->usage.failed_starts, 1);
+	ck_assert_uint_eq(b->usage.cold_starts, 0);
+	at(40000);
+	acquire(&wc, &F.own, b, false, LONG_MS);
+	ck_assert_ptr_nonnull(b->server);
+	reap(b->server, "exit status 1");
+	ck_assert_uint_eq(b->usage.failed_starts, 2);
+	ck_assert_uint_eq(b->usage.cold_starts, 1);
+	ck_assert_uint_eq(b->usage.acquires, 0);
+
+	/* Restored: taken as it is, freq decaying from freq_at. */
+	memset(&u, 0, sizeof(u));
+	u.acquires = 7;
+	u.freq = 4;
+	u.freq_at = F.now;
+	u.leased_ms = 100;
+	pool_usage_restore(F.p, b, &u);
+	ck_assert_uint_eq(b->usage.acquires, 7);
+	ck_assert(near(pool_usage_freq(F.p, b, F.now + 10000), 2));
+	ck_assert_uint_eq(pool_usage_leased_ms(F.p, b, F.now), 100);
+	u.freq = 0.0 / 0.0;
+	pool_usage_restore(F.p, b, &u);
+	ck_assert(near(b->usage.freq, 0));
+	fx_done();
+}
+END_TEST
+
+/* The default half-life, and a clock that goes back. */
+START_TEST(test_usage_freq_default)
+{
+	struct pool_model	*a;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	ck_assert(near(pool_usage_freq(F.p, a, F.now +
+	    POOL_FREQ_HALF_LIFE_DEFAULT), 0.5));
+	ck_assert(near(pool_usage_freq(F.p, a, F.now - 5000), 1));
+	ck_assert(pool_usage_freq(F.p, a, F.now + 2000 *
+	    POOL_FREQ_HALF_LIFE_DEFAULT) == 0);
+	fx_done();
+}
+END_TEST
+
+/*
+ * FREQ: the lowest decayed frequency goes, not the least recently used;
+ * uses long ago count for less.
+ */
+START_TEST(test_policy_freq)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*a, *b, *c, *d, *e;
+	struct pool_waiter	 wd, we;
+
+	l.budget = 30 * G;
+	l.policy = POOL_POLICY_FREQ;
+	l.freq_half_life = 10000;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	d = model("d", 10 * G, 0);
+	e = model("e", 10 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	at(10);
+	touch(a);
+	at(20);
+	touch(a);
+	at(30);
+	warm(c, &F.own, false);
+	at(40);
+	touch(c);
+	at(50);
+	warm(b, &F.own, false);		/* the newest, used once */
+	at(60);
+	acquire(&wd, &F.own, d, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), b);	/* LRU would stop a */
+	reap_last();
+	ready(d);
+	/* Three half-lives on, a's three uses weigh 0.375: less than d's
+	 * one (0.5 at 40000, used at 60 + ...). */
+	at(30000);
+	touch(d);
+	at(30020);
+	touch(c);
+	touch(c);
+	acquire(&we, &F.own, e, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(stopped_model(1), a);
+	fx_done();
+}
+END_TEST
+
+/*
+ * Events: start, ready, evict, exit for a server's life; failed for each
+ * failed start (a spawn that fails, a crash before ready, a start
+ * timeout); exit's reason is none when it left on its own.
+ */
+START_TEST(test_events)
+{
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 wb, wc, wd;
+	const struct rec_event	*ev;
+	size_t			 i, n = 0;
+	enum pool_event_kind	 seq[8];
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 1000);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	d = model("d", 10 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	at(1000);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 1);
+	reap_last();
+	for (i = 0; i < F.r.nevents; i++)
+		if (F.r.events[i].model == a && n < 8)
+			seq[n++] = F.r.events[i].kind;
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(seq[0], POOL_EV_START);
+	ck_assert_int_eq(seq[1], POOL_EV_READY);
+	ck_assert_int_eq(seq[2], POOL_EV_EVICT);
+	ck_assert_int_eq(seq[3], POOL_EV_EXIT);
+	ck_assert(!last_event(POOL_EV_START, a)->preload);
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, a)->reason, POOL_STOP_IDLE);
+	ev = last_event(POOL_EV_EXIT, a);
+	ck_assert_int_eq(ev->reason, POOL_STOP_IDLE);
+	ck_assert_str_eq(ev->message, "exited with status 0");
+	ck_assert_uint_eq(a->counters.stops[POOL_STOP_IDLE], 1);
+
+	F.r.fail_spawns = 1;
+	acquire(&wb, &F.own, b, false, LONG_MS);
+	ev = last_event(POOL_EV_FAILED, b);
+	ck_assert_ptr_null(ev->server);
+	ck_assert_ptr_nonnull(strstr(ev->message, "No such file"));
+	ck_assert_uint_eq(events_of(POOL_EV_START, b), 0);
+
+	acquire(&wc, &F.own, c, false, LONG_MS);
+	at(1500);
+	n = F.r.nevents;
+	reap(c->server, "exit status 1: bad magic");
+	ck_assert_uint_eq(F.r.nevents, n + 2);
+	ck_assert_int_eq(F.r.events[n].kind, POOL_EV_EXIT);
+	ck_assert_int_eq(F.r.events[n].reason, POOL_STOP_NONE);
+	ck_assert_int_eq(F.r.events[n + 1].kind, POOL_EV_FAILED);
+	ck_assert_ptr_nonnull(strstr(F.r.events[n + 1].message, "bad magic"));
+
+	acquire(&wd, &F.own, d, false, LONG_MS);
+	at(1500 + F.lim.start_timeout);
+	n = F.r.nevents;
+	tick();
+	ck_assert_uint_eq(F.r.nevents, n + 2);
+	ck_assert_int_eq(F.r.events[n].kind, POOL_EV_FAILED);
+	ck_assert_int_eq(F.r.events[n + 1].kind, POOL_EV_EVICT);
+	ck_assert_int_eq(F.r.events[n + 1].reason, POOL_STOP_START_TIMEOUT);
+	reap_last();
+	ck_assert_int_eq(last_event(POOL_EV_EXIT, d)->reason,
+	    POOL_STOP_START_TIMEOUT);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_START_TIMEOUT], 1);
+
+	F.r.allow_leased_stop = true;
+	pool_shutdown(F.p, F.now);
+	inv();
+	ck_assert_uint_eq(events_of(POOL_EV_EVICT, NULL), 2);
+	fx_done();
+}
+END_TEST
+
+/*
+ * PRESSURE: once per wait of a model kept out by leases, however many
+ * events pass; again after the model left the queue and waits anew;
+ * not for a head that only waits for reaps.
+ */
+START_TEST(test_pressure_once)
+{
+	struct pool_model	*big, *x, *y;
+	struct pool_waiter	 wx, wx2, wx3, wy;
+	int64_t			 lb;
+
+	fx_init(NULL);
+	big = model("big", 80 * G, 0);
+	x = model("x", 30 * G, 0);
+	y = model("y", 15 * G, 0);
+	at(0);
+	lb = warm(big, &F.own, true);
+	acquire(&wx, &F.own, x, false, 5000);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, x), 1);
+	ck_assert(x->pressured);
+	acquire(&wx2, &F.own2, x, false, 5000);
+	at(1000);
+	tick();
+	acquire(&wy, &F.own, y, false, LONG_MS);	/* passes x */
+	ck_assert_ptr_nonnull(y->server);
+	ready(y);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, x), 1);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, NULL), 1);
+	at(5000);
+	tick();					/* both waits run out */
+	expect_err(&wx, PROTO_E_BUSY, "x");
+	ck_assert(!x->pressured);
+	at(6000);
+	acquire(&wx3, &F.own, x, false, LONG_MS);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, x), 2);
+	/* The lease ends: y is stopped for x, which waits for the reap
+	 * (no pressure), then starts. */
+	ck_assert_int_eq(release(lb), 0);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	reap(F.r.stops[0].srv, "exited");
+	reap(F.r.stops[1].srv, "exited");
+	ck_assert_ptr_nonnull(x->server);
+	ck_assert(!x->pressured);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, NULL), 2);
+	fx_done();
+}
+END_TEST
+
+/* Load times per bucket: a bound is its bucket's, the last is slower. */
+START_TEST(test_load_hist)
+{
+	struct pool_limits	 l = lim_default();
+	static const pool_ms	 loads[] = { 500, 1000, 1001, 2500, 300000,
+	    300001, 400000 };
+	struct pool_model	*m[7];
+	char			 name[8];
+	size_t			 i;
+
+	l.start_timeout = 1000000;
+	l.max_servers = 16;
+	fx_init(&l);
+	for (i = 0; i < 7; i++) {
+		snprintf(name, sizeof(name), "m%zu", i);
+		m[i] = model(name, 1 * G, 0);
+		load(m[i], (pool_ms)i * 1000000, loads[i]);
+	}
+	ck_assert_uint_eq(F.p->counters.load_hist[0], 2);
+	ck_assert_uint_eq(F.p->counters.load_hist[1], 2);
+	ck_assert_uint_eq(F.p->counters.load_hist[8], 1);
+	ck_assert_uint_eq(F.p->counters.load_hist[POOL_LOAD_BUCKETS - 1], 2);
+	for (i = 2; i < 8; i++)
+		ck_assert_uint_eq(F.p->counters.load_hist[i], 0);
+	ck_assert_uint_eq(m[6]->counters.load_hist[POOL_LOAD_BUCKETS - 1], 1);
+	ck_assert_uint_eq(m[6]->usage.last_load_ms, 400000);
+	ck_assert_int_eq(pool_load_bounds[POOL_LOAD_BUCKETS - 2], 300000);
+	fx_done();
+}
+END_TEST
+
+/* Names of the priorities, both ways. */
+START_TEST(test_priority_names)
+{
+	int	 i;
+
+	for (i = 0; i < POOL_PRIO__COUNT; i++)
+		ck_assert_int_eq(pool_priority_from_name(
+		    pool_priority_name((enum pool_priority)i)), i);
+	ck_assert_int_eq(pool_priority_from_name("PINNED"), -1);
+	ck_assert_int_eq(pool_priority_from_name(""), -1);
+	ck_assert_str_eq(pool_stop_reason_name(POOL_STOP_BUDGET), "budget");
+	ck_assert_str_eq(pool_stop_reason_name(POOL_STOP_RETIRED), "retired");
+}
+END_TEST
+
 static TCase *
 issue12_tcase(void)
 {
@@ -4316,5 +4761,12 @@ issue12_tcase(void)
 	tcase_add_test(tc, test_preload_refused);
 	tcase_add_test(tc, test_retire);
 	tcase_add_test(tc, test_retire_pinned);
+	tcase_add_test(tc, test_usage);
+	tcase_add_test(tc, test_usage_freq_default);
+	tcase_add_test(tc, test_policy_freq);
+	tcase_add_test(tc, test_events);
+	tcase_add_test(tc, test_pressure_once);
+	tcase_add_test(tc, test_load_hist);
+	tcase_add_test(tc, test_priority_names);
 	return tc;
 }
