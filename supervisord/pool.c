@@ -1752,21 +1752,16 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	schedule(p, now);
 }
 
-/* Servers grew past the budget (pool_measured): idle ones go, LRU. */
-static const struct eviction growth_budget = {
-	.for_ = "the budget", .reason = POOL_STOP_LRU,
-};
-static const struct eviction growth_gpu = {
-	.for_ = "the GPU budget", .reason = POOL_STOP_LRU,
-};
-
 /*
- * Servers take more than the budget: stop idle ones to get back under it;
+ * Servers grew past the budget: stop idle ones to get back under it;
  * stopping ones already count as gone.
  */
 static void
-shed_growth(struct pool *p, pool_ms now, const struct eviction *e)
+shed_growth(struct pool *p, pool_ms now)
 {
+	static const struct eviction e = {
+		.for_ = "the budget", .reason = POOL_STOP_LRU,
+	};
 	const struct pool_server *other;
 	struct shortfall s;
 	int64_t over = (int64_t)(p->used - p->lim.budget);
@@ -1777,18 +1772,20 @@ shed_growth(struct pool *p, pool_ms now, const struct eviction *e)
 		if (other->state == POOL_STOPPING)
 			over -= (int64_t)other->mem;
 	s.mem = over;
-	if (over > 0 && (!evict_lru(p, now, &s, e) || s.mem > 0))
-		plog(p, "over budget by %s: servers take %s and the rest "
-		    "are leased, starting or pinned",
-		    pool_format_size((uint64_t)(s.mem > 0 ? s.mem : over), by,
-		    sizeof(by)), pool_format_size(p->used, grown,
-		    sizeof(grown)));
+	if (over > 0 && !evict_lru(p, now, &s, &e))
+		plog(p, "over budget by %s: servers grew to %s and the rest "
+		    "are leased, starting or pinned", pool_format_size(
+		    (uint64_t)over, by, sizeof(by)), pool_format_size(p->used,
+		    grown, sizeof(grown)));
 }
 
 /* The same for each GPU past its budget: idle servers on it stop. */
 static void
-shed_gpu_growth(struct pool *p, pool_ms now, const struct eviction *e)
+shed_gpu_growth(struct pool *p, pool_ms now)
 {
+	static const struct eviction e = {
+		.for_ = "the GPU budget", .reason = POOL_STOP_LRU,
+	};
 	const struct pool_server *other;
 	struct shortfall s;
 	unsigned d;
@@ -1802,13 +1799,12 @@ shed_gpu_growth(struct pool *p, pool_ms now, const struct eviction *e)
 		if (other->state == POOL_STOPPING)
 			for (d = 0; d < p->lim.ngpus; d++)
 				s.gpu[d] -= (int64_t)other->gpu_dev[d];
-	if (gpus_short_mask(&s) == 0 || (evict_lru(p, now, &s, e) &&
-	    gpus_short_mask(&s) == 0))
+	if (gpus_short_mask(&s) == 0 || evict_lru(p, now, &s, &e))
 		return;
 	for (d = 0; d < p->lim.ngpus; d++)
 		if (s.gpu[d] > 0)
-			plog(p, "over the budget of GPU %u by %s: servers take "
-			    "%s there and the rest are leased, starting or "
+			plog(p, "over the budget of GPU %u by %s: servers grew "
+			    "to %s there and the rest are leased, starting or "
 			    "pinned", d,
 			    pool_format_size((uint64_t)s.gpu[d], by,
 			    sizeof(by)), pool_format_size(p->gpu_dev_used[d],
@@ -1828,7 +1824,7 @@ pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
 	p->used = p->used - srv->mem + acc;
 	srv->mem = acc;
 	if (p->used > p->lim.budget && srv->state != POOL_STOPPING)
-		shed_growth(p, now, &growth_budget);
+		shed_growth(p, now);
 	/* Room may have come (a server shrank, other programs exited). */
 	schedule(p, now);
 }
@@ -1851,7 +1847,7 @@ pool_measured_gpu(struct pool *p, pool_ms now, struct pool_server *srv,
 	}
 	gpus_account(p, srv, acc);
 	if (srv->state != POOL_STOPPING)
-		shed_gpu_growth(p, now, &growth_gpu);
+		shed_gpu_growth(p, now);
 	schedule(p, now);
 }
 
@@ -2339,12 +2335,13 @@ pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
     enum pool_priority prio, char *err, size_t errlen)
 {
 	char size[32], total[32], budget[32], names[512];
+	enum pool_priority was = m->priority;
 
 	if ((unsigned)prio >= POOL_PRIO__COUNT) {
 		snprintf(err, errlen, "no such priority (%d)", (int)prio);
 		return -1;
 	}
-	if (prio == m->priority)
+	if (prio == was)
 		return 0;
 	if (prio == POOL_PRIO_PINNED && m->retired) {
 		snprintf(err, errlen, "model '%s' was removed", m->name);
@@ -2361,15 +2358,15 @@ pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
 		    sizeof(budget)), names[0] != '\0' ? names : "none");
 		return -1;
 	}
-	if (m->priority == POOL_PRIO_PINNED)
+	if (was == POOL_PRIO_PINNED)
 		unpin(p, now, m);
 	if (prio == POOL_PRIO_PINNED) {
 		TAILQ_INSERT_TAIL(&p->pinned, m, pinned_link);
 		p->pinned_mem += m->mem;
 	}
-	plog(p, "priority %s: %s (was %s)", m->name, pool_priority_name(prio),
-	    pool_priority_name(m->priority));
 	m->priority = prio;
+	plog(p, "priority %s: %s (was %s)", m->name, pool_priority_name(prio),
+	    pool_priority_name(was));
 	/* Pinned: it starts now.  Lower: the head may stop it now. */
 	schedule(p, now);
 	return 0;
@@ -2411,7 +2408,7 @@ pinned_waiting(const struct pool *p, pool_ms now)
 	return NULL;
 }
 
-/* Why m, with no server, may not be preloaded now; NULL: it may. */
+/* Why m may not be preloaded now; NULL: it may. */
 static const char *
 preload_refused(const struct pool *p, pool_ms now,
     const struct pool_model *m, char *why, size_t len)
@@ -2454,8 +2451,8 @@ pool_preload(struct pool *p, pool_ms now, struct pool_model *m, char *why,
 {
 	unsigned failures = m->failures;
 
-	if (m->server != NULL)
-		return 0;
+	if (m->server != NULL && !m->retired && !p->shutting_down)
+		return 0;		/* already running */
 	if (preload_refused(p, now, m, why, whylen) != NULL)
 		return -1;
 	if (!start(p, now, m)) {
