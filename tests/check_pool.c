@@ -4745,6 +4745,137 @@ START_TEST(test_priority_names)
 }
 END_TEST
 
+/* A model retired but not yet removed comes back with pool_model_add. */
+START_TEST(test_retire_readd)
+{
+	struct pool_model	*a;
+	struct pool_waiter	 w;
+	int64_t			 la;
+
+	fx_init(NULL);
+	a = model("a", 10 * G, 0);
+	la = warm(a, &F.own, true);
+	pool_model_retire(F.p, F.now, a);
+	inv();
+	ck_assert(a->retired);
+	ck_assert_ptr_eq(pool_model_add(F.p, "a", 10 * G, 0), a);
+	ck_assert(!a->retired);
+	ck_assert_int_eq(release(la), 0);
+	ck_assert_uint_eq(F.r.nstops, 0);	/* no longer retired */
+	acquire(&w, &F.own, a, false, LONG_MS);
+	expect_ok(&w, a, "a back");
+	fx_done();
+}
+END_TEST
+
+/*
+ * A request for a pinned model that waits for room waits with it: the
+ * pinned start is then for the request (not a preload, a cold start).
+ */
+START_TEST(test_pinned_acquired_while_waiting)
+{
+	struct pool_model	*l, *p;
+	struct pool_waiter	 wp;
+	char			 err[256];
+	int64_t			 ll;
+
+	fx_init(NULL);
+	l = model("l", 70 * G, 0);
+	p = model("pin", 50 * G, 0);
+	ll = warm(l, &F.own, true);
+	ck_assert_int_eq(set_prio(p, POOL_PRIO_PINNED, err, sizeof(err)), 0);
+	ck_assert_ptr_null(p->server);
+	acquire(&wp, &F.own2, p, true, LONG_MS);
+	ck_assert(p->is_pending);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, p), 1);
+	ck_assert_int_eq(release(ll), 0);
+	reap_last();
+	ck_assert_ptr_nonnull(p->server);
+	ck_assert(!p->server->preloaded);
+	ck_assert(!last_event(POOL_EV_START, p)->preload);
+	ck_assert_uint_eq(p->usage.cold_starts, 1);
+	ck_assert_uint_eq(F.p->counters.preloads, 0);
+	ready(p);
+	expect_ok(&wp, p, "pin for a request");
+	fx_done();
+}
+END_TEST
+
+/*
+ * A smaller GPU budget stops idle servers on that GPU only, least
+ * recently used first; the number of GPUs does not change.
+ */
+START_TEST(test_set_limits_gpu)
+{
+	struct pool_limits	 l = lim_default(), nl;
+	struct pool_model	*a, *b, *c;
+
+	l.ngpus = 2;
+	l.gpu_budgets[0] = 40 * G;
+	l.gpu_budgets[1] = 40 * G;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	a->gpu_mem = b->gpu_mem = 20 * G;
+	c->gpu_mem = 15 * G;
+	a->gpu_share[0] = c->gpu_share[0] = 1;
+	b->gpu_share[1] = 1;
+	at(0);
+	warm(b, &F.own, false);
+	at(100);
+	warm(a, &F.own, false);
+	at(200);
+	warm(c, &F.own, false);
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 35 * G);
+	nl = F.p->lim;
+	nl.gpu_budgets[0] = 20 * G;
+	F.shrunk = true;
+	pool_set_limits(F.p, F.now, &nl);
+	inv();
+	ck_assert_uint_eq(F.p->lim.gpu_budget, 60 * G);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), a);	/* not b: GPU 1 */
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, a)->reason,
+	    POOL_STOP_BUDGET);
+	nl.ngpus = 1;
+	pool_set_limits(F.p, F.now, &nl);
+	inv();
+	ck_assert_uint_eq(F.p->lim.ngpus, 2);
+	ck_assert_uint_eq(F.p->lim.gpu_budgets[0], 20 * G);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A pinned server's health fails: it is stopped (the one stop a pinned
+ * server gets besides start timeout and shutdown) and started again.
+ */
+START_TEST(test_pinned_unhealthy)
+{
+	struct pool_limits	 l = lim_watched();
+	struct pool_model	*p;
+
+	fx_init(&l);
+	p = model_prio("pin", 10 * G, 0, POOL_PRIO_PINNED);
+	ready(p);
+	at(l.health_interval);
+	tick();
+	checked(p, false, "connection refused");
+	at(l.health_interval + POOL_HEALTH_RETRY_MS);
+	tick();
+	checked(p, false, "connection refused");
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, p)->reason,
+	    POOL_STOP_UNHEALTHY);
+	ck_assert_uint_eq(p->counters.stops[POOL_STOP_UNHEALTHY], 1);
+	reap_last();
+	ck_assert_uint_eq(spawns_of(p), 2);
+	fx_done();
+}
+END_TEST
+
 static TCase *
 issue12_tcase(void)
 {
@@ -4768,5 +4899,9 @@ issue12_tcase(void)
 	tcase_add_test(tc, test_pressure_once);
 	tcase_add_test(tc, test_load_hist);
 	tcase_add_test(tc, test_priority_names);
+	tcase_add_test(tc, test_retire_readd);
+	tcase_add_test(tc, test_pinned_acquired_while_waiting);
+	tcase_add_test(tc, test_set_limits_gpu);
+	tcase_add_test(tc, test_pinned_unhealthy);
 	return tc;
 }
