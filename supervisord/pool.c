@@ -265,9 +265,9 @@ pool_model_add(struct pool *p, const char *name, uint64_t mem,
 			p->pinned_mem = p->pinned_mem - m->mem + mem;
 		m->mem = mem;
 		m->idle_timeout = idle_timeout;
-		/* Retired but not yet removed, and back in the catalog (its
-		 * file came back): a model like any other again. */
-		m->retired = false;
+		/* (A retired model stays retired: a new estimate is not a
+		 * new model.  One whose file is back is added again once
+		 * pool_model_remove() has freed it.) */
 		return m;
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL)
