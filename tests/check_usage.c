@@ -580,6 +580,60 @@ START_TEST(test_refill_when_quiet)
 }
 END_TEST
 
+/* Each new key's bad value is refused, naming the key (poold -n). */
+START_TEST(test_config_errors)
+{
+	static const struct { const char *over, *says; } bad[] = {
+		{ "{\"models\": {\"m\": {\"priority\": \"urgent\"}}}",
+		    "\"priority\"" },
+		{ "{\"preload\": -1}", "\"preload\"" },
+		{ "{\"preload\": [\"a\", \"a\"]}", "named twice" },
+		{ "{\"preload\": [\"../x\"]}", "\"preload\"" },
+		{ "{\"preload_refill\": true}", "\"preload_refill\"" },
+		{ "{\"usage_half_life\": 0}", "\"usage_half_life\"" },
+		{ "{\"low_idle_timeout\": \"soon\"}", "\"low_idle_timeout\"" },
+	};
+	static const char *const good[] = {
+		"{\"preload\": 2, \"preload_refill\": false, "
+		    "\"low_idle_timeout\": 0, \"usage_half_life\": \"1h\"}",
+		"{\"preload\": [\"a\", \"b\"], \"preload_refill\": \"10m\", "
+		    "\"models\": {\"a\": {\"priority\": \"high\"}}}",
+	};
+	struct tl_daemon d;
+	char cmd[2 * TL_PATH_MAX], out[4096];
+	const char *poold = getenv("POOLD_BIN");
+	size_t n;
+	FILE *f;
+	int rc;
+
+	tl_daemon_init(&d, 10);
+	tl_model(&d, "a", "load_ms=20\n");
+	snprintf(cmd, sizeof(cmd), "%s -n -f %s 2>&1", poold != NULL ? poold :
+	    "build/poold", d.config);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) +
+	    sizeof(good) / sizeof(good[0]); i++) {
+		bool ok = i >= sizeof(bad) / sizeof(bad[0]);
+		const char *over = ok ? good[i - sizeof(bad) / sizeof(bad[0])] :
+		    bad[i].over;
+
+		tl_write_config(&d, over);
+		TL_ASSERT((f = popen(cmd, "r")) != NULL, "popen: %s",
+		    strerror(errno));
+		n = fread(out, 1, sizeof(out) - 1, f);
+		out[n] = '\0';
+		rc = pclose(f);
+		if (ok)
+			TL_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+			    "%s: refused: %s", over, out);
+		else
+			TL_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 1 &&
+			    strstr(out, bad[i].says) != NULL,
+			    "%s: 0x%x: %s", over, rc, out);
+	}
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -594,5 +648,6 @@ main(void)
 	tl_add(s, "usage_persisted", test_usage_persisted);
 	tl_add(s, "preload_after_restart", test_preload_after_restart);
 	tl_add(s, "refill_when_quiet", test_refill_when_quiet);
+	tl_add(s, "config_errors", test_config_errors);
 	return tl_run(s, CK_ENV);
 }
