@@ -869,6 +869,31 @@ poolc_evict(struct poolc *c, const char *model, bool force, int64_t *freed)
 	return 0;
 }
 
+int
+poolc_pin(struct poolc *c, const char *model, bool pin, char *priority,
+    size_t len)
+{
+	struct proto_request	 req;
+	struct proto_reply	 rep;
+	const char		*p;
+
+	if (priority != NULL && len > 0)
+		priority[0] = '\0';
+	if (begin(c) == -1)
+		return -1;
+	proto_request_init(&req);
+	if (set_model(c, &req, model) == -1)
+		return -1;
+	req.cmd = pin ? PROTO_CMD_PIN : PROTO_CMD_UNPIN;
+	if (request(c, &req, c->timeout_ms, &rep, NULL, NULL) == -1)
+		return -1;
+	p = json_string_value(json_object_get(rep.body, "priority"));
+	if (priority != NULL && len > 0)
+		snprintf(priority, len, "%s", p != NULL ? p : "");
+	proto_reply_clear(&rep);
+	return 0;
+}
+
 static int
 raw_command(struct poolc *c, enum proto_cmd cmd, char **json)
 {

@@ -156,6 +156,16 @@ int		 poolc_lease(struct poolc *c, int64_t lease,
 int		 poolc_evict(struct poolc *c, const char *model, bool force,
 		    int64_t *freed);
 /*
+ * PIN (pin true) or UNPIN model: pinned, it is started now and never
+ * stopped for idleness or room; unpinned, it goes back to its configured
+ * class.  Allowed to poold's admins only (POOLC_ERR_SERVER "forbidden");
+ * a pin the budget cannot hold with the other pinned models is
+ * "too_large".  priority (if not NULL) receives the model's class now,
+ * "pinned", "high", "normal" or "low" (at most len bytes, NUL-terminated).
+ */
+int		 poolc_pin(struct poolc *c, const char *model, bool pin,
+		    char *priority, size_t len);
+/*
  * The STATS (pool, budget, servers, counters) and MODELS (the catalog)
  * replies, as the JSON text of the reply line, NUL-terminated and without
  * the newline.  On success *json is malloc'd and the caller frees it with

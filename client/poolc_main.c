@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -40,10 +41,13 @@ static const char usage_commands[] =
     "commands:\n"
     "  acquire model                        start or touch model, print its endpoint\n"
     "  run model -- command [argument ...]  run command while holding a lease\n"
-    "  stats | ps [--json] [--cluster]      the servers and their memory\n"
+    "  stats | ps [--json] [--cluster | --usage]\n"
+    "                                       the servers and their memory,\n"
+    "                                       or the models' use\n"
     "  models [--json]                      the catalog\n"
     "  budget                               the memory budget\n"
     "  evict model [--force]                stop model's server\n"
+    "  pin model | unpin model              keep model running, or not\n"
     "  ping                                 check that poold answers\n";
 
 /* --- command line --- */
@@ -54,6 +58,7 @@ enum {
 	OPT_JSON	= 1 << 2,
 	OPT_FORCE	= 1 << 3,
 	OPT_CLUSTER	= 1 << 4,
+	OPT_USAGE	= 1 << 5,
 };
 
 struct args {
@@ -62,6 +67,7 @@ struct args {
 	bool		 json;
 	bool		 force;
 	bool		 cluster;
+	bool		 usage;
 	int		 timeout_ms;	/* 0: none given */
 };
 
@@ -129,6 +135,8 @@ command_option(const struct cmd *cmd, const char *arg, struct args *a)
 		a->force = true;
 	else if ((cmd->takes & OPT_CLUSTER) && strcmp(arg, "--cluster") == 0)
 		a->cluster = true;
+	else if ((cmd->takes & OPT_USAGE) && strcmp(arg, "--usage") == 0)
+		a->usage = true;
 	else
 		return false;
 	return true;
@@ -744,14 +752,141 @@ print_cluster(const json_t *cl)
 	return r == 0 ? 0 : EXIT_CONNECT;
 }
 
+/* --- usage --- */
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 850ms, 2.4s, then as human_duration. */
+static const char *
+human_load(char *buf, size_t len, int64_t ms)
+{
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (ms < 1000)
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%" PRId64 ".%" PRId64 "s", ms / 1000,
+		    ms % 1000 / 100);
+	else
+		human_duration(buf, len, ms);
+	return buf;
+}
+
+/* "3m12s ago", "never" (0), "now" (a clock set back). */
+static const char *
+human_ago(char *buf, size_t len, int64_t unix_ms)
+{
+	char	 d[CELL_MAX];
+	int64_t	 ago = wall_ms() - unix_ms;
+
+	if (unix_ms <= 0)
+		snprintf(buf, len, "never");
+	else if (ago < 1000)
+		snprintf(buf, len, "now");
+	else
+		snprintf(buf, len, "%s ago", human_duration(d, sizeof(d),
+		    ago));
+	return buf;
+}
+
+/* hits as a share of acquires: "75%", "-" without acquires. */
+static const char *
+hit_share(char *buf, size_t len, const json_t *u)
+{
+	int64_t	 acq = jint(u, "acquires", 0), hits = jint(u, "hits", 0);
+
+	if (acq <= 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%" PRId64 "%%", hits * 100 / acq);
+	return buf;
+}
+
+static int
+add_usage_row(struct table *t, const json_t *u)
+{
+	char		 acq[CELL_MAX], hits[CELL_MAX], cold[CELL_MAX],
+			 failed[CELL_MAX], load[CELL_MAX], leased[CELL_MAX],
+			 last[CELL_MAX], freq[CELL_MAX];
+	const char	*row[10];
+	int64_t		 loads = jint(u, "loads", 0);
+	json_t		*f = json_object_get(u, "freq");
+
+	snprintf(acq, sizeof(acq), "%" PRId64, jint(u, "acquires", 0));
+	snprintf(cold, sizeof(cold), "%" PRId64, jint(u, "cold_starts", 0));
+	snprintf(failed, sizeof(failed), "%" PRId64,
+	    jint(u, "failed_starts", 0));
+	snprintf(freq, sizeof(freq), "%.2f", json_is_number(f) ?
+	    json_number_value(f) : 0.0);
+	row[0] = jstr(u, "model", "?");
+	row[1] = jstr(u, "priority", "-");
+	row[2] = acq;
+	row[3] = hit_share(hits, sizeof(hits), u);
+	row[4] = cold;
+	row[5] = failed;
+	row[6] = human_load(load, sizeof(load), loads > 0 ?
+	    jint(u, "load_ms_total", 0) / loads : -1);
+	row[7] = human_duration(leased, sizeof(leased),
+	    jint(u, "leased_ms", 0));
+	row[8] = human_ago(last, sizeof(last), jint(u, "last_used", 0));
+	row[9] = freq;
+	return table_add(t, row);
+}
+
+/* STATS "usage": the most used models, most used first. */
+static int
+print_usage(const json_t *usage)
+{
+	static const char *const head[] = { "MODEL", "PRIORITY", "ACQUIRES",
+	    "HITS", "COLD", "FAILED", "AVG LOAD", "LEASED", "LAST USED",
+	    "FREQ" };
+	struct table	 t = { .ncols = 10, .right = 0x3fc };
+	json_t		*u;
+	size_t		 i;
+	int		 r;
+
+	if (usage == NULL) {
+		printf("poolc: this poold keeps no usage (an older version)\n");
+		return 0;
+	}
+	if (json_array_size(usage) == 0) {
+		printf("no model used yet\n");
+		return 0;
+	}
+	r = table_add(&t, head);
+	json_array_foreach(usage, i, u)
+		if (r == 0)
+			r = add_usage_row(&t, u);
+	if (r == 0)
+		table_print(&t);
+	else
+		fprintf(stderr, "poolc: out of memory\n");
+	table_free(&t);
+	return r == 0 ? 0 : EXIT_CONNECT;
+}
+
 static int
 cmd_stats(struct poolc *c, const struct args *a)
 {
 	json_t	*root;
 	int	 status;
 
+	if (a->cluster && a->usage)
+		usage("stats: --cluster or --usage, not both");
 	if (fetch(c, poolc_stats, a->json, &root, &status) == -1)
 		return status;
+	if (a->usage) {
+		status = print_usage(json_object_get(root, "usage"));
+		json_decref(root);
+		return status;
+	}
 	if (a->cluster) {
 		status = print_cluster(json_object_get(root, "cluster"));
 		json_decref(root);
@@ -795,18 +930,38 @@ cmd_budget(struct poolc *c, const struct args *a)
 	return 0;
 }
 
+/*
+ * With a poold that keeps usage, PRIORITY after STATE and ACQUIRES and
+ * LAST USED before PATH; an older one's table stays as it was.
+ */
 static int
-add_model_row(struct table *t, const json_t *m)
+add_model_row(struct table *t, const json_t *m, bool with_usage)
 {
-	char		 port[CELL_MAX], mem[CELL_MAX];
-	const char	*row[6];
+	char		 port[CELL_MAX], mem[CELL_MAX], acq[CELL_MAX],
+			 last[CELL_MAX];
+	const char	*row[9];
+	const json_t	*u = json_object_get(m, "usage");
+	size_t		 n = 0;
 
-	row[0] = jstr(m, "model", "?");
-	row[1] = jstr(m, "state", "?");
-	row[2] = cell_int(port, sizeof(port), m, "port");
-	row[3] = cell_size(mem, sizeof(mem), m, "memory", false);
-	row[4] = jstr(m, "source", "-");
-	row[5] = jstr(m, "path", "-");
+	row[n++] = jstr(m, "model", "?");
+	row[n++] = jstr(m, "state", "?");
+	if (with_usage)
+		row[n++] = jstr(m, "priority", "-");
+	row[n++] = cell_int(port, sizeof(port), m, "port");
+	row[n++] = cell_size(mem, sizeof(mem), m, "memory", false);
+	row[n++] = jstr(m, "source", "-");
+	if (with_usage) {
+		snprintf(acq, sizeof(acq), "-");
+		snprintf(last, sizeof(last), "-");
+		if (u != NULL) {
+			snprintf(acq, sizeof(acq), "%" PRId64,
+			    jint(u, "acquires", 0));
+			human_ago(last, sizeof(last), jint(u, "last_used", 0));
+		}
+		row[n++] = acq;
+		row[n++] = last;
+	}
+	row[n++] = jstr(m, "path", "-");
 	return table_add(t, row);
 }
 
@@ -815,10 +970,14 @@ cmd_models(struct poolc *c, const struct args *a)
 {
 	static const char *const head[] = { "MODEL", "STATE", "PORT",
 	    "MEMORY", "SOURCE", "PATH" };
+	static const char *const head_usage[] = { "MODEL", "STATE",
+	    "PRIORITY", "PORT", "MEMORY", "SOURCE", "ACQUIRES", "LAST USED",
+	    "PATH" };
 	struct table	 t = { .ncols = 6, .right = 0x0c };
 	json_t		*root, *models, *m;
 	size_t		 i;
 	int		 r, status;
+	bool		 with_usage = false;
 
 	if (fetch(c, poolc_models, a->json, &root, &status) == -1)
 		return status;
@@ -828,10 +987,17 @@ cmd_models(struct poolc *c, const struct args *a)
 		json_decref(root);
 		return 0;
 	}
-	r = table_add(&t, head);
+	json_array_foreach(models, i, m)
+		if (json_object_get(m, "usage") != NULL)
+			with_usage = true;
+	if (with_usage) {
+		t.ncols = 9;
+		t.right = 0xd8;
+	}
+	r = table_add(&t, with_usage ? head_usage : head);
 	json_array_foreach(models, i, m)
 		if (r == 0)
-			r = add_model_row(&t, m);
+			r = add_model_row(&t, m, with_usage);
 	if (r == 0)
 		table_print(&t);
 	else
@@ -855,6 +1021,30 @@ cmd_evict(struct poolc *c, const struct args *a)
 }
 
 static int
+pin_or_unpin(struct poolc *c, const struct args *a, bool pin)
+{
+	char	 prio[32];
+
+	if (poolc_pin(c, a->model, pin, prio, sizeof(prio)) == -1)
+		return report(c);
+	printf("%s %s: %s\n", pin ? "pinned" : "unpinned", a->model,
+	    prio[0] != '\0' ? prio : "?");
+	return 0;
+}
+
+static int
+cmd_pin(struct poolc *c, const struct args *a)
+{
+	return pin_or_unpin(c, a, true);
+}
+
+static int
+cmd_unpin(struct poolc *c, const struct args *a)
+{
+	return pin_or_unpin(c, a, false);
+}
+
+static int
 cmd_ping(struct poolc *c, const struct args *a)
 {
 	char	 version[64];
@@ -869,11 +1059,13 @@ cmd_ping(struct poolc *c, const struct args *a)
 static const struct cmd cmds[] = {
 	{ "acquire",	ARG_MODEL,		cmd_acquire },
 	{ "run",	ARG_MODEL | ARG_COMMAND, cmd_run },
-	{ "stats",	OPT_JSON | OPT_CLUSTER,	cmd_stats },
-	{ "ps",		OPT_JSON | OPT_CLUSTER,	cmd_stats },
+	{ "stats",	OPT_JSON | OPT_CLUSTER | OPT_USAGE, cmd_stats },
+	{ "ps",		OPT_JSON | OPT_CLUSTER | OPT_USAGE, cmd_stats },
 	{ "models",	OPT_JSON,		cmd_models },
 	{ "budget",	0,			cmd_budget },
 	{ "evict",	ARG_MODEL | OPT_FORCE,	cmd_evict },
+	{ "pin",	ARG_MODEL,		cmd_pin },
+	{ "unpin",	ARG_MODEL,		cmd_unpin },
 	{ "ping",	0,			cmd_ping },
 };
 

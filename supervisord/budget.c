@@ -211,6 +211,7 @@ daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f,
 	struct daemon d;
 	struct pool_model **all = NULL;
 	size_t n = 0, fit;
+	int rc;
 
 	snprintf(err, errlen, "out of memory");
 	memset(&d, 0, sizeof(d));
@@ -218,6 +219,7 @@ daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f,
 	d.conf = conf;
 	d.offline = true;
 	d.learned = state_read_models(conf->state_file);
+	state_read_usage(conf->state_file);	/* PIN's pins count too */
 	if ((d.pool = pool_new(&lim, &no_ops, &d, 0)) == NULL ||
 	    daemon_rescan(&d, err, errlen) == -1 ||
 	    (all = catalog_sorted(&d, &n)) == NULL) {
@@ -234,6 +236,8 @@ daemon_print_catalog(struct config *conf, const struct budget *b, FILE *f,
 	for (size_t i = 0; i < n; i++)
 		print_model_line(f, all[i], b);
 	free(all);
+	/* As at a start: pinned models that cannot fit together. */
+	rc = usage_check_pins(&d, conf, b->budget, err, errlen);
 	daemon_fini(&d);
-	return 0;
+	return rc;
 }

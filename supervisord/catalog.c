@@ -251,6 +251,7 @@ catalog_found(void *ctx, const char *name, const char *path,
 	/* The header is read when the model is first asked for (lazily:
 	 * 10,000 files must not delay the start). */
 	estimate_model(d, m, false);
+	usage_model_added(d, m);
 	log_debug("model %s: %s", name, path);
 }
 

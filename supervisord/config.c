@@ -706,8 +706,24 @@ check_model_aliases(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
+/* "pinned", "high", "normal" (the default) or "low": see poold(8). */
+static int
+set_model_priority(void *base, json_t *v, struct loadctx *lc)
+{
+	struct model_conf	*m = base;
+	int			 prio;
+
+	if (!json_is_string(v) ||
+	    (prio = pool_priority_from_name(json_string_value(v))) == -1)
+		return keyerr(lc, "expected \"pinned\", \"high\", "
+		    "\"normal\" or \"low\"");
+	m->priority = prio;
+	return 0;
+}
+
 static const struct key model_keys[] = {
 	{ "aliases", K_FUNC, 0, check_model_aliases },
+	{ "priority", K_FUNC, 0, set_model_priority },
 	{ "memory", K_FUNC, 0, set_model_memory },
 	{ "idle_timeout", K_IDLE,
 	    offsetof(struct model_conf, idle_timeout_ms), NULL },
@@ -1060,6 +1076,63 @@ set_cluster(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
+/* --- usage and preloading --- */
+
+/* The most models "preload" may name or count: more would be a typo. */
+#define CONF_PRELOAD_MAX	1024
+
+/* "preload": N (the N most used) or ["name", ...]; 0 or [] is off. */
+static int
+set_preload(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+	json_t		*a;
+	size_t		 i, j;
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= CONF_PRELOAD_MAX) {
+		c->preload_n = (unsigned)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_array(v) || json_array_size(v) > CONF_PRELOAD_MAX)
+		return keyerr(lc, "expected a number of models from 0 to %d "
+		    "or an array of model names", CONF_PRELOAD_MAX);
+	json_array_foreach(v, i, a) {
+		if (!json_is_string(a) || !model_name_ok(json_string_value(a)))
+			return keyerr(lc, "element %zu is not a model name "
+			    "(letters, digits and \"._+-\")", i);
+		for (j = 0; j < i; j++)
+			if (strcmp(json_string_value(a),
+			    json_string_value(json_array_get(v, j))) == 0)
+				return keyerr(lc, "\"%s\" is named twice",
+				    json_string_value(a));
+	}
+	strv_free(c->preload_list);
+	c->preload_list = xcalloc(json_array_size(v) + 1, sizeof(char *));
+	c->npreload_list = 0;
+	json_array_foreach(v, i, a)
+		c->preload_list[c->npreload_list++] =
+		    xstrdup(json_string_value(a));
+	c->preload_n = 0;
+	return 0;
+}
+
+/* "preload_refill": a duration, or false or 0: off. */
+static int
+set_preload_refill(void *base, json_t *v, struct loadctx *lc)
+{
+	struct config	*c = base;
+
+	if (json_is_false(v)) {
+		c->preload_refill_ms = 0;
+		return 0;
+	}
+	if (json_is_true(v))
+		return keyerr(lc, "expected a duration like \"10m\", or "
+		    "false");
+	return get_duration(v, lc, &c->preload_refill_ms);
+}
+
 static const struct key top_keys[] = {
 #define OFF(f)	offsetof(struct config, f)
 	{ "socket", K_FUNC, 0, set_socket },
@@ -1102,6 +1175,10 @@ static const struct key top_keys[] = {
 	{ "http", K_FUNC, 0, set_http },
 	{ "aliases", K_FUNC, 0, set_aliases },
 	{ "cluster", K_FUNC, 0, set_cluster },
+	{ "low_idle_timeout", K_IDLE, OFF(low_idle_timeout_ms), NULL },
+	{ "usage_half_life", K_DURATION, OFF(usage_half_life_ms), NULL },
+	{ "preload", K_FUNC, 0, set_preload },
+	{ "preload_refill", K_FUNC, 0, set_preload_refill },
 	{ NULL, K_FUNC, 0, NULL }
 #undef OFF
 };
@@ -1341,6 +1418,7 @@ config_free(struct config *c)
 	for (i = 0; i < 2 * c->naliases; i++)
 		free(c->aliases[i]);
 	free(c->aliases);
+	strv_free(c->preload_list);
 	memset(c, 0, sizeof(*c));
 }
 

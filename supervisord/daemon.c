@@ -171,6 +171,7 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	memcpy(lim.gpu_budgets, d->budget.gpu_budgets, sizeof(lim.gpu_budgets));
 	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
 	lim.health_interval = conf->health_interval_ms;
+	lim.freq_half_life = conf->usage_half_life_ms;
 	if ((d->pool = pool_new(&lim, &effects_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;
@@ -184,6 +185,9 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	state_load(d);
 	measure_system(d);
 	if (daemon_rescan(d, err, len) == -1)
+		return -1;
+	/* Pinned models that can never fit together: a config error. */
+	if (usage_check_pins(d, conf, d->budget.budget, err, len) == -1)
 		return -1;
 	state_save(d);
 	/* The front door first: a start it refuses leaves no socket. */
@@ -205,6 +209,8 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	watch_signal(d, &d->sig_term, SIGTERM);
 	watch_signal(d, &d->sig_int, SIGINT);
 	watch_signal(d, &d->sig_hup, SIGHUP);
+	/* Pinned models start, then preloading. */
+	usage_start(d);
 	return 0;
 }
 
@@ -214,6 +220,7 @@ daemon_fini(struct daemon *d)
 	struct pool_model *m;
 	struct model_entry *e;
 
+	usage_fini(d);		/* its last save needs the catalog */
 	child_fini(d);
 	cluster_free(d->cluster);
 	d->cluster = NULL;

@@ -500,6 +500,8 @@ void	 measure_update(struct daemon *);
 /* Kills leftovers of an earlier poold, loads what it learned. */
 int	 state_load(struct daemon *);
 json_t	*state_read_models(const char *path);
+/* The usage and pins alone (poold -n, --budget), into usage_load(). */
+void	 state_read_usage(const char *path);
 void	 state_save(struct daemon *);
 /* Keyed with the file's identity (size, mtime, inode): a replaced file
  * is not judged by the old one. */
@@ -697,6 +699,14 @@ void	 usage_fini(struct daemon *);
 /* Every pool event, before the stream gets it (events_pool calls it):
  * the preloader starts its next model on a ready or an exit. */
 void	 usage_pool_event(struct daemon *, const struct pool_event *);
+/* MODELS' and STATS' "usage" of one model (a new reference). */
+json_t	*usage_json(struct daemon *, const struct pool_model *);
+/* STATS "usage": the most used models, most used first. */
+json_t	*usage_stats(struct daemon *);
+/* The state file's "usage" and "pins" (borrowed; NULL: none), read at
+ * start before the catalog; state_save() asks for them back. */
+void	 usage_load(json_t *usage, json_t *pins);
+void	 usage_state_json(struct daemon *, json_t *root);
 
 /* entropy.c: random bytes from the system */
 /* 0, or -1 with errno: no source gave len bytes. */

@@ -94,6 +94,18 @@ gpus_json(const struct pool *p)
 	return a;
 }
 
+/* A server's class and whether it was started without a request. */
+static json_t *
+server_usage_json(const struct pool_server *srv, json_t *o)
+{
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "priority",
+	    json_string(pool_priority_name(srv->model->priority)));
+	json_object_set_new(o, "preloaded", json_boolean(srv->preloaded));
+	return o;
+}
+
 json_t *
 daemon_stats(struct daemon *d)
 {
@@ -103,7 +115,8 @@ daemon_stats(struct daemon *d)
 	json_t *servers = json_array(), *o, *mem;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
-		json_array_append_new(servers, server_json(srv, now));
+		json_array_append_new(servers, server_usage_json(srv,
+		    server_json(srv, now)));
 	o = json_pack("{s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 	    " s:I}, s:i, s:i, s:i, s:i, s:o, s:o, s:o}",
 	    "version", POOLD_VERSION, "pid", (json_int_t)getpid(),
@@ -137,11 +150,13 @@ daemon_stats(struct daemon *d)
 		json_object_set_new(o, "http", http_stats(d->http));
 	if (d->cluster != NULL)
 		json_object_set_new(o, "cluster", cluster_stats(d->cluster));
+	if (o != NULL)
+		json_object_set_new(o, "usage", usage_stats(d));
 	return o;
 }
 
 static json_t *
-model_json(const struct pool *p, const struct pool_model *m)
+model_json(struct daemon *d, const struct pool *p, const struct pool_model *m)
 {
 	const struct model_entry *e = m->udata;
 	json_t *o;
@@ -152,6 +167,11 @@ model_json(const struct pool *p, const struct pool_model *m)
 	    pool_model_state(p, m, daemon_now()));
 	if (o != NULL && m->server != NULL)
 		json_object_set_new(o, "port", json_integer(m->server->port));
+	if (o != NULL) {
+		json_object_set_new(o, "priority",
+		    json_string(pool_priority_name(catalog_priority(e))));
+		json_object_set_new(o, "usage", usage_json(d, m));
+	}
 	return o;
 }
 
@@ -169,7 +189,7 @@ daemon_models(struct daemon *d)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, model_json(d->pool, all[i]));
+		json_array_append_new(a, model_json(d, d->pool, all[i]));
 	free(all);
 	return json_pack("{s:s, s:o}", "models_dir", d->conf->models_dir,
 	    "models", a);

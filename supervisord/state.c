@@ -5,15 +5,25 @@
  * written): the servers running now (pid + start time of the leader and
  * of the descendants last seen, the process group, the cgroup; so a poold
  * that was SIGKILLed has its leftovers killed by the next one before it
- * serves) and each model's peak measured memory (the next start's
- * estimate).
+ * serves), each model's peak measured memory (the next start's
+ * estimate), each model's use and the PIN/UNPIN decisions (usage.c).
  *
  *   {"version":1,"pid":4240,
  *    "servers":[{"model":"1984","pid":4242,"start":123456,"pgid":4242,
  *      "port":8080,"tree":[[4250,123470]],
  *      "cgroup":"/sys/fs/cgroup/poold.4240.1"}],
  *    "models":{"1984":{"peak_rss":19327352832,"size":17179869184,
- *                      "mtime_ns":1733300000000000000,"ino":131074}}}
+ *                      "mtime_ns":1733300000000000000,"ino":131074}},
+ *    "usage":{"1984":{"acquires":12,"hits":9,"cold_starts":3,
+ *      "failed_starts":0,"loads":3,"load_ms_total":2400,"last_load_ms":790,
+ *      "leased_ms":86000,"last_used":1764925000000,"freq":3.2,
+ *      "freq_at":1764925100000}},
+ *    "pins":{"1984":"pinned","7b":"unpinned"}}
+ *
+ * Usage changes with every ACQUIRE: it is written at most every 30 s
+ * while it changes and at the end (usage.c), so a kill -9 loses at most
+ * the last 30 s of counts; a PIN or UNPIN is written before it is
+ * answered.
  */
 #include <sys/stat.h>
 
@@ -235,8 +245,22 @@ state_load(struct daemon *d)
 	if ((models = json_object_get(root, "models")) != NULL &&
 	    json_is_object(models))
 		json_object_update(d->learned, models);
+	usage_load(json_object_get(root, "usage"), json_object_get(root,
+	    "pins"));
 	json_decref(root);
 	return 0;
+}
+
+void
+state_read_usage(const char *path)
+{
+	json_t *root = NULL;
+
+	if (path != NULL)
+		root = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	usage_load(json_object_get(root, "usage"), json_object_get(root,
+	    "pins"));
+	json_decref(root);
 }
 
 /* A recorded figure of the file's identity differs from the file's now. */
@@ -348,6 +372,7 @@ state_save(struct daemon *d)
 	    "models", d->learned);
 	if (root == NULL)
 		return;
+	usage_state_json(d, root);
 	(void)make_parent_dir(path);
 	rc = json_dump_file(root, tmp, JSON_COMPACT);
 	json_decref(root);
