@@ -91,10 +91,11 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	struct daemon *d = w->data;
 	char err[256];
 
+	/* daemon_reload logs what it did or why it refused. */
 	if (w->signum == SIGHUP) {
-		log_info("SIGHUP: rescanning %s", d->conf->models_dir);
-		if (daemon_rescan(d, err, sizeof(err)) == -1)
-			log_warnx("%s", err);
+		log_info("SIGHUP: reloading %s", d->conf->path != NULL ?
+		    d->conf->path : "(no config file: rescan only)");
+		(void)daemon_reload(d, NULL, err, sizeof(err));
 		return;
 	}
 	daemon_shutdown(d);
@@ -154,23 +155,10 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	d->loop = loop;
 	d->conf = conf;
 	d->lock_fd = -1;
+	reload_init(d);
 	if (budget_compute(conf, &d->budget, err, len) == -1)
 		return -1;
-	memset(&lim, 0, sizeof(lim));
-	lim.budget = d->budget.budget;
-	lim.max_servers = d->budget.server_cap;
-	lim.port_min = conf->port_min;
-	lim.port_max = conf->port_max;
-	lim.start_timeout = conf->start_timeout_ms;
-	lim.max_waiters = conf->max_waiters;
-	lim.max_failures = conf->max_failures;
-	lim.failed_cooldown = conf->failed_cooldown_ms;
-	lim.min_available = conf->min_available;
-	lim.gpu_budget = d->budget.gpu_budget;
-	lim.ngpus = d->budget.ngpus;
-	memcpy(lim.gpu_budgets, d->budget.gpu_budgets, sizeof(lim.gpu_budgets));
-	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
-	lim.health_interval = conf->health_interval_ms;
+	budget_limits(conf, &d->budget, &lim);
 	if ((d->pool = pool_new(&lim, &effects_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;
@@ -241,4 +229,6 @@ daemon_fini(struct daemon *d)
 	pool_free(d->pool);
 	d->pool = NULL;
 	json_decref(d->learned);
+	json_decref(d->conf_json);
+	d->conf_json = NULL;
 }
