@@ -644,6 +644,9 @@ END_TEST
 
 /* --- the front door's token and aliases --------------------------- */
 
+#define STREAM_BODY	"{\"model\":\"x\",\"stream\":true,\"messages\":" \
+			"[{\"role\":\"user\",\"content\":\"hi\"}]}"
+
 /* The front door's port, from STATS http.listen. */
 static int
 door_port(struct tl_daemon *d, struct tl_conn *c)
@@ -698,12 +701,13 @@ START_TEST(test_http_reload)
 	struct tl_conn *c;
 	char tok1[TL_PATH_MAX + 64], tok2[TL_PATH_MAX + 64];
 	char over[2 * TL_PATH_MAX + 512], ids[1024];
-	struct tl_http *kept;
+	struct tl_http *kept, *stream;
 	json_t *rep;
 	int port;
 
 	tl_daemon_init(&d, 7);
-	tl_model(&d, "a", "load_ms=20\nmem=1M\n");
+	tl_model(&d, "a", "load_ms=20\nmem=1M\nstream_delay_ms=100\n"
+	    "stream_tokens=10\n");
 	snprintf(tok1, sizeof(tok1), "%s/token1", d.dir);
 	snprintf(tok2, sizeof(tok2), "%s/token2", d.dir);
 	tl_write_file(tok1, "one\n");
@@ -716,8 +720,17 @@ START_TEST(test_http_reload)
 	port = door_port(&d, c);
 	TL_ASSERT(get_models(port, "one", ids, sizeof(ids)) == 200 &&
 	    strstr(ids, "x ") != NULL, "before: %s", ids);
-	/* A keep-alive connection opened before the reload. */
+	/* A keep-alive connection opened before the reload, and a stream
+	 * (1 s) proxied through it. */
 	kept = tl_http_open(port);
+	stream = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(stream, "POST /v1/chat/completions HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\nAuthorization: Bearer one\r\nContent-Type: "
+	    "application/json\r\nContent-Length: %zu\r\nConnection: close"
+	    "\r\n\r\n%s", strlen(STREAM_BODY), STREAM_BODY) == 0,
+	    "send the stream's request");
+	TL_ASSERT(tl_http_wait_head(stream, WAIT_MS) && stream->status == 200,
+	    "the stream: HTTP %d", stream->status);
 
 	snprintf(over, sizeof(over), "{\"http\":{\"listen\":\"127.0.0.1:0\","
 	    "\"token_file\":\"%s\"},\"aliases\":{\"y\":\"a\"}}", tok2);
@@ -729,6 +742,11 @@ START_TEST(test_http_reload)
 	    "RELOAD: %s", tl_dump(rep));
 	json_decref(rep);
 	TL_ASSERT(door_port(&d, c) == port, "the listener moved");
+	TL_ASSERT(tl_http_wait_done(stream, 30000) && stream->done &&
+	    !stream->bad && stream->events >= 10, "the stream proxied across "
+	    "the reload was cut: %ld events, done %d", stream->events,
+	    (int)stream->done);
+	tl_http_close(stream);
 	TL_ASSERT(tl_http_sendf(kept, "GET /v1/models HTTP/1.1\r\nHost: "
 	    "127.0.0.1\r\nAuthorization: Bearer two\r\n\r\n") == 0,
 	    "the connection from before the reload was dropped");
