@@ -269,8 +269,9 @@ expect_unchanged(struct tl_daemon *d, struct tl_conn *mon, pid_t pa,
 }
 
 /*
- * Pass: for a file that is not JSON, one with an unknown key and one
- * whose alias names no model (each also setting memory_limit 100M):
+ * Pass: for a file that is not JSON, one with an unknown key, one whose
+ * alias names no model, a bad value, a budget no model fits in (each
+ * also setting memory_limit 100M or less) and a file that is gone:
  * SIGHUP logs "reload refused" with the reason, RELOAD answers
  * bad_request with the reason in its message, and after both the budget
  * is still 216M, a's server the same process and the aliases those of
@@ -290,6 +291,7 @@ START_TEST(test_broken_config)
 		    "memory_limit" },
 		{ "no model fits", NULL, "{\"memory_limit\":\"4M\"}",
 		    "no model fits" },
+		{ "a file that is gone", "", NULL, "No such file" },
 	};
 	struct tl_daemon d;
 	struct tl_conn *c, *mon;
@@ -310,7 +312,9 @@ START_TEST(test_broken_config)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct broken *b = &cases[i];
 
-		if (b->text != NULL)
+		if (b->text != NULL && b->text[0] == '\0')
+			TL_ASSERT(unlink(d.config) == 0, "unlink the config");
+		else if (b->text != NULL)
 			tl_write_file(d.config, "%s", b->text);
 		else
 			tl_write_config(&d, b->overrides);
