@@ -248,6 +248,19 @@ model_template(const struct config *conf, const struct model_entry *e)
 	    conf->command;
 }
 
+/* A new estimate, given to the pool through pool_model_add(), which
+ * keeps the pinned models' sum right. */
+static void
+reestimate(struct daemon *d, struct pool_model *m, bool read_file)
+{
+	uint64_t was = m->mem, is;
+
+	estimate_model(d, m, read_file);
+	is = m->mem;
+	m->mem = was;
+	(void)pool_model_add(d->pool, m->name, is, m->idle_timeout);
+}
+
 /*
  * Every model, gone ones too, points into the new config; estimates
  * follow it (a changed command changes the header's estimate: -c, the
@@ -276,7 +289,7 @@ repoint_models(struct daemon *d, const struct config *old)
 				e->gguf_read = e->header_too_long = false;
 				e->gguf = 0;
 			}
-			estimate_model(d, m, again && e->asked_for);
+			reestimate(d, m, again && e->asked_for);
 		}
 }
 
