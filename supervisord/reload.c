@@ -131,6 +131,51 @@ diff_keys(json_t *was, json_t *now, const char *prefix, json_t *changed,
 	json_decref(empty);
 }
 
+/* In obj, key ("a" or "a.b") takes its value in from (or goes). */
+static void
+json_keep(json_t *obj, json_t *from, const char *key)
+{
+	const char *dot = strchr(key, '.');
+	char top[64];
+	json_t *sub, *fsub, *v;
+
+	if (dot == NULL) {
+		if ((v = json_object_get(from, key)) != NULL)
+			json_object_set(obj, key, v);
+		else
+			json_object_del(obj, key);
+		return;
+	}
+	snprintf(top, sizeof(top), "%.*s", (int)(dot - key), key);
+	fsub = json_object_get(from, top);
+	if ((sub = json_object_get(obj, top)) == NULL) {
+		if (fsub == NULL || (v = json_object_get(fsub, dot + 1)) ==
+		    NULL)
+			return;
+		json_object_set_new(obj, top, json_object());
+		sub = json_object_get(obj, top);
+	}
+	json_keep(sub, fsub, dot + 1);	/* fsub NULL: no value there */
+}
+
+/*
+ * What a reload leaves as "the file as applied": the file, but with the
+ * running values of the keys that need a restart, so that the next
+ * reload reports them again while the file still differs from what runs.
+ */
+static json_t *
+as_applied(json_t *root, json_t *was, json_t *restart)
+{
+	json_t *out = json_deep_copy(root), *k;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	json_array_foreach(restart, i, k)
+		json_keep(out, was, json_string_value(k));
+	return out;
+}
+
 /* Every alias names a model and none is one: http_check_aliases's rule,
  * on the catalog just scanned, touching no file. */
 static int
@@ -296,7 +341,7 @@ repoint_models(struct daemon *d, const struct config *old)
 /* The new config is d->conf from here on; nothing can fail. */
 static void
 commit(struct daemon *d, struct config *nc, const struct budget *nb,
-    json_t *root)
+    json_t *root, json_t *applied)
 {
 	struct pool_limits lim;
 	struct config old = *d->conf;
@@ -317,7 +362,7 @@ commit(struct daemon *d, struct config *nc, const struct budget *nb,
 	if (sampling)
 		ev_timer_stop(d->loop, &d->sampler);
 	json_decref(d->conf_json);
-	d->conf_json = json_incref(root);
+	d->conf_json = applied;
 }
 
 static void
@@ -354,7 +399,7 @@ daemon_reload(struct daemon *d, json_t **report, char *err, size_t len)
 {
 	struct config nc;
 	struct budget nb;
-	json_t *root = NULL, *was, *changed, *restart, *out;
+	json_t *root = NULL, *was, *changed, *restart, *out, *applied;
 	uint64_t added = d->models_added, removed = d->models_removed;
 	char size[32];
 
@@ -383,8 +428,9 @@ daemon_reload(struct daemon *d, json_t **report, char *err, size_t len)
 		was = d->conf_json != NULL ? json_incref(d->conf_json) :
 		    json_object();
 		diff_keys(was, root, "", changed, restart);
+		applied = as_applied(root, was, restart);
 		json_decref(was);
-		commit(d, &nc, &nb, root);
+		commit(d, &nc, &nb, root, applied);
 	}
 	added = d->models_added - added;
 	removed = d->models_removed - removed;

@@ -77,6 +77,26 @@ sighup_until(struct tl_daemon *d, const char *needle)
 	    needle, WAIT_MS);
 }
 
+/* Runs "poolc -s SOCK reload", its output (both streams) into out;
+ * its exit status. */
+static int
+poolc_reload(const struct tl_daemon *d, char *out, size_t len)
+{
+	const char *bin = getenv("POOLC_BIN") ? getenv("POOLC_BIN") :
+	    "build/poolc";
+	char cmd[2 * TL_PATH_MAX + 64];
+	size_t n;
+	FILE *f;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' -s '%s' reload 2>&1", bin, d->sock);
+	TL_ASSERT((f = popen(cmd, "r")) != NULL, "popen %s", cmd);
+	n = fread(out, 1, len - 1, f);
+	out[n] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* STATS without tl_stats()'s checks of the accounting rules. */
 static json_t *
 stats_raw(struct tl_conn *c)
@@ -370,6 +390,7 @@ START_TEST(test_restart_keys)
 	struct tl_conn *c;
 	char over[TL_PATH_MAX + 256];
 	json_t *rep, *rn;
+	char out[4096];
 	int fd;
 
 	tl_daemon_init(&d, 3);
@@ -389,6 +410,13 @@ START_TEST(test_restart_keys)
 	json_decref(rep);
 	TL_ASSERT(tl_log_has(&d, "kept until a restart: "), "the log does "
 	    "not name the kept keys");
+	/* poolc reload says the same; a broken file is its error. */
+	TL_ASSERT(poolc_reload(&d, out, sizeof(out)) == 0 && strstr(out,
+	    "needs a restart") != NULL && strstr(out, "socket") != NULL,
+	    "poolc reload: %s", out);
+	tl_write_file(d.config, "{");
+	TL_ASSERT(poolc_reload(&d, out, sizeof(out)) == 1 && strstr(out,
+	    "bad_request") != NULL, "poolc reload of a broken file: %s", out);
 	fd = tl_connect_fd(d.sock);
 	TL_ASSERT(fd >= 0, "the socket went away");
 	close(fd);
