@@ -468,7 +468,8 @@ cmd_reload(struct session *s, const struct proto_request *req)
 	char err[PROTO_MESSAGE_MAX];
 
 	if (daemon_reload(s->d, &report, err, sizeof(err)) == -1) {
-		dispatch_error(s, req->id, PROTO_E_BAD_REQUEST, err);
+		dispatch_error(s, req->id, s->d->stopping ?
+		    PROTO_E_SHUTTING_DOWN : PROTO_E_BAD_REQUEST, err);
 		return;
 	}
 	cmd_reply_json(s, req, report);
