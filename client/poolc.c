@@ -924,6 +924,12 @@ poolc_models(struct poolc *c, char **json)
 }
 
 int
+poolc_reload(struct poolc *c, char **json)
+{
+	return raw_command(c, PROTO_CMD_RELOAD, json);
+}
+
+int
 poolc_ping(struct poolc *c, char *version, size_t len)
 {
 	struct proto_reply	 rep;

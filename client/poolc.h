@@ -173,6 +173,13 @@ int		 poolc_pin(struct poolc *c, const char *model, bool pin,
  */
 int		 poolc_stats(struct poolc *c, char **json);
 int		 poolc_models(struct poolc *c, char **json);
+/*
+ * RELOAD (admin): poold re-reads its config and rescans its folder.  The
+ * reply (changed, restart_needed, models added and removed) as with
+ * poolc_stats; a refused reload fails with POOLC_ERR_SERVER and poold's
+ * reason, and the running config stays.
+ */
+int		 poolc_reload(struct poolc *c, char **json);
 /* Checks that poold answers.  If version is not NULL, poold's version is
  * copied into it (at most len bytes, NUL-terminated). */
 int		 poolc_ping(struct poolc *c, char *version, size_t len);

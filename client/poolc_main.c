@@ -48,7 +48,8 @@ static const char usage_commands[] =
     "  budget                               the memory budget\n"
     "  evict model [--force]                stop model's server\n"
     "  pin model | unpin model              keep model running, or not\n"
-    "  ping                                 check that poold answers\n";
+    "  ping                                 check that poold answers\n"
+    "  reload [--json]                      re-read poold's config, rescan\n";
 
 /* --- command line --- */
 
@@ -1020,6 +1021,41 @@ cmd_evict(struct poolc *c, const struct args *a)
 	return 0;
 }
 
+/* One line per list: "changed: a, b"; nothing if it is empty. */
+static void
+print_key_list(const char *label, const json_t *keys)
+{
+	const json_t	*k;
+	size_t		 i;
+
+	if (json_array_size(keys) == 0)
+		return;
+	printf("%s:", label);
+	json_array_foreach(keys, i, k)
+		printf("%s %s", i > 0 ? "," : "", json_string_value(k) != NULL ?
+		    json_string_value(k) : "?");
+	putchar('\n');
+}
+
+static int
+cmd_reload(struct poolc *c, const struct args *a)
+{
+	const json_t	*models;
+	json_t		*root;
+	int		 status;
+
+	if (fetch(c, poolc_reload, a->json, &root, &status) == -1)
+		return status;
+	models = json_object_get(root, "models");
+	printf("reloaded: %" PRId64 " models added, %" PRId64 " removed\n",
+	    jint(models, "added", 0), jint(models, "removed", 0));
+	print_key_list("changed", json_object_get(root, "changed"));
+	print_key_list("needs a restart (kept as they run)",
+	    json_object_get(root, "restart_needed"));
+	json_decref(root);
+	return 0;
+}
+
 static int
 pin_or_unpin(struct poolc *c, const struct args *a, bool pin)
 {
@@ -1067,6 +1103,7 @@ static const struct cmd cmds[] = {
 	{ "pin",	ARG_MODEL,		cmd_pin },
 	{ "unpin",	ARG_MODEL,		cmd_unpin },
 	{ "ping",	0,			cmd_ping },
+	{ "reload",	OPT_JSON,		cmd_reload },
 };
 
 static const struct cmd *

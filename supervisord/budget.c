@@ -73,6 +73,32 @@ budget_compute(const struct config *cfg, struct budget *b, char *err,
 	return 0;
 }
 
+/*
+ * The pool's limits from a config and its budget: at the start and at
+ * each reload (pool_set_limits), built in one place so both agree.
+ */
+void
+budget_limits(const struct config *conf, const struct budget *b,
+    struct pool_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->budget = b->budget;
+	lim->max_servers = b->server_cap;
+	lim->port_min = conf->port_min;
+	lim->port_max = conf->port_max;
+	lim->start_timeout = conf->start_timeout_ms;
+	lim->max_waiters = conf->max_waiters;
+	lim->max_failures = conf->max_failures;
+	lim->failed_cooldown = conf->failed_cooldown_ms;
+	lim->min_available = conf->min_available;
+	lim->gpu_budget = b->gpu_budget;
+	lim->ngpus = b->ngpus;
+	memcpy(lim->gpu_budgets, b->gpu_budgets, sizeof(lim->gpu_budgets));
+	lim->policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
+	lim->health_interval = conf->health_interval_ms;
+	lim->freq_half_life = conf->usage_half_life_ms;
+}
+
 static void
 budget_line(FILE *fp, const char *label, uint64_t n, const char *note)
 {

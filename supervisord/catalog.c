@@ -183,24 +183,51 @@ file_replaced(struct daemon *d, struct pool_model *m, const char *path,
 	estimate_model(d, m, false);
 }
 
+/* Frees m and its entry if nothing refers to it any more; true if so. */
+static bool
+forget(struct daemon *d, struct pool_model *m)
+{
+	struct model_entry *e = m->udata;
+
+	if (pool_model_remove(d->pool, m) == -1)
+		return false;
+	free(e->path);
+	free(e);
+	return true;
+}
+
 /*
- * Its file is gone: it is no longer offered.  The pool forgets it once no
- * server or waiter refers to it (every rescan tries again).
+ * Its file is gone: it is no longer offered, and retired: an idle server
+ * of it stops now, a leased one when its last lease ends, waiters get
+ * unknown_model (the pool core does that).  The pool forgets it once no
+ * server or waiter refers to it (every rescan tries again).  The same
+ * whether a rescan, a reload or a lookup found it gone.
  */
 static void
 file_gone(struct daemon *d, struct pool_model *m)
 {
 	struct model_entry *e = m->udata;
 
-	if (!e->gone)
+	if (!e->gone) {
 		log_info("model %s: %s is gone: no longer offered%s", m->name,
-		    e->path, m->server != NULL ? " (its server runs on until "
-		    "it stops)" : "");
-	e->gone = true;
-	if (pool_model_remove(d->pool, m) == 0) {
-		free(e->path);
-		free(e);
+		    e->path, m->server != NULL ? " (its server stops once "
+		    "its leases end)" : "");
+		d->models_removed++;
+		e->gone = true;
+		pool_model_retire(d->pool, daemon_now(), m);
 	}
+	(void)forget(d, m);
+}
+
+void
+catalog_apply_conf(struct daemon *d, struct pool_model *m)
+{
+	struct model_entry *e = m->udata;
+	const struct model_conf *mc = config_model(d->conf, m->name);
+
+	e->conf = mc;
+	m->idle_timeout = mc != NULL && mc->idle_timeout_ms >= 0 ?
+	    mc->idle_timeout_ms : d->conf->idle_timeout_ms;
 }
 
 static void
@@ -208,34 +235,36 @@ catalog_found(void *ctx, const char *name, const char *path,
     const struct stat *st)
 {
 	struct daemon *d = ctx;
-	const struct model_conf *mc;
 	struct model_entry *e;
 	struct pool_model *m;
-	pool_ms idle;
 
 	if ((m = pool_model_find(d->pool, name)) != NULL) {
 		e = m->udata;
 		if (e->seen == d->scan_gen)
 			return;		/* NAME.gguf and NAME-00001-of-… */
 		e->seen = d->scan_gen;
-		if (e->gone)
-			log_info("model %s: %s is back", name, path);
-		e->gone = false;
-		if (!same_identity(e, st))
-			file_replaced(d, m, path, st);
-		return;
+		if (!e->gone) {
+			if (!same_identity(e, st))
+				file_replaced(d, m, path, st);
+			return;
+		}
+		/* Retired when it went: it comes back as a new model once
+		 * its old server and waiters are gone. */
+		if (!forget(d, m)) {
+			log_debug("model %s: %s is back; offered again once "
+			    "its old server has stopped", name, path);
+			return;
+		}
+		log_info("model %s: %s is back", name, path);
 	}
 	if (!proto_model_name_ok(name)) {
 		log_warnx("%s: skipped: '%s' is not a usable model name "
 		    "(letters, digits, '.', '_', '-', '+')", path, name);
 		return;
 	}
-	mc = config_model(d->conf, name);
-	idle = mc != NULL && mc->idle_timeout_ms >= 0 ? mc->idle_timeout_ms :
-	    d->conf->idle_timeout_ms;
 	if ((e = calloc(1, sizeof(*e))) == NULL ||
 	    (e->path = strdup(path)) == NULL ||
-	    (m = pool_model_add(d->pool, name, d->conf->per_model, idle))
+	    (m = pool_model_add(d->pool, name, d->conf->per_model, 0))
 	    == NULL) {
 		if (e != NULL)
 			free(e->path);
@@ -243,14 +272,15 @@ catalog_found(void *ctx, const char *name, const char *path,
 		log_warnx("%s: out of memory", path);
 		return;
 	}
-	e->conf = mc;
 	e->priority_override = -1;
 	e->seen = d->scan_gen;
 	set_identity(e, st);
 	m->udata = e;
+	catalog_apply_conf(d, m);
 	/* The header is read when the model is first asked for (lazily:
 	 * 10,000 files must not delay the start). */
 	estimate_model(d, m, false);
+	d->models_added++;
 	usage_model_added(d, m);
 	log_debug("model %s: %s", name, path);
 }
@@ -354,11 +384,18 @@ struct pool_model *
 daemon_model(struct daemon *d, const char *name)
 {
 	struct pool_model *m;
+	char err[256];
 
 	/* A new file can be used without a restart. */
 	if ((m = pool_model_find(d->pool, name)) == NULL ||
 	    ((struct model_entry *)m->udata)->gone) {
-		catalog_refresh(d);
+		/* A retired model whose old server is gone now: forgotten,
+		 * and its file, if back, found by a scan at once. */
+		if (m != NULL && forget(d, m)) {
+			if (daemon_rescan(d, err, sizeof(err)) == -1)
+				log_warnx("%s", err);
+		} else
+			catalog_refresh(d);
 		if ((m = pool_model_find(d->pool, name)) == NULL ||
 		    ((struct model_entry *)m->udata)->gone)
 			return NULL;

@@ -1121,6 +1121,7 @@ child_spawn(struct daemon *d, struct pool_server *srv, char *err, size_t len)
 		close(cgfd);
 	snprintf(c->exec_prog, sizeof(c->exec_prog), "%s", argv[0]);
 	memcpy(c->api_key, key, sizeof(c->api_key));
+	c->config_hash = child_config_hash(d, srv->model);
 	free(env);
 	argv_free(argv);
 	c->pid = pid;
@@ -1179,4 +1180,61 @@ child_port_free(const struct config *conf, int port)
 	ok = bind(fd, (struct sockaddr *)&ss, sslen) == 0;
 	close(fd);
 	return ok;
+}
+
+/* --- which config a server runs under (a reload's "old" servers) --- */
+
+#define FNV_OFFSET	14695981039346656037ULL
+#define FNV_PRIME	1099511628211ULL
+
+/* FNV-1a of s and a separator, so ["ab","c"] and ["a","bc"] differ. */
+static uint64_t
+hash_str(uint64_t h, const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * FNV_PRIME;
+	return (h ^ (s == NULL ? 0xfe : 0xff)) * FNV_PRIME;
+}
+
+static uint64_t
+hash_strv(uint64_t h, char *const *v)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		h = hash_str(h, v[i]);
+	return hash_str(h, NULL);
+}
+
+/*
+ * The template, not the argv: the port and the API key differ at every
+ * start and say nothing of the config.  The environment poold passes on
+ * is its own and does not change while it runs: the model's env does.
+ */
+uint64_t
+child_config_hash(const struct daemon *d, const struct pool_model *m)
+{
+	const struct model_entry *e = m->udata;
+	const struct config *conf = d->conf;
+	uint64_t h = FNV_OFFSET;
+
+	h = hash_strv(h, e->conf != NULL && e->conf->command != NULL ?
+	    e->conf->command : conf->command);
+	h = hash_strv(h, e->conf != NULL ? e->conf->env : NULL);
+	h = hash_str(h, e->path);
+	h = hash_str(h, conf->server_host);
+	h = hash_str(h, conf->api_keys ? "key" : "");
+	return h;
+}
+
+bool
+child_config_current(const struct daemon *d, const struct pool_server *srv)
+{
+	const struct child *c = srv->udata;
+	const struct model_entry *e = srv->model->udata;
+
+	if (c == NULL)
+		return true;	/* not spawned yet: it will be current */
+	/* A file replaced under its name since the spawn is another model. */
+	if (e->identity_since > srv->spawned_at)
+		return false;
+	return c->config_hash == child_config_hash(d, srv->model);
 }

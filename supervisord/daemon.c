@@ -39,6 +39,34 @@ pool_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	pool_tick(d->pool, daemon_now());
 }
 
+/*
+ * The pool over its budget or server count (a reload shrank them, or
+ * servers grew) with a server idle again: it goes now, as idle ones did
+ * when the limits shrank (pool_set_limits sheds them, in eviction order,
+ * reason budget).  The pool stops idle servers over the limits only at
+ * the change itself; a leased one that kept it over is idle after its
+ * RELEASE.  Costs nothing while the pool fits.
+ */
+static void
+shed_over_limits(struct daemon *d)
+{
+	struct pool *p = d->pool;
+	const struct pool_server *srv;
+	struct pool_limits lim;
+
+	if (p->used <= p->lim.budget && p->nservers <= p->lim.max_servers)
+		return;
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state == POOL_READY && srv->leases == 0 &&
+		    srv->model->priority != POOL_PRIO_PINNED &&
+		    TAILQ_EMPTY(&srv->waiters))
+			break;
+	if (srv == NULL)
+		return;
+	lim = p->lim;
+	pool_set_limits(p, daemon_now(), &lim);
+}
+
 /* Before the loop sleeps: replies out, dead clients closed, timer set. */
 static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -50,6 +78,8 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	control_reap(d->control);
 	cluster_reap(d->cluster);
 	measure_update(d);
+	if (!d->stopping)
+		shed_over_limits(d);
 	if (d->state_dirty) {
 		state_save(d);
 		d->state_dirty = false;
@@ -91,10 +121,11 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	struct daemon *d = w->data;
 	char err[256];
 
+	/* daemon_reload logs what it did or why it refused. */
 	if (w->signum == SIGHUP) {
-		log_info("SIGHUP: rescanning %s", d->conf->models_dir);
-		if (daemon_rescan(d, err, sizeof(err)) == -1)
-			log_warnx("%s", err);
+		log_info("SIGHUP: reloading %s", d->conf->path != NULL ?
+		    d->conf->path : "(no config file: rescan only)");
+		(void)daemon_reload(d, NULL, err, sizeof(err));
 		return;
 	}
 	daemon_shutdown(d);
@@ -154,24 +185,10 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	d->loop = loop;
 	d->conf = conf;
 	d->lock_fd = -1;
+	reload_init(d);
 	if (budget_compute(conf, &d->budget, err, len) == -1)
 		return -1;
-	memset(&lim, 0, sizeof(lim));
-	lim.budget = d->budget.budget;
-	lim.max_servers = d->budget.server_cap;
-	lim.port_min = conf->port_min;
-	lim.port_max = conf->port_max;
-	lim.start_timeout = conf->start_timeout_ms;
-	lim.max_waiters = conf->max_waiters;
-	lim.max_failures = conf->max_failures;
-	lim.failed_cooldown = conf->failed_cooldown_ms;
-	lim.min_available = conf->min_available;
-	lim.gpu_budget = d->budget.gpu_budget;
-	lim.ngpus = d->budget.ngpus;
-	memcpy(lim.gpu_budgets, d->budget.gpu_budgets, sizeof(lim.gpu_budgets));
-	lim.policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
-	lim.health_interval = conf->health_interval_ms;
-	lim.freq_half_life = conf->usage_half_life_ms;
+	budget_limits(conf, &d->budget, &lim);
 	if ((d->pool = pool_new(&lim, &effects_ops, d, daemon_now())) == NULL) {
 		snprintf(err, len, "out of memory");
 		return -1;
@@ -248,4 +265,6 @@ daemon_fini(struct daemon *d)
 	pool_free(d->pool);
 	d->pool = NULL;
 	json_decref(d->learned);
+	json_decref(d->conf_json);
+	d->conf_json = NULL;
 }

@@ -137,6 +137,7 @@ struct http {
 	uint64_t		 body_refused;	/* requests: max_body_total */
 	char			*token;
 	struct http_policy	 pol;
+	bool			 loopback;	/* the listener's address */
 };
 
 static void	conn_close(struct hconn *);
@@ -1462,7 +1463,8 @@ listen_tcp(struct http *h, const char *spec, bool have_token, char *err,
 		    gai_strerror(rc));
 		return -1;
 	}
-	if (!addr_is_loopback(res->ai_addr) && !have_token) {
+	h->loopback = addr_is_loopback(res->ai_addr);
+	if (!h->loopback && !have_token) {
 		snprintf(err, len, "http.listen \"%s\" is not a loopback "
 		    "address: anyone who reaches it could use the models; set "
 		    "http.token_file", spec);
@@ -1541,6 +1543,42 @@ read_token(struct http *h, const char *path, char *err, size_t len)
 	}
 	h->pol.token = h->token;
 	h->pol.token_len = l;
+	return 0;
+}
+
+/*
+ * A reload.  Only the listener stays as it was (http.listen needs a
+ * restart); the rest is read from d->conf where it is used, except what
+ * the policy holds: the token, the CORS origins and max_body.  A request
+ * already past its head was judged by the old ones; the next is judged
+ * by the new.
+ */
+int
+http_reconfigure(struct http *h, const struct config *conf, char *err,
+    size_t len)
+{
+	const struct http_conf *hc = &conf->http;
+	struct http fresh;
+
+	if (h == NULL)
+		return 0;
+	memset(&fresh, 0, sizeof(fresh));
+	if (hc->token_file != NULL &&
+	    read_token(&fresh, hc->token_file, err, len) == -1)
+		return -1;
+	if (fresh.token == NULL && !h->loopback) {
+		snprintf(err, len, "http.listen %s is not a loopback address: "
+		    "http.token_file cannot be removed without a restart",
+		    h->listen);
+		return -1;
+	}
+	free(h->token);
+	h->token = fresh.token;
+	h->pol.token = fresh.pol.token;
+	h->pol.token_len = fresh.pol.token_len;
+	h->pol.cors_origins = hc->cors_origins;
+	h->pol.ncors = hc->ncors;
+	h->pol.max_body = hc->max_body;
 	return 0;
 }
 

@@ -404,6 +404,9 @@ struct child {
 	/* Its API key (api_keys), new at each start; "": none. */
 	char			 api_key[2 * CHILD_API_KEY_BYTES + 1];
 	char			 cgroup[PATH_MAX];	/* "" if none */
+	/* child_config_hash() at its spawn: a reload that changes what a
+	 * start would run makes it "old" in STATS. */
+	uint64_t		 config_hash;
 	/* Its descendants as last seen (no cgroup: the next poold finds
 	 * leftovers whose leader is gone by these). */
 	size_t			 ntree;
@@ -442,6 +445,11 @@ struct daemon {
 	char			*lock_path;
 	ev_child		 orphans;	/* any reap: adopted orphans are swept */
 	ev_timer		 census;	/* lists each server's descendants */
+	/* reload.c: the config file's JSON as last applied (what a reload
+	 * compares with); NULL: none. */
+	json_t			*conf_json;
+	uint64_t		 models_added;	/* by scans, in all (catalog.c) */
+	uint64_t		 models_removed;
 };
 
 /* daemon.c: start and end, lock, signals, the loop's upkeep */
@@ -467,6 +475,9 @@ void	 catalog_refresh(struct daemon *);
 enum pool_priority catalog_priority(const struct model_entry *);
 /* Every model, by name; malloc'd, NULL if out of memory. */
 struct pool_model **catalog_sorted(struct daemon *, size_t *n);
+/* m's settings from d->conf now: its model_conf, its idle timeout (a
+ * reload re-points them; usage_apply then refines the timeout). */
+void	 catalog_apply_conf(struct daemon *, struct pool_model *);
 
 /* report.c: the JSON of STATS and MODELS */
 json_t	*daemon_stats(struct daemon *);
@@ -479,6 +490,9 @@ json_t	*daemon_models(struct daemon *);
  */
 int	 daemon_print_catalog(struct config *, const struct budget *, FILE *,
 	    char *err, size_t);
+/* The pool's limits from conf and b (at the start, at each reload). */
+void	 budget_limits(const struct config *, const struct budget *,
+	    struct pool_limits *);
 
 /* measure.c */
 const char *estimate_source_name(enum estimate_source);
@@ -522,6 +536,12 @@ void	 child_stop(struct daemon *, struct pool_server *);
 /* Sends SIGKILL to every server's process group (a second SIGTERM). */
 void	 child_kill_all(struct daemon *);
 bool	 child_port_free(const struct config *, int port);
+/* What a start of m would run under d->conf (its command template,
+ * file, host, env, api_keys), hashed: not the port or the key. */
+uint64_t child_config_hash(const struct daemon *, const struct pool_model *);
+/* Does srv run what a start would run now (no reload changed it)? */
+bool	 child_config_current(const struct daemon *,
+	    const struct pool_server *);
 
 /* probe.c */
 void	 probe_start(struct child *);
@@ -574,6 +594,15 @@ void	 http_free(struct http *);
 /* Before the loop blocks: act on the pool's answers, close the dead. */
 void	 http_reap(struct http *);
 json_t	*http_stats(const struct http *);
+/*
+ * A reload: conf's token file (re-read), CORS origins, max_body take the
+ * place of the running ones; connections stay.  -1 with a message, and
+ * nothing changes, if the token file cannot be read or the listener is
+ * not on loopback and conf has no token.  conf must outlive h's use of
+ * it (it becomes d->conf).
+ */
+int	 http_reconfigure(struct http *, const struct config *conf,
+	    char *err, size_t);
 unsigned http_conns(const struct http *);	/* 0 if NULL */
 /* control.c: descriptors left for the front door's connections */
 unsigned long long control_fds_room(const struct control *);
@@ -679,6 +708,9 @@ void	 cmd_metrics(struct session *, const struct proto_request *);
  * not NULL, a JSON object of what changed is put in *report.
  */
 int	 daemon_reload(struct daemon *, json_t **report, char *err, size_t);
+/* At the start: the config file as loaded, for the next reload to
+ * compare with. */
+void	 reload_init(struct daemon *);
 void	 cmd_reload(struct session *, const struct proto_request *);
 
 /* usage.c: usage across restarts, pins, preloading */

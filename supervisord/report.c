@@ -27,7 +27,8 @@ counters_json(const struct pool_counters *k)
 }
 
 static json_t *
-server_json(const struct pool_server *srv, pool_ms now)
+server_json(const struct daemon *d, const struct pool_server *srv,
+    pool_ms now)
 {
 	pool_ms idle = srv->leases == 0 && srv->state == POOL_READY ?
 	    now - srv->last_used : 0;
@@ -37,7 +38,7 @@ server_json(const struct pool_server *srv, pool_ms now)
 	const struct model_entry *e = srv->model->udata;
 
 	return json_pack("{s:s, s:s, s:i, s:I, s:i, s:I, s:I, s:I, s:I, s:I,"
-	    " s:s, s:I}",
+	    " s:s, s:I, s:s}",
 	    "model", srv->model->name, "state", pool_state_name(srv->state),
 	    "port", srv->port, "pid", (json_int_t)srv->pid,
 	    "leases", (int)srv->leases, "idle_ms", (json_int_t)idle,
@@ -45,7 +46,9 @@ server_json(const struct pool_server *srv, pool_ms now)
 	    "load_ms", (json_int_t)load, "mem", (json_int_t)srv->mem,
 	    "estimate", (json_int_t)srv->estimate,
 	    "estimate_source", estimate_source_name(e->source),
-	    "rss", (json_int_t)srv->rss);
+	    "rss", (json_int_t)srv->rss,
+	    /* a reload changed what a start would run: "old" */
+	    "config", child_config_current(d, srv) ? "current" : "old");
 }
 
 static json_t *
@@ -116,7 +119,7 @@ daemon_stats(struct daemon *d)
 
 	TAILQ_FOREACH(srv, &p->servers, link)
 		json_array_append_new(servers, server_usage_json(srv,
-		    server_json(srv, now)));
+		    server_json(d, srv, now)));
 	o = json_pack("{s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 	    " s:I}, s:i, s:i, s:i, s:i, s:o, s:o, s:o}",
 	    "version", POOLD_VERSION, "pid", (json_int_t)getpid(),
