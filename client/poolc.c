@@ -65,6 +65,8 @@ struct poolc {
 	 * when the connection then closes. */
 	char		 farewell[PROTO_MESSAGE_MAX + 64];
 
+	bool		 subscribed;	/* events only (poolc_subscribe) */
+
 	enum poolc_err	 err;
 	int		 err_errno;
 	char		 errstr[ERRSTR_MAX];
@@ -328,6 +330,7 @@ close_socket(struct poolc *c)
 	c->fd = -1;
 	c->len = c->scanned = 0;
 	c->farewell[0] = '\0';
+	c->subscribed = false;
 }
 
 struct poolc *
@@ -420,6 +423,10 @@ begin(struct poolc *c)
 	clear_error(c);
 	if (c->fd == -1)
 		return set_error(c, POOLC_ERR_IO, ENOTCONN, "not connected");
+	/* Its replies would come between events: one job per connection. */
+	if (c->subscribed)
+		return set_error(c, POOLC_ERR_ARG, EINVAL, "this connection "
+		    "is subscribed to events; use another for commands");
 	return 0;
 }
 
@@ -946,4 +953,103 @@ poolc_ping(struct poolc *c, char *version, size_t len)
 		snprintf(version, len, "%s", v);
 	proto_reply_clear(&rep);
 	return 0;
+}
+
+/* --- events --- */
+
+int
+poolc_subscribe(struct poolc *c)
+{
+	struct proto_reply	 rep;
+
+	if (begin(c) == -1)
+		return -1;
+	if (simple_request(c, PROTO_CMD_SUBSCRIBE, &rep, NULL) == -1)
+		return -1;
+	proto_reply_clear(&rep);
+	c->subscribed = true;
+	return 0;
+}
+
+/*
+ * One line of a subscribed connection: 1 and *json for an event, 0 for
+ * a line to skip (empty; an error poold sent without an id before it
+ * hangs up, kept for the message), -1 for anything else.
+ */
+static int
+event_line(struct poolc *c, const char *line, size_t len, char **json)
+{
+	struct proto_reply	 rep;
+	char			 msg[PROTO_MESSAGE_MAX];
+	json_t			*o;
+	int			 r;
+
+	if (len == 0)
+		return 0;
+	if ((o = json_loadb(line, len, 0, NULL)) == NULL)
+		return set_error(c, POOLC_ERR_PROTOCOL, 0,
+		    "bad event from poold: not JSON");
+	r = json_is_string(json_object_get(o, "event")) ? 1 : -1;
+	json_decref(o);
+	if (r == 1) {
+		if ((*json = strndup(line, len)) == NULL)
+			return set_error(c, POOLC_ERR_NOMEM, ENOMEM,
+			    "out of memory");
+		return 1;
+	}
+	if (proto_decode_reply(line, len, &rep, msg, sizeof(msg)) ==
+	    PROTO_OK) {
+		if (!rep.ok)
+			snprintf(c->farewell, sizeof(c->farewell), "%s: %s",
+			    reply_code(&rep), rep.message);
+		proto_reply_clear(&rep);
+		return 0;
+	}
+	return set_error(c, POOLC_ERR_PROTOCOL, 0,
+	    "bad event from poold: no \"event\"");
+}
+
+int
+poolc_event(struct poolc *c, int timeout_ms, char **json)
+{
+	int64_t		 deadline;
+	size_t		 consumed;
+	long		 n;
+	int		 r;
+
+	if (json == NULL)
+		return set_error(c, POOLC_ERR_ARG, EINVAL, "json is NULL");
+	*json = NULL;
+	if (is_sticky(c->err))
+		return -1;
+	clear_error(c);
+	if (c->fd == -1)
+		return set_error(c, POOLC_ERR_IO, ENOTCONN, "not connected");
+	if (!c->subscribed)
+		return set_error(c, POOLC_ERR_ARG, EINVAL,
+		    "not subscribed: call poolc_subscribe() first");
+	deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	for (;;) {
+		if (c->len > c->scanned && memchr(c->buf + c->scanned, '\n',
+		    c->len - c->scanned) != NULL) {
+			if ((n = proto_line(c->buf, c->len, &consumed)) >
+			    POOLC_REPLY_MAX_BYTES)
+				return too_long(c);
+			r = event_line(c, c->buf, (size_t)n, json);
+			consume(c, consumed);
+			if (r != 0)
+				return r == 1 ? 0 : -1;
+			continue;
+		}
+		c->scanned = c->len;
+		if (c->len > (size_t)POOLC_REPLY_MAX_BYTES + 1)
+			return too_long(c);
+		/* A wait that ends empty is no error: nothing came. */
+		if ((r = wait_fd(c->fd, POLLIN, deadline)) == 0)
+			return 0;
+		if (r == -1)
+			return io_error(c, "read from", errno);
+		if (fill(c, deadline) == -1)
+			return -1;
+	}
 }

@@ -184,6 +184,27 @@ int		 poolc_reload(struct poolc *c, char **json);
  * copied into it (at most len bytes, NUL-terminated). */
 int		 poolc_ping(struct poolc *c, char *version, size_t len);
 
+/*
+ * SUBSCRIBE: from now on poold sends c every event of the pool (a
+ * server started, became ready, was evicted, exited, failed to start;
+ * memory pressure; reloads and pins), one JSON object each, as
+ * poold-protocol(7) describes them.  Read them with poolc_event().  A
+ * subscribed connection is for events only: every other call on it fails
+ * with POOLC_ERR_ARG (use a second connection for commands).
+ */
+int		 poolc_subscribe(struct poolc *c);
+/*
+ * The next event of a subscribed connection, waiting up to timeout_ms
+ * (0: only what has come already; less than 0: as long as it takes).
+ * 0 with *json the event's JSON text (malloc'd, NUL-terminated, no
+ * newline; the caller frees it), or 0 with *json NULL if none came in
+ * time (not an error).  -1 with the error set otherwise: POOLC_ERR_IO
+ * once poold closed the connection (it shut down, or dropped c for
+ * reading its events too slowly), POOLC_ERR_PROTOCOL for a line that is
+ * no event.
+ */
+int		 poolc_event(struct poolc *c, int timeout_ms, char **json);
+
 /* The last call's error; POOLC_OK after a call that succeeded. */
 enum poolc_err	 poolc_error(const struct poolc *c);
 /* A one-line message for a person, "" when there is no error, for

@@ -49,7 +49,8 @@ static const char usage_commands[] =
     "  evict model [--force]                stop model's server\n"
     "  pin model | unpin model              keep model running, or not\n"
     "  ping                                 check that poold answers\n"
-    "  reload [--json]                      re-read poold's config, rescan\n";
+    "  reload [--json]                      re-read poold's config, rescan\n"
+    "  events [--json]                      print poold's events as they come\n";
 
 /* --- command line --- */
 
@@ -1092,6 +1093,91 @@ cmd_ping(struct poolc *c, const struct args *a)
 	return 0;
 }
 
+/* --- events --- */
+
+/* Printed to the end: SIGINT and SIGTERM end the watch, not an error.
+ * Every line is flushed as it is printed, so nothing is lost here. */
+static void
+events_stop(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
+/* "2026-12-05 09:01:02.123", local time, from unix ms. */
+static const char *
+event_time(char *buf, size_t len, int64_t ms)
+{
+	struct tm	 tm;
+	time_t		 t = (time_t)(ms / 1000);
+	char		 day[32];
+
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "%" PRId64, ms);
+	else
+		snprintf(buf, len, "%s.%03d", day, (int)(ms % 1000));
+	return buf;
+}
+
+/* time, event, model, then every other field as key=value. */
+static void
+print_event(const char *line)
+{
+	json_t		*o, *v;
+	const char	*key;
+	char		 when[64], *text;
+
+	if ((o = json_loads(line, 0, NULL)) == NULL) {
+		printf("%s\n", line);
+		return;
+	}
+	printf("%s %-8s %s", event_time(when, sizeof(when),
+	    jint(o, "time", 0)), jstr(o, "event", "?"),
+	    jstr(o, "model", "-"));
+	json_object_foreach(o, key, v) {
+		if (strcmp(key, "event") == 0 || strcmp(key, "seq") == 0 ||
+		    strcmp(key, "time") == 0 || strcmp(key, "model") == 0)
+			continue;
+		if (json_is_string(v))
+			printf(" %s=%s", key, json_string_value(v));
+		else if ((text = json_dumps(v, JSON_COMPACT |
+		    JSON_ENCODE_ANY)) != NULL) {
+			printf(" %s=%s", key, text);
+			free(text);
+		}
+	}
+	printf("\n");
+	json_decref(o);
+}
+
+static int
+cmd_events(struct poolc *c, const struct args *a)
+{
+	char	*line;
+
+	if (poolc_subscribe(c) == -1)
+		return report(c);
+	handle(SIGINT, events_stop);
+	handle(SIGTERM, events_stop);
+	for (;;) {
+		if (poolc_event(c, -1, &line) == -1) {
+			fprintf(stderr, "poolc: events: %s\n",
+			    poolc_errstr(c));
+			return EXIT_CONNECT;
+		}
+		if (line == NULL)
+			continue;
+		if (a->json)
+			printf("%s\n", line);
+		else
+			print_event(line);
+		free(line);
+		if (fflush(stdout) == EOF)
+			return EXIT_CONNECT;	/* main() says why */
+	}
+}
+
 static const struct cmd cmds[] = {
 	{ "acquire",	ARG_MODEL,		cmd_acquire },
 	{ "run",	ARG_MODEL | ARG_COMMAND, cmd_run },
@@ -1104,6 +1190,7 @@ static const struct cmd cmds[] = {
 	{ "unpin",	ARG_MODEL,		cmd_unpin },
 	{ "ping",	0,			cmd_ping },
 	{ "reload",	OPT_JSON,		cmd_reload },
+	{ "events",	OPT_JSON,		cmd_events },
 };
 
 static const struct cmd *

@@ -203,14 +203,52 @@ client_send(struct session *s, char *line)
 	client_queue_flush(c);
 }
 
+/* --- the event stream (events.c) --- */
+
+/* events_sink.queue: one line, written with the replies before the loop
+ * sleeps; past the limit, what the socket takes is written first. */
+static size_t
+client_event(struct session *s, const char *json, size_t len, uint64_t seq)
+{
+	struct client *c = container_of(s, struct client, s);
+	size_t unsent;
+
+	if (c->dead)
+		return 0;
+	if (!outbuf_add(&c->out, json, len) || !outbuf_add(&c->out, "\n", 1))
+		return SIZE_MAX;
+	client_queue_flush(c);
+	if ((unsent = outbuf_unsent(&c->out)) > EVENTS_UNSENT_MAX) {
+		(void)write_some(c);
+		unsent = outbuf_unsent(&c->out);
+	}
+	return unsent;
+}
+
+/* events_sink.drop: its backlog is discarded; closed in control_reap. */
+static void
+client_event_drop(struct session *s, const char *why)
+{
+	struct client *c = container_of(s, struct client, s);
+
+	log_warnx("client %lu: %s", s->serial, why);
+	client_kill(c);
+}
+
+static const struct events_sink client_events = {
+	client_event, client_event_drop,
+};
+
 /* 0: all written or waiting for POLLOUT; -1: the client is gone. */
 static int
 client_flush(struct client *c)
 {
 	struct ev_loop *loop = c->ctl->d->loop;
 
-	/* Half-closed and nothing more to answer: go once this is out. */
-	if (c->eof && c->s.npending == 0)
+	/* Half-closed and nothing more to answer: go once this is out.  A
+	 * subscriber stays (`… SUBSCRIBE | nc -U` is a way to watch) until
+	 * it hangs up for good, which hangup_check_cb sees. */
+	if (c->eof && c->s.npending == 0 && !c->s.subscribed)
 		c->closing = true;
 	if (write_some(c) == -1)
 		return -1;
@@ -646,6 +684,7 @@ client_new(struct control *ctl, int fd)
 	c->ctl = ctl;
 	c->fd = fd;
 	session_init(&c->s, ctl->d, ++ctl->serial, client_send);
+	c->s.events_sink = &client_events;
 	peer_credentials(fd, &c->s.peer);
 	ev_io_init(&c->read_watcher, read_cb, fd, EV_READ);
 	ev_io_init(&c->write_watcher, write_cb, fd, EV_WRITE);

@@ -69,6 +69,7 @@ enum hstate {
 	HS_PROXY,	/* the server's response on its way */
 	HS_REPLY,	/* poold's own response on its way */
 	HS_LINGER,	/* answered, closing: the unread rest is drained */
+	HS_EVENTS,	/* GET /events: the stream, until the client goes */
 };
 
 struct hconn {
@@ -932,13 +933,166 @@ serve_pool(struct hconn *c)
 	reply_json(c, daemon_stats(c->h->d));
 }
 
-/* --- issue 12: the event stream (scaffold) --- */
+/* --- issue 12: the event stream --- */
+
+/*
+ * GET /events: a response framed by the close (HTTP/1.1 with
+ * "Connection: close" and neither a length nor chunks, which EventSource
+ * and curl both take, HTTP/1.0 clients too), each event
+ * "id: SEQ\ndata: JSON\n\n", a comment every SSE_KEEPALIVE_S so that
+ * proxies and the client see the stream alive.  The connection is then
+ * the stream's alone: it has no keep-alive or head timer (its timer
+ * sends the comments), what the client sends is read and dropped (so
+ * its close is seen at once), and a client too slow for its events is
+ * dropped by events.c past EVENTS_UNSENT_MAX.
+ */
+#define SSE_KEEPALIVE_S		15.0
+/*
+ * The stream's kernel send buffer.  Loopback TCP's autotuning lets it
+ * grow to megabytes, so a reader that stopped was seen (and dropped)
+ * only after that much more; events are small and wanted now, never
+ * bulk, so a fixed buffer costs nothing and bounds the kernel's part
+ * too.
+ */
+#define SSE_SNDBUF_BYTES	(64 * 1024)
+
+static size_t
+sse_unsent(struct hconn *c)
+{
+	size_t unsent = outbuf_unsent(&c->out);
+
+	if (unsent > EVENTS_UNSENT_MAX) {
+		if (write_some(c) == -1) {
+			conn_kill(c);
+			return 0;
+		}
+		unsent = outbuf_unsent(&c->out);
+	}
+	/* The rest on POLLOUT: one write for all of this turn's events. */
+	if (unsent > 0)
+		ev_io_start(c->h->d->loop, &c->wio);
+	return unsent;
+}
+
+/* events_sink.queue */
+static size_t
+sse_event(struct session *s, const char *json, size_t len, uint64_t seq)
+{
+	struct hconn *c = container_of(s, struct hconn, s);
+	char id[48];
+	int n;
+
+	if (c->dead)
+		return 0;
+	n = snprintf(id, sizeof(id), "id: %llu\ndata: ",
+	    (unsigned long long)seq);
+	if (!outbuf_add(&c->out, id, (size_t)n) ||
+	    !outbuf_add(&c->out, json, len) ||
+	    !outbuf_add(&c->out, "\n\n", 2))
+		return SIZE_MAX;
+	return sse_unsent(c);
+}
+
+/* events_sink.drop: closed in http_reap, its backlog discarded. */
+static void
+sse_drop(struct session *s, const char *why)
+{
+	struct hconn *c = container_of(s, struct hconn, s);
+
+	log_warnx("http %lu: %s", s->serial - SERIAL_BASE, why);
+	conn_kill(c);
+}
+
+static const struct events_sink sse_sink = { sse_event, sse_drop };
+
+static void
+sse_keepalive_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	static const char ka[] = ": keepalive\n\n";
+	struct hconn *c = container_of(w, struct hconn, timer);
+
+	if (c->dead)
+		return;
+	if (!outbuf_add(&c->out, ka, sizeof(ka) - 1)) {
+		conn_kill(c);
+		return;
+	}
+	(void)events_check_unsent(&c->s, sse_unsent(c));
+}
+
+/* The client's input is not requests any more: read, dropped; its end
+ * ends the stream at once. */
+static void
+sse_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct hconn *c = container_of(w, struct hconn, rio);
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < READ_MAX_PER_EVENT && !c->dead) {
+		n = read(c->fd, c->in, IN_BYTES);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			log_debug("http %lu: event stream closed by the client",
+			    c->s.serial - SERIAL_BASE);
+			conn_close(c);
+			return;
+		}
+		total += (size_t)n;
+	}
+}
 
 static void
 serve_events(struct hconn *c)
 {
-	reply_error(c, 404, "invalid_request_error", "unknown_url",
-	    "not yet", NULL);
+	struct http *h = c->h;
+	struct ev_loop *loop = h->d->loop;
+	char head[512];
+	int n, sndbuf = SSE_SNDBUF_BYTES;
+
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+	    sizeof(sndbuf));
+	n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/event-stream\r\n"
+	    "Cache-Control: no-cache\r\n"
+	    "X-Accel-Buffering: no\r\n"
+	    "%s%.*s%s"
+	    "Connection: close\r\n\r\n",
+	    c->v.origin.len > 0 ? "Access-Control-Allow-Origin: " : "",
+	    (int)(c->v.origin.len > 256 ? 256 : c->v.origin.len),
+	    c->v.origin.len > 0 ? c->v.origin.p : "",
+	    c->v.origin.len > 0 ? "\r\nVary: Origin\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(head)) {
+		reply_error(c, 500, "server_error", "internal_error",
+		    "response head too long", NULL);
+		return;
+	}
+	/* Answered: the stream is no request in flight, and its end is no
+	 * error. */
+	c->state = HS_EVENTS;
+	c->status = 200;
+	c->keep_alive = false;
+	c->t_first = daemon_now();
+	log_request(c);
+	h->requests++;
+	if (c->counted) {
+		h->inflight--;
+		c->counted = false;
+	}
+	c->in_len = 0;
+	ev_timer_stop(loop, &c->hangup);
+	ev_set_cb(&c->rio, sse_read_cb);
+	ev_io_start(loop, &c->rio);
+	ev_timer_stop(loop, &c->timer);
+	ev_set_cb(&c->timer, sse_keepalive_cb);
+	ev_timer_set(&c->timer, SSE_KEEPALIVE_S, SSE_KEEPALIVE_S);
+	ev_timer_start(loop, &c->timer);
+	c->s.events_sink = &sse_sink;
+	out_add(c, head, (size_t)n);
+	events_subscribe(&c->s);
 }
 
 static void

@@ -642,6 +642,8 @@ struct session {
 	/* SUBSCRIBE: events go to it (events.c) */
 	bool			 subscribed;
 	TAILQ_ENTRY(session)	 subscriber;
+	/* How events reach it; NULL: it cannot subscribe. */
+	const struct events_sink *events_sink;
 };
 
 void	 session_init(struct session *, struct daemon *,
@@ -683,6 +685,27 @@ const char *cluster_name(const struct cluster *); /* NULL without one */
 void	 cluster_print_budget(const struct config *, FILE *);
 
 /* events.c: the event stream (SUBSCRIBE, GET /events) */
+/*
+ * A subscriber with more than this of its output unsent (queued, not
+ * yet taken by the kernel) is dropped: its connection is closed, the
+ * bytes still queued are discarded.  So a reader that never reads
+ * costs poold this much, once.
+ */
+#define EVENTS_UNSENT_MAX	(256 * 1024)
+/* How events reach a connection: control.c's clients, http.c's streams. */
+struct events_sink {
+	/*
+	 * Queues one event (json: len bytes, no newline; seq: its number)
+	 * and returns the connection's bytes still unsent, after a try to
+	 * write them if they pass EVENTS_UNSENT_MAX; SIZE_MAX if it could
+	 * not be queued (out of memory).
+	 */
+	size_t	(*queue)(struct session *, const char *json, size_t len,
+		    uint64_t seq);
+	/* Logs why (once) and closes the connection before the loop sleeps
+	 * (never inside the call: it may come from a pool callback). */
+	void	(*drop)(struct session *, const char *why);
+};
 /* struct pool_ops.event */
 void	 events_pool(void *ctx, const struct pool_event *);
 /* An event of the daemon's own ("reload", ...): fields (taken; may be
@@ -690,6 +713,11 @@ void	 events_pool(void *ctx, const struct pool_event *);
  * subscriber. */
 void	 events_emit(struct daemon *, const char *kind, json_t *fields);
 void	 cmd_subscribe(struct session *, const struct proto_request *);
+/* s (its events_sink set) gets every event from now on (GET /events). */
+void	 events_subscribe(struct session *);
+/* A subscriber has unsent bytes of its own making (a keep-alive): it is
+ * dropped as for an event if they pass EVENTS_UNSENT_MAX; true if so. */
+bool	 events_check_unsent(struct session *, size_t unsent);
 /* session_end: it stops getting events. */
 void	 events_session_end(struct session *);
 void	 events_fini(struct daemon *);

@@ -153,8 +153,10 @@ daemon_stats(struct daemon *d)
 		json_object_set_new(o, "http", http_stats(d->http));
 	if (d->cluster != NULL)
 		json_object_set_new(o, "cluster", cluster_stats(d->cluster));
-	if (o != NULL)
+	if (o != NULL) {
 		json_object_set_new(o, "usage", usage_stats(d));
+		json_object_set_new(o, "events", events_stats(d));
+	}
 	return o;
 }
 
