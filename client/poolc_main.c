@@ -41,6 +41,7 @@ static const char usage_commands[] =
     "  acquire model                        start or touch model, print its endpoint\n"
     "  run model -- command [argument ...]  run command while holding a lease\n"
     "  stats | ps [--json] [--cluster]      the servers and their memory\n"
+    "  stats --prometheus                   the pool in Prometheus' text format\n"
     "  models [--json]                      the catalog\n"
     "  budget                               the memory budget\n"
     "  evict model [--force]                stop model's server\n"
@@ -54,6 +55,7 @@ enum {
 	OPT_JSON	= 1 << 2,
 	OPT_FORCE	= 1 << 3,
 	OPT_CLUSTER	= 1 << 4,
+	OPT_PROMETHEUS	= 1 << 5,
 };
 
 struct args {
@@ -62,6 +64,7 @@ struct args {
 	bool		 json;
 	bool		 force;
 	bool		 cluster;
+	bool		 prometheus;
 	int		 timeout_ms;	/* 0: none given */
 };
 
@@ -129,6 +132,9 @@ command_option(const struct cmd *cmd, const char *arg, struct args *a)
 		a->force = true;
 	else if ((cmd->takes & OPT_CLUSTER) && strcmp(arg, "--cluster") == 0)
 		a->cluster = true;
+	else if ((cmd->takes & OPT_PROMETHEUS) &&
+	    strcmp(arg, "--prometheus") == 0)
+		a->prometheus = true;
 	else
 		return false;
 	return true;
@@ -744,12 +750,39 @@ print_cluster(const json_t *cl)
 	return r == 0 ? 0 : EXIT_CONNECT;
 }
 
+/*
+ * METRICS, printed as it comes, for node_exporter's textfile collector:
+ * a failed write must fail the command, or a cut file would be moved
+ * into place (poolc(1) shows the temporary file and mv).
+ */
+static int
+print_prometheus(struct poolc *c)
+{
+	char	*text;
+
+	if (poolc_metrics(c, &text) == -1)
+		return report(c);
+	fputs(text, stdout);
+	free(text);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "poolc: writing the metrics: %s\n",
+		    strerror(errno));
+		return EXIT_CONNECT;
+	}
+	return 0;
+}
+
 static int
 cmd_stats(struct poolc *c, const struct args *a)
 {
 	json_t	*root;
 	int	 status;
 
+	if (a->prometheus) {
+		if (a->json || a->cluster)
+			usage("stats: --prometheus goes alone");
+		return print_prometheus(c);
+	}
 	if (fetch(c, poolc_stats, a->json, &root, &status) == -1)
 		return status;
 	if (a->cluster) {
@@ -869,8 +902,8 @@ cmd_ping(struct poolc *c, const struct args *a)
 static const struct cmd cmds[] = {
 	{ "acquire",	ARG_MODEL,		cmd_acquire },
 	{ "run",	ARG_MODEL | ARG_COMMAND, cmd_run },
-	{ "stats",	OPT_JSON | OPT_CLUSTER,	cmd_stats },
-	{ "ps",		OPT_JSON | OPT_CLUSTER,	cmd_stats },
+	{ "stats",	OPT_JSON | OPT_CLUSTER | OPT_PROMETHEUS, cmd_stats },
+	{ "ps",		OPT_JSON | OPT_CLUSTER | OPT_PROMETHEUS, cmd_stats },
 	{ "models",	OPT_JSON,		cmd_models },
 	{ "budget",	0,			cmd_budget },
 	{ "evict",	ARG_MODEL | OPT_FORCE,	cmd_evict },
