@@ -576,7 +576,7 @@ promtool_path(void)
 static void
 promtool_check(struct tl_daemon *d, const char *text)
 {
-	char in[TL_PATH_MAX], out[TL_PATH_MAX], cmd[3 * TL_PATH_MAX];
+	char in[TL_PATH_MAX], out[TL_PATH_MAX], cmd[4 * TL_PATH_MAX];
 	const char *pt = promtool_path();
 	char *report;
 	FILE *f;
