@@ -1356,6 +1356,13 @@ START_TEST(test_browser)
 	    "document.getElementById('conn').dataset.state === 'login'",
 	    BROWSER_WAIT_MS);
 	TL_ASSERT(ok, "the page did not ask for the token: %s", cdp_dom(&b));
+	/* A wrong one is refused, and it asks again. */
+	json_decref(cdp_eval(&b, "document.getElementById('token').value = "
+	    "'nope'; document.getElementById('login').requestSubmit(); 1"));
+	ok = cdp_wait(&b, "document.getElementById('login-error')"
+	    ".textContent.indexOf('refused') >= 0 && "
+	    "!document.getElementById('login').hidden", BROWSER_WAIT_MS);
+	TL_ASSERT(ok, "a wrong token was not refused: %s", cdp_dom(&b));
 	json_decref(cdp_eval(&b, "document.getElementById('token').value = "
 	    "'s3cret'; document.getElementById('login').requestSubmit(); 1"));
 	ok = cdp_wait(&b, "document.getElementById('conn').dataset.state === "
