@@ -55,7 +55,7 @@ enum {
 	OPT_JSON	= 1 << 2,
 	OPT_FORCE	= 1 << 3,
 	OPT_CLUSTER	= 1 << 4,
-	OPT_PROMETHEUS	= 1 << 5,
+	OPT_PROMETHEUS	= 1 << 6,	/* 1 << 5: --usage (s17-usage) */
 };
 
 struct args {
