@@ -178,6 +178,8 @@ model_waiters(const struct pool_model *m)
 	return n;
 }
 
+/* Anything to say this run?  A model with a server, stopping ones too,
+ * has started this run: its counters say so. */
 static bool
 model_active(const struct pool_model *m)
 {
@@ -186,20 +188,6 @@ model_active(const struct pool_model *m)
 	return m->server != NULL || !TAILQ_EMPTY(&m->queued) ||
 	    k->acquires + k->starts + k->start_failures + k->busy +
 	    k->timeouts + k->preloads > 0 || m->failures > 0;
-}
-
-/* A stopping server is no longer m->server; it still counts as m's. */
-static bool
-model_has_server(const struct pool *p, const struct pool_model *m)
-{
-	const struct pool_server *srv;
-
-	if (m->server != NULL)
-		return true;
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (srv->model == m)
-			return true;
-	return false;
 }
 
 /* Servers first, then the most acquired, then by name: a stable order. */
@@ -229,7 +217,6 @@ static int
 models_pick(const struct pool *p, struct mset *ms)
 {
 	const struct pool_model *m;
-	const struct pool_server *srv;
 	size_t n = 0, cap = 0;
 
 	memset(ms, 0, sizeof(*ms));
@@ -237,17 +224,13 @@ models_pick(const struct pool *p, struct mset *ms)
 		for (m = p->models[i]; m != NULL; m = m->hash_next)
 			if (model_active(m))
 				cap++;
-	/* Stopping servers of models with no other activity: rare. */
-	TAILQ_FOREACH(srv, &p->servers, link)
-		cap++;
 	if (cap == 0)
 		return 0;
 	if ((ms->m = calloc(cap, sizeof(*ms->m))) == NULL)
 		return -1;
 	for (size_t i = 0; i < p->nbuckets; i++)
 		for (m = p->models[i]; m != NULL; m = m->hash_next)
-			if (n < cap && (model_active(m) ||
-			    model_has_server(p, m)))
+			if (n < cap && model_active(m))
 				ms->m[n++] = m;
 	qsort(ms->m, n, sizeof(*ms->m), model_order);
 	if (n > METRICS_MODELS_MAX) {
