@@ -1346,6 +1346,12 @@ START_TEST(test_browser)
 	}
 	json_decref(r);
 	json_decref(cdp_call(&b, true, "Page.enable", NULL));
+	/* Whatever the page's policy blocks is counted: nothing may be. */
+	json_decref(cdp_call(&b, true, "Page.addScriptToEvaluateOnNewDocument",
+	    json_pack("{s:s}", "source", "window.cspBlocked = [];"
+	    "document.addEventListener('securitypolicyviolation', function (e)"
+	    " { window.cspBlocked.push(e.violatedDirective + ' ' +"
+	    " e.blockedURI); });")));
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	json_decref(cdp_call(&b, true, "Page.navigate", json_pack("{s:s}",
 	    "url", url)));
@@ -1416,6 +1422,13 @@ START_TEST(test_browser)
 	    ".length === 1", WAIT_MS);
 	TL_ASSERT(ok, "servers table: %s", cdp_dom(&b));
 
+	{
+		json_t *v = cdp_eval(&b, "JSON.stringify(window.cspBlocked)");
+
+		TL_ASSERT(json_is_string(v) && strcmp(json_string_value(v),
+		    "[]") == 0, "the page's policy blocked: %s", tl_dump(v));
+		json_decref(v);
+	}
 	screenshot(&b, shot, sizeof(shot));
 	fprintf(stderr, "check_metrics: [browser] screenshot in %s\n", shot);
 	dom = cdp_dom(&b);
