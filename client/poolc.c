@@ -887,18 +887,6 @@ raw_command(struct poolc *c, enum proto_cmd cmd, char **json)
 }
 
 int
-poolc_stats(struct poolc *c, char **json)
-{
-	return raw_command(c, PROTO_CMD_STATS, json);
-}
-
-int
-poolc_models(struct poolc *c, char **json)
-{
-	return raw_command(c, PROTO_CMD_MODELS, json);
-}
-
-int
 poolc_metrics(struct poolc *c, char **text)
 {
 	struct proto_reply	 rep;
@@ -923,6 +911,18 @@ poolc_metrics(struct poolc *c, char **text)
 	if (*text == NULL)
 		return set_error(c, POOLC_ERR_NOMEM, ENOMEM, "out of memory");
 	return 0;
+}
+
+int
+poolc_stats(struct poolc *c, char **json)
+{
+	return raw_command(c, PROTO_CMD_STATS, json);
+}
+
+int
+poolc_models(struct poolc *c, char **json)
+{
+	return raw_command(c, PROTO_CMD_MODELS, json);
 }
 
 int

@@ -156,6 +156,12 @@ int		 poolc_lease(struct poolc *c, int64_t lease,
 int		 poolc_evict(struct poolc *c, const char *model, bool force,
 		    int64_t *freed);
 /*
+ * The METRICS reply: the pool in Prometheus' text format (0.0.4), as
+ * GET /metrics gives it.  On success *text is malloc'd, NUL-terminated,
+ * and the caller frees it with free(); on failure *text is NULL.
+ */
+int		 poolc_metrics(struct poolc *c, char **text);
+/*
  * The STATS (pool, budget, servers, counters) and MODELS (the catalog)
  * replies, as the JSON text of the reply line, NUL-terminated and without
  * the newline.  On success *json is malloc'd and the caller frees it with
@@ -163,12 +169,6 @@ int		 poolc_evict(struct poolc *c, const char *model, bool force,
  */
 int		 poolc_stats(struct poolc *c, char **json);
 int		 poolc_models(struct poolc *c, char **json);
-/*
- * The METRICS reply: the pool in Prometheus' text format (0.0.4), as
- * GET /metrics gives it.  On success *text is malloc'd, NUL-terminated,
- * and the caller frees it with free(); on failure *text is NULL.
- */
-int		 poolc_metrics(struct poolc *c, char **text);
 /* Checks that poold answers.  If version is not NULL, poold's version is
  * copied into it (at most len bytes, NUL-terminated). */
 int		 poolc_ping(struct poolc *c, char *version, size_t len);
