@@ -707,6 +707,14 @@ START_TEST(test_exposition)
 	MVAL_IS(u, "poold_model_acquires_total", "model=\"b\"", 1);
 	mtext_free(u);
 	free(poolc_text);
+	/* A write that fails fails the command: no cut file is moved in. */
+	if (access("/dev/full", W_OK) == 0) {
+		snprintf(cmd, sizeof(cmd), "'%s' -s '%s' stats --prometheus "
+		    "> /dev/full 2>/dev/null", poolc, d.sock);
+		rc = system(cmd);
+		TL_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 3, "poolc stats "
+		    "--prometheus > /dev/full: rc %d", rc);
+	}
 	/* Its options: alone. */
 	snprintf(cmd, sizeof(cmd), "'%s' -s '%s' stats --prometheus --json "
 	    "> /dev/null 2>&1", poolc, d.sock);
