@@ -1291,6 +1291,44 @@ cdp_stop(struct cdp *b)
 	tl_rm_rf(b->profile);
 }
 
+/* Chromium with one page on poold's status page, its CSP watched. */
+static void
+cdp_open(struct cdp *b, struct tl_daemon *d, const char *bin, int port)
+{
+	char url[64];
+	json_t *r, *a;
+
+	cdp_start(b, d, bin);
+	r = cdp_call(b, false, "Target.createTarget", json_pack("{s:s}",
+	    "url", "about:blank"));
+	a = cdp_call(b, false, "Target.attachToTarget", json_pack("{s:s, s:b}",
+	    "targetId", tl_str(r, "targetId"), "flatten", 1));
+	snprintf(b->session, sizeof(b->session), "%s",
+	    tl_str(a, "sessionId"));
+	json_decref(a);
+	json_decref(r);
+	json_decref(cdp_call(b, true, "Page.enable", NULL));
+	/* Whatever the page's policy blocks is counted: nothing may be. */
+	json_decref(cdp_call(b, true, "Page.addScriptToEvaluateOnNewDocument",
+	    json_pack("{s:s}", "source", "window.cspBlocked = [];"
+	    "document.addEventListener('securitypolicyviolation', function (e)"
+	    " { window.cspBlocked.push(e.violatedDirective + ' ' +"
+	    " e.blockedURI); });")));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	json_decref(cdp_call(b, true, "Page.navigate", json_pack("{s:s}",
+	    "url", url)));
+}
+
+static void
+expect_no_csp_block(struct cdp *b)
+{
+	json_t *v = cdp_eval(b, "JSON.stringify(window.cspBlocked)");
+
+	TL_ASSERT(json_is_string(v) && strcmp(json_string_value(v), "[]") == 0,
+	    "the page's policy blocked: %s", tl_dump(v));
+	json_decref(v);
+}
+
 /* Is GET /events served (the event stream may come later than this)? */
 static bool
 events_served(int port)
@@ -1312,10 +1350,9 @@ START_TEST(test_browser)
 	struct tl_daemon d;
 	struct tl_conn *c;
 	struct cdp b;
-	char tok[TL_PATH_MAX], extra[TL_PATH_MAX + 32], url[64];
+	char tok[TL_PATH_MAX], extra[TL_PATH_MAX + 32];
 	char shot[TL_PATH_MAX], *dom;
 	const char *bin = chromium_path();
-	json_t *r;
 	long long lease;
 	bool ok, with_events;
 	int port;
@@ -1340,29 +1377,7 @@ START_TEST(test_browser)
 	port = start_door(&d, &c, extra);
 	with_events = events_served(port);
 
-	cdp_start(&b, &d, bin);
-	r = cdp_call(&b, false, "Target.createTarget", json_pack("{s:s}",
-	    "url", "about:blank"));
-	{
-		json_t *a = cdp_call(&b, false, "Target.attachToTarget",
-		    json_pack("{s:s, s:b}", "targetId", tl_str(r, "targetId"),
-		    "flatten", 1));
-
-		snprintf(b.session, sizeof(b.session), "%s",
-		    tl_str(a, "sessionId"));
-		json_decref(a);
-	}
-	json_decref(r);
-	json_decref(cdp_call(&b, true, "Page.enable", NULL));
-	/* Whatever the page's policy blocks is counted: nothing may be. */
-	json_decref(cdp_call(&b, true, "Page.addScriptToEvaluateOnNewDocument",
-	    json_pack("{s:s}", "source", "window.cspBlocked = [];"
-	    "document.addEventListener('securitypolicyviolation', function (e)"
-	    " { window.cspBlocked.push(e.violatedDirective + ' ' +"
-	    " e.blockedURI); });")));
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-	json_decref(cdp_call(&b, true, "Page.navigate", json_pack("{s:s}",
-	    "url", url)));
+	cdp_open(&b, &d, bin, port);
 
 	/* A token is needed: the page asks for it. */
 	ok = cdp_wait(&b, "!!document.getElementById('login') && "
@@ -1430,13 +1445,7 @@ START_TEST(test_browser)
 	    ".length === 1", WAIT_MS);
 	TL_ASSERT(ok, "servers table: %s", cdp_dom(&b));
 
-	{
-		json_t *v = cdp_eval(&b, "JSON.stringify(window.cspBlocked)");
-
-		TL_ASSERT(json_is_string(v) && strcmp(json_string_value(v),
-		    "[]") == 0, "the page's policy blocked: %s", tl_dump(v));
-		json_decref(v);
-	}
+	expect_no_csp_block(&b);
 	screenshot(&b, shot, sizeof(shot));
 	fprintf(stderr, "check_metrics: [browser] screenshot in %s\n", shot);
 	dom = cdp_dom(&b);
@@ -1445,6 +1454,52 @@ START_TEST(test_browser)
 	cdp_stop(&b);
 
 	tl_release(c, lease);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/* Without a token (poold on the loopback only): the page goes live at
+ * once and follows the pool, an eviction included. */
+START_TEST(test_browser_no_token)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct cdp b;
+	const char *bin = chromium_path();
+	json_t *r;
+	bool ok;
+	int port;
+
+	if (bin == NULL) {
+#ifdef __APPLE__
+		fprintf(stderr, "SKIP browser_no_token: no Chromium\n");
+#else
+		tl_skip("browser_no_token", "no Chromium (Debian: apt-get "
+		    "install chromium; or set CHROMIUM_BIN)");
+#endif
+		return;
+	}
+	tl_daemon_init(&d, 6);
+	tl_model(&d, "a", "load_ms=50\nmem=1M\n");
+	port = start_door(&d, &c, NULL);
+	tl_acquire_ok(c, "a", false, NULL);
+	cdp_open(&b, &d, bin, port);
+	ok = cdp_wait(&b, "document.getElementById('conn').dataset.state === "
+	    "'live' && document.getElementById('login').hidden && "
+	    "!!document.querySelector('#servers tr[data-model=\"a\"]"
+	    "[data-state=\"ready\"][data-leases=\"0\"]')",
+	    BROWSER_WAIT_MS);
+	TL_ASSERT(ok, "no ready row for a: %s", cdp_dom(&b));
+	r = tl_evict(c, "a", false, WAIT_MS);
+	TL_ASSERT(tl_ok(r), "EVICT a: %s", tl_dump(r));
+	json_decref(r);
+	ok = cdp_wait(&b, "!document.querySelector('#servers "
+	    "tr[data-model=\"a\"]') && "
+	    "!document.getElementById('no-servers').hidden", BROWSER_WAIT_MS);
+	TL_ASSERT(ok, "a's row stayed after its eviction: %s", cdp_dom(&b));
+	expect_no_csp_block(&b);
+	cdp_stop(&b);
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
@@ -1461,5 +1516,6 @@ main(void)
 	tl_add(s, "bounded", test_bounded);
 	tl_add(s, "status_head", test_status_head);
 	tl_add(s, "browser", test_browser);
+	tl_add(s, "browser_no_token", test_browser_no_token);
 	return tl_run(s, CK_NORMAL);
 }
