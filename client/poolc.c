@@ -919,6 +919,33 @@ raw_command(struct poolc *c, enum proto_cmd cmd, char **json)
 }
 
 int
+poolc_metrics(struct poolc *c, char **text)
+{
+	struct proto_reply	 rep;
+	json_t			*v;
+
+	if (text != NULL)
+		*text = NULL;
+	if (begin(c) == -1)
+		return -1;
+	if (text == NULL)
+		return set_error(c, POOLC_ERR_ARG, EINVAL, "text is NULL");
+	if (simple_request(c, PROTO_CMD_METRICS, &rep, NULL) == -1)
+		return -1;
+	v = json_object_get(rep.body, "text");
+	if (!json_is_string(v)) {
+		proto_reply_clear(&rep);
+		return set_error(c, POOLC_ERR_PROTOCOL, 0,
+		    "METRICS reply without \"text\"");
+	}
+	*text = strndup(json_string_value(v), json_string_length(v));
+	proto_reply_clear(&rep);
+	if (*text == NULL)
+		return set_error(c, POOLC_ERR_NOMEM, ENOMEM, "out of memory");
+	return 0;
+}
+
+int
 poolc_stats(struct poolc *c, char **json)
 {
 	return raw_command(c, PROTO_CMD_STATS, json);

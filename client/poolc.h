@@ -121,6 +121,12 @@ int		 poolc_reconnect(struct poolc *c);
 void		 poolc_set_timeout(struct poolc *c, int timeout_ms);
 /* The socket path; owned by c, valid until poolc_free(). */
 const char	*poolc_path(const struct poolc *c);
+/*
+ * The METRICS reply: the pool in Prometheus' text format (0.0.4), as
+ * GET /metrics gives it.  On success *text is malloc'd, NUL-terminated,
+ * and the caller frees it with free(); on failure *text is NULL.
+ */
+int		 poolc_metrics(struct poolc *c, char **text);
 
 /*
  * Starts model if it is not running, waits until it is ready, and fills

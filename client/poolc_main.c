@@ -44,6 +44,7 @@ static const char usage_commands[] =
     "  stats | ps [--json] [--cluster | --usage]\n"
     "                                       the servers and their memory,\n"
     "                                       or the models' use\n"
+    "  stats --prometheus                   the pool in Prometheus' text format\n"
     "  models [--json]                      the catalog\n"
     "  budget                               the memory budget\n"
     "  evict model [--force]                stop model's server\n"
@@ -61,6 +62,7 @@ enum {
 	OPT_FORCE	= 1 << 3,
 	OPT_CLUSTER	= 1 << 4,
 	OPT_USAGE	= 1 << 5,
+	OPT_PROMETHEUS	= 1 << 6,
 };
 
 struct args {
@@ -70,6 +72,7 @@ struct args {
 	bool		 force;
 	bool		 cluster;
 	bool		 usage;
+	bool		 prometheus;
 	int		 timeout_ms;	/* 0: none given */
 };
 
@@ -139,6 +142,9 @@ command_option(const struct cmd *cmd, const char *arg, struct args *a)
 		a->cluster = true;
 	else if ((cmd->takes & OPT_USAGE) && strcmp(arg, "--usage") == 0)
 		a->usage = true;
+	else if ((cmd->takes & OPT_PROMETHEUS) &&
+	    strcmp(arg, "--prometheus") == 0)
+		a->prometheus = true;
 	else
 		return false;
 	return true;
@@ -874,12 +880,39 @@ print_usage(const json_t *usage)
 	return r == 0 ? 0 : EXIT_CONNECT;
 }
 
+/*
+ * METRICS, printed as it comes, for node_exporter's textfile collector:
+ * a failed write must fail the command, or a cut file would be moved
+ * into place (poolc(1) shows the temporary file and mv).
+ */
+static int
+print_prometheus(struct poolc *c)
+{
+	char	*text;
+
+	if (poolc_metrics(c, &text) == -1)
+		return report(c);
+	fputs(text, stdout);
+	free(text);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "poolc: writing the metrics: %s\n",
+		    strerror(errno));
+		return EXIT_CONNECT;
+	}
+	return 0;
+}
+
 static int
 cmd_stats(struct poolc *c, const struct args *a)
 {
 	json_t	*root;
 	int	 status;
 
+	if (a->prometheus) {
+		if (a->json || a->cluster || a->usage)
+			usage("stats: --prometheus goes alone");
+		return print_prometheus(c);
+	}
 	if (a->cluster && a->usage)
 		usage("stats: --cluster or --usage, not both");
 	if (fetch(c, poolc_stats, a->json, &root, &status) == -1)
@@ -1181,8 +1214,10 @@ cmd_events(struct poolc *c, const struct args *a)
 static const struct cmd cmds[] = {
 	{ "acquire",	ARG_MODEL,		cmd_acquire },
 	{ "run",	ARG_MODEL | ARG_COMMAND, cmd_run },
-	{ "stats",	OPT_JSON | OPT_CLUSTER | OPT_USAGE, cmd_stats },
-	{ "ps",		OPT_JSON | OPT_CLUSTER | OPT_USAGE, cmd_stats },
+	{ "stats",	OPT_JSON | OPT_CLUSTER | OPT_USAGE | OPT_PROMETHEUS,
+	    cmd_stats },
+	{ "ps",		OPT_JSON | OPT_CLUSTER | OPT_USAGE | OPT_PROMETHEUS,
+	    cmd_stats },
 	{ "models",	OPT_JSON,		cmd_models },
 	{ "budget",	0,			cmd_budget },
 	{ "evict",	ARG_MODEL | OPT_FORCE,	cmd_evict },

@@ -911,20 +911,43 @@ body_done(struct hconn *c)
 	acquire(c);
 }
 
-/* --- issue 12: metrics, the status page (scaffold) --- */
+/* --- metrics, the status page, STATS as JSON --- */
 
 static void
 serve_metrics(struct hconn *c)
 {
-	reply_error(c, 404, "invalid_request_error", "unknown_url",
-	    "not yet", NULL);
+	char *text;
+	size_t len;
+
+	if ((text = metrics_text(c->h->d, &len)) == NULL) {
+		reply_error(c, 500, "server_error", "internal_error",
+		    "out of memory", NULL);
+		return;
+	}
+	reply(c, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    "Cache-Control: no-store\r\n", text, len);
+	free(text);
 }
 
+/*
+ * The page holds no data (it needs no token); what it shows it fetches
+ * with the token the user gives it.  Its policy lets only its own inline
+ * script and style run and lets it talk only to poold.
+ */
 static void
 serve_status(struct hconn *c)
 {
-	reply_error(c, 404, "invalid_request_error", "unknown_url",
-	    "not yet", NULL);
+	char extra[1024];
+	const char *page;
+	size_t len;
+
+	page = status_page(&len);
+	snprintf(extra, sizeof(extra), "Content-Security-Policy: %s\r\n"
+	    "X-Content-Type-Options: nosniff\r\n"
+	    "X-Frame-Options: DENY\r\n"
+	    "Referrer-Policy: no-referrer\r\n"
+	    "Cache-Control: no-store\r\n", status_csp());
+	reply(c, 200, "text/html; charset=utf-8", extra, page, len);
 }
 
 static void

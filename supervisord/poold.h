@@ -727,7 +727,16 @@ json_t	*events_stats(struct daemon *);
 /* metrics.c: the Prometheus text format (GET /metrics, METRICS) */
 /* malloc'd text, its length in *len; NULL if out of memory. */
 char	*metrics_text(struct daemon *, size_t *len);
+/* Escapes a label value (\\, \", \n) into out, NUL-terminated and cut
+ * to outlen; returns the escaped length (without the NUL) however
+ * much fitted. */
+size_t	 metrics_escape_label(const char *in, char *out, size_t outlen);
 void	 cmd_metrics(struct session *, const struct proto_request *);
+
+/* statuspage.c: GET / (supervisord/status.html, built in) */
+const char *status_page(size_t *len);
+/* Its Content-Security-Policy: its own inline script and style only. */
+const char *status_csp(void);
 
 /* reload.c: SIGHUP and RELOAD */
 /*
