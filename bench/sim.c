@@ -329,7 +329,7 @@ run_pool(const struct catalog *cat, const int *trace, int len,
 	lim.budget = pol == P_LRU_COUNT ? UINT64_MAX / 4 : budget;
 	lim.max_servers = pol == P_LRU_COUNT ? count : 1000000;
 	lim.port_min = 1;
-	lim.port_max = 65535;
+	lim.port_max = cat->n;	/* one server per model at most */
 	lim.start_timeout = INT64_MAX / 4;
 	lim.max_waiters = 1000000;
 	lim.policy = pol == P_GDS ? POOL_POLICY_GDS : POOL_POLICY_LRU;
@@ -432,7 +432,7 @@ run_cluster(const struct catalog *cat, const int *trace, int len,
 	lim.budget = budget;
 	lim.max_servers = 1000000;
 	lim.port_min = 1;
-	lim.port_max = 65535;
+	lim.port_max = cat->n;	/* one server per model at most */
 	lim.start_timeout = INT64_MAX / 4;
 	lim.max_waiters = 1000000;
 	for (int k = 0; k < nnodes; k++) {
