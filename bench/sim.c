@@ -108,6 +108,36 @@ make_catalog(struct catalog *c, int n, bool prop)
 	c->mean_size = sum / n * (double)GB;
 }
 
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The port range the pool needs: one port per server that can be up at
+ * once (as many of the smallest models as fit, and one more), no more.
+ * pool.c's pick_port() sorts the free ports of the range at every spawn,
+ * so 1-65535 made the simulator ~700x slower.
+ */
+static int
+catalog_ports(const struct catalog *c, uint64_t budget)
+{
+	uint64_t *v = calloc((size_t)c->n, sizeof(*v)), sum = 0;
+	int k;
+
+	if (v == NULL)
+		exit(1);
+	memcpy(v, c->size, (size_t)c->n * sizeof(*v));
+	qsort(v, (size_t)c->n, sizeof(*v), cmp_u64);
+	for (k = 0; k < c->n && sum + v[k] <= budget; k++)
+		sum += v[k];
+	free(v);
+	return k < c->n ? k + 1 : c->n;
+}
+
 static void
 shuffle(int *v, int n)
 {
@@ -337,7 +367,8 @@ run_pool(const struct catalog *cat, const int *trace, int len,
 	lim.budget = pol == P_LRU_COUNT ? UINT64_MAX / 4 : budget;
 	lim.max_servers = pol == P_LRU_COUNT ? count : 1000000;
 	lim.port_min = 1;
-	lim.port_max = cat->n;	/* one server per model at most */
+	lim.port_max = pol == P_LRU_COUNT ? (int)count + 1 :
+	    catalog_ports(cat, budget);
 	lim.start_timeout = INT64_MAX / 4;
 	lim.max_waiters = 1000000;
 	lim.policy = pol == P_GDS ? POOL_POLICY_GDS : POOL_POLICY_LRU;
@@ -440,7 +471,7 @@ run_cluster(const struct catalog *cat, const int *trace, int len,
 	lim.budget = budget;
 	lim.max_servers = 1000000;
 	lim.port_min = 1;
-	lim.port_max = cat->n;	/* one server per model at most */
+	lim.port_max = catalog_ports(cat, budget);
 	lim.start_timeout = INT64_MAX / 4;
 	lim.max_waiters = 1000000;
 	for (int k = 0; k < nnodes; k++) {
@@ -764,7 +795,7 @@ rsim_init(struct rsim *r, const struct catalog *cat, uint64_t budget,
 	lim.budget = budget;
 	lim.max_servers = 1000000;
 	lim.port_min = 1;
-	lim.port_max = cat->n;
+	lim.port_max = catalog_ports(cat, budget);
 	lim.start_timeout = INT64_MAX / 4;
 	lim.max_waiters = 1000000;
 	lim.policy = rc->policy;
