@@ -662,6 +662,7 @@ struct rres {
 	double	 hit_pct, cold, wait_mean_s, wait_med_s;
 	double	 w_hit_pct, w_cold, w_wait_mean_s;
 	double	 loads, wasted;		/* every start; preloads never used */
+	double	 refills;		/* quiet refill's starts */
 };
 
 /* The requested models (make_trace's releases and daily shift by time). */
@@ -743,7 +744,7 @@ struct rsim {
 	pool_ms			 last_req, last_refill;
 	bool			*fresh;		/* preloaded, not yet asked for */
 	bool			 in_preload;
-	long			 loads, wasted;
+	long			 loads, wasted, refills;
 };
 
 static int
@@ -907,7 +908,7 @@ rsim_step(struct rsim *r, pool_ms until)
 	else if (t == td)
 		pool_tick(r->p, r->s.now);
 	else {
-		rsim_preload(r, 1);
+		r->refills += rsim_preload(r, 1);
 		r->last_refill = r->s.now;
 	}
 	return true;
@@ -1049,6 +1050,7 @@ run_restart(const struct catalog *cat, const int *trace, const pool_ms *arr,
 	res = racc_result(&acc);
 	res.loads = (double)r.loads;
 	res.wasted = (double)r.wasted;
+	res.refills = (double)r.refills;
 	rsim_free(&r);
 	free(u);
 	free(acc.waits);
@@ -1327,10 +1329,12 @@ rrow(const char *trace, const char *conf, const char *mode,
 	q = summarize(ratio, n);
 	printf("ROW\t12 preload sim\t%s: %s, %s\thit %.1f%%, cold %.0f, "
 	    "wait mean %.2f s, median %.2f s\tfirst 2 h: hit %.1f%%, cold "
-	    "%.0f, wait mean %.2f s; loads %.0f (%.0f preloads unused)\t"
+	    "%.0f, wait mean %.2f s; loads %.0f (%.0f refills, %.0f "
+	    "preloads unused)\t"
 	    "%.2fx [%.2f-%.2f]\t-\t%s\n", trace, conf, mode, RMED(hit_pct),
 	    RMED(cold), RMED(wait_mean_s), RMED(wait_med_s), RMED(w_hit_pct),
-	    RMED(w_cold), RMED(w_wait_mean_s), RMED(loads), RMED(wasted),
+	    RMED(w_cold), RMED(w_wait_mean_s), RMED(loads), RMED(refills),
+	    RMED(wasted),
 	    q.med, q.min, q.max, is_base ? "baseline" : rverdict(ratio, n));
 }
 
