@@ -25,6 +25,9 @@ static void	 schedule(struct pool *, pool_ms);
 static void	 stop_server(struct pool *, pool_ms, struct pool_server *,
 		    enum pool_stop_reason);
 static void	 lost_end(struct pool *, struct pool_lost *);
+static const char *busy_reason(const struct pool *, const struct pool_model *,
+		    char *, size_t);
+static void	 unpin(struct pool *, pool_ms, struct pool_model *);
 
 /* --- small helpers --- */
 
@@ -65,6 +68,25 @@ plog(struct pool *p, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	p->ops->log(p->ctx, line);
+}
+
+/* Tells the daemon (events, metrics); the callback may not call back. */
+static void
+emit(struct pool *p, enum pool_event_kind kind, const struct pool_model *m,
+    const struct pool_server *srv, const struct pool_event *more)
+{
+	struct pool_event ev;
+
+	if (p->ops->event == NULL)
+		return;
+	if (more != NULL)
+		ev = *more;
+	else
+		memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	ev.model = m;
+	ev.server = srv;
+	p->ops->event(p->ctx, &ev);
 }
 
 static uint64_t
@@ -148,6 +170,7 @@ pool_new(const struct pool_limits *lim, const struct pool_ops *ops,
 	TAILQ_INIT(&p->servers);
 	TAILQ_INIT(&p->pending);
 	TAILQ_INIT(&p->lost);
+	TAILQ_INIT(&p->pinned);
 	p->started_at = now;
 	p->nbuckets = MODEL_BUCKETS_MIN;
 	p->nlease_buckets = LEASE_BUCKETS_MIN;
@@ -238,6 +261,8 @@ pool_model_add(struct pool *p, const char *name, uint64_t mem,
 	size_t b;
 
 	if ((m = pool_model_find(p, name)) != NULL) {
+		if (m->priority == POOL_PRIO_PINNED)
+			p->pinned_mem = p->pinned_mem - m->mem + mem;
 		m->mem = mem;
 		m->idle_timeout = idle_timeout;
 		return m;
@@ -325,7 +350,8 @@ pool_lease_id(struct pool *p)
 }
 
 static struct pool_lease *
-lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
+lease_new(struct pool *p, pool_ms now, struct pool_server *srv,
+    struct pool_owner *owner)
 {
 	struct pool_lease *l, **slot;
 
@@ -334,6 +360,7 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 	if (p->nleases >= p->nlease_buckets * 2)
 		grow_leases(p);
 	l->id = lease_next_id(p);
+	l->since = now;
 	l->server = srv;
 	l->owner = owner;
 	TAILQ_INSERT_TAIL(&srv->lease_list, l, server_link);
@@ -349,7 +376,18 @@ lease_new(struct pool *p, struct pool_server *srv, struct pool_owner *owner)
 	return l;
 }
 
-/* Ends a lease; its server (if any) is used now, which LRU reads. */
+/* Time under a lease counts for its model (usage.leased_ms). */
+static void
+lease_time(struct pool_model *m, pool_ms now, const struct pool_lease *l)
+{
+	if (now > l->since)
+		m->usage.leased_ms += (uint64_t)(now - l->since);
+}
+
+/*
+ * Ends a lease; its server (if any) is used now, which LRU reads, and
+ * stops if its model was retired and this was its last lease.
+ */
 static void
 lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 {
@@ -367,6 +405,7 @@ lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 	if (l->lost != NULL && --l->lost->leases == 0)
 		lost_end(p, l->lost);
 	if (srv != NULL) {
+		lease_time(srv->model, now, l);
 		TAILQ_REMOVE(&srv->lease_list, l, server_link);
 		srv->leases--;
 		srv->last_used = now;
@@ -375,6 +414,12 @@ lease_end(struct pool *p, pool_ms now, struct pool_lease *l)
 	}
 	p->counters.releases++;
 	free(l);
+	if (srv != NULL && srv->model->retired && srv->leases == 0 &&
+	    srv->state == POOL_READY) {
+		plog(p, "stop retired %s: its last lease ended",
+		    srv->model->name);
+		stop_server(p, now, srv, POOL_STOP_RETIRED);
+	}
 }
 
 /* --- waiters --- */
@@ -447,6 +492,7 @@ waiter_unlink(struct pool *p, struct pool_waiter *w)
 	    m->is_pending) {
 		TAILQ_REMOVE(&p->pending, m, pending);
 		m->is_pending = false;
+		m->pressured = false;	/* the wait is over */
 	} else if (oldest && m->is_pending)
 		pend(p, m);
 	w->list = NULL;
@@ -471,6 +517,60 @@ answer_error(struct pool *p, struct pool_waiter *w, enum proto_err err,
 	p->ops->answer(p->ctx, w, &a);
 }
 
+/*
+ * 2^-halves for halves >= 0, without libm (the fuzzers link the core
+ * without it): 2^-n by halving, 2^-f = e^(-f ln 2) by its series, which
+ * for f < 1 is exact to the last bit well within 24 terms.
+ */
+static double
+pow2_neg(double halves)
+{
+	double r = 1, term = 1, y;
+	int n;
+
+	if (!(halves < 1100))		/* also NaN */
+		return 0;
+	n = (int)halves;
+	y = -(halves - n) * 0.69314718055994530942;
+	for (int k = 1; k < 24; k++) {
+		term *= y / k;
+		r += term;
+	}
+	while (n-- > 0)
+		r *= 0.5;
+	return r;
+}
+
+/* The decayed frequency's half-life, ms. */
+static double
+half_life(const struct pool *p)
+{
+	return (double)(p->lim.freq_half_life > 0 ? p->lim.freq_half_life :
+	    POOL_FREQ_HALF_LIFE_DEFAULT);
+}
+
+double
+pool_usage_freq(const struct pool *p, const struct pool_model *m, pool_ms now)
+{
+	if (now <= m->usage.freq_at || m->usage.freq == 0)
+		return m->usage.freq;
+	return m->usage.freq * pow2_neg((double)(now - m->usage.freq_at) /
+	    half_life(p));
+}
+
+/* An ACQUIRE of m was answered with a server now. */
+static void
+usage_used(struct pool *p, struct pool_model *m, pool_ms now)
+{
+	m->usage.acquires++;
+	m->usage.last_used = now;
+	m->usage.freq = pool_usage_freq(p, m, now) + 1;
+	/* (A clock that jumped back does not move freq_at back: the decay
+	 * of a later use starts from the latest.) */
+	if (now > m->usage.freq_at)
+		m->usage.freq_at = now;
+}
+
 /* Answers an ACQUIRE with srv, taking a lease if it asked to hold one. */
 static void
 grant(struct pool *p, pool_ms now, struct pool_waiter *w,
@@ -481,7 +581,7 @@ grant(struct pool *p, pool_ms now, struct pool_waiter *w,
 	struct pool_lease *l;
 
 	if (w->hold) {
-		if ((l = lease_new(p, srv, w->owner)) == NULL) {
+		if ((l = lease_new(p, now, srv, w->owner)) == NULL) {
 			answer_error(p, w, PROTO_E_INTERNAL,
 			    "out of memory taking a lease");
 			return;
@@ -499,7 +599,9 @@ grant(struct pool *p, pool_ms now, struct pool_waiter *w,
 	} else {
 		p->counters.hits++;
 		m->counters.hits++;
+		m->usage.hits++;
 	}
+	usage_used(p, m, now);
 	p->ops->answer(p->ctx, w, &a);
 }
 
@@ -583,13 +685,19 @@ model_failure(struct pool *p, pool_ms now, struct pool_model *m,
 		    "%s", m->name, m->failures, (double)delay / 1000, why);
 }
 
+/* A start failed: srv crashed or timed out before ready, or (NULL) the
+ * spawn itself failed. */
 static void
 start_failed(struct pool *p, pool_ms now, struct pool_model *m,
-    const char *why)
+    const struct pool_server *srv, const char *why)
 {
+	struct pool_event ev = { .message = why };
+
 	p->counters.start_failures++;
 	m->counters.start_failures++;
+	m->usage.failed_starts++;
 	model_failure(p, now, m, why);
+	emit(p, POOL_EV_FAILED, m, srv, &ev);
 }
 
 /* A server ran long enough: the model's failures in a row end. */
@@ -741,7 +849,8 @@ lost_end(struct pool *p, struct pool_lost *g)
  * why is how it ended.
  */
 static void
-leases_orphan(struct pool *p, struct pool_server *srv, const char *why)
+leases_orphan(struct pool *p, pool_ms now, struct pool_server *srv,
+    const char *why)
 {
 	struct pool_lease *l;
 	struct pool_lost *g;
@@ -770,6 +879,7 @@ leases_orphan(struct pool *p, struct pool_server *srv, const char *why)
 	}
 	while ((l = TAILQ_FIRST(&srv->lease_list)) != NULL) {
 		TAILQ_REMOVE(&srv->lease_list, l, server_link);
+		lease_time(srv->model, now, l);	/* its use ended here */
 		l->server = NULL;
 		l->lost = g;
 		if (g != NULL)
@@ -836,15 +946,17 @@ spawn_again(struct pool *p, pool_ms now, struct pool_server *srv,
 }
 
 /*
- * Spawns the head of the queue; it fits (checked by the caller).  false:
- * it must wait (every port is held, some by servers not yet reaped, or
- * poold is short of its own resources).
+ * Spawns m: the head of the queue, a pinned model or a preload; it fits
+ * (checked by the caller).  Without waiters it is a start nobody asked
+ * for (srv->preloaded).  false: it must wait (every port is held, some
+ * by servers not yet reaped, or poold is short of its own resources).
  */
 static bool
 start(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
 	struct pool_waiter *w;
+	struct pool_event ev = { .preload = false };
 	char err[POOL_ERROR_MAX], used[32], budget[32], mem[32];
 	int port, rc;
 
@@ -863,6 +975,7 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	}
 	srv->model = m;
 	srv->state = POOL_STARTING;
+	srv->preloaded = ev.preload = TAILQ_EMPTY(&m->queued);
 	srv->port = port;
 	srv->mem = srv->estimate = m->mem;
 	srv->spawned_at = srv->last_used = now;
@@ -881,8 +994,10 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 		w->list = &srv->waiters;
 		TAILQ_INSERT_TAIL(&srv->waiters, w, link);
 	}
-	TAILQ_REMOVE(&p->pending, m, pending);
+	if (m->is_pending)
+		TAILQ_REMOVE(&p->pending, m, pending);
 	m->is_pending = false;
+	m->pressured = false;
 	p->counters.starts++;
 	m->counters.starts++;
 
@@ -895,15 +1010,23 @@ start(struct pool *p, pool_ms now, struct pool_model *m)
 	m->put_off = false;
 	if (rc != 0) {
 		server_remove(p, srv);
-		start_failed(p, now, m, err[0] ? err : "spawn failed");
+		start_failed(p, now, m, NULL, err[0] ? err : "spawn failed");
 		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, m->last_error);
 		free(srv);
 		return true;
 	}
-	plog(p, "start %s port %d pid %ld (%s, %s of %s in use)", m->name,
+	if (srv->preloaded) {
+		p->counters.preloads++;
+		m->counters.preloads++;
+	} else
+		m->usage.cold_starts++;
+	plog(p, "start %s port %d pid %ld (%s, %s of %s in use)%s", m->name,
 	    port, srv->pid, pool_format_size(srv->mem, mem, sizeof(mem)),
 	    pool_format_size(p->used, used, sizeof(used)),
-	    pool_format_size(p->lim.budget, budget, sizeof(budget)));
+	    pool_format_size(p->lim.budget, budget, sizeof(budget)),
+	    !srv->preloaded ? "" : m->priority == POOL_PRIO_PINNED ?
+	    ", pinned" : ", preload");
+	emit(p, POOL_EV_START, m, srv, &ev);
 	return true;
 }
 
@@ -922,6 +1045,9 @@ stop_message(const struct pool_server *srv, enum pool_stop_reason why,
 	case POOL_STOP_SHUTDOWN:
 		snprintf(buf, len, "poold is shutting down");
 		break;
+	case POOL_STOP_RETIRED:
+		snprintf(buf, len, "model '%s' was removed", name);
+		break;
 	default:
 		snprintf(buf, len, "'%s' was evicted while it was starting",
 		    name);
@@ -935,6 +1061,7 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
     enum pool_stop_reason why)
 {
 	struct pool_model *m = srv->model;
+	struct pool_event ev = { .reason = why };
 	char msg[POOL_ERROR_MAX];
 	bool starting = srv->state == POOL_STARTING;
 
@@ -969,6 +1096,11 @@ stop_server(struct pool *p, pool_ms now, struct pool_server *srv,
 	default:
 		break;
 	}
+	if ((unsigned)why < POOL_STOP__COUNT) {
+		p->counters.stops[why]++;
+		m->counters.stops[why]++;
+	}
+	emit(p, POOL_EV_EVICT, m, srv, &ev);
 	if (starting || why == POOL_STOP_SHUTDOWN)
 		fail_all(p, &srv->waiters, why == POOL_STOP_SHUTDOWN ?
 		    PROTO_E_SHUTTING_DOWN : PROTO_E_START_FAILED,
@@ -1016,9 +1148,10 @@ pool_can_admit(const struct pool *p, const struct pool_model *m)
 	uint64_t used = p->used;
 	unsigned n = p->nservers;
 
+	if (m->retired)
+		return false;
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (srv->state == POOL_READY && srv->leases == 0 &&
-		    TAILQ_EMPTY(&srv->waiters)) {
+		if (victim_evictable(srv, false)) {
 			used -= srv->mem;
 			n--;
 		}
@@ -1072,23 +1205,39 @@ only_gpus_short(const struct shortfall *s)
 }
 
 /*
- * Stops the fewest least recently used idle servers that cover the
- * shortfall — or none, if even all of them would not (leases hold the
- * memory).  Returns whether it is covered (now or once reaped).
+ * How to cover a shortfall: the reason the stops get, whether only idle
+ * READY servers may go (not starting preloads: a shrunk budget lets
+ * starts finish), and whether to stop what there is even if it is not
+ * enough (a shrunk budget: every idle server over it goes).
+ */
+struct eviction {
+	const char		*for_;		/* the log's "for ..." */
+	enum pool_stop_reason	 reason;
+	bool			 ready_only;
+	bool			 partial;
+};
+
+/*
+ * Stops the fewest idle servers, in eviction order (victim_pick), that
+ * cover the shortfall — or none, if even all of them would not (leases
+ * or pinned servers hold the memory), unless e->partial.  Returns
+ * whether it is covered (now or once reaped).
  */
 static bool
-evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
+evict_lru(struct pool *p, pool_ms now, struct shortfall *s,
+    const struct eviction *e)
 {
 	struct pool_server *srv;
 	int64_t idle_mem = 0, idle_res = 0, idle = 0;
 	int64_t idle_gpu[POOL_GPUS_MAX] = { 0 };
 	unsigned d;
+	bool enough = true;
 	char size[32];
 
 	if (covered(s))
 		return true;
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (victim_evictable(srv)) {
+		if (victim_evictable(srv, e->ready_only)) {
 			idle_mem += (int64_t)srv->mem;
 			idle_res += (int64_t)resident(srv);
 			for (d = 0; d < POOL_GPUS_MAX; d++)
@@ -1096,25 +1245,30 @@ evict_lru(struct pool *p, pool_ms now, struct shortfall *s, const char *for_)
 			idle++;
 		}
 	if (idle_mem < s->mem || idle_res < s->sys || idle < s->count)
-		return false;
+		enough = false;
 	for (d = 0; d < POOL_GPUS_MAX; d++)
 		if (idle_gpu[d] < s->gpu[d])
-			return false;
-	while (!covered(s) &&
-	    (srv = victim_pick(p, only_gpus_short(s))) != NULL) {
-		plog(p, "evict %s %s for %s: idle %.0f s, frees %s",
-		    p->lim.policy == POOL_POLICY_GDS ? "GDS" : "LRU",
-		    srv->model->name, for_, (double)(now - srv->last_used) /
-		    1000, pool_format_size(srv->mem, size, sizeof(size)));
+			enough = false;
+	if (!enough && !e->partial)
+		return false;
+	while (!covered(s) && (srv = victim_pick(p, now, only_gpus_short(s),
+	    e->ready_only)) != NULL) {
+		plog(p, "evict %s %s%s (%s) for %s: %s %.0f s, frees %s",
+		    victim_policy_name(p->lim.policy), srv->model->name,
+		    srv->state == POOL_STARTING ? " (a preload still "
+		    "starting)" : "", pool_priority_name(srv->model->priority),
+		    e->for_, srv->state == POOL_STARTING ? "started" : "idle",
+		    (double)(now - srv->last_used) / 1000,
+		    pool_format_size(srv->mem, size, sizeof(size)));
 		victim_chosen(p, srv);
 		s->mem -= (int64_t)srv->mem;
 		s->sys -= (int64_t)resident(srv);
 		s->count--;
 		for (d = 0; d < POOL_GPUS_MAX; d++)
 			s->gpu[d] -= (int64_t)srv->gpu_dev[d];
-		stop_server(p, now, srv, POOL_STOP_LRU);
+		stop_server(p, now, srv, e->reason);
 	}
-	return true;
+	return enough || covered(s);
 }
 
 /*
@@ -1127,6 +1281,7 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	struct pool_server *srv;
 	struct shortfall s;
+	struct eviction e = { .reason = POOL_STOP_LRU };
 	uint64_t freeing = 0, freeing_res = 0;
 	uint64_t freeing_gpu[POOL_GPUS_MAX] = { 0 }, need[POOL_GPUS_MAX];
 	unsigned stopping = 0, d;
@@ -1149,7 +1304,8 @@ make_room(struct pool *p, pool_ms now, struct pool_model *m)
 		s.gpu[d] = d >= p->lim.ngpus ? 0 :
 		    (int64_t)(p->gpu_dev_used[d] - freeing_gpu[d] + need[d]) -
 		    (int64_t)p->lim.gpu_budgets[d];
-	return evict_lru(p, now, &s, m->name);
+	e.for_ = m->name;
+	return evict_lru(p, now, &s, &e);
 }
 
 /*
@@ -1180,6 +1336,61 @@ pass_head(struct pool *p, pool_ms now, struct pool_model *head)
 	return true;
 }
 
+/*
+ * m must wait for room that only leases, pinned servers or other
+ * programs hold: said once per wait (it ends when m starts or leaves the
+ * queue).
+ */
+static void
+pressure(struct pool *p, struct pool_model *m)
+{
+	struct pool_event ev = { .need = m->mem };
+	char why[POOL_ERROR_MAX + 256];
+
+	if (m->pressured)
+		return;
+	m->pressured = true;
+	ev.message = busy_reason(p, m, why, sizeof(why));
+	plog(p, "pressure %s: %s", m->name, why);
+	emit(p, POOL_EV_PRESSURE, m, NULL, &ev);
+}
+
+/* A pinned model that has no server and may start now. */
+static bool
+pinned_due(const struct pool *p, const struct pool_model *m, pool_ms now)
+{
+	return m->server == NULL && !m->retired && now >= m->retry_at &&
+	    m->mem <= p->lim.budget && gpus_too_large(p, m) < 0;
+}
+
+/*
+ * Pinned models without a server start before the queue's head, in the
+ * order they were pinned.  One that will fit once servers already
+ * stopping (or stopped for it now) are reaped holds the queue: nothing
+ * may take the room it waits for.  One that only leases, pinned servers
+ * or other programs keep out does not hold it (waiting requests would
+ * not help it) and tries again at every event.  Returns false if
+ * scheduling must stop.
+ */
+static bool
+start_pinned(struct pool *p, pool_ms now)
+{
+	struct pool_model *m, *tm;
+
+	TAILQ_FOREACH_SAFE(m, &p->pinned, pinned_link, tm) {
+		if (!pinned_due(p, m, now))
+			continue;
+		if (fits(p, m)) {
+			if (!start(p, now, m))
+				return false;
+		} else if (make_room(p, now, m))
+			return false;
+		else
+			pressure(p, m);
+	}
+	return true;
+}
+
 static void
 schedule(struct pool *p, pool_ms now)
 {
@@ -1188,12 +1399,16 @@ schedule(struct pool *p, pool_ms now)
 	if (p->shutting_down || now < p->resource_retry_at)
 		return;
 	p->resource_retry_at = 0;	/* the retry owed, if any, is now */
+	if (!start_pinned(p, now))
+		return;
 	while ((head = TAILQ_FIRST(&p->pending)) != NULL) {
 		if (!fits(p, head)) {
 			/* A head that fits once the stopping servers are
 			 * reaped keeps its place: nothing passes it. */
-			if (!make_room(p, now, head))
+			if (!make_room(p, now, head)) {
+				pressure(p, head);
 				(void)pass_head(p, now, head);
+			}
 			return;
 		}
 		if (!start(p, now, head))
@@ -1324,9 +1539,15 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 	waiter_init(w, POOL_WAIT_ACQUIRE, owner, m, now);
 	w->hold = hold;
 	w->deadline = deadline;
+	p->last_request = now;
 	if (p->shutting_down) {
 		answer_error(p, w, PROTO_E_SHUTTING_DOWN,
 		    "poold is shutting down");
+		return;
+	}
+	if (m->retired) {
+		answer_error(p, w, PROTO_E_UNKNOWN_MODEL, "model '%s' was "
+		    "removed", m->name);
 		return;
 	}
 	if (srv != NULL && srv->state == POOL_READY &&
@@ -1393,6 +1614,7 @@ pool_release(struct pool *p, pool_ms now, struct pool_owner *owner,
 {
 	struct pool_lease *l;
 
+	p->last_request = now;
 	if ((l = lease_find(p, id)) == NULL || l->owner != owner)
 		return -1;
 	lease_end(p, now, l);
@@ -1435,6 +1657,11 @@ pool_evict(struct pool *p, pool_ms now, struct pool_waiter *w,
 
 	waiter_init(w, POOL_WAIT_EVICT, owner, m, now);
 	w->deadline = INT64_MAX;
+	if (m->priority == POOL_PRIO_PINNED) {
+		answer_error(p, w, PROTO_E_BUSY, "model '%s' is pinned; UNPIN "
+		    "it first", m->name);
+		return;
+	}
 	if (srv == NULL && (srv = stopping_server_of(p, m)) != NULL) {
 		waiter_link(p, w, &srv->evicts);
 		return;
@@ -1467,17 +1694,47 @@ pool_evict(struct pool *p, pool_ms now, struct pool_waiter *w,
 
 /* --- from supervision --- */
 
+/* The bucket of pool_load_bounds a load time falls in. */
+static unsigned
+load_bucket(pool_ms ms)
+{
+	unsigned b;
+
+	for (b = 0; b < POOL_LOAD_BUCKETS - 1; b++)
+		if (ms <= pool_load_bounds[b])
+			break;
+	return b;
+}
+
+/* A start of m became ready after load_ms. */
+static void
+load_counted(struct pool *p, struct pool_model *m, pool_ms load_ms)
+{
+	unsigned b = load_bucket(load_ms);
+
+	if (load_ms < 0)
+		load_ms = 0;	/* a clock that went back */
+	p->counters.load_hist[b]++;
+	m->counters.load_hist[b]++;
+	m->counters.load_ms_total += (uint64_t)load_ms;
+	m->usage.loads++;
+	m->usage.load_ms_total += (uint64_t)load_ms;
+	m->usage.last_load_ms = load_ms;
+}
+
 void
 pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 {
 	struct pool_model *m = srv->model;
 	struct pool_waiter *w;
+	struct pool_event ev = { .load_ms = 0 };
 
 	if (srv->state != POOL_STARTING)
 		return;
 	srv->state = POOL_READY;
 	srv->ready_at = srv->last_used = now;
-	m->last_load_ms = now - srv->spawned_at;
+	m->last_load_ms = ev.load_ms = now - srv->spawned_at;
+	load_counted(p, m, m->last_load_ms);
 	gds_credit(p, srv);
 	srv->check_due = now + p->lim.health_interval;
 	/* m->failures stays until the server proves itself (exits after
@@ -1486,6 +1743,7 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	m->retry_at = 0;
 	p->counters.load_ms_total += (uint64_t)m->last_load_ms;
 	plog(p, "ready %s in %" PRId64 " ms", m->name, m->last_load_ms);
+	emit(p, POOL_EV_READY, m, srv, &ev);
 	while ((w = TAILQ_FIRST(&srv->waiters)) != NULL) {
 		waiter_unlink(p, w);
 		grant(p, now, w, srv, true);
@@ -1494,12 +1752,20 @@ pool_ready(struct pool *p, pool_ms now, struct pool_server *srv)
 	schedule(p, now);
 }
 
+/* Servers grew past the budget (pool_measured): idle ones go, LRU. */
+static const struct eviction growth_budget = {
+	.for_ = "the budget", .reason = POOL_STOP_LRU,
+};
+static const struct eviction growth_gpu = {
+	.for_ = "the GPU budget", .reason = POOL_STOP_LRU,
+};
+
 /*
- * Servers grew past the budget: stop idle ones to get back under it;
+ * Servers take more than the budget: stop idle ones to get back under it;
  * stopping ones already count as gone.
  */
 static void
-shed_growth(struct pool *p, pool_ms now)
+shed_growth(struct pool *p, pool_ms now, const struct eviction *e)
 {
 	const struct pool_server *other;
 	struct shortfall s;
@@ -1511,16 +1777,17 @@ shed_growth(struct pool *p, pool_ms now)
 		if (other->state == POOL_STOPPING)
 			over -= (int64_t)other->mem;
 	s.mem = over;
-	if (over > 0 && !evict_lru(p, now, &s, "the budget"))
-		plog(p, "over budget by %s: servers grew to %s and the rest "
-		    "are leased", pool_format_size((uint64_t)over, by,
+	if (over > 0 && (!evict_lru(p, now, &s, e) || s.mem > 0))
+		plog(p, "over budget by %s: servers take %s and the rest "
+		    "are leased, starting or pinned",
+		    pool_format_size((uint64_t)(s.mem > 0 ? s.mem : over), by,
 		    sizeof(by)), pool_format_size(p->used, grown,
 		    sizeof(grown)));
 }
 
 /* The same for each GPU past its budget: idle servers on it stop. */
 static void
-shed_gpu_growth(struct pool *p, pool_ms now)
+shed_gpu_growth(struct pool *p, pool_ms now, const struct eviction *e)
 {
 	const struct pool_server *other;
 	struct shortfall s;
@@ -1535,13 +1802,14 @@ shed_gpu_growth(struct pool *p, pool_ms now)
 		if (other->state == POOL_STOPPING)
 			for (d = 0; d < p->lim.ngpus; d++)
 				s.gpu[d] -= (int64_t)other->gpu_dev[d];
-	if (gpus_short_mask(&s) == 0 || evict_lru(p, now, &s,
-	    "the GPU budget"))
+	if (gpus_short_mask(&s) == 0 || (evict_lru(p, now, &s, e) &&
+	    gpus_short_mask(&s) == 0))
 		return;
 	for (d = 0; d < p->lim.ngpus; d++)
 		if (s.gpu[d] > 0)
-			plog(p, "over the budget of GPU %u by %s: servers grew "
-			    "to %s there and the rest are leased", d,
+			plog(p, "over the budget of GPU %u by %s: servers take "
+			    "%s there and the rest are leased, starting or "
+			    "pinned", d,
 			    pool_format_size((uint64_t)s.gpu[d], by,
 			    sizeof(by)), pool_format_size(p->gpu_dev_used[d],
 			    grown, sizeof(grown)));
@@ -1560,7 +1828,7 @@ pool_measured(struct pool *p, pool_ms now, struct pool_server *srv,
 	p->used = p->used - srv->mem + acc;
 	srv->mem = acc;
 	if (p->used > p->lim.budget && srv->state != POOL_STOPPING)
-		shed_growth(p, now);
+		shed_growth(p, now, &growth_budget);
 	/* Room may have come (a server shrank, other programs exited). */
 	schedule(p, now);
 }
@@ -1583,7 +1851,7 @@ pool_measured_gpu(struct pool *p, pool_ms now, struct pool_server *srv,
 	}
 	gpus_account(p, srv, acc);
 	if (srv->state != POOL_STOPPING)
-		shed_gpu_growth(p, now);
+		shed_gpu_growth(p, now, &growth_gpu);
 	schedule(p, now);
 }
 
@@ -1593,15 +1861,19 @@ pool_exited(struct pool *p, pool_ms now, struct pool_server *srv,
 {
 	struct pool_model *m = srv->model;
 	struct pool_answer a = { .err = PROTO_OK, .server = srv };
+	struct pool_event ev = { .message = why };
 	struct pool_waiter *w;
 	char msg[POOL_ERROR_MAX];
 
 	server_remove(p, srv);
+	ev.reason = srv->state == POOL_STOPPING ? srv->stop_reason :
+	    POOL_STOP_NONE;
+	emit(p, POOL_EV_EXIT, m, srv, &ev);
 	switch (srv->state) {
 	case POOL_STARTING:
 		snprintf(msg, sizeof(msg), "'%s' failed to start: %s",
 		    m->name, why);
-		start_failed(p, now, m, msg);
+		start_failed(p, now, m, srv, msg);
 		fail_all(p, &srv->waiters, PROTO_E_START_FAILED, msg);
 		break;
 	case POOL_READY:
@@ -1629,7 +1901,7 @@ pool_exited(struct pool *p, pool_ms now, struct pool_server *srv,
 		    pool_stop_reason_name(srv->stop_reason));
 		break;
 	}
-	leases_orphan(p, srv, why);
+	leases_orphan(p, now, srv, why);
 	while ((w = TAILQ_FIRST(&srv->evicts)) != NULL) {
 		waiter_unlink(p, w);
 		p->ops->answer(p->ctx, w, &a);
@@ -1651,6 +1923,15 @@ earliest(pool_ms a, pool_ms b)
 	return b < a ? b : a;
 }
 
+/* Does srv stop once idle for its model's idle_timeout (pinned never)? */
+static bool
+idle_stoppable(const struct pool_server *srv)
+{
+	return srv->state == POOL_READY && srv->leases == 0 &&
+	    TAILQ_EMPTY(&srv->waiters) && srv->model->idle_timeout > 0 &&
+	    srv->model->priority != POOL_PRIO_PINNED;
+}
+
 static pool_ms
 server_deadline(const struct pool *p, const struct pool_server *srv)
 {
@@ -1659,8 +1940,7 @@ server_deadline(const struct pool *p, const struct pool_server *srv)
 
 	if (srv->state == POOL_STARTING)
 		t = srv->spawned_at + p->lim.start_timeout;
-	else if (srv->state == POOL_READY && srv->leases == 0 &&
-	    TAILQ_EMPTY(&srv->waiters) && srv->model->idle_timeout > 0)
+	else if (idle_stoppable(srv))
 		t = srv->last_used + srv->model->idle_timeout;
 	if (srv->state == POOL_READY && watched(p) && !srv->checking)
 		t = earliest(t, srv->check_due);
@@ -1683,9 +1963,16 @@ pool_next_deadline(const struct pool *p, pool_ms now)
 	TAILQ_FOREACH(m, &p->pending, pending)
 		TAILQ_FOREACH(w, &m->queued, link)
 			t = earliest(t, w->deadline);
+	/* A pinned model backing off or failed starts again at its
+	 * retry_at (one waiting for room waits for an event instead). */
+	TAILQ_FOREACH(m, &p->pinned, pinned_link)
+		if (m->server == NULL && !m->retired && m->retry_at > now &&
+		    !p->shutting_down)
+			t = earliest(t, m->retry_at);
 	/* Until schedule() has made the retry owed (then it is 0): a tick
 	 * that comes a hair late must still find it due. */
-	if (!TAILQ_EMPTY(&p->pending) && p->resource_retry_at > 0)
+	if ((!TAILQ_EMPTY(&p->pending) || !TAILQ_EMPTY(&p->pinned)) &&
+	    p->resource_retry_at > 0 && !p->shutting_down)
 		t = earliest(t, p->resource_retry_at);
 	if (t >= 0 && t < now)
 		t = now;
@@ -1719,6 +2006,44 @@ any_port_free(const struct pool *p)
 	return r == NULL || n > 0;
 }
 
+/*
+ * The pinned models, for messages: " (a, b)" of those running (live),
+ * or "a 20.0 GiB, b 16.0 GiB" of all; "" if none.  Cut short with
+ * ", ..." to fit buf.
+ */
+static void
+pinned_names(const struct pool *p, bool live, char *buf, size_t len)
+{
+	const struct pool_model *m;
+	size_t n = 0;
+	char size[32], item[PROTO_MODEL_NAME_MAX + 48];
+	const char *sep;
+
+	buf[0] = '\0';
+	if (len < 16)
+		return;
+	TAILQ_FOREACH(m, &p->pinned, pinned_link) {
+		if (live && m->server == NULL)
+			continue;
+		sep = n > 0 ? ", " : live ? " (" : "";
+		if (live)
+			snprintf(item, sizeof(item), "%s%s", sep, m->name);
+		else
+			snprintf(item, sizeof(item), "%s%s %s", sep, m->name,
+			    pool_format_size(m->mem, size, sizeof(size)));
+		/* Room is kept for ", ...)" and the NUL. */
+		if (n + strlen(item) + 8 > len) {
+			snprintf(buf + n, len - n, "%s...", sep);
+			n += strlen(buf + n);
+			break;
+		}
+		memcpy(buf + n, item, strlen(item) + 1);
+		n += strlen(item);
+	}
+	if (live && n > 0)
+		snprintf(buf + n, len - n, ")");
+}
+
 static const char *
 busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
     size_t len)
@@ -1726,9 +2051,10 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 	unsigned lost;
 	const struct pool_server *srv;
 	const struct pool_model *head = TAILQ_FIRST(&p->pending);
-	uint64_t leased = 0, stopping = 0, starting = 0;
+	uint64_t leased = 0, stopping = 0, starting = 0, pinned = 0;
 	uint64_t gpu_need[POOL_GPUS_MAX];
-	char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
+	char a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[32];
+	char names[160];
 	int gpu;
 
 	if ((lost = ports_lost(p)) > 0 && !any_port_free(p)) {
@@ -1769,27 +2095,33 @@ busy_reason(const struct pool *p, const struct pool_model *m, char *buf,
 	TAILQ_FOREACH(srv, &p->servers, link)
 		if (srv->state == POOL_STOPPING)
 			stopping += srv->mem;
+		else if (srv->model->priority == POOL_PRIO_PINNED)
+			pinned += srv->mem;
 		else if (srv->state == POOL_STARTING)
 			starting += srv->mem;
 		else if (srv->leases > 0)
 			leased += srv->mem;
+	pinned_names(p, true, names, sizeof(names));
 	if (p->nservers >= p->lim.max_servers)
 		snprintf(buf, len, "all %u servers max_servers allows are "
-		    "running (%s leased, %s stopping, %s starting)",
-		    p->lim.max_servers, pool_format_size(leased, a, sizeof(a)),
+		    "running (%s leased, %s pinned%s, %s stopping, %s "
+		    "starting)", p->lim.max_servers,
+		    pool_format_size(leased, a, sizeof(a)),
+		    pool_format_size(pinned, h, sizeof(h)), names,
 		    pool_format_size(stopping, b, sizeof(b)),
 		    pool_format_size(starting, c, sizeof(c)));
 	else
 		snprintf(buf, len, "it needs %s; of the budget %s, %s is "
-		    "leased, %s stopping, %s starting, %s idle, %s free",
-		    pool_format_size(m->mem, a, sizeof(a)),
+		    "leased, %s pinned%s, %s stopping, %s starting, %s idle, "
+		    "%s free", pool_format_size(m->mem, a, sizeof(a)),
 		    pool_format_size(p->lim.budget, b, sizeof(b)),
 		    pool_format_size(leased, c, sizeof(c)),
+		    pool_format_size(pinned, h, sizeof(h)), names,
 		    pool_format_size(stopping, d, sizeof(d)),
 		    pool_format_size(starting, e, sizeof(e)),
-		    pool_format_size(p->used - leased - stopping - starting,
-		    f, sizeof(f)), pool_format_size(p->used < p->lim.budget ?
-		    p->lim.budget - p->used : 0, g, sizeof(g)));
+		    pool_format_size(p->used - leased - pinned - stopping -
+		    starting, f, sizeof(f)), pool_format_size(p->used <
+		    p->lim.budget ? p->lim.budget - p->used : 0, g, sizeof(g)));
 	return buf;
 }
 
@@ -1836,12 +2168,11 @@ tick_server(struct pool *p, pool_ms now, struct pool_server *srv)
 	    now >= srv->spawned_at + p->lim.start_timeout) {
 		snprintf(msg, sizeof(msg), "'%s' was not ready within %.1f s",
 		    m->name, (double)p->lim.start_timeout / 1000);
-		start_failed(p, now, m, msg);
+		start_failed(p, now, m, srv, msg);
 		stop_server(p, now, srv, POOL_STOP_START_TIMEOUT);
 		return;
 	}
-	if (srv->state == POOL_READY && srv->leases == 0 &&
-	    TAILQ_EMPTY(&srv->waiters) && m->idle_timeout > 0 &&
+	if (idle_stoppable(srv) &&
 	    now >= srv->last_used + m->idle_timeout) {
 		plog(p, "stop idle %s after %.0f s", m->name,
 		    (double)(now - srv->last_used) / 1000);
@@ -1896,6 +2227,8 @@ pool_model_remove(struct pool *p, struct pool_model *m)
 	TAILQ_FOREACH(srv, &p->servers, link)
 		if (srv->model == m)
 			return -1;	/* stopping, not yet reaped */
+	if (m->priority == POOL_PRIO_PINNED)
+		unpin(p, 0, m);
 	slot = &p->models[hash_name(m->name) % p->nbuckets];
 	while (*slot != m)
 		slot = &(*slot)->hash_next;
@@ -1908,29 +2241,137 @@ pool_model_remove(struct pool *p, struct pool_model *m)
 	return 0;
 }
 
-/* --- issue 12 scaffold: replaced by the real thing --- */
+/* --- issue 12: limits, priorities, preload, retire, usage --- */
 
 const pool_ms pool_load_bounds[POOL_LOAD_BUCKETS - 1] = {
 	1000, 2500, 5000, 10000, 20000, 30000, 60000, 120000, 300000,
 };
 
+/*
+ * The limits shrank: every idle READY server over them goes (in eviction
+ * order), even if leased, starting or pinned ones keep the pool over
+ * them; those finish, and nothing starts while it is over.
+ */
+static void
+shed_shrunk(struct pool *p, pool_ms now)
+{
+	static const struct eviction shrunk = {
+		.for_ = "smaller limits", .reason = POOL_STOP_BUDGET,
+		.ready_only = true, .partial = true,
+	};
+	const struct pool_server *srv;
+	struct shortfall s;
+	unsigned d;
+	char by[32];
+
+	memset(&s, 0, sizeof(s));
+	s.mem = (int64_t)p->used - (int64_t)p->lim.budget;
+	s.count = (int64_t)p->nservers - (int64_t)p->lim.max_servers;
+	for (d = 0; d < p->lim.ngpus; d++)
+		s.gpu[d] = (int64_t)p->gpu_dev_used[d] -
+		    (int64_t)p->lim.gpu_budgets[d];
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->state == POOL_STOPPING) {
+			s.mem -= (int64_t)srv->mem;
+			s.count--;
+			for (d = 0; d < p->lim.ngpus; d++)
+				s.gpu[d] -= (int64_t)srv->gpu_dev[d];
+		}
+	if (covered(&s) || (evict_lru(p, now, &s, &shrunk) && covered(&s)))
+		return;
+	plog(p, "over the new limits (%s over the budget, %" PRId64 " server%s "
+	    "over max_servers) until leased, starting and pinned servers "
+	    "stop", pool_format_size(s.mem > 0 ? (uint64_t)s.mem : 0, by,
+	    sizeof(by)), s.count > 0 ? s.count : 0, s.count == 1 ? "" : "s");
+}
+
 void
 pool_set_limits(struct pool *p, pool_ms now, const struct pool_limits *lim)
 {
-	int pmin = p->lim.port_min, pmax = p->lim.port_max;
+	struct pool_limits nl = *lim;
+	char was[32], is[32];
 
-	(void)now;
-	p->lim = *lim;
-	p->lim.port_min = pmin;
-	p->lim.port_max = pmax;
+	nl.port_min = p->lim.port_min;
+	nl.port_max = p->lim.port_max;
+	gpus_limits(&nl);
+	if (nl.ngpus != p->lim.ngpus) {
+		plog(p, "limits: the GPUs counted stay %u (asked %u): that "
+		    "takes a restart", p->lim.ngpus, nl.ngpus);
+		nl.ngpus = p->lim.ngpus;
+		nl.gpu_budget = p->lim.gpu_budget;
+		memcpy(nl.gpu_budgets, p->lim.gpu_budgets,
+		    sizeof(nl.gpu_budgets));
+	}
+	if (nl.budget != p->lim.budget)
+		plog(p, "limits: budget %s (was %s)", pool_format_size(
+		    nl.budget, is, sizeof(is)), pool_format_size(p->lim.budget,
+		    was, sizeof(was)));
+	if (nl.max_servers != p->lim.max_servers)
+		plog(p, "limits: max_servers %u (was %u)", nl.max_servers,
+		    p->lim.max_servers);
+	p->lim = nl;
+	if (p->pinned_mem > p->lim.budget)
+		plog(p, "limits: the pinned models take %s, more than the "
+		    "budget %s: not all of them can run", pool_format_size(
+		    p->pinned_mem, was, sizeof(was)), pool_format_size(
+		    p->lim.budget, is, sizeof(is)));
+	if (!p->shutting_down)
+		shed_shrunk(p, now);
+	schedule(p, now);
+}
+
+/* m is no longer pinned: its server lives by the normal rules, its idle
+ * time counted from now. */
+static void
+unpin(struct pool *p, pool_ms now, struct pool_model *m)
+{
+	TAILQ_REMOVE(&p->pinned, m, pinned_link);
+	p->pinned_mem -= m->mem;
+	m->priority = POOL_PRIO_NORMAL;
+	if (!m->is_pending)
+		m->pressured = false;	/* its wait as a pinned model ends */
+	if (m->server != NULL && m->server->state == POOL_READY)
+		m->server->last_used = now;
 }
 
 int
 pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
     enum pool_priority prio, char *err, size_t errlen)
 {
-	(void)p; (void)now; (void)err; (void)errlen;
+	char size[32], total[32], budget[32], names[512];
+
+	if ((unsigned)prio >= POOL_PRIO__COUNT) {
+		snprintf(err, errlen, "no such priority (%d)", (int)prio);
+		return -1;
+	}
+	if (prio == m->priority)
+		return 0;
+	if (prio == POOL_PRIO_PINNED && m->retired) {
+		snprintf(err, errlen, "model '%s' was removed", m->name);
+		return -1;
+	}
+	if (prio == POOL_PRIO_PINNED &&
+	    p->pinned_mem + m->mem > p->lim.budget) {
+		pinned_names(p, false, names, sizeof(names));
+		snprintf(err, errlen, "pinning '%s' (%s) would pin %s, more "
+		    "than the budget %s; pinned now: %s", m->name,
+		    pool_format_size(m->mem, size, sizeof(size)),
+		    pool_format_size(p->pinned_mem + m->mem, total,
+		    sizeof(total)), pool_format_size(p->lim.budget, budget,
+		    sizeof(budget)), names[0] != '\0' ? names : "none");
+		return -1;
+	}
+	if (m->priority == POOL_PRIO_PINNED)
+		unpin(p, now, m);
+	if (prio == POOL_PRIO_PINNED) {
+		TAILQ_INSERT_TAIL(&p->pinned, m, pinned_link);
+		p->pinned_mem += m->mem;
+	}
+	plog(p, "priority %s: %s (was %s)", m->name, pool_priority_name(prio),
+	    pool_priority_name(m->priority));
 	m->priority = prio;
+	/* Pinned: it starts now.  Lower: the head may stop it now. */
+	schedule(p, now);
 	return 0;
 }
 
@@ -1958,35 +2399,121 @@ pool_priority_from_name(const char *name)
 	return -1;
 }
 
+/* A pinned model waits for room (it starts before anything else). */
+static const struct pool_model *
+pinned_waiting(const struct pool *p, pool_ms now)
+{
+	const struct pool_model *m;
+
+	TAILQ_FOREACH(m, &p->pinned, pinned_link)
+		if (pinned_due(p, m, now))
+			return m;
+	return NULL;
+}
+
+/* Why m, with no server, may not be preloaded now; NULL: it may. */
+static const char *
+preload_refused(const struct pool *p, pool_ms now,
+    const struct pool_model *m, char *why, size_t len)
+{
+	const struct pool_model *other;
+	char need[32], free_[32];
+
+	if (p->shutting_down)
+		snprintf(why, len, "poold is shutting down");
+	else if (m->retired)
+		snprintf(why, len, "model '%s' was removed", m->name);
+	else if (now < m->retry_at)
+		snprintf(why, len, "'%s' is %s after %u failed start%s (next "
+		    "try in %.1f s): %s", m->name, model_failed(p, m) ?
+		    "failed" : "backing off", m->failures, m->failures == 1 ?
+		    "" : "s", (double)(m->retry_at - now) / 1000,
+		    m->last_error);
+	else if ((other = TAILQ_FIRST(&p->pending)) != NULL)
+		snprintf(why, len, "'%s' waits for room: requests go first",
+		    other->name);
+	else if ((other = pinned_waiting(p, now)) != NULL)
+		snprintf(why, len, "pinned '%s' waits for room", other->name);
+	else if (now < p->resource_retry_at)
+		snprintf(why, len, "poold is short of its own resources: %s",
+		    p->resource_error);
+	else if (!fits(p, m))
+		snprintf(why, len, "'%s' does not fit without stopping a "
+		    "server (it needs %s, %s of the budget is free)", m->name,
+		    pool_format_size(m->mem, need, sizeof(need)),
+		    pool_format_size(p->used < p->lim.budget ? p->lim.budget -
+		    p->used : 0, free_, sizeof(free_)));
+	else
+		return NULL;
+	return why;
+}
+
 int
 pool_preload(struct pool *p, pool_ms now, struct pool_model *m, char *why,
     size_t whylen)
 {
-	(void)p; (void)now; (void)m;
-	snprintf(why, whylen, "not yet");
-	return -1;
+	unsigned failures = m->failures;
+
+	if (m->server != NULL)
+		return 0;
+	if (preload_refused(p, now, m, why, whylen) != NULL)
+		return -1;
+	if (!start(p, now, m)) {
+		snprintf(why, whylen, "%s", m->put_off ? p->resource_error :
+		    "every port is held by servers not yet reaped");
+		return -1;
+	}
+	if (m->server == NULL) {
+		if (m->failures != failures)
+			snprintf(why, whylen, "%s", m->last_error);
+		else
+			snprintf(why, whylen, "no free port in %d-%d",
+			    p->lim.port_min, p->lim.port_max);
+		return -1;
+	}
+	return 0;
 }
 
 void
 pool_model_retire(struct pool *p, pool_ms now, struct pool_model *m)
 {
-	(void)p; (void)now;
-	m->retired = true;
-}
+	struct pool_server *srv = m->server;
+	char msg[PROTO_MODEL_NAME_MAX + 64];
 
-double
-pool_usage_freq(const struct pool *p, const struct pool_model *m, pool_ms now)
-{
-	(void)p; (void)now;
-	return m->usage.freq;
+	if (m->retired)
+		return;
+	m->retired = true;
+	if (m->priority == POOL_PRIO_PINNED)
+		unpin(p, now, m);
+	snprintf(msg, sizeof(msg), "model '%s' was removed", m->name);
+	fail_all(p, &m->queued, PROTO_E_UNKNOWN_MODEL, msg);
+	if (srv != NULL) {
+		fail_all(p, &srv->waiters, PROTO_E_UNKNOWN_MODEL, msg);
+		if (srv->leases == 0) {
+			plog(p, "stop retired %s: it was removed", m->name);
+			stop_server(p, now, srv, POOL_STOP_RETIRED);
+		} else
+			plog(p, "retired %s: it stops when its %u lease%s "
+			    "end", m->name, srv->leases, srv->leases == 1 ?
+			    "" : "s");
+	}
+	schedule(p, now);
 }
 
 uint64_t
 pool_usage_leased_ms(const struct pool *p, const struct pool_model *m,
     pool_ms now)
 {
-	(void)p; (void)now;
-	return m->usage.leased_ms;
+	const struct pool_server *srv;
+	const struct pool_lease *l;
+	uint64_t t = m->usage.leased_ms;
+
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (srv->model == m)
+			TAILQ_FOREACH(l, &srv->lease_list, server_link)
+				if (now > l->since)
+					t += (uint64_t)(now - l->since);
+	return t;
 }
 
 void
@@ -1995,4 +2522,7 @@ pool_usage_restore(struct pool *p, struct pool_model *m,
 {
 	(void)p;
 	m->usage = *u;
+	/* A state file is input: no NaN, negative or infinite frequency. */
+	if (!(m->usage.freq >= 0 && m->usage.freq < 1e300))
+		m->usage.freq = 0;
 }

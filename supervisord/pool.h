@@ -213,6 +213,7 @@ struct pool_model {
 	bool			 retired;	/* pool_model_retire */
 	bool			 pressured;	/* POOL_EV_PRESSURE sent for this
 						 * wait */
+	TAILQ_ENTRY(pool_model)	 pinned_link;	/* on pool.pinned while pinned */
 
 	struct pool_model	*hash_next;
 };
@@ -409,6 +410,9 @@ struct pool {
 	pool_ms			 last_request;	/* last ACQUIRE or RELEASE; 0:
 						 * none yet (quiet refill) */
 	uint64_t		 pinned_mem;	/* the pinned models' mem */
+	/* The pinned models, in the order they were pinned: started (and
+	 * restarted) in that order, before the pending queue's head. */
+	TAILQ_HEAD(, pool_model) pinned;
 };
 
 struct pool	*pool_new(const struct pool_limits *, const struct pool_ops *,

@@ -1,16 +1,33 @@
 /*
- * victim.c — which idle server the pool stops first.
+ * victim.c — which server the pool stops first.
  *
- * LRU (the default): the least recently used.  GreedyDual-Size: the one
- * with the lowest credit H = L + cost/size, set at each use, where L (the
- * pool's inflation) is the credit of the last victim, so servers unused
- * for long sink below fresh ones.  Pure: no I/O, no clock.
+ * First a preloaded server still starting that no ACQUIRE waits for: a
+ * guess about the future yields to a request of the present.  Then idle
+ * READY servers by class, low before normal before high (pinned never),
+ * and within a class by the policy.  LRU (the default): the least
+ * recently used.  GreedyDual-Size: the one with the lowest credit
+ * H = L + cost/size, set at each use, where L (the pool's inflation) is
+ * the credit of the last victim, so servers unused for long sink below
+ * fresh ones.  FREQ: the lowest decayed frequency of use (usage.freq),
+ * the least recently used among equals.  Pure: no I/O, no clock.
  */
 #include "victim.h"
 
-bool
-victim_evictable(const struct pool_server *srv)
+/* A start nobody asked for yet, which a request may take the room of. */
+static bool
+idle_preload(const struct pool_server *srv)
 {
+	return srv->state == POOL_STARTING && srv->preloaded &&
+	    TAILQ_EMPTY(&srv->waiters);
+}
+
+bool
+victim_evictable(const struct pool_server *srv, bool ready_only)
+{
+	if (srv->model->priority == POOL_PRIO_PINNED)
+		return false;
+	if (!ready_only && idle_preload(srv))
+		return true;
 	/* (Waiters on a ready server wait for its health check.) */
 	return srv->state == POOL_READY && srv->leases == 0 &&
 	    TAILQ_EMPTY(&srv->waiters);
@@ -26,19 +43,56 @@ on_gpus(const struct pool_server *srv, unsigned mask)
 	return mask == 0;
 }
 
-/* The least recently used of equals under GDS; LRU alone otherwise. */
+/* Is a a better victim than b (the policy, within one class)? */
+static bool
+policy_first(const struct pool *p, pool_ms now, const struct pool_server *a,
+    const struct pool_server *b)
+{
+	double fa, fb;
+
+	switch (p->lim.policy) {
+	case POOL_POLICY_GDS:
+		if (a->credit != b->credit)
+			return a->credit < b->credit;
+		break;
+	case POOL_POLICY_FREQ:
+		fa = pool_usage_freq(p, a->model, now);
+		fb = pool_usage_freq(p, b->model, now);
+		if (fa != fb)
+			return fa < fb;
+		break;
+	case POOL_POLICY_LRU:
+		break;
+	}
+	return a->last_used < b->last_used;
+}
+
+/* Is a to be stopped before b? */
+static bool
+stops_first(const struct pool *p, pool_ms now, const struct pool_server *a,
+    const struct pool_server *b)
+{
+	bool pa = idle_preload(a), pb = idle_preload(b);
+
+	if (pa != pb)
+		return pa;
+	if (a->model->priority != b->model->priority)
+		return a->model->priority < b->model->priority;
+	if (pa)		/* the youngest has loaded the least */
+		return a->spawned_at > b->spawned_at;
+	return policy_first(p, now, a, b);
+}
+
 struct pool_server *
-victim_pick(const struct pool *p, unsigned gpu_mask)
+victim_pick(const struct pool *p, pool_ms now, unsigned gpu_mask,
+    bool ready_only)
 {
 	struct pool_server *srv, *v = NULL;
-	bool gds = p->lim.policy == POOL_POLICY_GDS;
 
 	TAILQ_FOREACH(srv, &p->servers, link)
-		if (victim_evictable(srv) && on_gpus(srv, gpu_mask) &&
-		    (v == NULL ||
-		    (gds && srv->credit < v->credit) ||
-		    ((!gds || srv->credit == v->credit) &&
-		    srv->last_used < v->last_used)))
+		if (victim_evictable(srv, ready_only) &&
+		    on_gpus(srv, gpu_mask) &&
+		    (v == NULL || stops_first(p, now, srv, v)))
 			v = srv;
 	return v;
 }
@@ -60,6 +114,17 @@ gds_credit(struct pool *p, struct pool_server *srv)
 void
 victim_chosen(struct pool *p, const struct pool_server *srv)
 {
-	if (p->lim.policy == POOL_POLICY_GDS)
+	if (p->lim.policy == POOL_POLICY_GDS && srv->state == POOL_READY)
 		p->inflation = srv->credit;	/* L = H(victim) */
+}
+
+const char *
+victim_policy_name(enum pool_policy policy)
+{
+	switch (policy) {
+	case POOL_POLICY_LRU:	return "LRU";
+	case POOL_POLICY_GDS:	return "GDS";
+	case POOL_POLICY_FREQ:	return "FREQ";
+	}
+	return "?";
 }

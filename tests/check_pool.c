@@ -32,11 +32,35 @@ struct fx {
 	struct pool_owner	 own, own2;
 	void			(*extra_inv)(void *);
 	void			*extra;
+	/* pool_set_limits shrank the limits: servers started under the old
+	 * ones may be over the new until they stop. */
+	bool			 shrunk;
 };
 
 static struct fx	 F;
 
 /* --- fixture and helpers --- */
+
+/* May s be stopped for room (READY, unleased, unwatched, not pinned)? */
+static bool
+idle_victim(const struct pool_server *s)
+{
+	return s->state == POOL_READY && s->leases == 0 &&
+	    TAILQ_EMPTY(&s->waiters) &&
+	    s->model->priority != POOL_PRIO_PINNED;
+}
+
+/* A pinned model waits for room: it goes before the queue's head. */
+static bool
+pinned_waits(void)
+{
+	const struct pool_model	*m;
+
+	TAILQ_FOREACH(m, &F.p->pinned, pinned_link)
+		if (m->server == NULL && !m->retired && F.now >= m->retry_at)
+			return true;
+	return false;
+}
 
 static struct pool_limits
 lim_default(void)
@@ -96,8 +120,7 @@ head_waits_rightly(const struct pool_model *h)
 		if (s->state == POOL_STOPPING) {
 			freeing += s->mem;
 			nstopping++;
-		} else if (s->state == POOL_READY && s->leases == 0 &&
-		    TAILQ_EMPTY(&s->waiters)) {
+		} else if (idle_victim(s)) {
 			idle_mem += s->mem;
 			nidle++;
 		}
@@ -155,8 +178,7 @@ waits_for_leases(const struct pool_model *h)
 		if (s->state == POOL_STOPPING) {
 			freeing += s->mem;
 			nstopping++;
-		} else if (s->state == POOL_READY && s->leases == 0 &&
-		    TAILQ_EMPTY(&s->waiters)) {
+		} else if (idle_victim(s)) {
 			idle_mem += s->mem;
 			nidle++;
 		}
@@ -185,7 +207,7 @@ queue_rules(void)
 		prev = m;
 	}
 	if (h == NULL || p->shutting_down || F.now < p->resource_retry_at ||
-	    F.r.avail != 0 || !waits_for_leases(h) ||
+	    F.r.avail != 0 || pinned_waits() || !waits_for_leases(h) ||
 	    h->passes >= POOL_HEAD_PASSES_MAX)
 		return;
 	for (m = TAILQ_NEXT(h, pending); m != NULL; m = TAILQ_NEXT(m, pending))
@@ -277,10 +299,10 @@ inv(void)
 	    (unsigned long long)p->used, (unsigned long long)sum);
 	/* Only measured growth (rss over estimate) may go past the budget:
 	 * a start never does. */
-	ck_assert_msg(p->used <= p->lim.budget + grown, "used %llu > budget "
-	    "%llu + growth %llu", (unsigned long long)p->used,
+	ck_assert_msg(F.shrunk || p->used <= p->lim.budget + grown, "used "
+	    "%llu > budget %llu + growth %llu", (unsigned long long)p->used,
 	    (unsigned long long)p->lim.budget, (unsigned long long)grown);
-	ck_assert_msg(p->nservers <= p->lim.max_servers,
+	ck_assert_msg(F.shrunk || p->nservers <= p->lim.max_servers,
 	    "%u servers > max_servers %u", p->nservers, p->lim.max_servers);
 	ck_assert_msg(p->nwaiters <= p->lim.max_waiters,
 	    "%u waiters > max_waiters %u", p->nwaiters, p->lim.max_waiters);
@@ -320,7 +342,8 @@ inv(void)
 	h = TAILQ_FIRST(&p->pending);
 	/* (With the system's memory in play, test_system_* check it.) */
 	if (h != NULL && !p->shutting_down && F.now >= h->retry_at &&
-	    F.now >= p->resource_retry_at && F.r.avail == 0) {
+	    F.now >= p->resource_retry_at && F.r.avail == 0 &&
+	    !pinned_waits()) {
 		/* (Every port held by an unreaped server or for a lost lease
 		 * also means wait.) */
 		ck_assert_msg(!(p->used + h->mem <= p->lim.budget &&
@@ -3295,6 +3318,7 @@ START_TEST(test_lru_ignores_credit)
 END_TEST
 
 static TCase	*leases_tcase(void);
+static TCase	*issue12_tcase(void);
 
 static Suite *
 pool_suite(void)
@@ -3355,6 +3379,7 @@ pool_suite(void)
 	tcase_add_loop_test(tc, test_property, 0, 20);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, leases_tcase());
+	suite_add_tcase(s, issue12_tcase());
 	return s;
 }
 
@@ -3573,5 +3598,723 @@ leases_tcase(void)
 	tcase_add_test(tc, test_lease_ids);
 	tcase_add_test(tc, test_lost_lease_holds_port);
 	tcase_add_test(tc, test_ports_lrf);
+	return tc;
+}
+
+/* --- issue 12: priorities, pinning, limits, preload, retire, usage --- */
+
+static int
+set_prio(struct pool_model *m, enum pool_priority prio, char *err,
+    size_t len)
+{
+	int	 rc;
+
+	rc = pool_set_priority(F.p, F.now, m, prio, err, len);
+	inv();
+	return rc;
+}
+
+static struct pool_model *
+model_prio(const char *name, uint64_t mem, pool_ms idle,
+    enum pool_priority prio)
+{
+	struct pool_model	*m = model(name, mem, idle);
+	char			 err[512];
+
+	ck_assert_msg(set_prio(m, prio, err, sizeof(err)) == 0, "%s: %s",
+	    name, err);
+	ck_assert_int_eq(m->priority, prio);
+	return m;
+}
+
+/* Events of kind for m (NULL: any model). */
+static size_t
+events_of(enum pool_event_kind kind, const struct pool_model *m)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < F.r.nevents; i++)
+		if (F.r.events[i].kind == kind &&
+		    (m == NULL || F.r.events[i].model == m))
+			n++;
+	return n;
+}
+
+/* The last event of kind for m; fails if there is none. */
+static const struct rec_event *
+last_event(enum pool_event_kind kind, const struct pool_model *m)
+{
+	size_t	 i;
+
+	for (i = F.r.nevents; i > 0; i--)
+		if (F.r.events[i - 1].kind == kind &&
+		    (m == NULL || F.r.events[i - 1].model == m))
+			return &F.r.events[i - 1];
+	ck_abort_msg("no %s event for %s", rec_event_name(kind),
+	    rec_model_name(m));
+	return NULL;
+}
+
+/* The model of the n-th stop (from 0). */
+static const struct pool_model *
+stopped_model(size_t n)
+{
+	ck_assert_msg(n < F.r.nstops, "stop #%zu: only %zu stops", n,
+	    F.r.nstops);
+	return F.r.stops[n].model;
+}
+
+/* Reaps the last server stopped. */
+static void
+reap_last(void)
+{
+	ck_assert(F.r.nstops > 0);
+	reap(F.r.stops[F.r.nstops - 1].srv, "exited with status 0");
+}
+
+/* m is gone from the catalog: the fixture stops checking it. */
+static void
+forget_model(const struct pool_model *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < F.nmodels; i++)
+		if (F.models[i] == m) {
+			F.models[i] = F.models[--F.nmodels];
+			return;
+		}
+	ck_abort_msg("forget_model: not a fixture model");
+}
+
+static void
+expect_msg(const struct pool_waiter *w, enum proto_err err, const char *has,
+    const char *what)
+{
+	const struct rec_answer	*a = answer_of(w, what);
+
+	ck_assert_msg(a->err == err, "%s: answered %s (%s), expected %s",
+	    what, errname(a->err), a->message, errname(err));
+	ck_assert_msg(strstr(a->message, has) != NULL, "%s: \"%s\" lacks "
+	    "\"%s\"", what, a->message, has);
+}
+
+/*
+ * Three idle servers, high the least recently used, low the most: room
+ * is made from low first, then normal (least recently used first), and
+ * high goes only when every other server is leased.
+ */
+START_TEST(test_prio_class_order)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*lo, *no, *hi, *a, *b, *c, *d, *e;
+	struct pool_waiter	 wa, wb, wc, wd, we;
+
+	l.budget = 90 * G;
+	fx_init(&l);
+	lo = model_prio("low", 30 * G, 0, POOL_PRIO_LOW);
+	no = model("normal", 30 * G, 0);
+	hi = model_prio("high", 30 * G, 0, POOL_PRIO_HIGH);
+	a = model("a", 30 * G, 0);
+	b = model("b", 30 * G, 0);
+	c = model("c", 30 * G, 0);
+	d = model("d", 30 * G, 0);
+	e = model("e", 30 * G, 0);
+	at(0);
+	warm(hi, &F.own, false);
+	at(1000);
+	warm(no, &F.own, false);
+	at(2000);
+	warm(lo, &F.own, false);
+
+	at(3000);
+	acquire(&wa, &F.own, a, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), lo);	/* low, though the newest */
+	reap_last();
+	at(3500);
+	ready(a);
+	at(4000);
+	acquire(&wb, &F.own, b, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(stopped_model(1), no);	/* normal, older than a */
+	reap_last();
+	ready(b);
+	at(5000);
+	acquire(&wc, &F.own, c, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 3);
+	ck_assert_ptr_eq(stopped_model(2), a);	/* normal before high */
+	reap_last();
+	ready(c);
+	at(6000);
+	acquire(&wd, &F.own, d, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 4);
+	ck_assert_ptr_eq(stopped_model(3), b);
+	reap_last();
+	ready(d);
+	/* c and d leased: only high is left to stop. */
+	at(7000);
+	acquire(&we, &F.own, e, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 5);
+	ck_assert_ptr_eq(stopped_model(4), hi);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_LRU], 5);
+	ck_assert_uint_eq(hi->counters.stops[POOL_STOP_LRU], 1);
+	fx_done();
+}
+END_TEST
+
+/*
+ * High is stopped only when low and normal idle servers cannot make the
+ * room; when they can, they go, however recently they were used.
+ */
+START_TEST(test_prio_high_last)
+{
+	struct pool_model	*lo, *hi, *no, *x, *y;
+	struct pool_waiter	 wx, wy;
+
+	fx_init(NULL);
+	hi = model_prio("high", 50 * G, 0, POOL_PRIO_HIGH);
+	lo = model_prio("low", 20 * G, 0, POOL_PRIO_LOW);
+	no = model("normal", 30 * G, 0);
+	x = model("x", 20 * G, 0);
+	y = model("y", 50 * G, 0);
+	at(0);
+	warm(hi, &F.own, false);
+	at(1000);
+	warm(lo, &F.own, false);
+	at(2000);
+	warm(no, &F.own, true);
+	/* x needs 20: low alone makes it. */
+	at(3000);
+	acquire(&wx, &F.own, x, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), lo);
+	reap_last();
+	ready(x);
+	/* y needs 50 with normal and x leased: high goes. */
+	at(4000);
+	acquire(&wy, &F.own, y, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(stopped_model(1), hi);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A pinned server is never stopped for room or idleness: a request
+ * that only it (and a lease) keeps out waits, gets one PRESSURE event,
+ * and then `busy` naming the pinned model.  EVICT refuses it, forced
+ * too; unpinned, it is an idle server like any other, idle from then.
+ */
+START_TEST(test_pinned_never_evicted)
+{
+	struct pool_model	*p, *n, *x;
+	struct pool_waiter	 wx, wx2, we, wf;
+	const struct rec_event	*ev;
+	char			 err[256];
+	int64_t			 ln;
+
+	fx_init(NULL);
+	p = model("pin", 60 * G, 1000);
+	n = model("n", 30 * G, 0);
+	x = model("x", 40 * G, 0);
+	at(0);
+	ck_assert_int_eq(set_prio(p, POOL_PRIO_PINNED, err, sizeof(err)), 0);
+	ck_assert_uint_eq(spawns_of(p), 1);
+	ck_assert(p->server->preloaded);
+	ck_assert_uint_eq(F.p->counters.preloads, 1);
+	ck_assert_uint_eq(F.p->pinned_mem, 60 * G);
+	ev = last_event(POOL_EV_START, p);
+	ck_assert(ev->preload);
+	at(500);
+	ready(p);
+	ln = warm(n, &F.own, true);
+	/* Idle far past its idle_timeout: kept, and no deadline for it. */
+	at(100000);
+	ck_assert_int_eq(deadline(), -1);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 0);
+
+	acquire(&wx, &F.own, x, true, 2000);
+	ck_assert_uint_eq(F.r.nstops, 0);
+	ck_assert(x->is_pending);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, x), 1);
+	ev = last_event(POOL_EV_PRESSURE, x);
+	ck_assert_uint_eq(ev->need, 40 * G);
+	ck_assert_ptr_nonnull(strstr(ev->message, "60.0 GiB pinned (pin)"));
+	at(101000);
+	tick();
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, x), 1);
+	at(102000);
+	tick();
+	expect_msg(&wx, PROTO_E_BUSY, "60.0 GiB pinned (pin)", "x behind pin");
+	ck_assert_ptr_nonnull(strstr(answer_of(&wx, "x")->message,
+	    "30.0 GiB is leased"));
+
+	evict(&we, &F.own, p, false);
+	expect_msg(&we, PROTO_E_BUSY, "is pinned; UNPIN it first", "evict");
+	evict(&wf, &F.own, p, true);
+	expect_msg(&wf, PROTO_E_BUSY, "is pinned; UNPIN it first", "force");
+	ck_assert_uint_eq(F.r.nstops, 0);
+
+	/* Unpinned: idle from now, stopped for x. */
+	at(110000);
+	ck_assert_int_eq(set_prio(p, POOL_PRIO_NORMAL, err, sizeof(err)), 0);
+	ck_assert_uint_eq(F.p->pinned_mem, 0);
+	ck_assert_int_eq(p->server->last_used, F.now);
+	ck_assert_int_eq(deadline(), F.now + 1000);
+	acquire(&wx2, &F.own, x, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), p);
+	reap_last();
+	ready(x);
+	expect_ok(&wx2, x, "x after unpin");
+	ck_assert_int_eq(release(ln), 0);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A pinned server that dies is started again: at once after a late
+ * exit, after the backoff after an early crash or a failed start, after
+ * the failed cooldown once max_failures starts failed in a row; the
+ * pool's deadline is each retry.
+ */
+START_TEST(test_pinned_restart)
+{
+	struct pool_limits	 l = lim_default();
+	struct pool_model	*p;
+	char			 err[256];
+
+	l.max_failures = 3;
+	l.failed_cooldown = 60000;
+	fx_init(&l);
+	p = model("pin", 10 * G, 0);
+	at(0);
+	ck_assert_int_eq(set_prio(p, POOL_PRIO_PINNED, err, sizeof(err)), 0);
+	ck_assert_uint_eq(spawns_of(p), 1);
+	at(1000);
+	ready(p);
+	/* Crashes 1 s after its ready: a failed start, backoff 1 s. */
+	at(2000);
+	reap(p->server, "killed by signal 11");
+	ck_assert_uint_eq(spawns_of(p), 1);
+	ck_assert_int_eq(last_event(POOL_EV_EXIT, p)->reason, POOL_STOP_NONE);
+	ck_assert_int_eq(deadline(), T0 + 3000);
+	ck_assert_str_eq(pool_model_state(F.p, p, F.now), "backoff");
+	at(2999);
+	tick();
+	ck_assert_uint_eq(spawns_of(p), 1);
+	at(3000);
+	tick();
+	ck_assert_uint_eq(spawns_of(p), 2);
+	ck_assert(p->server->preloaded);
+	/* Dies while starting: backoff 2 s. */
+	at(3500);
+	reap(p->server, "exit status 1");
+	ck_assert_uint_eq(events_of(POOL_EV_FAILED, p), 1);
+	ck_assert_int_eq(deadline(), T0 + 5500);
+	at(5500);
+	tick();
+	ck_assert_uint_eq(spawns_of(p), 3);
+	/* Third in a row: failed, no start for the cooldown. */
+	at(6000);
+	reap(p->server, "exit status 1");
+	ck_assert_str_eq(pool_model_state(F.p, p, F.now), "failed");
+	ck_assert_int_eq(deadline(), T0 + 66000);
+	at(65999);
+	tick();
+	ck_assert_uint_eq(spawns_of(p), 3);
+	at(66000);
+	tick();
+	ck_assert_uint_eq(spawns_of(p), 4);
+	at(67000);
+	ready(p);
+	/* Exits long after its ready: started again at once. */
+	at(200000);
+	reap(p->server, "killed by signal 9");
+	ck_assert_uint_eq(spawns_of(p), 5);
+	ck_assert_uint_eq(p->failures, 0);
+	/* Start timeout: a failed start too, stopped, then backoff. */
+	at(200000 + l.start_timeout);
+	tick();
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_int_eq(F.r.stops[0].srv->stop_reason,
+	    POOL_STOP_START_TIMEOUT);
+	reap_last();
+	ck_assert_uint_eq(spawns_of(p), 5);
+	ck_assert_int_eq(deadline(), T0 + 200000 + l.start_timeout + 1000);
+	/* Shutdown: no more retries. */
+	pool_shutdown(F.p, F.now);
+	inv();
+	ck_assert_int_eq(deadline(), -1);
+	fx_done();
+}
+END_TEST
+
+/* Pinned models that would take more than the budget: -1 naming them,
+ * nothing changes. */
+START_TEST(test_pin_over_budget)
+{
+	struct pool_model	*a, *b, *c;
+	char			 err[512];
+	size_t			 nsp;
+
+	fx_init(NULL);
+	a = model_prio("a", 50 * G, 0, POOL_PRIO_PINNED);
+	b = model_prio("b", 40 * G, 0, POOL_PRIO_PINNED);
+	c = model("c", 20 * G, 0);
+	ck_assert_ptr_nonnull(a->server);	/* pinning started them */
+	ck_assert_ptr_nonnull(b->server);
+	nsp = F.r.nspawns;
+	ck_assert_int_eq(set_prio(c, POOL_PRIO_PINNED, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "a 50.0 GiB, b 40.0 GiB") != NULL &&
+	    strstr(err, "'c'") != NULL, "err: %s", err);
+	ck_assert_int_eq(c->priority, POOL_PRIO_NORMAL);
+	ck_assert_uint_eq(F.p->pinned_mem, 90 * G);
+	ck_assert_uint_eq(F.r.nspawns, nsp);
+	ck_assert_int_eq(set_prio(c, 7, err, sizeof(err)), -1);
+	/* Room made by unpinning b. */
+	ck_assert_int_eq(set_prio(b, POOL_PRIO_HIGH, err, sizeof(err)), 0);
+	ck_assert_uint_eq(F.p->pinned_mem, 50 * G);
+	ck_assert_int_eq(set_prio(c, POOL_PRIO_PINNED, err, sizeof(err)), 0);
+	ck_assert_uint_eq(F.p->pinned_mem, 70 * G);
+	/* Its size changes with the catalog's. */
+	ck_assert_ptr_eq(pool_model_add(F.p, "c", 25 * G, 0), c);
+	ck_assert_uint_eq(F.p->pinned_mem, 75 * G);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A pinned model that only leases keep out does not hold the queue: a
+ * request that fits starts.  Once leases end, it stops idle servers
+ * for its room and holds the queue until their reaps: a request that
+ * fits meanwhile waits behind it.
+ */
+START_TEST(test_pinned_before_queue)
+{
+	struct pool_model	*l, *p, *s, *t;
+	struct pool_waiter	 ws, wt;
+	char			 err[256];
+	int64_t			 ll;
+
+	fx_init(NULL);
+	l = model("l", 70 * G, 0);
+	p = model("pin", 50 * G, 0);
+	s = model("s", 20 * G, 0);
+	t = model("t", 10 * G, 0);
+	at(0);
+	ll = warm(l, &F.own, true);
+	ck_assert_int_eq(set_prio(p, POOL_PRIO_PINNED, err, sizeof(err)), 0);
+	ck_assert_ptr_null(p->server);
+	ck_assert_uint_eq(events_of(POOL_EV_PRESSURE, p), 1);
+	acquire(&ws, &F.own, s, false, LONG_MS);
+	ck_assert_ptr_nonnull(s->server);
+	at(1000);
+	ready(s);
+	at(2000);
+	ck_assert_int_eq(release(ll), 0);
+	ck_assert_uint_eq(F.r.nstops, 2);	/* s, then l */
+	ck_assert_ptr_eq(stopped_model(0), s);
+	ck_assert_ptr_eq(stopped_model(1), l);
+	acquire(&wt, &F.own, t, false, LONG_MS);
+	ck_assert_ptr_null(t->server);		/* behind the pinned start */
+	ck_assert(t->is_pending);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_ptr_null(p->server);
+	reap(F.r.stops[1].srv, "exited");
+	ck_assert_ptr_nonnull(p->server);
+	ck_assert_ptr_nonnull(t->server);
+	ck_assert(F.r.spawns[F.r.nspawns - 2].model == p);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A smaller budget stops idle servers (reason budget), least recently
+ * used first, until used fits; leased, starting and pinned ones stay,
+ * and nothing starts while used is over the budget.  A smaller
+ * max_servers the same.
+ */
+START_TEST(test_set_limits_shrink)
+{
+	struct pool_limits	 nl;
+	struct pool_model	*a, *a2, *b, *p, *s, *d;
+	struct pool_waiter	 ws, wd;
+	char			 why[256];
+	int64_t			 lb;
+
+	fx_init(NULL);
+	a = model("a", 20 * G, 0);
+	a2 = model("a2", 10 * G, 0);
+	b = model("b", 30 * G, 0);
+	p = model_prio("pin", 30 * G, 0, POOL_PRIO_PINNED);
+	s = model("s", 5 * G, 0);
+	d = model("d", 10 * G, 0);
+	at(0);
+	ready(p);
+	warm(a2, &F.own, false);
+	at(100);
+	warm(a, &F.own, false);
+	lb = warm(b, &F.own, true);
+	acquire(&ws, &F.own, s, false, LONG_MS);	/* starting */
+	ck_assert_uint_eq(F.p->used, 95 * G);
+
+	at(1000);
+	nl = F.p->lim;
+	nl.budget = 50 * G;
+	F.shrunk = true;
+	pool_set_limits(F.p, F.now, &nl);
+	inv();
+	ck_assert_uint_eq(F.p->lim.budget, 50 * G);
+	ck_assert_uint_eq(F.r.nstops, 2);		/* both idle ones */
+	ck_assert_ptr_eq(stopped_model(0), a2);
+	ck_assert_ptr_eq(stopped_model(1), a);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_BUDGET], 2);
+	ck_assert_uint_eq(a->counters.stops[POOL_STOP_BUDGET], 1);
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, a)->reason,
+	    POOL_STOP_BUDGET);
+	ck_assert_ptr_nonnull(b->server);
+	ck_assert_ptr_nonnull(p->server);
+	ck_assert_ptr_nonnull(s->server);
+	reap(F.r.stops[0].srv, "exited");
+	reap(F.r.stops[1].srv, "exited");
+	ck_assert_uint_eq(F.p->used, 65 * G);
+	/* Over the budget: nothing starts, not even a preload. */
+	ck_assert_int_eq(pool_preload(F.p, F.now, d, why, sizeof(why)), -1);
+	acquire(&wd, &F.own, d, false, LONG_MS);
+	ck_assert_ptr_null(d->server);
+	at(2000);
+	ready(s);				/* idle now, but not enough */
+	ck_assert_uint_eq(F.r.nstops, 2);
+	at(3000);
+	ck_assert_int_eq(release(lb), 0);	/* s and b go for d */
+	ck_assert_uint_eq(F.r.nstops, 4);
+	reap(F.r.stops[2].srv, "exited");
+	reap(F.r.stops[3].srv, "exited");
+	ck_assert_ptr_nonnull(d->server);
+	ck_assert_uint_eq(F.p->used, 40 * G);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_LRU], 2);
+
+	/* max_servers 2 of 2 (pin, d): to 1, d goes (idle once ready). */
+	ready(d);
+	nl.max_servers = 1;
+	pool_set_limits(F.p, F.now, &nl);
+	inv();
+	ck_assert_uint_eq(F.r.nstops, 5);
+	ck_assert_ptr_eq(stopped_model(4), d);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_BUDGET], 3);
+	/* The port range stays the pool's. */
+	ck_assert_int_eq(F.p->lim.port_min, 8000);
+	fx_done();
+}
+END_TEST
+
+/*
+ * A preload starts only into free room, with nothing queued and the
+ * model not backing off; a preload still starting is the first stopped
+ * for a request's room, unless a request waits on it.
+ */
+START_TEST(test_preload)
+{
+	struct pool_model	*a, *b, *c, *d, *e;
+	struct pool_waiter	 wb, wc, wd;
+	const struct rec_event	*ev;
+	char			 why[512];
+	size_t			 nsp;
+
+	fx_init(NULL);
+	a = model("a", 40 * G, 0);
+	b = model("b", 70 * G, 0);
+	c = model("c", 30 * G, 0);
+	d = model("d", 50 * G, 0);
+	e = model("e", 1 * G, 0);
+	at(0);
+	ck_assert_int_eq(pool_preload(F.p, F.now, a, why, sizeof(why)), 0);
+	inv();
+	ck_assert_ptr_nonnull(a->server);
+	ck_assert(a->server->preloaded);
+	ck_assert_uint_eq(F.p->counters.preloads, 1);
+	ck_assert_uint_eq(a->counters.preloads, 1);
+	ck_assert_uint_eq(a->usage.cold_starts, 0);
+	ev = last_event(POOL_EV_START, a);
+	ck_assert(ev->preload);
+	nsp = F.r.nspawns;
+	ck_assert_int_eq(pool_preload(F.p, F.now, a, why, sizeof(why)), 0);
+	ck_assert_int_eq(pool_preload(F.p, F.now, b, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "does not fit") != NULL, "why: %s", why);
+	ck_assert_uint_eq(F.r.nspawns, nsp);
+
+	/* b's request takes the room of a's preload, still starting. */
+	at(100);
+	acquire(&wb, &F.own, b, true, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), a);
+	ck_assert_int_eq(F.r.stops[0].state, POOL_STOPPING);
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, a)->reason, POOL_STOP_LRU);
+	reap_last();
+	ck_assert_ptr_nonnull(b->server);
+	ck_assert(!b->server->preloaded);
+	ck_assert_uint_eq(b->usage.cold_starts, 1);
+	ready(b);
+
+	/* c preloaded, then asked for: no longer a victim. */
+	ck_assert_int_eq(pool_preload(F.p, F.now, c, why, sizeof(why)), 0);
+	acquire(&wc, &F.own, c, false, LONG_MS);
+	ck_assert_uint_eq(spawns_of(c), 1);
+	acquire(&wd, &F.own, d, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert(d->is_pending);
+	/* Nothing is preloaded while a request waits for room. */
+	ck_assert_int_eq(pool_preload(F.p, F.now, e, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "'d' waits for room") != NULL, "why: %s",
+	    why);
+	ready(c);
+	expect_ok(&wc, c, "c preloaded");
+	ck_assert(answer_of(&wc, "c")->cold);
+	fx_done();
+}
+END_TEST
+
+/* Refusals of pool_preload that need a pool of their own. */
+START_TEST(test_preload_refused)
+{
+	struct pool_model	*f, *g;
+	struct pool_waiter	 wf;
+	char			 why[512];
+
+	fx_init(NULL);
+	f = model("f", 1 * G, 0);
+	g = model("g", 1 * G, 0);
+	F.r.fail_spawns = 1;
+	acquire(&wf, &F.own, f, false, LONG_MS);
+	expect_err(&wf, PROTO_E_START_FAILED, "f fails");
+	ck_assert_uint_eq(events_of(POOL_EV_FAILED, f), 1);
+	ck_assert_ptr_null(last_event(POOL_EV_FAILED, f)->server);
+	ck_assert_int_eq(pool_preload(F.p, F.now, f, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "backing off") != NULL, "why: %s", why);
+	/* A spawn that fails: -1 with its error. */
+	F.r.fail_spawns = 1;
+	ck_assert_int_eq(pool_preload(F.p, F.now, g, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "No such file") != NULL, "why: %s", why);
+	ck_assert_uint_eq(g->usage.failed_starts, 1);
+	ck_assert_uint_eq(F.p->counters.preloads, 0);
+	pool_model_retire(F.p, F.now, g);
+	inv();
+	at(100000);
+	ck_assert_int_eq(pool_preload(F.p, F.now, g, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "was removed") != NULL, "why: %s", why);
+	pool_shutdown(F.p, F.now);
+	ck_assert_int_eq(pool_preload(F.p, F.now, f, why, sizeof(why)), -1);
+	fx_done();
+}
+END_TEST
+
+/*
+ * Retire: waiters get unknown_model, an idle server stops now, a leased
+ * one at its last release (reason retired), nothing starts it again,
+ * and pool_model_remove works once nothing refers to it.
+ */
+START_TEST(test_retire)
+{
+	struct pool_model	*a, *b, *c, *x;
+	struct pool_waiter	 wc, wc2, wb;
+	char			 err[256];
+	int64_t			 lb, lx;
+
+	fx_init(NULL);
+	a = model("a", 30 * G, 0);
+	b = model("b", 40 * G, 0);
+	x = model("x", 25 * G, 0);
+	c = model("c", 50 * G, 0);
+	at(0);
+	warm(a, &F.own, false);
+	lb = warm(b, &F.own, true);
+	lx = warm(x, &F.own, true);
+	acquire(&wc, &F.own, c, true, LONG_MS);
+	ck_assert(c->is_pending);
+
+	at(1000);
+	pool_model_retire(F.p, F.now, c);
+	inv();
+	expect_msg(&wc, PROTO_E_UNKNOWN_MODEL, "model 'c' was removed", "c");
+	ck_assert(!c->is_pending);
+	acquire(&wc2, &F.own, c, true, LONG_MS);
+	expect_msg(&wc2, PROTO_E_UNKNOWN_MODEL, "was removed", "c again");
+	ck_assert_int_eq(set_prio(c, POOL_PRIO_PINNED, err, sizeof(err)), -1);
+	ck_assert_int_eq(pool_model_remove(F.p, c), 0);
+	forget_model(c);
+
+	pool_model_retire(F.p, F.now, a);
+	inv();
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(stopped_model(0), a);
+	ck_assert_int_eq(F.r.stops[0].srv->stop_reason, POOL_STOP_RETIRED);
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, a)->reason,
+	    POOL_STOP_RETIRED);
+	ck_assert_uint_eq(a->counters.stops[POOL_STOP_RETIRED], 1);
+	ck_assert_int_eq(pool_model_remove(F.p, a), -1);
+	reap_last();
+	ck_assert_int_eq(pool_model_remove(F.p, a), 0);
+	forget_model(a);
+
+	pool_model_retire(F.p, F.now, b);
+	inv();
+	ck_assert_uint_eq(F.r.nstops, 1);	/* leased: it runs on */
+	acquire(&wb, &F.own, b, false, LONG_MS);
+	expect_err(&wb, PROTO_E_UNKNOWN_MODEL, "b retired");
+	ck_assert_int_eq(pool_model_remove(F.p, b), -1);
+	at(2000);
+	ck_assert_int_eq(release(lb), 0);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	ck_assert_ptr_eq(stopped_model(1), b);
+	ck_assert_int_eq(F.r.stops[1].srv->stop_reason, POOL_STOP_RETIRED);
+	reap_last();
+	ck_assert_int_eq(pool_model_remove(F.p, b), 0);
+	forget_model(b);
+	ck_assert_int_eq(release(lx), 0);
+	ck_assert_uint_eq(F.r.nstops, 2);
+	fx_done();
+}
+END_TEST
+
+/* A pinned model retired is unpinned and stops like any other. */
+START_TEST(test_retire_pinned)
+{
+	struct pool_model	*p;
+
+	fx_init(NULL);
+	p = model_prio("pin", 30 * G, 0, POOL_PRIO_PINNED);
+	ready(p);
+	pool_model_retire(F.p, F.now, p);
+	inv();
+	ck_assert_int_ne(p->priority, POOL_PRIO_PINNED);
+	ck_assert_uint_eq(F.p->pinned_mem, 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	reap_last();
+	ck_assert_uint_eq(spawns_of(p), 1);	/* not restarted */
+	ck_assert_int_eq(deadline(), -1);
+	ck_assert_int_eq(pool_model_remove(F.p, p), 0);
+	forget_model(p);
+	fx_done();
+}
+END_TEST
+
+static TCase *
+issue12_tcase(void)
+{
+	TCase	*tc = tcase_create("issue12");
+
+	tcase_add_test(tc, test_prio_class_order);
+	tcase_add_test(tc, test_prio_high_last);
+	tcase_add_test(tc, test_pinned_never_evicted);
+	tcase_add_test(tc, test_pinned_restart);
+	tcase_add_test(tc, test_pin_over_budget);
+	tcase_add_test(tc, test_pinned_before_queue);
+	tcase_add_test(tc, test_set_limits_shrink);
+	tcase_add_test(tc, test_preload);
+	tcase_add_test(tc, test_preload_refused);
+	tcase_add_test(tc, test_retire);
+	tcase_add_test(tc, test_retire_pinned);
 	return tc;
 }

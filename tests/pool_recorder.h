@@ -1,12 +1,14 @@
 /*
  * pool_recorder.h — a fake struct pool_ops for the unit tests of pool.c.
  *
- * It records every effect the pool asks for (spawn, stop, answer, log),
+ * It records every effect the pool asks for (spawn, stop, answer, log,
+ * event),
  * hands out fake pids, can be told to fail the next spawns and to report
  * ports as taken, and checks on the spot what must hold whenever the pool
  * calls out: a spawned server's port is in range, unused and was reported
  * free; a server is stopped once and never while leased unless the test
- * allowed it (forced EVICT, shutdown); a log line has no newline.
+ * allowed it (forced EVICT, shutdown); a log line has no newline; an
+ * event finds its server in the state it tells of.
  *
  * Header-only (everything static): included by tests/check_pool.c alone.
  */
@@ -57,6 +59,20 @@ struct rec_answer {
 	pool_ms			 at;
 };
 
+/* One ops->event, copied (the pointers are identities only). */
+struct rec_event {
+	enum pool_event_kind	 kind;
+	const struct pool_model	*model;
+	const struct pool_server *server;
+	enum pool_stop_reason	 reason;
+	bool			 preload;
+	pool_ms			 load_ms;
+	uint64_t		 need;
+	bool			 has_message;
+	char			 message[REC_MSG_MAX];
+	pool_ms			 at;
+};
+
 struct rec;
 typedef void rec_answer_hook(struct rec *, struct pool_waiter *,
     const struct pool_answer *);
@@ -92,6 +108,8 @@ struct rec {
 	size_t			 nstops, capstops;
 	struct rec_answer	*answers;
 	size_t			 nanswers, capanswers;
+	struct rec_event	*events;
+	size_t			 nevents, capevents;
 	struct pool_server	*last_check;	/* identity only */
 	size_t			 nchecks;
 	size_t			 nlogs;
@@ -237,6 +255,13 @@ rec_stop_cb(void *ctx, struct pool_server *srv)
 	    srv->model == r->allow_leased_model),
 	    "server %s (port %d) stopped with %u leases",
 	    rec_model_name(srv->model), srv->port, srv->leases);
+	/* Pinned: never stopped for room, idleness or an EVICT. */
+	ck_assert_msg(srv->model->priority != POOL_PRIO_PINNED ||
+	    srv->stop_reason == POOL_STOP_START_TIMEOUT ||
+	    srv->stop_reason == POOL_STOP_UNHEALTHY ||
+	    srv->stop_reason == POOL_STOP_SHUTDOWN, "pinned %s stopped (%s)",
+	    rec_model_name(srv->model),
+	    pool_stop_reason_name(srv->stop_reason));
 	REC_PUSH(r->stopped, r->nstopped, r->capstopped);
 	r->stopped[r->nstopped - 1] = srv;
 }
@@ -333,6 +358,97 @@ rec_check_cb(void *ctx, struct pool_server *srv)
 		    (long long)*r->now, rec_model_name(srv->model), srv->port);
 }
 
+static const char *
+rec_event_name(enum pool_event_kind k)
+{
+	static const char *const names[] = {
+		"start", "ready", "evict", "exit", "failed", "pressure",
+	};
+
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] :
+	    "?";
+}
+
+/*
+ * An event, with what must hold when it is told: the server in the
+ * state the event says (START: spawned, STARTING; READY: READY; EVICT:
+ * STOPPING for that reason; EXIT: off the server list), a model always.
+ */
+static void
+rec_event_cb(void *ctx, const struct pool_event *ev)
+{
+	struct rec		*r = ctx;
+	struct rec_event	*x;
+	const struct pool_server *o;
+	bool			 listed = false;
+
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_msg(ev->model != NULL, "event %s with no model",
+	    rec_event_name(ev->kind));
+	REC_PUSH(r->events, r->nevents, r->capevents);
+	x = &r->events[r->nevents - 1];
+	x->kind = ev->kind;
+	x->model = ev->model;
+	x->server = ev->server;
+	x->reason = ev->reason;
+	x->preload = ev->preload;
+	x->load_ms = ev->load_ms;
+	x->need = ev->need;
+	if (ev->message != NULL) {
+		x->has_message = true;
+		snprintf(x->message, sizeof(x->message), "%s", ev->message);
+	}
+	x->at = *r->now;
+	if (r->verbose)
+		fprintf(stderr, "[%lld] EVENT %s %s reason %s preload %d "
+		    "load %lld need %llu msg %s\n", (long long)*r->now,
+		    rec_event_name(ev->kind), rec_model_name(ev->model),
+		    pool_stop_reason_name(ev->reason), (int)ev->preload,
+		    (long long)ev->load_ms, (unsigned long long)ev->need,
+		    x->message);
+	if (r->pool != NULL && ev->server != NULL)
+		TAILQ_FOREACH(o, &r->pool->servers, link)
+			if (o == ev->server)
+				listed = true;
+	switch (ev->kind) {
+	case POOL_EV_START:
+		ck_assert_msg(ev->server != NULL && ev->server->pid > 0 &&
+		    ev->server->state == POOL_STARTING,
+		    "start %s: no spawned, starting server",
+		    rec_model_name(ev->model));
+		ck_assert_int_eq(ev->preload, ev->server->preloaded);
+		break;
+	case POOL_EV_READY:
+		ck_assert_msg(ev->server != NULL &&
+		    ev->server->state == POOL_READY, "ready %s: server not "
+		    "ready", rec_model_name(ev->model));
+		break;
+	case POOL_EV_EVICT:
+		ck_assert_msg(ev->server != NULL &&
+		    ev->server->state == POOL_STOPPING &&
+		    ev->server->stop_reason == ev->reason, "evict %s: server "
+		    "not stopping for %s", rec_model_name(ev->model),
+		    pool_stop_reason_name(ev->reason));
+		break;
+	case POOL_EV_EXIT:
+		ck_assert_msg(ev->server != NULL && !listed, "exit %s: "
+		    "server missing or still listed",
+		    rec_model_name(ev->model));
+		ck_assert_msg(ev->message != NULL, "exit %s: no message",
+		    rec_model_name(ev->model));
+		break;
+	case POOL_EV_FAILED:
+		ck_assert_msg(ev->message != NULL && ev->message[0] != '\0',
+		    "failed %s: no message", rec_model_name(ev->model));
+		break;
+	case POOL_EV_PRESSURE:
+		ck_assert_msg(ev->server == NULL && ev->need > 0 &&
+		    ev->message != NULL && ev->model->pressured,
+		    "pressure %s: malformed", rec_model_name(ev->model));
+		break;
+	}
+}
+
 static const struct pool_ops rec_ops = {
 	.spawn = rec_spawn_cb,
 	.stop = rec_stop_cb,
@@ -341,6 +457,7 @@ static const struct pool_ops rec_ops = {
 	.log = rec_log_cb,
 	.available = rec_available_cb,
 	.check = rec_check_cb,
+	.event = rec_event_cb,
 };
 
 static void
@@ -360,6 +477,7 @@ rec_free(struct rec *r)
 	free(r->spawns);
 	free(r->stops);
 	free(r->answers);
+	free(r->events);
 	free(r->stopped);
 	memset(r, 0, sizeof(*r));
 }
