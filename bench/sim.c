@@ -632,11 +632,14 @@ run_belady(const struct catalog *cat, const int *trace, int len,
  * (yesterday's favourites are today's tail: frequency is wrong for a
  * while every day), new releases (every 6 h the least popular model
  * becomes the most popular and the others move one rank down: frequency
- * lags, recency does not) and the bursts.
+ * lags, recency does not), the bursts, and Zipf 0.9 with a request
+ * every 5 min instead of 30 s (servers time out; refill has room).
  */
-enum rtrace { R_ZIPF09, R_DAILY, R_RELEASES, R_BURSTS, R__COUNT };
+enum rtrace { R_ZIPF09, R_DAILY, R_RELEASES, R_BURSTS, R_QUIET,
+    R__COUNT };
 static const char *rtrace_name[] = {
 	"Zipf 0.9", "daily shift", "new release every 6 h", "bursts",
+	"Zipf 0.9, 10x quieter",
 };
 
 struct rconf {
@@ -648,6 +651,7 @@ static const struct rconf rconf[] = {
 	{ "LRU", POOL_POLICY_LRU, 0 },
 	{ "GDS", POOL_POLICY_GDS, 0 },
 	{ "FREQ 24h", POOL_POLICY_FREQ, 0 },
+	{ "FREQ 6h", POOL_POLICY_FREQ, 6 * HOUR_MS },
 	{ "FREQ 2h", POOL_POLICY_FREQ, 2 * HOUR_MS },
 };
 #define NRCONF		(int)(sizeof(rconf) / sizeof(rconf[0]))
@@ -720,12 +724,12 @@ make_rtrace(int *out, int len, enum rtrace k, int nmodels)
  * chance) and idle servers time out.
  */
 static pool_ms
-next_arrival(pool_ms t)
+next_arrival(pool_ms t, double mean_ms)
 {
 	double rate = 1 + 0.8 * sin(2 * M_PI * (double)(t % DAY_MS) /
 	    (double)DAY_MS);
 
-	return t + 1 + (pool_ms)(-log(1 - unif()) * 30000 / rate);
+	return t + 1 + (pool_ms)(-log(1 - unif()) * mean_ms / rate);
 }
 
 /*
@@ -1008,7 +1012,7 @@ run_restart(const struct catalog *cat, const int *trace, const pool_ms *arr,
 	struct pool_usage *u;
 	struct racc acc = { 0 };
 	struct rres res;
-	pool_ms t0, *asked, hl = rc->half_life ? rc->half_life :
+	pool_ms t0, *answered, hl = rc->half_life ? rc->half_life :
 	    POOL_FREQ_HALF_LIFE_DEFAULT;
 	double *own;
 	bool hit;
@@ -1017,14 +1021,17 @@ run_restart(const struct catalog *cat, const int *trace, const pool_ms *arr,
 	    (acc.waits = calloc((size_t)len, sizeof(pool_ms))) == NULL)
 		exit(1);
 	if ((own = calloc((size_t)cat->n, sizeof(double))) == NULL ||
-	    (asked = calloc((size_t)train, sizeof(pool_ms))) == NULL)
+	    (answered = calloc((size_t)train, sizeof(pool_ms))) == NULL)
 		exit(1);
 	rsim_init(&r, cat, budget, rc, 0, 0);
-	for (int i = 0; i < train; i++)
-		asked[i] = r.s.now - rsim_request(&r, trace[i], arr[i], &hit);
+	for (int i = 0; i < train; i++) {
+		rsim_request(&r, trace[i], arr[i], &hit);
+		answered[i] = r.s.now;	/* usage counts it then */
+	}
 	t0 = r.s.now > arr[train - 1] ? r.s.now : arr[train - 1];
 	for (int i = 0; i < train; i++)
-		own[trace[i]] += exp2(-(double)(t0 - asked[i]) / (double)hl);
+		own[trace[i]] += exp2(-(double)(t0 - answered[i]) /
+		    (double)hl);
 	for (int i = 0; i < cat->n; i++) {
 		u[i] = r.models[i]->usage;
 		u[i].freq = pool_usage_freq(r.p, r.models[i], t0);
@@ -1034,7 +1041,7 @@ run_restart(const struct catalog *cat, const int *trace, const pool_ms *arr,
 			freq_check_max = fabs(u[i].freq - own[i]) / own[i];
 	}
 	free(own);
-	free(asked);
+	free(answered);
 	rsim_free(&r);
 
 	rsim_init(&r, cat, budget, rc, mode == M_REFILL ? REFILL_MS : 0, t0);
@@ -1359,7 +1366,8 @@ part_preload(int nreq, int nmodels, int seeds, double budget_gb)
 			make_rtrace(trace, nreq, (enum rtrace)k, nmodels);
 			rng = seed ^ 0x5555;
 			for (int i = 0; i < nreq; i++)
-				arr[i] = next_arrival(i ? arr[i - 1] : 0);
+				arr[i] = next_arrival(i ? arr[i - 1] : 0,
+				    k == R_QUIET ? 300000 : 30000);
 			for (int c = 0; c < NRCONF; c++)
 				for (int m = 0; m < M__COUNT; m++)
 					r[k][c][m][sd] = run_restart(&cat,
