@@ -18,11 +18,12 @@
  * days 2-7 are measured) with POOL_POLICY_FREQ, preloading and poold's
  * quiet refill, on a clock with idle timeouts and a day and a night.
  *
- *	sim [--quick] [--part NAME[,NAME]] [--list] [-n requests]
+ *	sim [--quick] [--part NAME[,NAME]] [--list] [-v] [-n requests]
  *	    [-m models] [-r seeds] [-B budget_gb]
  *
  * --list names the parts (all run without --part); --quick is 5,000
- * requests and 3 seeds: a check that it runs, not figures to quote.
+ * requests and 3 seeds: a check that it runs, not figures to quote;
+ * -v adds the preload part's figures of every run (RAW lines).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -737,6 +738,7 @@ next_arrival(pool_ms t, double mean_ms)
  * quiet refill, as the daemon would drive it.
  */
 static double freq_check_max;	/* pool_usage_freq against our own sum */
+static bool verbose;		/* -v: RAW lines, one per run */
 
 struct rsim {
 	struct sim		 s;		/* first: the ops' ctx */
@@ -1345,6 +1347,17 @@ rrow(const char *trace, const char *conf, const char *mode,
 	    q.med, q.min, q.max, is_base ? "baseline" : rverdict(ratio, n));
 }
 
+/* One run's figures, for a closer look (-v). */
+static void
+rraw(const char *trace, const char *conf, const char *mode, int seed,
+    const struct rres *r)
+{
+	printf("RAW\t%s\t%s\t%s\t%d\t%.3f\t%.0f\t%.4f\t%.4f\t%.3f\t%.0f"
+	    "\t%.4f\t%.0f\t%.0f\t%.0f\n", trace, conf, mode, seed,
+	    r->hit_pct, r->cold, r->wait_mean_s, r->wait_med_s, r->w_hit_pct,
+	    r->w_cold, r->w_wait_mean_s, r->loads, r->refills, r->wasted);
+}
+
 static void
 part_preload(int nreq, int nmodels, int seeds, double budget_gb)
 {
@@ -1380,6 +1393,13 @@ part_preload(int nreq, int nmodels, int seeds, double budget_gb)
 			free(cat.size);
 			free(cat.load_ms);
 		}
+	for (int k = 0; verbose && k < R__COUNT; k++)
+		for (int c = 0; c <= NRCONF; c++)
+			for (int m = 0; m < M__COUNT; m++)
+				for (int sd = 0; sd < seeds; sd++)
+					rraw(rtrace_name[k], c == RC_BELADY ?
+					    "Belady" : rconf[c].name,
+					    rmode_name[m], sd, &r[k][c][m][sd]);
 	for (int k = 0; k < R__COUNT; k++) {
 		for (int c = 0; c < NRCONF; c++)
 			for (int m = 0; m < M__COUNT; m++)
@@ -1502,7 +1522,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: sim [--quick] [--part NAME[,NAME]] [--list] "
-	    "[-n requests] [-m models] [-r seeds] [-B budget_gb]\n");
+	    "[-v] [-n requests] [-m models] [-r seeds] [-B budget_gb]\n");
 	exit(1);
 }
 
@@ -1540,13 +1560,14 @@ main(int argc, char **argv)
 	double budget_gb = 256;
 	bool want[NPARTS] = { false }, any = false;
 
-	while ((ch = getopt_long(argc, argv, "n:m:r:B:", longopts,
+	while ((ch = getopt_long(argc, argv, "n:m:r:B:v", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'n': nreq = atoi(optarg); break;
 		case 'm': nmodels = atoi(optarg); break;
 		case 'r': seeds = atoi(optarg); break;
 		case 'B': budget_gb = atof(optarg); break;
+		case 'v': verbose = true; break;
 		case 'p':
 			if (!parts_pick(optarg, want))
 				return 1;
