@@ -658,9 +658,16 @@ static const struct rconf rconf[] = {
 #define NRCONF		(int)(sizeof(rconf) / sizeof(rconf[0]))
 #define RC_BELADY	NRCONF		/* the offline reference */
 
-enum rmode { M_NONE, M_PRELOAD, M_REFILL, M__COUNT };
-static const char *rmode_name[] = { "no preload", "preload",
-    "preload + refill" };
+/*
+ * Refill "not idled" skips a model whose server its idle timeout stopped
+ * since its last request: without that, refill reloads at night what
+ * idle_timeout has just stopped, which times out again unused.
+ */
+enum rmode { M_NONE, M_PRELOAD_FEW, M_PRELOAD, M_REFILL, M_REFILL_NOIDLE,
+    M__COUNT };
+static const char *rmode_name[] = { "no preload", "preload 4", "preload",
+    "preload + refill", "preload + refill (not idled)" };
+#define PRELOAD_FEW	4	/* "preload": 4, the head of the Zipf */
 
 /* One run after the restart: the whole rest, and its first WINDOW_MS. */
 struct rres {
@@ -749,7 +756,8 @@ struct rsim {
 	pool_ms			 refill_ms;	/* 0: off */
 	pool_ms			 last_req, last_refill;
 	bool			*fresh;		/* preloaded, not yet asked for */
-	bool			 in_preload;
+	bool			*idled;		/* idle-stopped since asked for */
+	bool			 in_preload, skip_idled;
 	long			 loads, wasted, refills;
 };
 
@@ -775,6 +783,8 @@ rop_stop(void *ctx, struct pool_server *srv)
 		r->fresh[i] = false;
 		r->wasted++;
 	}
+	if (srv->stop_reason == POOL_STOP_IDLE)
+		r->idled[i] = true;
 	op_stop(ctx, srv);
 }
 
@@ -809,7 +819,8 @@ rsim_init(struct rsim *r, const struct catalog *cat, uint64_t budget,
 	lim.freq_half_life = rc->half_life;
 	if ((r->p = pool_new(&lim, &rsim_ops, r, now)) == NULL ||
 	    (r->models = calloc((size_t)cat->n, sizeof(*r->models))) == NULL ||
-	    (r->fresh = calloc((size_t)cat->n, sizeof(bool))) == NULL)
+	    (r->fresh = calloc((size_t)cat->n, sizeof(bool))) == NULL ||
+	    (r->idled = calloc((size_t)cat->n, sizeof(bool))) == NULL)
 		exit(1);
 	for (int i = 0; i < cat->n; i++) {
 		snprintf(name, sizeof(name), "m%03d", i);
@@ -826,6 +837,7 @@ rsim_free(struct rsim *r)
 	pool_free(r->p);
 	free(r->models);
 	free(r->fresh);
+	free(r->idled);
 	free(r->s.heap);
 }
 
@@ -863,7 +875,8 @@ rsim_preload(struct rsim *r, int n)
 
 		if (order[k][0] <= 0)
 			break;		/* never used: not popular */
-		if (m->server != NULL || r->p->used + m->mem > r->budget)
+		if (m->server != NULL || r->p->used + m->mem > r->budget ||
+		    (r->skip_idled && r->idled[(int)order[k][1]]))
 			continue;
 		if (pool_preload(r->p, r->s.now, m, why, sizeof(why)) == 0)
 			started++;
@@ -948,6 +961,7 @@ rsim_request(struct rsim *r, int model, pool_ms t, bool *hit)
 		exit(1);
 	}
 	r->fresh[model] = false;
+	r->idled[model] = false;
 	*hit = r->s.now == asked;
 	return r->s.now - asked;
 }
@@ -1046,11 +1060,12 @@ run_restart(const struct catalog *cat, const int *trace, const pool_ms *arr,
 	free(answered);
 	rsim_free(&r);
 
-	rsim_init(&r, cat, budget, rc, mode == M_REFILL ? REFILL_MS : 0, t0);
+	rsim_init(&r, cat, budget, rc, mode >= M_REFILL ? REFILL_MS : 0, t0);
+	r.skip_idled = mode == M_REFILL_NOIDLE;
 	for (int i = 0; i < cat->n; i++)
 		pool_usage_restore(r.p, r.models[i], &u[i]);
 	if (mode != M_NONE)
-		rsim_preload(&r, cat->n);
+		rsim_preload(&r, mode == M_PRELOAD_FEW ? PRELOAD_FEW : cat->n);
 	for (int i = train; i < len; i++) {
 		pool_ms wait = rsim_request(&r, trace[i], arr[i], &hit);
 
@@ -1068,12 +1083,13 @@ run_restart(const struct catalog *cat, const int *trace, const pool_ms *arr,
 
 /*
  * Belady after the same restart: empty, or holding what preloading
- * would take (the most frequent of the first day, 24 h half-life, that
- * fit), loaded at t0 for free; no idle timeout.  The offline bound.
+ * would take (up to npreload of the most frequent of the first day, 24 h
+ * half-life, that fit), loaded at t0 for free; no idle timeout.  The
+ * offline bound.
  */
 static struct rres
 run_restart_belady(const struct catalog *cat, const int *trace,
-    const pool_ms *arr, int len, int train, uint64_t budget, bool preload)
+    const pool_ms *arr, int len, int train, uint64_t budget, int npreload)
 {
 	int n = len - train, *next, *last, *nextuse, *res_list, nres = 0;
 	int npre = 0;
@@ -1108,7 +1124,8 @@ run_restart_belady(const struct catalog *cat, const int *trace,
 		order[trace[i]][0] += exp2(-(double)(t0 - arr[i]) /
 		    (double)POOL_FREQ_HALF_LIFE_DEFAULT);
 	qsort(order, (size_t)cat->n, sizeof(*order), by_freq_desc);
-	for (int k = 0; preload && k < cat->n && order[k][0] > 0; k++) {
+	for (int k = 0; npre < npreload && k < cat->n && order[k][0] > 0;
+	    k++) {
 		int m = (int)order[k][1];
 
 		if (used + cat->size[m] <= budget) {
@@ -1389,7 +1406,8 @@ part_preload(int nreq, int nmodels, int seeds, double budget_gb)
 			for (int m = 0; m < M__COUNT; m++)
 				r[k][RC_BELADY][m][sd] = run_restart_belady(
 				    &cat, trace, arr, nreq, train, budget,
-				    m != M_NONE);
+				    m == M_NONE ? 0 : m == M_PRELOAD_FEW ?
+				    PRELOAD_FEW : nmodels);
 			free(cat.size);
 			free(cat.load_ms);
 		}
