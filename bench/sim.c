@@ -235,7 +235,7 @@ make_trace(int *out, int len, enum trace_kind k, int nmodels)
 
 /* --- the pool, driven with a virtual clock --- */
 
-enum ev_kind { EV_READY, EV_EXIT };
+enum ev_kind { EV_READY, EV_EXIT, EV_NONE };
 
 struct event {
 	pool_ms			 t;
@@ -326,6 +326,11 @@ op_stop(void *ctx, struct pool_server *srv)
 {
 	struct sim *s = ctx;
 
+	/* A start stopped before it was ready (a preload that yielded its
+	 * room) never becomes ready: its server is freed at the reap. */
+	for (size_t i = 0; i < s->nheap; i++)
+		if (s->heap[i].srv == srv && s->heap[i].kind == EV_READY)
+			s->heap[i].kind = EV_NONE;
 	push(s, s->now, EV_EXIT, srv);		/* reaped at once */
 }
 
@@ -401,7 +406,7 @@ run_pool(const struct catalog *cat, const int *trace, int len,
 			s.now = e.t;
 			if (e.kind == EV_READY)
 				pool_ready(p, s.now, e.srv);
-			else
+			else if (e.kind == EV_EXIT)
 				pool_exited(p, s.now, e.srv, "stopped");
 		}
 		/* reaps due now (nothing else is pending between requests) */
@@ -410,7 +415,7 @@ run_pool(const struct catalog *cat, const int *trace, int len,
 
 			if (e.kind == EV_READY)
 				pool_ready(p, s.now, e.srv);
-			else
+			else if (e.kind == EV_EXIT)
 				pool_exited(p, s.now, e.srv, "stopped");
 		}
 		if (!s.answered || s.err != PROTO_OK) {
@@ -525,7 +530,7 @@ run_cluster(const struct catalog *cat, const int *trace, int len,
 				sk->now = e.t;
 			if (e.kind == EV_READY)
 				pool_ready(p[k], sk->now, e.srv);
-			else
+			else if (e.kind == EV_EXIT)
 				pool_exited(p[k], sk->now, e.srv, "stopped");
 		}
 		if (!sk->answered || sk->err != PROTO_OK) {
@@ -895,7 +900,7 @@ rsim_event(struct rsim *r)
 		r->s.now = e.t;
 	if (e.kind == EV_READY)
 		pool_ready(r->p, r->s.now, e.srv);
-	else
+	else if (e.kind == EV_EXIT)
 		pool_exited(r->p, r->s.now, e.srv, "stopped");
 }
 
