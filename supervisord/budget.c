@@ -94,7 +94,7 @@ budget_limits(const struct config *conf, const struct budget *b,
 	lim->gpu_budget = b->gpu_budget;
 	lim->ngpus = b->ngpus;
 	memcpy(lim->gpu_budgets, b->gpu_budgets, sizeof(lim->gpu_budgets));
-	lim->policy = conf->eviction_gds ? POOL_POLICY_GDS : POOL_POLICY_LRU;
+	lim->policy = conf->eviction;
 	lim->health_interval = conf->health_interval_ms;
 	lim->freq_half_life = conf->usage_half_life_ms;
 }

@@ -438,19 +438,24 @@ set_max_servers(void *base, json_t *v, struct loadctx *lc)
 	return 0;
 }
 
-/* "lru" (the default) or "gds": GreedyDual-Size, see BENCHMARKS.md. */
+/*
+ * "freq" (the default: the lowest decayed frequency first), "lru" or
+ * "gds" (GreedyDual-Size); BENCHMARKS.md, issue 12, says why freq.
+ */
 static int
 set_eviction(void *base, json_t *v, struct loadctx *lc)
 {
 	struct config	*c = base;
 	const char	*s = json_is_string(v) ? json_string_value(v) : "";
 
-	if (strcmp(s, "lru") == 0)
-		c->eviction_gds = false;
+	if (strcmp(s, "freq") == 0)
+		c->eviction = POOL_POLICY_FREQ;
+	else if (strcmp(s, "lru") == 0)
+		c->eviction = POOL_POLICY_LRU;
 	else if (strcmp(s, "gds") == 0)
-		c->eviction_gds = true;
+		c->eviction = POOL_POLICY_GDS;
 	else
-		return keyerr(lc, "expected \"lru\" or \"gds\"");
+		return keyerr(lc, "expected \"freq\", \"lru\" or \"gds\"");
 	return 0;
 }
 
@@ -1284,6 +1289,8 @@ config_defaults(struct config *c)
 	c->idle_timeout_ms = CONF_DEFAULT_IDLE_MS;
 	c->low_idle_timeout_ms = CONF_DEFAULT_LOW_IDLE_MS;
 	c->usage_half_life_ms = CONF_DEFAULT_USAGE_HALF_LIFE_MS;
+	c->eviction = POOL_POLICY_FREQ;
+	c->preload_n = CONF_DEFAULT_PRELOAD;
 	c->start_timeout_ms = CONF_DEFAULT_START_MS;
 	c->stop_timeout_ms = CONF_DEFAULT_STOP_MS;
 	c->acquire_timeout_ms = CONF_DEFAULT_ACQUIRE_MS;

@@ -238,6 +238,7 @@ daemon_fini(struct daemon *d)
 	struct model_entry *e;
 
 	usage_fini(d);		/* its last save needs the catalog */
+	events_fini(d);		/* no event goes out while all is torn down */
 	child_fini(d);
 	cluster_free(d->cluster);
 	d->cluster = NULL;

@@ -1380,6 +1380,12 @@ start_pinned(struct pool *p, pool_ms now)
 {
 	struct pool_model *m, *tm;
 
+	/* The retries owed are made now (see pool_next_deadline): clear
+	 * them first, so that none is owed again if a start below stops
+	 * the loop, and a model that finds no room waits for an event. */
+	TAILQ_FOREACH(m, &p->pinned, pinned_link)
+		if (m->server == NULL && m->retry_at > 0 && now >= m->retry_at)
+			m->retry_at = 0;
 	TAILQ_FOREACH_SAFE(m, &p->pinned, pinned_link, tm) {
 		if (!pinned_due(p, m, now))
 			continue;
@@ -1963,11 +1969,15 @@ pool_next_deadline(const struct pool *p, pool_ms now)
 		TAILQ_FOREACH(w, &m->queued, link)
 			t = earliest(t, w->deadline);
 	/* A pinned model backing off or failed starts again at its
-	 * retry_at (one waiting for room waits for an event instead). */
+	 * retry_at, and is owed that retry until schedule() has made it
+	 * (start_pinned clears retry_at): the loop may look at the clock
+	 * at retry_at itself, or later, without a tick in between, and must
+	 * still tick.  One waiting for room waits for an event instead. */
 	TAILQ_FOREACH(m, &p->pinned, pinned_link)
-		if (m->server == NULL && !m->retired && m->retry_at > now &&
+		if (m->server == NULL && !m->retired && m->retry_at > 0 &&
 		    !p->shutting_down)
-			t = earliest(t, m->retry_at);
+			t = earliest(t, m->retry_at > p->resource_retry_at ?
+			    m->retry_at : p->resource_retry_at);
 	/* Until schedule() has made the retry owed (then it is 0): a tick
 	 * that comes a hair late must still find it due. */
 	if ((!TAILQ_EMPTY(&p->pending) || !TAILQ_EMPTY(&p->pinned)) &&

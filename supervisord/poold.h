@@ -31,7 +31,8 @@
 #define CONF_DEFAULT_PER_MODEL		(18ULL << 30)
 #define CONF_DEFAULT_IDLE_MS		(30LL * 60 * 1000)
 #define CONF_DEFAULT_LOW_IDLE_MS	(5LL * 60 * 1000)	/* "low" models */
-#define CONF_DEFAULT_USAGE_HALF_LIFE_MS	(24LL * 3600 * 1000)
+#define CONF_DEFAULT_USAGE_HALF_LIFE_MS	(6LL * 3600 * 1000)
+#define CONF_DEFAULT_PRELOAD		4	/* the most used, at start */
 #define CONF_DEFAULT_START_MS		(120LL * 1000)
 #define CONF_DEFAULT_STOP_MS		(10LL * 1000)
 #define CONF_DEFAULT_ACQUIRE_MS		(120LL * 1000)
@@ -127,7 +128,7 @@ struct config {
 	uint64_t	  memory_limit;		/* when not auto */
 	uint64_t	  reserved;
 	uint64_t	  per_model;
-	bool		  eviction_gds;		/* GreedyDual-Size, not LRU */
+	int		  eviction;		/* enum pool_policy, pool.h */
 	bool		  max_servers_auto;
 	unsigned	  max_servers;		/* when not auto */
 	int64_t		  idle_timeout_ms;	/* 0: never */

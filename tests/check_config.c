@@ -232,6 +232,12 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.max_failures, 5);
 	ck_assert_int_eq(cfg.failed_cooldown_ms, 10 * 60000);
 	ck_assert_uint_eq(cfg.min_available, G);
+	/* BENCHMARKS.md, issue 12: the defaults the simulator chose. */
+	ck_assert_int_eq(cfg.eviction, POOL_POLICY_FREQ);
+	ck_assert_int_eq(cfg.usage_half_life_ms, 6 * 3600 * 1000);
+	ck_assert_uint_eq(cfg.preload_n, 4);
+	ck_assert_ptr_null(cfg.preload_list);
+	ck_assert_int_eq(cfg.preload_refill_ms, 0);
 	ck_assert_uint_eq(cfg.nmodels, 0);
 	ck_assert_ptr_null(config_model(&cfg, "x"));
 	config_free(&cfg);
@@ -318,7 +324,7 @@ START_TEST(test_all_keys)
 	ck_assert_uint_eq(cfg.max_failures, 1);
 	ck_assert_int_eq(cfg.failed_cooldown_ms, 30000);
 	ck_assert_uint_eq(cfg.min_available, 512 * M);
-	ck_assert(cfg.eviction_gds);
+	ck_assert_int_eq(cfg.eviction, POOL_POLICY_GDS);
 	config_free(&cfg);
 }
 END_TEST
@@ -342,6 +348,15 @@ START_TEST(test_alternatives)
 	ck_assert_int_eq(cfg.port_max, 1);
 	ck_assert_int_eq(cfg.idle_timeout_ms, 0);
 	ck_assert_int_eq(cfg.start_timeout_ms, 10000);
+	config_free(&cfg);
+	ck_assert_msg(load(&cfg, "{\"eviction\": \"lru\", \"preload\": 0}",
+	    err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg.eviction, POOL_POLICY_LRU);
+	ck_assert_uint_eq(cfg.preload_n, 0);
+	config_free(&cfg);
+	ck_assert_msg(load(&cfg, "{\"eviction\": \"freq\"}", err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg.eviction, POOL_POLICY_FREQ);
 	config_free(&cfg);
 }
 END_TEST
