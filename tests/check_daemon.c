@@ -1299,9 +1299,11 @@ START_TEST(test_measured_growth)
 	 */
 	tl_daemon_start(&d, tl_proc_maps_has(getpid(), "libasan") ?
 	    "{\"memory_limit\":\"76M\",\"per_model\":\"16M\","
+	    "\"eviction\":\"lru\","
 	    "\"rss_interval\":\"100ms\",\"models\":{\"grower\":"
 	    "{\"memory\":\"8M\"}}}" :
 	    "{\"memory_limit\":\"64M\",\"per_model\":\"16M\","
+	    "\"eviction\":\"lru\","
 	    "\"rss_interval\":\"100ms\",\"models\":{\"grower\":"
 	    "{\"memory\":\"8M\"}}}");
 	c = tl_connect(&d);

@@ -830,7 +830,9 @@ START_TEST(test_lru_real_rss)
 	link_model(&d, "s20");
 	link_model(&d, "m100");
 	link_model(&d, "l300");
-	snprintf(over, sizeof(over), "{\"memory_limit\":%lld}", LRU_BUDGET);
+	/* LRU order; check_usage.c freq_order tests the default, freq. */
+	snprintf(over, sizeof(over), "{\"memory_limit\":%lld,"
+	    "\"eviction\":\"lru\"}", LRU_BUDGET);
 	start_real(&d, over);
 	sampler_start(&smp, d.pid, 20);
 	c = tl_connect(&d);

@@ -303,6 +303,47 @@ START_TEST(test_low_before_normal)
 }
 END_TEST
 
+/*
+ * The default eviction order, freq: of two idle servers, the one whose
+ * model is asked for less goes, even when it was used last; with
+ * "eviction": "lru" the other one goes.
+ */
+static void
+freq_or_lru(const char *eviction, const char *kept, const char *gone)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	char conf[256];
+	int port, i;
+
+	tl_daemon_init(&d, 4);
+	tl_model(&d, "popular", "load_ms=20\n");
+	tl_model(&d, "rare", "load_ms=20\n");
+	tl_model(&d, "x", "load_ms=20\n");
+	snprintf(conf, sizeof(conf), "{" TWO_SLOTS "%s%s%s}",
+	    eviction != NULL ? ", \"eviction\": \"" : "",
+	    eviction != NULL ? eviction : "", eviction != NULL ? "\"" : "");
+	tl_daemon_start(&d, conf);
+	c = tl_connect(&d);
+	for (i = 0; i < 3; i++)
+		tl_acquire_ok(c, "popular", false, &port);
+	tl_acquire_ok(c, "rare", false, &port);	/* the most recent */
+	tl_acquire_ok(c, "x", false, &port);
+	TL_ASSERT(running(&d, c, kept) && running(&d, c, "x"),
+	    "%s: %s should have stayed", eviction != NULL ? eviction :
+	    "the default", kept);
+	wait_gone(&d, c, gone);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+
+START_TEST(test_freq_order)
+{
+	freq_or_lru(NULL, "popular", "rare");
+	freq_or_lru("lru", "rare", "popular");
+}
+END_TEST
+
 /* A low model without an idle_timeout of its own: low_idle_timeout. */
 START_TEST(test_low_idle_timeout)
 {
@@ -647,6 +688,7 @@ main(void)
 	tl_add(s, "pinned_survives", test_pinned_survives);
 	tl_add(s, "low_before_normal", test_low_before_normal);
 	tl_add(s, "low_idle_timeout", test_low_idle_timeout);
+	tl_add(s, "freq_order", test_freq_order);
 	tl_add(s, "pins_over_budget", test_pins_over_budget);
 	tl_add(s, "pin_unpin", test_pin_unpin);
 	tl_add(s, "unpin_config_pinned", test_unpin_config_pinned);
