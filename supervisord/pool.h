@@ -118,7 +118,9 @@ struct pool_event {
 #define POOL_LOAD_BUCKETS	10
 extern const pool_ms pool_load_bounds[POOL_LOAD_BUCKETS - 1];
 
-/* The decayed frequency's half-life when lim.freq_half_life is 0. */
+/* The decayed frequency's half-life when lim.freq_half_life is 0: only
+ * the simulator's and check_pool's; poold always gives its
+ * usage_half_life (default 6 h, CONF_DEFAULT_USAGE_HALF_LIFE_MS). */
 #define POOL_FREQ_HALF_LIFE_DEFAULT	(24LL * 3600 * 1000)
 
 /* Which idle server make_room() stops first. */
