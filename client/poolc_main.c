@@ -391,6 +391,28 @@ table_free(struct table *t)
 	free(t->cells);
 }
 
+/* The head, then a row of each element of rows; printed, freed.  Exit
+ * status: 0, or EXIT_CONNECT if memory ran out. */
+static int
+table_print_rows(struct table *t, const char *const *head,
+    const json_t *rows, int (*add_row)(struct table *, const json_t *))
+{
+	json_t	*row;
+	size_t	 i;
+	int	 r;
+
+	r = table_add(t, head);
+	json_array_foreach(rows, i, row)
+		if (r == 0)
+			r = add_row(t, row);
+	if (r == 0)
+		table_print(t);
+	else
+		fprintf(stderr, "poolc: out of memory\n");
+	table_free(t);
+	return r == 0 ? 0 : EXIT_CONNECT;
+}
+
 /* --- commands --- */
 
 static int
@@ -627,24 +649,12 @@ print_servers(const json_t *servers)
 	static const char *const head[] = { "MODEL", "STATE", "PORT", "PID",
 	    "LEASES", "IDLE", "EST", "SRC", "RSS", "MEM", "UPTIME" };
 	struct table	 t = { .ncols = 11, .right = 0x77c };
-	json_t		*s;
-	size_t		 i;
-	int		 r = 0;
 
 	if (json_array_size(servers) == 0) {
 		printf("no servers running\n");
 		return 0;
 	}
-	r = table_add(&t, head);
-	json_array_foreach(servers, i, s)
-		if (r == 0)
-			r = add_server_row(&t, s);
-	if (r == 0)
-		table_print(&t);
-	else
-		fprintf(stderr, "poolc: out of memory\n");
-	table_free(&t);
-	return r == 0 ? 0 : EXIT_CONNECT;
+	return table_print_rows(&t, head, servers, add_server_row);
 }
 
 /*
@@ -856,9 +866,6 @@ print_usage(const json_t *usage)
 	    "HITS", "COLD", "FAILED", "AVG LOAD", "LEASED", "LAST USED",
 	    "FREQ" };
 	struct table	 t = { .ncols = 10, .right = 0x3fc };
-	json_t		*u;
-	size_t		 i;
-	int		 r;
 
 	if (usage == NULL) {
 		printf("poolc: this poold keeps no usage (an older version)\n");
@@ -868,16 +875,7 @@ print_usage(const json_t *usage)
 		printf("no model used yet\n");
 		return 0;
 	}
-	r = table_add(&t, head);
-	json_array_foreach(usage, i, u)
-		if (r == 0)
-			r = add_usage_row(&t, u);
-	if (r == 0)
-		table_print(&t);
-	else
-		fprintf(stderr, "poolc: out of memory\n");
-	table_free(&t);
-	return r == 0 ? 0 : EXIT_CONNECT;
+	return table_print_rows(&t, head, usage, add_usage_row);
 }
 
 /*
