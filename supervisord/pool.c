@@ -1535,6 +1535,31 @@ pool_checked(struct pool *p, pool_ms now, struct pool_server *srv,
 	schedule(p, now);
 }
 
+static void pinned_names(const struct pool *, bool, char *, size_t);
+
+/*
+ * m is not pinned and cannot fit beside the pinned models even with
+ * every other server gone: only an UNPIN can make room, so w is told
+ * now (busy, naming them) rather than after the whole acquire timeout.
+ */
+static bool
+refused_for_pins(struct pool *p, struct pool_waiter *w,
+    const struct pool_model *m)
+{
+	char names[POOL_ERROR_MAX / 2], pinned[32], need[32], budget[32];
+
+	if (m->priority == POOL_PRIO_PINNED ||
+	    p->pinned_mem + m->mem <= p->lim.budget)
+		return false;
+	pinned_names(p, false, names, sizeof(names));
+	answer_error(p, w, PROTO_E_BUSY, "no room for '%s' (%s) while the "
+	    "pinned models hold %s of the budget %s (%s): UNPIN one to make "
+	    "room", m->name, pool_format_size(m->mem, need, sizeof(need)),
+	    pool_format_size(p->pinned_mem, pinned, sizeof(pinned)),
+	    pool_format_size(p->lim.budget, budget, sizeof(budget)), names);
+	return true;
+}
+
 void
 pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
     struct pool_owner *owner, struct pool_model *m, bool hold,
@@ -1581,6 +1606,8 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 		    sizeof(budget)));
 		return;
 	}
+	if (refused_for_pins(p, w, m))
+		return;
 	if (p->nwaiters >= p->lim.max_waiters) {
 		answer_error(p, w, PROTO_E_BUSY, "too many requests waiting "
 		    "(%u); try again later", p->nwaiters);

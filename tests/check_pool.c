@@ -4046,10 +4046,13 @@ START_TEST(test_pinned_restart)
 END_TEST
 
 /* Pinned models that would take more than the budget: -1 naming them,
- * nothing changes. */
+ * nothing changes.  A request for a model that cannot fit beside the
+ * pinned ones is told so at once, not after its timeout. */
 START_TEST(test_pin_over_budget)
 {
-	struct pool_model	*a, *b, *c;
+	struct pool_model	*a, *b, *c, *d;
+	struct pool_waiter	 wc, wd;
+	const struct rec_answer	*ans;
 	char			 err[512];
 	size_t			 nsp;
 
@@ -4067,6 +4070,17 @@ START_TEST(test_pin_over_budget)
 	ck_assert_uint_eq(F.p->pinned_mem, 90 * G);
 	ck_assert_uint_eq(F.r.nspawns, nsp);
 	ck_assert_int_eq(set_prio(c, 7, err, sizeof(err)), -1);
+	acquire(&wc, &F.own, c, false, LONG_MS);
+	ans = answer_of(&wc, "c beside 90 GiB pinned");
+	ck_assert_msg(ans->err == PROTO_E_BUSY && strstr(ans->message,
+	    "(a 50.0 GiB, b 40.0 GiB): UNPIN one") != NULL, "c: %s %s",
+	    errname(ans->err), ans->message);
+	ck_assert_uint_eq(F.r.nspawns, nsp);
+	d = model("d", 10 * G, 0);		/* fits beside them */
+	acquire(&wd, &F.own, d, false, LONG_MS);
+	ck_assert_uint_eq(F.r.nspawns, nsp + 1);
+	ready(d);
+	expect_ok(&wd, d, "d beside 90 GiB pinned");
 	/* Room made by unpinning b. */
 	ck_assert_int_eq(set_prio(b, POOL_PRIO_HIGH, err, sizeof(err)), 0);
 	ck_assert_uint_eq(F.p->pinned_mem, 50 * G);

@@ -225,6 +225,7 @@ START_TEST(test_pinned_survives)
 	json_t *rep, *s;
 	long long lease;
 	pid_t pid1, pid2;
+	long long t0;
 	int port;
 	bool ok;
 
@@ -269,6 +270,23 @@ START_TEST(test_pinned_survives)
 	TL_WAIT_UNTIL(ok, (pid2 = tl_stats_pid(&d, c, "p")) != 0 &&
 	    pid2 != pid1 && ready(&d, c, "p"), WAIT_MS);
 	TL_ASSERT(ok, "p was not restarted after its crash");
+
+	/* p and c pinned fill the budget: a request for b is told so at
+	 * once, not after its 60 s, and an UNPIN makes room again. */
+	rep = pin(c, "PIN", "c");
+	TL_ASSERT(tl_ok(rep), "PIN c: %s", tl_dump(rep));
+	json_decref(rep);
+	t0 = tl_now_ms();
+	rep = tl_acquire(c, "b", 60000, false);
+	tl_expect_error(rep, "busy", NULL, "ACQUIRE b with p and c pinned");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "UNPIN one") != NULL &&
+	    tl_now_ms() - t0 < 30000, "busy after %lld ms: %s",
+	    tl_now_ms() - t0, tl_dump(rep));
+	json_decref(rep);
+	rep = pin(c, "UNPIN", "c");
+	json_decref(rep);
+	tl_acquire_ok(c, "b", false, &port);
+	TL_ASSERT(tl_stats_pid(&d, c, "p") == pid2, "p was stopped for b");
 	tl_close(c);
 	tl_daemon_finish(&d);
 }
