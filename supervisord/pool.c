@@ -261,8 +261,6 @@ pool_model_add(struct pool *p, const char *name, uint64_t mem,
 	size_t b;
 
 	if ((m = pool_model_find(p, name)) != NULL) {
-		if (m->priority == POOL_PRIO_PINNED)
-			p->pinned_mem = p->pinned_mem - m->mem + mem;
 		m->mem = mem;
 		m->idle_timeout = idle_timeout;
 		/* (A retired model stays retired: a new estimate is not a
@@ -1538,6 +1536,22 @@ pool_checked(struct pool *p, pool_ms now, struct pool_server *srv,
 static void pinned_names(const struct pool *, bool, char *, size_t);
 
 /*
+ * The pinned models' estimates, summed when asked: an estimate changes
+ * under the pool (a first header read, a learned peak), so a kept sum
+ * would drift and, at UNPIN, wrap.  The list is short: they all fit.
+ */
+uint64_t
+pool_pinned_mem(const struct pool *p)
+{
+	const struct pool_model *m;
+	uint64_t sum = 0;
+
+	TAILQ_FOREACH(m, &p->pinned, pinned_link)
+		sum += m->mem;
+	return sum;
+}
+
+/*
  * m is not pinned and cannot fit beside the pinned models even with
  * every other server gone: only an UNPIN can make room, so w is told
  * now (busy, naming them) rather than after the whole acquire timeout.
@@ -1547,15 +1561,16 @@ refused_for_pins(struct pool *p, struct pool_waiter *w,
     const struct pool_model *m)
 {
 	char names[POOL_ERROR_MAX / 2], pinned[32], need[32], budget[32];
+	uint64_t held;
 
-	if (m->priority == POOL_PRIO_PINNED ||
-	    p->pinned_mem + m->mem <= p->lim.budget)
+	if (m->priority == POOL_PRIO_PINNED || TAILQ_EMPTY(&p->pinned) ||
+	    (held = pool_pinned_mem(p)) + m->mem <= p->lim.budget)
 		return false;
 	pinned_names(p, false, names, sizeof(names));
 	answer_error(p, w, PROTO_E_BUSY, "no room for '%s' (%s) while the "
 	    "pinned models hold %s of the budget %s (%s): UNPIN one to make "
 	    "room", m->name, pool_format_size(m->mem, need, sizeof(need)),
-	    pool_format_size(p->pinned_mem, pinned, sizeof(pinned)),
+	    pool_format_size(held, pinned, sizeof(pinned)),
 	    pool_format_size(p->lim.budget, budget, sizeof(budget)), names);
 	return true;
 }
@@ -1606,8 +1621,6 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 		    sizeof(budget)));
 		return;
 	}
-	if (refused_for_pins(p, w, m))
-		return;
 	if (p->nwaiters >= p->lim.max_waiters) {
 		answer_error(p, w, PROTO_E_BUSY, "too many requests waiting "
 		    "(%u); try again later", p->nwaiters);
@@ -1619,6 +1632,8 @@ pool_acquire(struct pool *p, pool_ms now, struct pool_waiter *w,
 			check_now(p, srv);	/* answered by pool_checked() */
 		return;
 	}
+	if (refused_for_pins(p, w, m))	/* (a start it has is not refused) */
+		return;
 	if (now < m->retry_at) {
 		answer_error(p, w, PROTO_E_START_FAILED, "'%s' %s after %u "
 		    "failed start%s in a row; next try in %.1f s%s; last error: "
@@ -2346,10 +2361,10 @@ pool_set_limits(struct pool *p, pool_ms now, const struct pool_limits *lim)
 		plog(p, "limits: max_servers %u (was %u)", nl.max_servers,
 		    p->lim.max_servers);
 	p->lim = nl;
-	if (p->pinned_mem > p->lim.budget)
+	if (pool_pinned_mem(p) > p->lim.budget)
 		plog(p, "limits: the pinned models take %s, more than the "
 		    "budget %s: not all of them can run", pool_format_size(
-		    p->pinned_mem, was, sizeof(was)), pool_format_size(
+		    pool_pinned_mem(p), was, sizeof(was)), pool_format_size(
 		    p->lim.budget, is, sizeof(is)));
 	if (!p->shutting_down)
 		shed_shrunk(p, now);
@@ -2362,7 +2377,6 @@ static void
 unpin(struct pool *p, pool_ms now, struct pool_model *m)
 {
 	TAILQ_REMOVE(&p->pinned, m, pinned_link);
-	p->pinned_mem -= m->mem;
 	m->priority = POOL_PRIO_NORMAL;
 	if (!m->is_pending)
 		m->pressured = false;	/* its wait as a pinned model ends */
@@ -2376,6 +2390,7 @@ pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
 {
 	char size[32], total[32], budget[32], names[512];
 	enum pool_priority was = m->priority;
+	uint64_t held = pool_pinned_mem(p);
 
 	if ((unsigned)prio >= POOL_PRIO__COUNT) {
 		snprintf(err, errlen, "no such priority (%d)", (int)prio);
@@ -2388,12 +2403,12 @@ pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
 		return -1;
 	}
 	if (prio == POOL_PRIO_PINNED &&
-	    p->pinned_mem + m->mem > p->lim.budget) {
+	    held + m->mem > p->lim.budget) {
 		pinned_names(p, false, names, sizeof(names));
 		snprintf(err, errlen, "pinning '%s' (%s) would pin %s, more "
 		    "than the budget %s; pinned now: %s", m->name,
 		    pool_format_size(m->mem, size, sizeof(size)),
-		    pool_format_size(p->pinned_mem + m->mem, total,
+		    pool_format_size(held + m->mem, total,
 		    sizeof(total)), pool_format_size(p->lim.budget, budget,
 		    sizeof(budget)), names[0] != '\0' ? names : "none");
 		return -1;
@@ -2402,7 +2417,6 @@ pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
 		unpin(p, now, m);
 	if (prio == POOL_PRIO_PINNED) {
 		TAILQ_INSERT_TAIL(&p->pinned, m, pinned_link);
-		p->pinned_mem += m->mem;
 	}
 	m->priority = prio;
 	plog(p, "priority %s: %s (was %s)", m->name, pool_priority_name(prio),

@@ -411,7 +411,6 @@ struct pool {
 	struct pool_model	*last_failed;
 	pool_ms			 last_request;	/* last ACQUIRE or RELEASE; 0:
 						 * none yet (quiet refill) */
-	uint64_t		 pinned_mem;	/* the pinned models' mem */
 	/* The pinned models, in the order they were pinned: started (and
 	 * restarted) in that order, before the pending queue's head. */
 	TAILQ_HEAD(, pool_model) pinned;
@@ -507,6 +506,7 @@ void		 pool_exited(struct pool *, pool_ms now, struct pool_server *,
 
 /* Time.  Next instant pool_tick() has work, or -1 for none. */
 pool_ms		 pool_next_deadline(const struct pool *, pool_ms now);
+uint64_t	 pool_pinned_mem(const struct pool *);
 void		 pool_tick(struct pool *, pool_ms now);
 
 /* Refuse new work, answer every waiter shutting_down, stop every server. */

@@ -217,7 +217,7 @@ queue_rules(void)
 }
 
 /*
- * Pinned models: the pool's list and pinned_mem match their classes;
+ * Pinned models: the pool's list and their sum match their classes;
  * the first that may start (they go before the queue, in order) has
  * started, or could not even with every idle server stopped.
  */
@@ -240,8 +240,8 @@ pinned_rules(void)
 		if (F.models[i]->priority == POOL_PRIO_PINNED)
 			n--;
 	ck_assert_msg(n == 0, "pinned models and the pinned list differ");
-	ck_assert_msg(sum == p->pinned_mem, "pinned_mem %llu, pinned models "
-	    "%llu", (unsigned long long)p->pinned_mem,
+	ck_assert_msg(sum == pool_pinned_mem(p), "pinned %llu, pinned "
+	    "models %llu", (unsigned long long)pool_pinned_mem(p),
 	    (unsigned long long)sum);
 	if (p->shutting_down || F.now < p->resource_retry_at || F.r.avail != 0)
 		return;
@@ -3911,7 +3911,7 @@ START_TEST(test_pinned_never_evicted)
 	ck_assert_uint_eq(spawns_of(p), 1);
 	ck_assert(p->server->preloaded);
 	ck_assert_uint_eq(F.p->counters.preloads, 1);
-	ck_assert_uint_eq(F.p->pinned_mem, 60 * G);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 60 * G);
 	ev = last_event(POOL_EV_START, p);
 	ck_assert(ev->preload);
 	at(500);
@@ -3948,7 +3948,7 @@ START_TEST(test_pinned_never_evicted)
 	/* Unpinned: idle from now, stopped for x. */
 	at(110000);
 	ck_assert_int_eq(set_prio(p, POOL_PRIO_NORMAL, err, sizeof(err)), 0);
-	ck_assert_uint_eq(F.p->pinned_mem, 0);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 0);
 	ck_assert_int_eq(p->server->last_used, F.now);
 	ck_assert_int_eq(deadline(), F.now + 1000);
 	acquire(&wx2, &F.own, x, true, LONG_MS);
@@ -4051,7 +4051,7 @@ END_TEST
 START_TEST(test_pin_over_budget)
 {
 	struct pool_model	*a, *b, *c, *d;
-	struct pool_waiter	 wc, wd;
+	struct pool_waiter	 wc, wc2, wd;
 	const struct rec_answer	*ans;
 	char			 err[512];
 	size_t			 nsp;
@@ -4067,7 +4067,7 @@ START_TEST(test_pin_over_budget)
 	ck_assert_msg(strstr(err, "a 50.0 GiB, b 40.0 GiB") != NULL &&
 	    strstr(err, "'c'") != NULL, "err: %s", err);
 	ck_assert_int_eq(c->priority, POOL_PRIO_NORMAL);
-	ck_assert_uint_eq(F.p->pinned_mem, 90 * G);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 90 * G);
 	ck_assert_uint_eq(F.r.nspawns, nsp);
 	ck_assert_int_eq(set_prio(c, 7, err, sizeof(err)), -1);
 	acquire(&wc, &F.own, c, false, LONG_MS);
@@ -4083,12 +4083,68 @@ START_TEST(test_pin_over_budget)
 	expect_ok(&wd, d, "d beside 90 GiB pinned");
 	/* Room made by unpinning b. */
 	ck_assert_int_eq(set_prio(b, POOL_PRIO_HIGH, err, sizeof(err)), 0);
-	ck_assert_uint_eq(F.p->pinned_mem, 50 * G);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 50 * G);
 	ck_assert_int_eq(set_prio(c, POOL_PRIO_PINNED, err, sizeof(err)), 0);
-	ck_assert_uint_eq(F.p->pinned_mem, 70 * G);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 70 * G);
 	/* Its size changes with the catalog's. */
 	ck_assert_ptr_eq(pool_model_add(F.p, "c", 25 * G, 0), c);
-	ck_assert_uint_eq(F.p->pinned_mem, 75 * G);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 75 * G);
+	/* And when the daemon changes it in place (a learned peak, a first
+	 * header read): unpinned, nothing is left counted (a kept sum
+	 * wrapped below zero here and refused everything as busy). */
+	c->mem = 30 * G;
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 80 * G);
+	ck_assert_int_eq(set_prio(c, POOL_PRIO_NORMAL, err, sizeof(err)), 0);
+	ck_assert_int_eq(set_prio(a, POOL_PRIO_NORMAL, err, sizeof(err)), 0);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 0);
+	acquire(&wc2, &F.own, c, false, LONG_MS);
+	ck_assert_msg(nanswers(&wc2) == 0 || answer_of(&wc2, "c")->err !=
+	    PROTO_E_BUSY, "c unpinned: busy");
+	fx_done();
+}
+END_TEST
+
+/*
+ * A model that cannot fit beside the pinned ones is refused a start, not
+ * a server it already has: a request joins its start (or its lease)
+ * like any other.  Only when it would need a new start is it busy.
+ */
+START_TEST(test_pinned_leave_running)
+{
+	struct pool_model	*a, *b, *c;
+	struct pool_waiter	 w1, w2, w3, w4;
+	char			 err[512];
+	size_t			 nsp;
+	int64_t			 l1, l2;
+
+	fx_init(NULL);
+	a = model_prio("a", 50 * G, 0, POOL_PRIO_PINNED);
+	b = model("b", 40 * G, 0);
+	c = model("c", 20 * G, 0);
+	ready(a);
+	acquire(&w1, &F.own, c, true, LONG_MS);
+	ck_assert_ptr_nonnull(c->server);		/* starting */
+	/* b pinned: 90 GiB pinned, and c (20) no longer fits beside. */
+	ck_assert_int_eq(set_prio(b, POOL_PRIO_PINNED, err, sizeof(err)), 0);
+	nsp = F.r.nspawns;
+	acquire(&w2, &F.own, c, true, LONG_MS);
+	ck_assert_uint_eq(nanswers(&w2), 0);		/* joined the start */
+	ck_assert_uint_eq(F.r.nspawns, nsp);
+	ready(c);
+	l1 = expect_ok(&w1, c, "c, first")->lease;
+	l2 = expect_ok(&w2, c, "c, joined")->lease;
+	/* Ready and leased: a third request is a hit, not busy. */
+	acquire(&w3, &F.own, c, true, LONG_MS);
+	ck_assert_int_eq(release(expect_ok(&w3, c, "c, hit")->lease), 0);
+	ck_assert_int_eq(release(l1), 0);
+	ck_assert_int_eq(release(l2), 0);
+	/* Idle, c is stopped for the pinned b; then c needs a new start,
+	 * and that is refused at once. */
+	ck_assert_ptr_eq(stopped_model(0), c);
+	reap_last();
+	ck_assert_ptr_null(c->server);
+	acquire(&w4, &F.own, c, false, LONG_MS);
+	expect_msg(&w4, PROTO_E_BUSY, "UNPIN one", "c after b pinned");
 	fx_done();
 }
 END_TEST
@@ -4397,7 +4453,7 @@ START_TEST(test_retire_pinned)
 	pool_model_retire(F.p, F.now, p);
 	inv();
 	ck_assert_int_ne(p->priority, POOL_PRIO_PINNED);
-	ck_assert_uint_eq(F.p->pinned_mem, 0);
+	ck_assert_uint_eq(pool_pinned_mem(F.p), 0);
 	ck_assert_uint_eq(F.r.nstops, 1);
 	reap_last();
 	ck_assert_uint_eq(spawns_of(p), 1);	/* not restarted */
@@ -4914,6 +4970,7 @@ issue12_tcase(void)
 	tcase_add_test(tc, test_pinned_never_evicted);
 	tcase_add_test(tc, test_pinned_restart);
 	tcase_add_test(tc, test_pin_over_budget);
+	tcase_add_test(tc, test_pinned_leave_running);
 	tcase_add_test(tc, test_pinned_before_queue);
 	tcase_add_test(tc, test_set_limits_shrink);
 	tcase_add_test(tc, test_preload);
