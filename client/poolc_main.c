@@ -1084,6 +1084,9 @@ cmd_reload(struct poolc *c, const struct args *a)
 	print_key_list("changed", json_object_get(root, "changed"));
 	print_key_list("needs a restart (kept as they run)",
 	    json_object_get(root, "restart_needed"));
+	if (json_string_value(json_object_get(root, "warning")) != NULL)
+		fprintf(stderr, "poolc: warning: %s\n",
+		    json_string_value(json_object_get(root, "warning")));
 	json_decref(root);
 	return 0;
 }

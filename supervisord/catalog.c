@@ -180,7 +180,11 @@ file_replaced(struct daemon *d, struct pool_model *m, const char *path,
 	e->gguf_read = e->header_too_long = false;
 	e->gguf = 0;
 	e->asked_for = false;
-	estimate_model(d, m, false);
+	/* A pinned model restarts on its own: from the new header. */
+	if (m->priority == POOL_PRIO_PINNED)
+		estimate_first_use(d, m);
+	else
+		estimate_model(d, m, false);
 }
 
 /* Frees m and its entry if nothing refers to it any more; true if so. */

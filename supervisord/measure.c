@@ -30,48 +30,66 @@ estimate_source_name(enum estimate_source s)
 	return "default";
 }
 
-/* The command line a model's server gets, for -c, -np and cache types. */
-static void
-model_params(const struct config *conf, const struct model_entry *e,
-    struct gguf_params *gp)
+static char *const *
+model_template(const struct config *conf, const struct model_entry *e)
 {
-	char *const *tmpl = e->conf != NULL && e->conf->command != NULL ?
+	return e->conf != NULL && e->conf->command != NULL ?
 	    e->conf->command : conf->command;
-
-	gguf_params_from_argv(tmpl, gp);	/* sets the defaults first */
 }
 
-/* Reads the header once; 0 if the file is not a GGUF we understand. */
+/*
+ * The header's estimate with tmpl's -c, -np and cache types; 0 if the
+ * file is not a GGUF we understand, or its header is too long to read on
+ * the loop (*too_long).
+ */
 static uint64_t
-gguf_bytes(const struct daemon *d, struct model_entry *e)
+header_estimate(const struct daemon *d, const char *path,
+    char *const *tmpl, bool *too_long)
 {
 	struct gguf_model gm;
 	struct gguf_params gp;
 	struct gguf_estimate ge;
 	char err[256];
-
 	int rc;
 
-	if (e->gguf_read)
-		return e->gguf;
-	e->gguf_read = true;
+	*too_long = false;
 	/* On the loop, a bounded read: a giant header must not stall it. */
-	rc = gguf_read_file_max(e->path, d->offline ? GGUF_HEADER_MAX_BYTES :
+	rc = gguf_read_file_max(path, d->offline ? GGUF_HEADER_MAX_BYTES :
 	    ESTIMATE_HEADER_MAX_BYTES, &gm, err, sizeof(err));
 	if (rc == GGUF_HEADER_TOO_LONG) {
-		e->header_too_long = true;
+		*too_long = true;
 		log_info("estimate %s: %s; not read while serving: using the "
-		    "file's size or per_model, whichever is more", e->path,
-		    err);
-		return e->gguf = 0;
+		    "file's size or per_model, whichever is more", path, err);
+		return 0;
 	}
 	if (rc != 0) {
-		log_debug("estimate %s: %s; using per_model", e->path, err);
-		return e->gguf = 0;
+		log_debug("estimate %s: %s; using per_model", path, err);
+		return 0;
 	}
-	model_params(d->conf, e, &gp);
+	gguf_params_from_argv(tmpl, &gp);	/* sets the defaults first */
 	gguf_estimate(&gm, &gp, &ge);
-	return e->gguf = ge.total;
+	return ge.total;
+}
+
+/* Reads the header once. */
+static uint64_t
+gguf_bytes(const struct daemon *d, struct model_entry *e)
+{
+	if (!e->gguf_read) {
+		e->gguf_read = true;
+		e->gguf = header_estimate(d, e->path,
+		    model_template(d->conf, e), &e->header_too_long);
+	}
+	return e->gguf;
+}
+
+/* A model takes at least its weights: the file, near enough. */
+static uint64_t
+default_estimate(const struct config *conf, const struct model_entry *e,
+    bool too_long)
+{
+	return too_long && e->size > conf->per_model ? e->size :
+	    conf->per_model;
 }
 
 /*
@@ -83,8 +101,7 @@ static void
 model_gpus(const struct daemon *d, const struct model_entry *e,
     struct pool_model *m)
 {
-	char *const *tmpl = e->conf != NULL && e->conf->command != NULL ?
-	    e->conf->command : d->conf->command;
+	char *const *tmpl = model_template(d->conf, e);
 	char *const *env = e->conf != NULL ? e->conf->env : NULL;
 	struct gpu_placement pl;
 
@@ -115,12 +132,36 @@ estimate_model(struct daemon *d, struct pool_model *m, bool read_file)
 		m->mem = e->gguf;
 		e->source = EST_GGUF;
 	} else {
-		/* A model takes at least its weights: the file, near enough. */
-		m->mem = e->header_too_long && e->size > d->conf->per_model ?
-		    e->size : d->conf->per_model;
+		m->mem = default_estimate(d->conf, e, e->header_too_long);
 		e->source = EST_DEFAULT;
 	}
 	model_gpus(d, e, m);
+}
+
+/*
+ * What m would be accounted at its first start under conf, the header
+ * read (a reload checks a new config's pins with this before it commits;
+ * at the commit, estimate_model() gives the same figure).  Changes
+ * nothing.
+ */
+uint64_t
+estimate_under(const struct daemon *d, const struct config *conf,
+    const struct pool_model *m)
+{
+	const struct model_entry *e = m->udata;
+	const struct model_conf *mc = config_model(conf, m->name);
+	char *const *tmpl = mc != NULL && mc->command != NULL ? mc->command :
+	    conf->command;
+	uint64_t v;
+	bool too_long;
+
+	if (mc != NULL && mc->memory > 0)
+		return mc->memory;
+	if ((v = state_learned(d, m->name, e)) > 0)
+		return v;
+	if ((v = header_estimate(d, e->path, tmpl, &too_long)) > 0)
+		return v;
+	return default_estimate(conf, e, too_long);
 }
 
 /*

@@ -501,6 +501,8 @@ const char *estimate_source_name(enum estimate_source);
 void	 estimate_model(struct daemon *, struct pool_model *, bool read_file);
 /* On a lookup: the first one may read the header; the rest cost nothing. */
 void	 estimate_first_use(struct daemon *, struct pool_model *);
+uint64_t estimate_under(const struct daemon *, const struct config *,
+	    const struct pool_model *);
 /* A server is about to be forgotten: remember its peak memory. */
 void	 measure_learn(struct daemon *, const struct pool_server *);
 /* struct pool_ops.available: the last sample, no I/O. */
@@ -756,6 +758,8 @@ void	 cmd_pin(struct session *, const struct proto_request *, bool pin);
 /* A model joined the catalog (catalog.c): its class, its idle timeout
  * (low models: low_idle_timeout), its remembered usage. */
 void	 usage_model_added(struct daemon *, struct pool_model *);
+enum pool_priority usage_priority(const struct daemon *,
+	    const struct pool_model *);
 /* Would conf's pinned models (and those pinned by PIN) fit in budget?
  * -1 naming them if not (a config error at start and at reload). */
 int	 usage_check_pins(struct daemon *, const struct config *,

@@ -226,9 +226,10 @@ check_new(struct daemon *d, struct config *nc, struct budget *nb, char *err,
 		    "that takes a restart", d->budget.ngpus, nb->ngpus);
 		return -1;
 	}
-	if (usage_check_pins(d, nc, nb->budget, err, len) == -1)
-		return -1;
+	/* The folder first: a new file may be a model the new config pins. */
 	if (daemon_rescan(d, err, len) == -1)
+		return -1;
+	if (usage_check_pins(d, nc, nb->budget, err, len) == -1)
 		return -1;
 	if (check_aliases(d, nc, err, len) == -1)
 		return -1;
@@ -338,14 +339,18 @@ repoint_models(struct daemon *d, const struct config *old)
 		}
 }
 
-/* The new config is d->conf from here on; nothing can fail. */
-static void
+/*
+ * The new config is d->conf from here on.  The pins were checked with
+ * the figures usage_apply() uses; should it fail all the same (out of
+ * memory), the reload is applied and says what was not: -1, err.
+ */
+static int
 commit(struct daemon *d, struct config *nc, const struct budget *nb,
-    json_t *root, json_t *applied)
+    json_t *root, json_t *applied, char *err, size_t len)
 {
 	struct pool_limits lim;
 	struct config old = *d->conf;
-	char err[512];
+	int rc;
 	bool sampling = d->conf->rss_interval_ms != nc->rss_interval_ms;
 
 	keep_running(nc, &old, root);
@@ -356,13 +361,14 @@ commit(struct daemon *d, struct config *nc, const struct budget *nb,
 	config_free(&old);
 	budget_limits(d->conf, &d->budget, &lim);
 	pool_set_limits(d->pool, daemon_now(), &lim);
-	if (usage_apply(d, err, sizeof(err)) == -1)
-		log_warnx("reload: %s", err);
+	if ((rc = usage_apply(d, err, len)) == -1)
+		log_warnx("reload: applied, but not the pins: %s", err);
 	/* measure_update() starts it again on the new interval. */
 	if (sampling)
 		ev_timer_stop(d->loop, &d->sampler);
 	json_decref(d->conf_json);
 	d->conf_json = applied;
+	return rc;
 }
 
 static void
@@ -401,7 +407,8 @@ daemon_reload(struct daemon *d, json_t **report, char *err, size_t len)
 	struct budget nb;
 	json_t *root = NULL, *was, *changed, *restart, *out, *applied;
 	uint64_t added = d->models_added, removed = d->models_removed;
-	char size[32];
+	char size[32], pins_err[512];
+	bool pins_failed = false;
 
 	if (report != NULL)
 		*report = NULL;
@@ -430,13 +437,17 @@ daemon_reload(struct daemon *d, json_t **report, char *err, size_t len)
 		diff_keys(was, root, "", changed, restart);
 		applied = as_applied(root, was, restart);
 		json_decref(was);
-		commit(d, &nc, &nb, root, applied);
+		if (commit(d, &nc, &nb, root, applied, pins_err,
+		    sizeof(pins_err)) == -1)
+			pins_failed = true;
 	}
 	added = d->models_added - added;
 	removed = d->models_removed - removed;
 	out = json_pack("{s:o, s:o, s:{s:I, s:I}}", "changed", changed,
 	    "restart_needed", restart, "models", "added", (json_int_t)added,
 	    "removed", (json_int_t)removed);
+	if (pins_failed && out != NULL)
+		json_object_set_new(out, "warning", json_string(pins_err));
 	log_keys("applied", changed);
 	log_keys("kept until a restart", restart);
 	log_info("reload: done: budget %s, %zu models (%llu added, %llu "

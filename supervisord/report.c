@@ -174,7 +174,7 @@ model_json(struct daemon *d, const struct pool *p, const struct pool_model *m)
 		json_object_set_new(o, "port", json_integer(m->server->port));
 	if (o != NULL) {
 		json_object_set_new(o, "priority",
-		    json_string(pool_priority_name(catalog_priority(e))));
+		    json_string(pool_priority_name(usage_priority(d, m))));
 		json_object_set_new(o, "usage", usage_json(d, m));
 	}
 	return o;

@@ -170,6 +170,10 @@ class_apply(struct daemon *d, struct pool_model *m)
 		return;
 	if (m->priority == prio)
 		return;
+	/* A pin is checked against the budget: with the header's figure,
+	 * not per_model's guess. */
+	if (prio == POOL_PRIO_PINNED)
+		estimate_first_use(d, m);
 	if (pool_set_priority(d->pool, daemon_now(), m, prio, err,
 	    sizeof(err)) == 0)
 		return;
@@ -461,6 +465,22 @@ usage_model_added(struct daemon *d, struct pool_model *m)
 	class_apply(d, m);
 }
 
+/*
+ * The class the pool gives m: the catalog's, but a pin that could not
+ * be applied (it did not fit beside the others) runs as what it got.
+ */
+enum pool_priority
+usage_priority(const struct daemon *d, const struct pool_model *m)
+{
+	const struct model_entry *e = m->udata;
+	enum pool_priority prio = catalog_priority(e);
+
+	if (prio == POOL_PRIO_PINNED && U.d == d && !e->gone &&
+	    m->priority != POOL_PRIO_PINNED)
+		return m->priority;
+	return prio;
+}
+
 /* The class a model would have under conf (a reload checks a new one). */
 static enum pool_priority
 priority_under(const struct config *conf, const struct pool_model *m)
@@ -480,7 +500,6 @@ int
 usage_check_pins(struct daemon *d, const struct config *conf,
     uint64_t budget, char *err, size_t len)
 {
-	const struct model_conf *mc;
 	struct pool_model **all;
 	char names[768] = "", s1[32], s2[32];
 	uint64_t sum = 0, mem;
@@ -492,14 +511,8 @@ usage_check_pins(struct daemon *d, const struct config *conf,
 	for (size_t i = 0; i < n; i++) {
 		if (priority_under(conf, all[i]) != POOL_PRIO_PINNED)
 			continue;
-		mc = config_model(conf, all[i]->name);
-		if (mc != NULL && mc->memory > 0)
-			mem = mc->memory;
-		else {
-			/* The header's figure, not per_model's guess. */
-			estimate_first_use(d, all[i]);
-			mem = all[i]->mem;
-		}
+		/* The header's figure, not per_model's guess. */
+		mem = estimate_under(d, conf, all[i]);
 		sum += mem;
 		w = snprintf(names + at, sizeof(names) - at, "%s%s (%s)",
 		    at > 0 ? ", " : "", all[i]->name,
@@ -569,7 +582,8 @@ cmd_pin(struct session *s, const struct proto_request *req, bool pin)
 	e = m->udata;
 	conf_prio = conf_priority(e->conf);
 	if (pin) {
-		if (catalog_priority(e) != POOL_PRIO_PINNED &&
+		estimate_first_use(d, m);
+		if (m->priority != POOL_PRIO_PINNED &&
 		    pool_set_priority(d->pool, daemon_now(), m,
 		    POOL_PRIO_PINNED, err, sizeof(err)) == -1) {
 			log_info("client %lu: PIN %s refused: %s", s->serial,

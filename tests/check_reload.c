@@ -374,6 +374,106 @@ START_TEST(test_broken_config)
 }
 END_TEST
 
+/* --- pins are accounted from the header -------------------------- */
+
+/* MODELS' memory and source of model, which must be there. */
+static long long
+model_memory(struct tl_conn *c, const char *model, const char **source)
+{
+	json_t *m = tl_models_entry(c, model);
+	long long mem;
+	static char src[32];
+
+	TL_ASSERT(m != NULL, "MODELS has no %s", model);
+	mem = tl_int(m, "memory");
+	snprintf(src, sizeof(src), "%s", tl_str(m, "source") != NULL ?
+	    tl_str(m, "source") : "");
+	*source = src;
+	json_decref(m);
+	return mem;
+}
+
+/*
+ * Pass: "late", pinned by the config but without a file at the start,
+ * gets a 96M GGUF; a RELOAD finds it, pins it at the header's figure
+ * (≥ 96M, source gguf) and starts its server accounted so, not at
+ * per_model's 8M.  Then "big" (64M header) runs pinned with "memory": "8M" in 216M; a file that keeps it
+ * pinned but drops its "memory" needs 96M + 64M: under a budget of 150M
+ * that is refused, naming both, and 8M stays (before, the check used
+ * the old config's 8M and the RELOAD answered ok with the pins half
+ * applied).  Last, "huge" (160M), pinned by the config, gets its file
+ * when there is no room for it beside the others: it runs as high,
+ * MODELS says high, and PIN huge is refused too_large.
+ */
+START_TEST(test_pins_new_estimates)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	const char *src;
+	json_t *rep, *st, *srv;
+	long long mem;
+
+	tl_daemon_init(&d, 9);
+	tl_model_gguf(&d, "big", 64 * MIB);
+	tl_daemon_start(&d, "{\"models\":{\"big\":{\"memory\":\"8M\","
+	    "\"priority\":\"pinned\"},\"late\":{\"priority\":"
+	    "\"pinned\"}}}");
+	c = tl_connect(&d);
+	TL_ASSERT(model_memory(c, "big", &src) == 8 * MIB &&
+	    strcmp(src, "config") == 0, "big: %s", src);
+
+	tl_model_gguf(&d, "late", 96 * MIB);
+	json_decref(reload_ok(c));
+	mem = model_memory(c, "late", &src);
+	TL_ASSERT(mem >= 96 * MIB && strcmp(src, "gguf") == 0, "late, pinned "
+	    "when its file appeared, is accounted %lld (%s), not from its "
+	    "header", mem, src);
+	st = tl_stats(&d, c);
+	srv = tl_server(st, "late");
+	TL_ASSERT(srv != NULL && tl_int(srv, "estimate") >= 96 * MIB, "late's "
+	    "server was started accounted below its header's figure: %s",
+	    tl_dump(srv));
+	json_decref(st);
+
+	tl_write_config(&d, "{\"memory_limit\":\"150M\",\"models\":{"
+	    "\"big\":{\"priority\":\"pinned\"},\"late\":{"
+	    "\"priority\":\"pinned\"}}}");
+	rep = reload_call(c);
+	tl_expect_error(rep, "bad_request", NULL, "pins over the new budget");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "pinned models need") !=
+	    NULL && strstr(tl_str(rep, "message"), "big") != NULL &&
+	    strstr(tl_str(rep, "message"), "late") != NULL, "the refusal "
+	    "does not name both: %s", tl_dump(rep));
+	json_decref(rep);
+	TL_ASSERT(tl_stats_int(&d, c, "memory.budget") == 216 * MIB,
+	    "the refused file's budget applied");
+	TL_ASSERT(model_memory(c, "big", &src) == 8 * MIB &&
+	    strcmp(src, "config") == 0, "big after the refusal: %s", src);
+
+	/* "huge" is pinned while it has no file; when its file comes there
+	 * is no room beside the others: it runs as high, MODELS says so,
+	 * and PIN does not answer "pinned" without pinning. */
+	tl_write_config(&d, "{\"models\":{\"big\":{\"memory\":\"8M\","
+	    "\"priority\":\"pinned\"},\"late\":{\"priority\":"
+	    "\"pinned\"},\"huge\":{\"priority\":\"pinned\"}}}");
+	json_decref(reload_ok(c));
+	tl_model_gguf(&d, "huge", 160 * MIB);
+	rep = reload_call(c);
+	tl_expect_error(rep, "bad_request", NULL, "huge's pin over the budget");
+	json_decref(rep);
+	rep = tl_models_entry(c, "huge");
+	TL_ASSERT(rep != NULL && strcmp(tl_str(rep, "priority"), "high") == 0,
+	    "huge, not pinned, is said to be: %s", tl_dump(rep));
+	json_decref(rep);
+	rep = tl_call(c, json_pack("{s:s, s:s}", "cmd", "PIN", "model",
+	    "huge"), WAIT_MS);
+	tl_expect_error(rep, "too_large", NULL, "PIN huge");
+	json_decref(rep);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 /* --- keys that need a restart ------------------------------------- */
 
 /*
@@ -884,5 +984,6 @@ main(void)
 	tl_add(s, "folder", test_folder_changes);
 	tl_add(s, "http", test_http_reload);
 	tl_add(s, "under_load", test_reload_under_load);
+	tl_add(s, "pins_estimates", test_pins_new_estimates);
 	return tl_run(s, CK_ENV);
 }

@@ -119,22 +119,6 @@ pin(struct tl_conn *c, const char *cmd, const char *model)
 	    WAIT_MS);
 }
 
-/* The model's entry of MODELS (a new reference), NULL if none. */
-static json_t *
-model_entry(struct tl_conn *c, const char *model)
-{
-	json_t *rep = tl_call(c, json_pack("{s:s}", "cmd", "MODELS"), WAIT_MS);
-	json_t *m, *found = NULL;
-	size_t i;
-
-	TL_ASSERT(tl_ok(rep), "MODELS: %s", tl_dump(rep));
-	json_array_foreach(json_object_get(rep, "models"), i, m)
-		if (strcmp(tl_str(m, "model"), model) == 0)
-			found = json_incref(m);
-	json_decref(rep);
-	return found;
-}
-
 /* STATS "usage" (a new reference). */
 static json_t *
 usage_of(struct tl_daemon *d, struct tl_conn *c)
@@ -307,7 +291,7 @@ START_TEST(test_low_before_normal)
 	tl_daemon_start(&d, "{" TWO_SLOTS ", \"models\": {\"lo\": "
 	    "{\"priority\": \"low\"}}}");
 	c = tl_connect(&d);
-	m = model_entry(c, "lo");
+	m = tl_models_entry(c, "lo");
 	TL_ASSERT(m != NULL && strcmp(tl_str(m, "priority"), "low") == 0,
 	    "MODELS lo: %s", tl_dump(m));
 	json_decref(m);
@@ -461,7 +445,7 @@ START_TEST(test_pin_unpin)
 	/* Kept across a restart: started at boot. */
 	c = restart(&d, c, over);
 	wait_ready(&d, c, "a");
-	m = model_entry(c, "a");
+	m = tl_models_entry(c, "a");
 	TL_ASSERT(strcmp(tl_str(m, "priority"), "pinned") == 0, "MODELS a: %s",
 	    tl_dump(m));
 	json_decref(m);
@@ -471,7 +455,7 @@ START_TEST(test_pin_unpin)
 	    0, "UNPIN a: %s", tl_dump(rep));
 	json_decref(rep);
 	c = restart(&d, c, over);
-	m = model_entry(c, "a");
+	m = tl_models_entry(c, "a");
 	TL_ASSERT(strcmp(tl_str(m, "priority"), "normal") == 0, "MODELS a: %s",
 	    tl_dump(m));
 	json_decref(m);

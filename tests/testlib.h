@@ -132,6 +132,15 @@ void	 tl_daemon_init(struct tl_daemon *, int n);
 /* Writes T/models/NAME.gguf holding the printf-formatted text. */
 void	 tl_model(struct tl_daemon *, const char *name, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+/*
+ * Writes T/models/NAME.gguf as a real GGUF (version 3, llama) of one F32
+ * tensor of weights bytes (a hole): the header's estimate is weights and
+ * the overhead, and the stand-in server loads it.
+ */
+void	 tl_model_gguf(struct tl_daemon *, const char *name,
+	    uint64_t weights);
+/* The model's entry of MODELS (a new reference), NULL if none. */
+json_t	*tl_models_entry(struct tl_conn *, const char *model);
 /* Removes dir and all below it, quietly; "" is left alone. */
 void	 tl_rm_rf(const char *dir);
 /* Writes any file under T (for paths outside the models folder). */
