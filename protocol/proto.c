@@ -851,12 +851,14 @@ line_dup(const char *buf, size_t len)
 
 /* A message may carry a child's stderr: make it valid UTF-8 rather than
  * fail to answer at all. */
-static json_t *
-message_string(const char *message)
+json_t *
+proto_text(const char *message)
 {
 	json_t	*m;
 	char	 clean[PROTO_MESSAGE_MAX];
 
+	if (message == NULL)
+		message = "";
 	if ((m = json_string(message)) != NULL)
 		return m;
 	clean_text(clean, sizeof(clean), message, strlen(message),
@@ -877,7 +879,7 @@ encode_error_fast(json_t *id, enum proto_err err, const char *message)
 		return NULL;
 	n += (size_t)snprintf(head + n, sizeof(head) - n,
 	    ",\"error\":\"%s\",\"message\":", proto_err_name(err));
-	if (n >= sizeof(head) - 1 || (m = message_string(message)) == NULL)
+	if (n >= sizeof(head) - 1 || (m = proto_text(message)) == NULL)
 		return NULL;
 	text = json_dumps(m, JSON_ENCODE_ANY | DUMP_FLAGS);
 	json_decref(m);
@@ -907,7 +909,7 @@ proto_encode_error(json_t *id, enum proto_err err, const char *message)
 		return line;
 	/* json_pack fails, and frees what it took, if the message is NULL. */
 	return dump_line(json_pack("{s:b, s:O*, s:s, s:o}", "ok", 0, "id", id,
-	    "error", proto_err_name(err), "message", message_string(message)),
+	    "error", proto_err_name(err), "message", proto_text(message)),
 	    true);
 }
 

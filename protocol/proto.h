@@ -148,6 +148,13 @@ char		*proto_encode_request(const struct proto_request *req);
 /* {"ok":false,"id":…,"error":"code","message":"…"}\n, malloc'd. */
 char	*proto_encode_error(json_t *id, enum proto_err, const char *message);
 /*
+ * A JSON string of text, which may hold anything (a server's stderr, a
+ * message cut at a byte count): as it is if it is UTF-8, else made
+ * printable UTF-8 ('?' for what is not, cut at PROTO_MESSAGE_MAX).
+ * NULL only if out of memory.
+ */
+json_t	*proto_text(const char *text);
+/*
  * {"ok":true,"id":…, …fields of body…}\n, malloc'd.  body may be NULL;
  * it is not modified and stays the caller's.
  */

@@ -861,6 +861,7 @@ static const struct key http_keys[] = {
 	{ "max_body", K_FUNC, 0, set_http_max_body },
 	{ "max_body_total", K_SIZE_POS, HOFF(max_body_total), NULL },
 	{ "max_conns", K_COUNT, HOFF(max_conns), NULL },
+	{ "max_event_streams", K_COUNT, HOFF(max_event_streams), NULL },
 	{ "cors_origins", K_FUNC, 0, set_http_cors },
 	{ "idle_timeout", K_IDLE, HOFF(idle_timeout_ms), NULL },
 	{ "head_timeout", K_DURATION, HOFF(head_timeout_ms), NULL },
@@ -899,6 +900,12 @@ set_http(void *base, json_t *v, struct loadctx *lc)
 	    c->http.max_body_total < c->http.max_body) {
 		lc->key = "max_body_total";
 		keyerr(lc, "must be at least max_body");
+		return section_keyerr(lc, "http");
+	}
+	/* Streams stay open: they must leave room for requests. */
+	if (c->http.max_event_streams >= c->http.max_conns) {
+		lc->key = "max_event_streams";
+		keyerr(lc, "must be below max_conns (%u)", c->http.max_conns);
 		return section_keyerr(lc, "http");
 	}
 	lc->key = key;

@@ -57,6 +57,7 @@ struct client {
 	char			*in;
 	size_t			 in_len, in_cap;
 	struct outbuf		 out;		/* replies not yet written */
+	uint64_t		 replies_end;	/* out.added after the last */
 	bool			 dead;		/* close before the loop sleeps */
 	bool			 closing;	/* close once the output is out */
 	bool			 eof;		/* it sent all it will send */
@@ -157,6 +158,26 @@ write_some(struct client *c)
 	return outbuf_write(&c->out, c->fd) == -1 ? -1 : 0;
 }
 
+/*
+ * A subscriber's output is replies and events, each with its own limit:
+ * the events queued after the last reply are the events' backlog (those
+ * before it go out with the replies, which outbuf_bytes bounds).
+ */
+static size_t
+events_unsent(const struct client *c)
+{
+	uint64_t from = c->replies_end > c->out.written ? c->replies_end :
+	    c->out.written;
+
+	return (size_t)(c->out.added - from);
+}
+
+static size_t
+replies_unsent(const struct client *c)
+{
+	return outbuf_unsent(&c->out) - events_unsent(c);
+}
+
 /* session.send: takes line (malloc'd, ends in '\n'); NULL: out of memory. */
 static void
 client_send(struct session *s, char *line)
@@ -175,7 +196,7 @@ client_send(struct session *s, char *line)
 		return;
 	}
 	len = strlen(line);
-	unsent = outbuf_unsent(&c->out);
+	unsent = replies_unsent(c);
 	/*
 	 * The limit is on replies piling up unread: first try to hand the
 	 * kernel what is queued; one reply on its own (MODELS of 10,000
@@ -183,7 +204,7 @@ client_send(struct session *s, char *line)
 	 */
 	if (unsent > 0 && unsent + len > limit) {
 		(void)write_some(c);
-		unsent = outbuf_unsent(&c->out);
+		unsent = replies_unsent(c);
 	}
 	if (unsent > 0 && unsent + len > limit) {
 		/* It does not read: its replies must not grow without end. */
@@ -198,6 +219,7 @@ client_send(struct session *s, char *line)
 		client_kill(c);
 		return;
 	}
+	c->replies_end = c->out.added;
 	free(line);
 	client_touch(c);
 	client_queue_flush(c);
@@ -206,7 +228,8 @@ client_send(struct session *s, char *line)
 /* --- the event stream (events.c) --- */
 
 /* events_sink.queue: one line, written with the replies before the loop
- * sleeps; past the limit, what the socket takes is written first. */
+ * sleeps; past the limit, what the socket takes is written first.  The
+ * events' backlog, replies apart. */
 static size_t
 client_event(struct session *s, const char *json, size_t len, uint64_t seq)
 {
@@ -218,9 +241,9 @@ client_event(struct session *s, const char *json, size_t len, uint64_t seq)
 	if (!outbuf_add(&c->out, json, len) || !outbuf_add(&c->out, "\n", 1))
 		return SIZE_MAX;
 	client_queue_flush(c);
-	if ((unsent = outbuf_unsent(&c->out)) > EVENTS_UNSENT_MAX) {
+	if ((unsent = events_unsent(c)) > EVENTS_UNSENT_MAX) {
 		(void)write_some(c);
-		unsent = outbuf_unsent(&c->out);
+		unsent = events_unsent(c);
 	}
 	return unsent;
 }

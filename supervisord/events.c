@@ -14,7 +14,8 @@
  * order is seq's.
  *
  * A subscriber that does not keep up is dropped, never waited for: past
- * EVENTS_UNSENT_MAX unsent its connection is closed and its backlog
+ * EVENTS_UNSENT_MAX of events unsent (its replies have their own limit)
+ * its connection is closed and its backlog
  * discarded, logged once and counted (STATS events.dropped).  Waiting
  * would make poold's memory grow with the slowest reader; dropping costs
  * that reader the events it had not read, which it could not have had
@@ -201,15 +202,15 @@ pool_event_json(const struct pool_event *pe)
 	case POOL_EV_EXIT:
 		json_object_set_new(o, "reason",
 		    json_string(pool_stop_reason_name(pe->reason)));
-		json_object_set_new(o, "status", json_string(msg));
+		json_object_set_new(o, "status", proto_text(msg));
 		break;
 	case POOL_EV_FAILED:
-		json_object_set_new(o, "message", json_string(msg));
+		json_object_set_new(o, "message", proto_text(msg));
 		break;
 	case POOL_EV_PRESSURE:
 		json_object_set_new(o, "need",
 		    json_integer((json_int_t)pe->need));
-		json_object_set_new(o, "message", json_string(msg));
+		json_object_set_new(o, "message", proto_text(msg));
 		break;
 	}
 	return o;

@@ -96,6 +96,7 @@ struct hconn {
 	bool			 took;		/* the client took bytes just now */
 	bool			 send_timed;	/* timer: the client's reading */
 	bool			 shut_wr;	/* its FIN is sent */
+	bool			 stream;	/* counted in h->nstreams */
 	size_t			 drained;	/* HS_LINGER */
 	/* The request's way through the pool. */
 	char			 model[PROTO_MODEL_NAME_MAX + 1];
@@ -126,6 +127,7 @@ struct http {
 	TAILQ_HEAD(, hconn)	 conns;
 	TAILQ_HEAD(, hconn)	 ready;
 	unsigned		 nconns;
+	unsigned		 nstreams;	/* of those, GET /events */
 	unsigned		 conns_peak;	/* since the last give_back() */
 	unsigned		 inflight;	/* requests past their head */
 	unsigned long		 serial;
@@ -187,6 +189,19 @@ timer_set(struct hconn *c, int64_t ms)
 	}
 }
 
+/* The message may quote a server's stderr, which need not be UTF-8. */
+static char *
+error_body(const char *message, const char *type, const char *code)
+{
+	json_t *text = proto_text(message);
+	char *body;
+
+	body = text != NULL ? http_error_body(json_string_value(text), type,
+	    code) : NULL;
+	json_decref(text);
+	return body;
+}
+
 /* Best effort, once: the connection closes right after. */
 static void
 send_last_words(int fd, int status, const char *type, const char *code,
@@ -195,7 +210,7 @@ send_last_words(int fd, int status, const char *type, const char *code,
 	char *body, *r = NULL;
 	size_t len;
 
-	if ((body = http_error_body(message, type, code)) != NULL)
+	if ((body = error_body(message, type, code)) != NULL)
 		r = http_response(status, "application/json", extra, body,
 		    strlen(body), false, &len);
 	if (r != NULL)
@@ -390,7 +405,7 @@ reply_error(struct hconn *c, int status, const char *type, const char *code,
 {
 	char *body;
 
-	if ((body = http_error_body(message, type, code)) == NULL) {
+	if ((body = error_body(message, type, code)) == NULL) {
 		conn_kill(c);
 		return;
 	}
@@ -1068,14 +1083,35 @@ sse_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* http.max_event_streams, else a quarter of max_conns: streams never
+ * end on their own, and must not take the slots requests need. */
+static unsigned
+streams_max(const struct http *h)
+{
+	const struct http_conf *hc = &h->d->conf->http;
+
+	return hc->max_event_streams > 0 ? hc->max_event_streams :
+	    hc->max_conns / 4;
+}
+
 static void
 serve_events(struct hconn *c)
 {
 	struct http *h = c->h;
 	struct ev_loop *loop = h->d->loop;
-	char head[512];
+	char head[512], msg[160], retry[64];
 	int n, sndbuf = SSE_SNDBUF_BYTES;
 
+	if (h->nstreams >= streams_max(h)) {
+		c->keep_alive = false;
+		snprintf(retry, sizeof(retry), "Retry-After: %d\r\n",
+		    RETRY_AFTER_S);
+		snprintf(msg, sizeof(msg), "%u event streams are open, the "
+		    "most http.max_event_streams allows; try again later",
+		    h->nstreams);
+		reply_error(c, 503, "server_error", "busy", msg, retry);
+		return;
+	}
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 	    sizeof(sndbuf));
 	n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n"
@@ -1096,6 +1132,8 @@ serve_events(struct hconn *c)
 	/* Answered: the stream is no request in flight, and its end is no
 	 * error. */
 	c->state = HS_EVENTS;
+	c->stream = true;
+	h->nstreams++;
 	c->status = 200;
 	c->keep_alive = false;
 	c->t_first = daemon_now();
@@ -1438,6 +1476,8 @@ conn_close(struct hconn *c)
 		TAILQ_REMOVE(&h->ready, c, ready_link);
 	TAILQ_REMOVE(&h->conns, c, link);
 	h->nconns--;
+	if (c->stream)
+		h->nstreams--;
 	http_msg_free(&c->req);
 	free(c->in);
 	outbuf_free(&c->out);
@@ -1840,6 +1880,11 @@ http_free(struct http *h)
 	if (h == NULL)
 		return;
 	http_close_listener(h);
+	/* An event stream's last events (the servers' exits at a shutdown)
+	 * wait for POLLOUT, which will not come: what the socket takes now. */
+	TAILQ_FOREACH(c, &h->conns, link)
+		if (c->state == HS_EVENTS && !c->dead)
+			(void)write_some(c);
 	while ((c = TAILQ_FIRST(&h->conns)) != NULL)
 		conn_close(c);
 	ev_idle_stop(h->d->loop, &h->idle);
@@ -1850,9 +1895,12 @@ http_free(struct http *h)
 json_t *
 http_stats(const struct http *h)
 {
-	return json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I,"
+	    " s:I, s:I}",
 	    "listen", h->listen, "conns", (int)h->nconns,
 	    "max_conns", (int)h->d->conf->http.max_conns,
+	    "event_streams", (int)h->nstreams,
+	    "max_event_streams", (int)streams_max(h),
 	    "requests", (int)h->inflight,
 	    "requests_total", (json_int_t)h->requests,
 	    "errors_total", (json_int_t)h->errors,

@@ -56,6 +56,7 @@ outbuf_add(struct outbuf *b, const void *p, size_t n)
 		return false;
 	memcpy(b->buf + b->len, p, n);
 	b->len += n;
+	b->added += n;
 	return true;
 }
 
@@ -86,6 +87,7 @@ outbuf_write(struct outbuf *b, int fd)
 		if (n == -1)
 			return -1;
 		b->off += (size_t)n;
+		b->written += (size_t)n;
 		written += (size_t)n;
 	}
 	outbuf_drained(b);

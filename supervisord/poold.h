@@ -80,6 +80,7 @@ struct http_conf {
 	uint64_t	  max_body;
 	uint64_t	  max_body_total;	/* 0: the larger of 256M, max_body */
 	unsigned	  max_conns;
+	unsigned	  max_event_streams;	/* 0: a quarter of max_conns */
 	char		**cors_origins;		/* NULL-terminated, or NULL */
 	size_t		  ncors;
 	int64_t		  idle_timeout_ms;	/* keep-alive; 0: never */
@@ -559,6 +560,7 @@ void	 probe_check(void *ctx, struct pool_server *);
 struct outbuf {
 	char		*buf;
 	size_t		 len, off, cap;		/* off: written already */
+	uint64_t	 added, written;	/* bytes, since it began */
 };
 size_t	 outbuf_unsent(const struct outbuf *);
 /* Queues n bytes; false if out of memory. */

@@ -396,8 +396,9 @@ static void
 refused(struct daemon *d, const char *why)
 {
 	log_warnx("reload refused, the running config stays: %s", why);
-	events_emit(d, "reload", json_pack("{s:b, s:s}", "refused", 1,
-	    "message", why));
+	/* why may quote the file: it need not be UTF-8. */
+	events_emit(d, "reload", json_pack("{s:b, s:o}", "refused", 1,
+	    "message", proto_text(why)));
 }
 
 int
@@ -447,7 +448,7 @@ daemon_reload(struct daemon *d, json_t **report, char *err, size_t len)
 	    "restart_needed", restart, "models", "added", (json_int_t)added,
 	    "removed", (json_int_t)removed);
 	if (pins_failed && out != NULL)
-		json_object_set_new(out, "warning", json_string(pins_err));
+		json_object_set_new(out, "warning", proto_text(pins_err));
 	log_keys("applied", changed);
 	log_keys("kept until a restart", restart);
 	log_info("reload: done: budget %s, %zu models (%llu added, %llu "

@@ -57,7 +57,8 @@ model_counters_json(const struct pool *p, const struct pool_model *m,
 {
 	const struct pool_counters *k = &m->counters;
 
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+	/* last_error may quote a server's stderr: not always UTF-8. */
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "model", m->name, "state", pool_model_state(p, m, now),
 	    "hits", (json_int_t)k->hits,
 	    "misses", (json_int_t)k->misses,
@@ -65,7 +66,8 @@ model_counters_json(const struct pool *p, const struct pool_model *m,
 	    "crashes", (json_int_t)k->crashes,
 	    "start_failures", (json_int_t)k->start_failures,
 	    "last_load_ms", (json_int_t)m->last_load_ms,
-	    "failures", (json_int_t)m->failures, "last_error", m->last_error);
+	    "failures", (json_int_t)m->failures, "last_error",
+	    proto_text(m->last_error));
 }
 
 /* Only models that have seen use: 10,000 idle files are not news. */

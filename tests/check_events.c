@@ -918,6 +918,227 @@ START_TEST(test_poolc_events)
 }
 END_TEST
 
+/* --- what the review found ---------------------------------------- */
+
+/*
+ * Pass: a subscriber asks MODELS (4,000 models: a reply over 256 KiB)
+ * and, in the same write, ACQUIREs m (a start event queued behind the
+ * reply): it reads both replies and the event, and is not dropped.  Its
+ * replies have outbuf_bytes; only its events count against the events'
+ * limit (before, its own reply got it dropped).
+ */
+START_TEST(test_own_big_reply)
+{
+	struct tl_daemon d;
+	struct tl_conn *s, *c;
+	char name[160], *line;
+	json_t *j;
+	size_t len;
+	bool models = false, acquired = false, started = false;
+
+	tl_daemon_init(&d, _i);
+	for (int i = 0; i < 4000; i++) {
+		snprintf(name, sizeof(name), "model-with-a-rather-long-name-to-"
+		    "make-the-models-reply-big-%05d", i);
+		tl_model(&d, name, "load_ms=0\n");
+	}
+	tl_model(&d, "m", "load_ms=0\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	s = subscribe(&d);
+	TL_ASSERT(tl_sendf(s, "{\"cmd\":\"MODELS\",\"id\":1}\n"
+	    "{\"cmd\":\"ACQUIRE\",\"model\":\"m\",\"id\":2}\n") == 0, "write");
+	while (!(models && acquired && started)) {
+		line = tl_recv_line(s, WAIT_MS, &len);
+		TL_ASSERT(line != NULL, "the subscriber's connection ended (or "
+		    "went quiet) before both replies and the start event: "
+		    "MODELS %d, ACQUIRE %d, start %d", models, acquired,
+		    started);
+		TL_ASSERT((j = json_loadb(line, len, 0, NULL)) != NULL,
+		    "not JSON: %.80s", line);
+		free(line);
+		if (json_object_get(j, "event") != NULL)
+			started |= strcmp(tl_str(j, "event"), "start") == 0;
+		else if (tl_int(j, "id") == 1)
+			models = tl_ok(j) && json_array_size(tl_get(j,
+			    "models")) == 4001;
+		else if (tl_int(j, "id") == 2)
+			acquired = tl_ok(j);
+		json_decref(j);
+	}
+	TL_ASSERT(stats_events(&d, c, "dropped") == 0, "a subscriber that "
+	    "reads was dropped for its own MODELS reply");
+	TL_ASSERT(stats_events(&d, c, "subscribers") == 1, "it is gone");
+	tl_close(s);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Pass: on SIGTERM the SSE stream gets the last server's exit event, as
+ * the socket's subscriber does (before, it was queued for a POLLOUT the
+ * loop's end never waited for).
+ */
+START_TEST(test_sse_shutdown)
+{
+	struct tl_daemon d;
+	struct tl_conn *s, *c;
+	struct tl_http *h;
+	json_t *arr = json_array(), *e;
+	size_t off = 0;
+	long comments = 0;
+	long long seq = 0;
+	int port;
+	bool sock_exit = false, sse_exit = false;
+
+	tl_daemon_init(&d, _i);
+	tl_model(&d, "m", "load_ms=0\n");
+	tl_daemon_start(&d, "{\"http\":{\"listen\":\"127.0.0.1:0\"}}");
+	c = tl_connect(&d);
+	port = http_port(&d, c);
+	s = subscribe(&d);
+	h = tl_http_open(port);
+	tl_http_sendf(h, "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	TL_ASSERT(tl_http_wait_head(h, WAIT_MS) && h->status == 200,
+	    "GET /events: %d", h->status);
+	wait_subscribers(&d, c, 2);
+	tl_release(c, tl_acquire_ok(c, "m", true, NULL));
+	json_decref(expect_event(s, "ready", &seq));
+	tl_close(c);
+	TL_ASSERT(kill(d.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	while ((e = next_event(s, WAIT_MS)) != NULL) {
+		sock_exit |= strcmp(tl_str(e, "event"), "exit") == 0;
+		json_decref(e);
+	}
+	for (long long dl = tl_now_ms() + WAIT_MS; !h->eof &&
+	    tl_now_ms() < dl;)
+		tl_http_read(h, 100);
+	TL_ASSERT(h->eof, "the stream did not end with poold");
+	sse_parse(h, &off, arr, &comments);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		sse_exit |= strcmp(tl_str(json_array_get(arr, i), "event"),
+		    "exit") == 0;
+	TL_ASSERT(sock_exit, "the socket's subscriber got no exit event");
+	TL_ASSERT(sse_exit, "the SSE stream lost the exit event: %s",
+	    h->body);
+	tl_http_close(h);
+	tl_close(s);
+	json_decref(arr);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Pass: with max_conns 4, one event stream (a quarter) is open; a
+ * second is answered 503 busy, and GET /health still gets 200 past the
+ * idle timeout (before, four streams took every connection for good).
+ * max_event_streams 4 is refused at a reload (not below max_conns); 2
+ * applies, and a second stream opens.
+ */
+START_TEST(test_sse_streams_max)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	struct tl_http *h[3];
+	json_t *rep;
+	int port;
+
+	tl_daemon_init(&d, _i);
+	tl_daemon_start(&d, "{\"http\":{\"listen\":\"127.0.0.1:0\","
+	    "\"max_conns\":4,\"idle_timeout\":\"1s\"}}");
+	c = tl_connect(&d);
+	port = http_port(&d, c);
+	for (int i = 0; i < 3; i++) {
+		h[i] = tl_http_open(port);
+		tl_http_sendf(h[i], "GET /events HTTP/1.1\r\nHost: localhost"
+		    "\r\n\r\n");
+		TL_ASSERT(tl_http_wait_head(h[i], WAIT_MS), "stream %d: no "
+		    "head", i);
+	}
+	TL_ASSERT(h[0]->status == 200, "the first stream: %d", h[0]->status);
+	for (int i = 1; i < 3; i++) {
+		TL_ASSERT(h[i]->status == 503, "stream %d past the cap: %d", i,
+		    h[i]->status);
+		(void)tl_http_wait_done(h[i], WAIT_MS);
+		TL_ASSERT(strstr(h[i]->body, "max_event_streams") != NULL &&
+		    strstr(h[i]->body, "\"busy\"") != NULL, "the 503 says "
+		    "nothing of the cap: %s", h[i]->body);
+		tl_http_close(h[i]);
+	}
+	tl_sleep_ms(1500);	/* past idle_timeout */
+	TL_ASSERT(tl_http_status(port, "/health", WAIT_MS) == 200,
+	    "GET /health with a stream open");
+
+	tl_write_config(&d, "{\"http\":{\"listen\":\"127.0.0.1:0\","
+	    "\"max_conns\":4,\"max_event_streams\":4}}");
+	rep = tl_call(c, json_pack("{s:s}", "cmd", "RELOAD"), WAIT_MS);
+	tl_expect_error(rep, "bad_request", NULL, "max_event_streams 4");
+	TL_ASSERT(strstr(tl_str(rep, "message"), "max_event_streams") != NULL,
+	    "the refusal does not name the key: %s", tl_dump(rep));
+	json_decref(rep);
+	tl_write_config(&d, "{\"http\":{\"listen\":\"127.0.0.1:0\","
+	    "\"max_conns\":4,\"max_event_streams\":2}}");
+	rep = tl_call(c, json_pack("{s:s}", "cmd", "RELOAD"), WAIT_MS);
+	TL_ASSERT(tl_ok(rep), "RELOAD: %s", tl_dump(rep));
+	json_decref(rep);
+	h[1] = tl_http_open(port);
+	tl_http_sendf(h[1], "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	TL_ASSERT(tl_http_wait_head(h[1], WAIT_MS) && h[1]->status == 200,
+	    "a second stream under max_event_streams 2: %d", h[1]->status);
+	tl_http_close(h[1]);
+	tl_http_close(h[0]);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
+ * Pass: a server that writes a byte that is not UTF-8 (\377) and
+ * exits: its exit event keeps its status and its failed event its
+ * message (made valid UTF-8), and STATS still lists the model with its
+ * last error (before, each lost the field or the whole entry).
+ */
+START_TEST(test_not_utf8)
+{
+	struct tl_daemon d;
+	struct tl_conn *s, *c;
+	json_t *e, *rep, *m;
+	long long seq = 0;
+	size_t i;
+	bool listed = false;
+
+	tl_daemon_init(&d, _i);
+	tl_model(&d, "bad", "x\n");
+	tl_daemon_start(&d, "{\"command\":[\"/bin/sh\",\"-c\","
+	    "\"printf 'error: bad byte \\\\377 here\\\\n' >&2; exit 3\","
+	    "\"{path}\",\"{port}\"]}");
+	c = tl_connect(&d);
+	s = subscribe(&d);
+	json_decref(tl_acquire(c, "bad", 5000, false));
+	e = expect_event(s, "exit", &seq);
+	TL_ASSERT(tl_str(e, "status") != NULL, "exit without status: %s",
+	    tl_dump(e));
+	json_decref(e);
+	e = expect_event(s, "failed", &seq);
+	TL_ASSERT(tl_str(e, "message") != NULL && strstr(tl_str(e, "message"),
+	    "bad byte ? here") != NULL, "failed: %s", tl_dump(e));
+	json_decref(e);
+	rep = tl_call(c, json_pack("{s:s}", "cmd", "STATS"), WAIT_MS);
+	TL_ASSERT(tl_ok(rep), "STATS: %s", tl_dump(rep));
+	json_array_foreach(tl_get(rep, "models"), i, m)
+		if (strcmp(tl_str(m, "model"), "bad") == 0)
+			listed = tl_str(m, "last_error") != NULL &&
+			    strstr(tl_str(m, "last_error"), "bad byte") != NULL;
+	TL_ASSERT(listed, "STATS lost bad or its last error: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	tl_close(s);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -932,5 +1153,9 @@ main(void)
 	tl_add(s, "attackers", test_attackers);
 	tl_add(s, "many_subscribers", test_many_subscribers);
 	tl_add(s, "poolc_events", test_poolc_events);
+	tl_add(s, "own_big_reply", test_own_big_reply);
+	tl_add(s, "sse_shutdown", test_sse_shutdown);
+	tl_add(s, "sse_streams_max", test_sse_streams_max);
+	tl_add(s, "not_utf8", test_not_utf8);
 	return tl_run(s, CK_NORMAL);
 }
