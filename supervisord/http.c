@@ -1764,11 +1764,29 @@ read_token(struct http *h, const char *path, char *err, size_t len)
 }
 
 /*
+ * An event stream never ends on its own: one a token let in must not
+ * outlive the token.  Its client (EventSource) comes back with the one
+ * it has now.
+ */
+static void
+end_streams(struct http *h, const char *why)
+{
+	struct hconn *c;
+
+	TAILQ_FOREACH(c, &h->conns, link)
+		if (c->stream && !c->dead) {
+			log_info("http %lu: event stream ended: %s",
+			    c->s.serial - SERIAL_BASE, why);
+			conn_kill(c);
+		}
+}
+
+/*
  * A reload.  Only the listener stays as it was (http.listen needs a
  * restart); the rest is read from d->conf where it is used, except what
  * the policy holds: the token, the CORS origins and max_body.  A request
  * already past its head was judged by the old ones; the next is judged
- * by the new.
+ * by the new.  Event streams, which never end, end with their token.
  */
 int
 http_reconfigure(struct http *h, const struct config *conf, char *err,
@@ -1789,6 +1807,9 @@ http_reconfigure(struct http *h, const struct config *conf, char *err,
 		    h->listen);
 		return -1;
 	}
+	if (fresh.pol.token_len != h->pol.token_len || (fresh.token != NULL &&
+	    memcmp(fresh.token, h->token, fresh.pol.token_len) != 0))
+		end_streams(h, "the token changed");
 	free(h->token);
 	h->token = fresh.token;
 	h->pol.token = fresh.pol.token;

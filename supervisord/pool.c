@@ -2573,7 +2573,12 @@ pool_usage_restore(struct pool *p, struct pool_model *m,
 {
 	(void)p;
 	m->usage = *u;
-	/* A state file is input: no NaN, negative or infinite frequency. */
+	/*
+	 * A state file is input: no NaN, negative or infinite frequency,
+	 * and none above the acquires (each adds 1, then decays).
+	 */
 	if (!(m->usage.freq >= 0 && m->usage.freq < 1e300))
 		m->usage.freq = 0;
+	if (m->usage.freq > (double)m->usage.acquires)
+		m->usage.freq = (double)m->usage.acquires;
 }

@@ -27,6 +27,7 @@
  * recently used go first. */
 #define USAGE_FORGET_MS		(30LL * 24 * 3600 * 1000)
 #define USAGE_GONE_MAX		1024
+#define USAGE_COUNT_MAX		(UINT64_C(1) << 53)
 /* STATS "usage": this many models, the most used first. */
 #define USAGE_STATS_MAX		50
 /* A preloader that must wait (ACQUIREs want the room) looks again. */
@@ -216,9 +217,13 @@ static uint64_t
 count_at(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
+	json_int_t i = json_is_integer(v) ? json_integer_value(v) : 0;
 
-	return json_is_integer(v) && json_integer_value(v) > 0 ?
-	    (uint64_t)json_integer_value(v) : 0;
+	/* The state file is input: a count or a time past 2^53 (285,000
+	 * years of ms) is no real one, and sums of it must not overflow. */
+	if (i <= 0)
+		return 0;
+	return (uint64_t)i < USAGE_COUNT_MAX ? (uint64_t)i : USAGE_COUNT_MAX;
 }
 
 /* Back from the state file: times made the pool's, freq decayed over

@@ -4576,6 +4576,10 @@ START_TEST(test_usage)
 	u.freq = 0.0 / 0.0;
 	pool_usage_restore(F.p, b, &u);
 	ck_assert(near(b->usage.freq, 0));
+	/* Never above the acquires: each adds 1, then decays. */
+	u.freq = 1e299;
+	pool_usage_restore(F.p, b, &u);
+	ck_assert(near(b->usage.freq, 7));
 	fx_done();
 }
 END_TEST

@@ -823,7 +823,8 @@ get_models(int port, const char *token, char *ids, size_t len)
  * Pass: the front door with token "one" and alias x → a: GET /v1/models
  * with "one" is 200 and lists x.  The token file now says "two" (the
  * config names another file) and the alias is y: RELOAD; a connection
- * opened before it still works; "one" gets 401, "two" gets 200 listing y
+ * opened before it still works, a completion streamed across it is not
+ * cut, a GET /events stream opened with "one" ends; "one" gets 401, "two" gets 200 listing y
  * and not x; an ACQUIRE of y gets a's server.  A token file others may
  * read is refused and "two" still works.
  */
@@ -833,7 +834,7 @@ START_TEST(test_http_reload)
 	struct tl_conn *c;
 	char tok1[TL_PATH_MAX + 64], tok2[TL_PATH_MAX + 64];
 	char over[2 * TL_PATH_MAX + 512], ids[1024];
-	struct tl_http *kept, *stream;
+	struct tl_http *kept, *stream, *events;
 	json_t *rep;
 	int port;
 
@@ -863,6 +864,12 @@ START_TEST(test_http_reload)
 	    "send the stream's request");
 	TL_ASSERT(tl_http_wait_head(stream, WAIT_MS) && stream->status == 200,
 	    "the stream: HTTP %d", stream->status);
+	events = tl_http_open(port);
+	TL_ASSERT(tl_http_sendf(events, "GET /events HTTP/1.1\r\nHost: "
+	    "127.0.0.1\r\nAuthorization: Bearer one\r\n\r\n") == 0,
+	    "send GET /events");
+	TL_ASSERT(tl_http_wait_head(events, WAIT_MS) && events->status == 200,
+	    "GET /events: HTTP %d", events->status);
 
 	snprintf(over, sizeof(over), "{\"http\":{\"listen\":\"127.0.0.1:0\","
 	    "\"token_file\":\"%s\"},\"aliases\":{\"y\":\"a\"}}", tok2);
@@ -874,6 +881,12 @@ START_TEST(test_http_reload)
 	    "RELOAD: %s", tl_dump(rep));
 	json_decref(rep);
 	TL_ASSERT(door_port(&d, c) == port, "the listener moved");
+	/* The event stream ends with its token; the proxied one does not. */
+	for (long long dl = tl_now_ms() + WAIT_MS; !events->eof &&
+	    tl_now_ms() < dl;)
+		tl_http_read(events, 100);
+	TL_ASSERT(events->eof, "an event stream outlived its token");
+	tl_http_close(events);
 	TL_ASSERT(tl_http_wait_done(stream, 30000) && stream->done &&
 	    !stream->bad && stream->events >= 10, "the stream proxied across "
 	    "the reload was cut: %ld events, done %d", stream->events,

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -549,6 +550,63 @@ START_TEST(test_usage_persisted)
 END_TEST
 
 /*
+ * Pass: a state file edited by hand (or damaged) with counts and times
+ * at INT64_MAX, a frequency of 1e299 and a gone model "used" at
+ * INT64_MAX: poold starts, a's figures are bounded (counts at most
+ * 2^53, freq at most its acquires, last_used not in the future) and
+ * counting goes on; under SANITIZE=1 no arithmetic overflows.
+ */
+START_TEST(test_usage_state_input)
+{
+	struct tl_daemon d;
+	struct tl_conn *c;
+	json_t *u, *root, *a;
+	char state[TL_PATH_MAX + 16];
+	long long before = (long long)time(NULL) * 1000;
+
+	tl_daemon_init(&d, 13);
+	tl_model(&d, "a", "load_ms=20\n");
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	use(c, "a", 1);
+	tl_close(c);
+	TL_ASSERT(kill(d.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	TL_ASSERT(tl_daemon_wait(&d, d.stop_timeout_ms + 3000), "no exit");
+	snprintf(state, sizeof(state), "%s/state.json", d.dir);
+	TL_ASSERT((root = json_load_file(state, 0, NULL)) != NULL, "state");
+	a = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I}",
+	    "acquires", (json_int_t)INT64_MAX, "hits", (json_int_t)INT64_MAX,
+	    "loads", (json_int_t)INT64_MAX, "load_ms_total",
+	    (json_int_t)INT64_MAX, "leased_ms", (json_int_t)INT64_MAX,
+	    "last_used", (json_int_t)INT64_MAX, "freq", 1e299, "freq_at",
+	    (json_int_t)INT64_MAX);
+	json_object_set_new(json_object_get(root, "usage"), "a", a);
+	json_object_set_new(json_object_get(root, "usage"), "gone",
+	    json_pack("{s:I, s:I}", "acquires", (json_int_t)5, "last_used",
+	    (json_int_t)INT64_MAX));
+	TL_ASSERT(json_dump_file(root, state, 0) == 0, "write %s", state);
+	json_decref(root);
+	tl_daemon_start(&d, NULL);
+	c = tl_connect(&d);
+	use(c, "a", 1);
+	u = usage_of(&d, c);
+	a = json_array_get(u, 0);
+	TL_ASSERT(a != NULL && strcmp(tl_str(a, "model"), "a") == 0 &&
+	    tl_int(a, "acquires") > 0 &&
+	    tl_int(a, "acquires") <= (1LL << 53) + 1 &&
+	    tl_int(a, "leased_ms") > 0 &&
+	    tl_int(a, "leased_ms") <= (1LL << 53) + 60000 &&
+	    tl_int(a, "last_used") >= before &&
+	    tl_int(a, "last_used") <= (long long)time(NULL) * 1000 + 1000 &&
+	    json_real_value(tl_get(a, "freq")) <= (double)tl_int(a,
+	    "acquires"), "usage from a damaged state file: %s", tl_dump(u));
+	json_decref(u);
+	tl_close(c);
+	tl_daemon_finish(&d);
+}
+END_TEST
+
+/*
  * A second poold with "preload": 2 starts the two most used of the
  * first, one after the other, and an ACQUIRE of another model meanwhile
  * does not wait for them.
@@ -695,6 +753,7 @@ main(void)
 	tl_add(s, "pin_unpin", test_pin_unpin);
 	tl_add(s, "unpin_config_pinned", test_unpin_config_pinned);
 	tl_add(s, "usage_persisted", test_usage_persisted);
+	tl_add(s, "usage_state_input", test_usage_state_input);
 	tl_add(s, "preload_after_restart", test_preload_after_restart);
 	tl_add(s, "refill_when_quiet", test_refill_when_quiet);
 	tl_add(s, "config_errors", test_config_errors);
