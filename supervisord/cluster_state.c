@@ -840,8 +840,9 @@ cs_encode_claim(const char *node, const char *by, int64_t until_ms)
 char *
 cs_encode_backoff(int64_t until_ms, const char *error)
 {
-	return dumped(json_pack("{s:I, s:s}", "until", (json_int_t)until_ms,
-	    "error", error != NULL ? error : ""));
+	/* error may quote a server's stderr: not always UTF-8. */
+	return dumped(json_pack("{s:I, s:o}", "until", (json_int_t)until_ms,
+	    "error", proto_text(error)));
 }
 
 /* --- lookups --- */

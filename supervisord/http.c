@@ -1083,15 +1083,17 @@ sse_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* http.max_event_streams, else a quarter of max_conns: streams never
- * end on their own, and must not take the slots requests need. */
+/* http.max_event_streams, else a quarter of max_conns (one of two or
+ * three): streams never end on their own, and must not take the slots
+ * requests need. */
 static unsigned
 streams_max(const struct http *h)
 {
 	const struct http_conf *hc = &h->d->conf->http;
 
-	return hc->max_event_streams > 0 ? hc->max_event_streams :
-	    hc->max_conns / 4;
+	if (hc->max_event_streams > 0)
+		return hc->max_event_streams;
+	return hc->max_conns >= 4 ? hc->max_conns / 4 : hc->max_conns - 1;
 }
 
 static void

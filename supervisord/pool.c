@@ -1547,7 +1547,7 @@ pool_pinned_mem(const struct pool *p)
 	uint64_t sum = 0;
 
 	TAILQ_FOREACH(m, &p->pinned, pinned_link)
-		sum += m->mem;
+		sum = pool_sat_add(sum, m->mem);
 	return sum;
 }
 
@@ -1564,7 +1564,7 @@ refused_for_pins(struct pool *p, struct pool_waiter *w,
 	uint64_t held;
 
 	if (m->priority == POOL_PRIO_PINNED || TAILQ_EMPTY(&p->pinned) ||
-	    (held = pool_pinned_mem(p)) + m->mem <= p->lim.budget)
+	    pool_sat_add(held = pool_pinned_mem(p), m->mem) <= p->lim.budget)
 		return false;
 	pinned_names(p, false, names, sizeof(names));
 	answer_error(p, w, PROTO_E_BUSY, "no room for '%s' (%s) while the "
@@ -2403,12 +2403,12 @@ pool_set_priority(struct pool *p, pool_ms now, struct pool_model *m,
 		return -1;
 	}
 	if (prio == POOL_PRIO_PINNED &&
-	    held + m->mem > p->lim.budget) {
+	    pool_sat_add(held, m->mem) > p->lim.budget) {
 		pinned_names(p, false, names, sizeof(names));
 		snprintf(err, errlen, "pinning '%s' (%s) would pin %s, more "
 		    "than the budget %s; pinned now: %s", m->name,
 		    pool_format_size(m->mem, size, sizeof(size)),
-		    pool_format_size(held + m->mem, total,
+		    pool_format_size(pool_sat_add(held, m->mem), total,
 		    sizeof(total)), pool_format_size(p->lim.budget, budget,
 		    sizeof(budget)), names[0] != '\0' ? names : "none");
 		return -1;

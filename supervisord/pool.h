@@ -506,7 +506,15 @@ void		 pool_exited(struct pool *, pool_ms now, struct pool_server *,
 
 /* Time.  Next instant pool_tick() has work, or -1 for none. */
 pool_ms		 pool_next_deadline(const struct pool *, pool_ms now);
+/* The pinned models' estimates together (at most UINT64_MAX). */
 uint64_t	 pool_pinned_mem(const struct pool *);
+/* a + b, or UINT64_MAX: a sum of estimates (a config's "memory", a
+ * header's) must not wrap into one that fits. */
+static inline uint64_t
+pool_sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 void		 pool_tick(struct pool *, pool_ms now);
 
 /* Refuse new work, answer every waiter shutting_down, stop every server. */

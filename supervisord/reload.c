@@ -335,7 +335,9 @@ repoint_models(struct daemon *d, const struct config *old)
 				e->gguf_read = e->header_too_long = false;
 				e->gguf = 0;
 			}
-			reestimate(d, m, again && e->asked_for);
+			/* Asked for: the header's figure (estimate_under()'s),
+			 * even if a "memory" kept it unread until now. */
+			reestimate(d, m, e->asked_for);
 		}
 }
 

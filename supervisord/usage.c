@@ -158,29 +158,33 @@ idle_for(const struct config *conf, const struct model_entry *e,
 /*
  * m's class and idle timeout as the catalog says.  Pinning starts a
  * server, so it waits for usage_start() (and never happens offline).
+ * -1 if a pin did not fit (m runs as high), the reason in err.
  */
-static void
-class_apply(struct daemon *d, struct pool_model *m)
+static int
+class_apply(struct daemon *d, struct pool_model *m, char *err, size_t len)
 {
 	struct model_entry *e = m->udata;
 	enum pool_priority prio = catalog_priority(e);
-	char err[POOL_ERROR_MAX];
+	char why[POOL_ERROR_MAX];
 
 	m->idle_timeout = idle_for(d->conf, e, prio);
 	if (prio == POOL_PRIO_PINNED && (U.d != d || e->gone))
-		return;
+		return 0;
 	if (m->priority == prio)
-		return;
+		return 0;
 	/* A pin is checked against the budget: with the header's figure,
 	 * not per_model's guess. */
 	if (prio == POOL_PRIO_PINNED)
 		estimate_first_use(d, m);
-	if (pool_set_priority(d->pool, daemon_now(), m, prio, err,
-	    sizeof(err)) == 0)
-		return;
-	log_warnx("model %s: not pinned: %s; it runs as high", m->name, err);
-	(void)pool_set_priority(d->pool, daemon_now(), m, POOL_PRIO_HIGH, err,
-	    sizeof(err));
+	if (pool_set_priority(d->pool, daemon_now(), m, prio, why,
+	    sizeof(why)) == 0)
+		return 0;
+	log_warnx("model %s: not pinned: %s; it runs as high", m->name, why);
+	snprintf(err, len, "model %s runs as high, not pinned: %s", m->name,
+	    why);
+	(void)pool_set_priority(d->pool, daemon_now(), m, POOL_PRIO_HIGH, why,
+	    sizeof(why));
+	return -1;
 }
 
 /* --- usage as JSON --- */
@@ -452,6 +456,7 @@ usage_model_added(struct daemon *d, struct pool_model *m)
 	struct pool_usage u;
 	const char *pin;
 	json_t *saved;
+	char err[POOL_ERROR_MAX];
 
 	pin = json_string_value(json_object_get(U.pins, m->name));
 	if (pin != NULL && strcmp(pin, PIN_PINNED) == 0)
@@ -467,7 +472,7 @@ usage_model_added(struct daemon *d, struct pool_model *m)
 		    d->conf->usage_half_life_ms);
 		pool_usage_restore(d->pool, m, &u);
 	}
-	class_apply(d, m);
+	(void)class_apply(d, m, err, sizeof(err));	/* logged */
 }
 
 /*
@@ -518,7 +523,7 @@ usage_check_pins(struct daemon *d, const struct config *conf,
 			continue;
 		/* The header's figure, not per_model's guess. */
 		mem = estimate_under(d, conf, all[i]);
-		sum += mem;
+		sum = pool_sat_add(sum, mem);
 		w = snprintf(names + at, sizeof(names) - at, "%s%s (%s)",
 		    at > 0 ? ", " : "", all[i]->name,
 		    pool_format_size(mem, s1, sizeof(s1)));
@@ -541,6 +546,7 @@ usage_apply(struct daemon *d, char *err, size_t len)
 	struct pool_model **all;
 	struct model_entry *e;
 	size_t n;
+	int rc = 0;
 
 	if (usage_check_pins(d, d->conf, d->pool->lim.budget, err, len) == -1)
 		return -1;
@@ -553,17 +559,18 @@ usage_apply(struct daemon *d, char *err, size_t len)
 		override_normalize(e, e->conf);
 		pins_record(all[i]->name, e);
 		if (catalog_priority(e) != POOL_PRIO_PINNED)
-			class_apply(d, all[i]);
+			(void)class_apply(d, all[i], err, len);
 	}
+	/* Every pin is tried; the first that did not fit is the error. */
 	for (size_t i = 0; i < n; i++)
-		if (catalog_priority(all[i]->udata) == POOL_PRIO_PINNED) {
-			estimate_first_use(d, all[i]);
-			class_apply(d, all[i]);
-		}
+		if (catalog_priority(all[i]->udata) == POOL_PRIO_PINNED &&
+		    class_apply(d, all[i], rc == 0 ? err : NULL,
+		    rc == 0 ? len : 0) == -1)
+			rc = -1;
 	free(all);
 	if (U.d == d && d->conf->preload_refill_ms > 0)
 		U.refill_kick = true;
-	return 0;
+	return rc;
 }
 
 /* --- PIN and UNPIN --- */
@@ -601,7 +608,7 @@ cmd_pin(struct session *s, const struct proto_request *req, bool pin)
 	} else {
 		e->priority_override = conf_prio == POOL_PRIO_PINNED ?
 		    POOL_PRIO_NORMAL : -1;
-		class_apply(d, m);
+		(void)class_apply(d, m, err, sizeof(err));
 	}
 	prio = catalog_priority(e);
 	m->idle_timeout = idle_for(d->conf, e, prio);
@@ -884,6 +891,7 @@ void
 usage_start(struct daemon *d)
 {
 	struct pool_model **all;
+	char err[POOL_ERROR_MAX];
 	size_t n;
 
 	U.d = d;
@@ -899,10 +907,9 @@ usage_start(struct daemon *d)
 	if ((all = catalog_sorted(d, &n)) != NULL) {
 		for (size_t i = 0; i < n; i++)
 			if (catalog_priority(all[i]->udata) ==
-			    POOL_PRIO_PINNED) {
-				estimate_first_use(d, all[i]);
-				class_apply(d, all[i]);
-			}
+			    POOL_PRIO_PINNED)
+				(void)class_apply(d, all[i], err,
+				    sizeof(err));	/* logged */
 		free(all);
 	}
 	preload_plan(d);

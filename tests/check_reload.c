@@ -401,7 +401,8 @@ model_memory(struct tl_conn *c, const char *model, const char **source)
  * pinned but drops its "memory" needs 96M + 64M: under a budget of 150M
  * that is refused, naming both, and 8M stays (before, the check used
  * the old config's 8M and the RELOAD answered ok with the pins half
- * applied).  Last, "huge" (160M), pinned by the config, gets its file
+ * applied).  Under 300M the same pins are ok, with no warning, big at
+ * its header's figure and both pinned.  Last, "huge" (160M), pinned by the config, gets its file
  * when there is no room for it beside the others: it runs as high,
  * MODELS says high, and PIN huge is refused too_large.
  */
@@ -450,10 +451,32 @@ START_TEST(test_pins_new_estimates)
 	TL_ASSERT(model_memory(c, "big", &src) == 8 * MIB &&
 	    strcmp(src, "config") == 0, "big after the refusal: %s", src);
 
+	/* Room for both: big is accounted from its header from now on
+	 * (its "memory" had kept the header unread), both stay pinned and
+	 * the reply has no warning. */
+	tl_write_config(&d, "{\"memory_limit\":\"300M\",\"models\":{"
+	    "\"big\":{\"priority\":\"pinned\"},\"late\":{"
+	    "\"priority\":\"pinned\"}}}");
+	rep = reload_ok(c);
+	TL_ASSERT(json_object_get(rep, "warning") == NULL, "RELOAD: %s",
+	    tl_dump(rep));
+	json_decref(rep);
+	mem = model_memory(c, "big", &src);
+	TL_ASSERT(mem >= 64 * MIB && strcmp(src, "gguf") == 0, "big without "
+	    "its memory is accounted %lld (%s), not from its header", mem,
+	    src);
+	for (int i = 0; i < 2; i++) {
+		rep = tl_models_entry(c, i == 0 ? "big" : "late");
+		TL_ASSERT(strcmp(tl_str(rep, "priority"), "pinned") == 0,
+		    "not pinned: %s", tl_dump(rep));
+		json_decref(rep);
+	}
+
 	/* "huge" is pinned while it has no file; when its file comes there
 	 * is no room beside the others: it runs as high, MODELS says so,
 	 * and PIN does not answer "pinned" without pinning. */
-	tl_write_config(&d, "{\"models\":{\"big\":{\"memory\":\"8M\","
+	tl_write_config(&d, "{\"memory_limit\":\"216M\",\"models\":{"
+	    "\"big\":{\"memory\":\"8M\","
 	    "\"priority\":\"pinned\"},\"late\":{\"priority\":"
 	    "\"pinned\"},\"huge\":{\"priority\":\"pinned\"}}}");
 	json_decref(reload_ok(c));

@@ -698,6 +698,12 @@ START_TEST(test_config_errors)
 		{ "{\"preload_refill\": true}", "\"preload_refill\"" },
 		{ "{\"usage_half_life\": 0}", "\"usage_half_life\"" },
 		{ "{\"low_idle_timeout\": \"soon\"}", "\"low_idle_timeout\"" },
+		/* Their sum wraps to 100M + 2 bytes if it is not saturated. */
+		{ "{\"models\": {\"a\": {\"memory\": 9223372036854775807, "
+		    "\"priority\": \"pinned\"}, \"b\": {\"memory\": "
+		    "9223372036854775807, \"priority\": \"pinned\"}, \"c\": "
+		    "{\"memory\": 104857602, \"priority\": \"pinned\"}}}",
+		    "the pinned models need" },
 	};
 	static const char *const good[] = {
 		"{\"preload\": 2, \"preload_refill\": false, "
@@ -714,6 +720,8 @@ START_TEST(test_config_errors)
 
 	tl_daemon_init(&d, 10);
 	tl_model(&d, "a", "load_ms=20\n");
+	tl_model(&d, "b", "load_ms=20\n");
+	tl_model(&d, "c", "load_ms=20\n");
 	snprintf(cmd, sizeof(cmd), "%s -n -f %s 2>&1", poold != NULL ? poold :
 	    "build/poold", d.config);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) +
