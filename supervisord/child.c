@@ -111,8 +111,7 @@ argv_build(const struct config *conf, const struct pool_server *srv,
     const char *api_key)
 {
 	const struct model_entry *e = srv->model->udata;
-	char **tmpl = e->conf != NULL && e->conf->command != NULL ?
-	    e->conf->command : conf->command;
+	char *const *tmpl = config_command(conf, e->conf);
 	struct placeholders ph = { srv->model->name, e->path,
 	    conf->server_host, api_key, "" };
 	char **argv;
@@ -1216,8 +1215,7 @@ child_config_hash(const struct daemon *d, const struct pool_model *m)
 	const struct config *conf = d->conf;
 	uint64_t h = FNV_OFFSET;
 
-	h = hash_strv(h, e->conf != NULL && e->conf->command != NULL ?
-	    e->conf->command : conf->command);
+	h = hash_strv(h, config_command(conf, e->conf));
 	h = hash_strv(h, e->conf != NULL ? e->conf->env : NULL);
 	h = hash_str(h, e->path);
 	h = hash_str(h, conf->server_host);

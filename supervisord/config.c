@@ -1464,6 +1464,12 @@ config_host_port(const struct config *c, int port, char *buf, size_t len)
 	    v6 ? "]" : "", port);
 }
 
+char *const *
+config_command(const struct config *c, const struct model_conf *mc)
+{
+	return mc != NULL && mc->command != NULL ? mc->command : c->command;
+}
+
 const struct model_conf *
 config_model(const struct config *c, const char *name)
 {

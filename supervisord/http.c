@@ -1906,7 +1906,7 @@ http_free(struct http *h)
 	/* An event stream's last events (the servers' exits at a shutdown)
 	 * wait for POLLOUT, which will not come: what the socket takes now. */
 	TAILQ_FOREACH(c, &h->conns, link)
-		if (c->state == HS_EVENTS && !c->dead)
+		if (c->stream && !c->dead)
 			(void)write_some(c);
 	while ((c = TAILQ_FIRST(&h->conns)) != NULL)
 		conn_close(c);

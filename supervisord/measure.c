@@ -30,13 +30,6 @@ estimate_source_name(enum estimate_source s)
 	return "default";
 }
 
-static char *const *
-model_template(const struct config *conf, const struct model_entry *e)
-{
-	return e->conf != NULL && e->conf->command != NULL ?
-	    e->conf->command : conf->command;
-}
-
 /*
  * The header's estimate with tmpl's -c, -np and cache types; 0 if the
  * file is not a GGUF we understand, or its header is too long to read on
@@ -78,7 +71,7 @@ gguf_bytes(const struct daemon *d, struct model_entry *e)
 	if (!e->gguf_read) {
 		e->gguf_read = true;
 		e->gguf = header_estimate(d, e->path,
-		    model_template(d->conf, e), &e->header_too_long);
+		    config_command(d->conf, e->conf), &e->header_too_long);
 	}
 	return e->gguf;
 }
@@ -101,7 +94,7 @@ static void
 model_gpus(const struct daemon *d, const struct model_entry *e,
     struct pool_model *m)
 {
-	char *const *tmpl = model_template(d->conf, e);
+	char *const *tmpl = config_command(d->conf, e->conf);
 	char *const *env = e->conf != NULL ? e->conf->env : NULL;
 	struct gpu_placement pl;
 
@@ -150,8 +143,7 @@ estimate_under(const struct daemon *d, const struct config *conf,
 {
 	const struct model_entry *e = m->udata;
 	const struct model_conf *mc = config_model(conf, m->name);
-	char *const *tmpl = mc != NULL && mc->command != NULL ? mc->command :
-	    conf->command;
+	char *const *tmpl = config_command(conf, mc);
 	uint64_t v;
 	bool too_long;
 

@@ -176,6 +176,10 @@ void	 config_defaults(struct config *);
 int	 config_load(struct config *, const char *path, char *err, size_t);
 void	 config_free(struct config *);
 const struct model_conf *config_model(const struct config *, const char *);
+/* The command a model's servers run: its own (mc may be NULL), else the
+ * default. */
+char	*const *config_command(const struct config *,
+	    const struct model_conf *mc);
 /* Sets server_host; -1 with a message unless it is a numeric address. */
 int	 config_set_server_host(struct config *, const char *host, char *err,
 	    size_t errlen);

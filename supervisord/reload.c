@@ -287,13 +287,6 @@ strv_equal(char *const *a, char *const *b)
 	return (a == NULL || a[i] == NULL) && (b == NULL || b[i] == NULL);
 }
 
-static char *const *
-model_template(const struct config *conf, const struct model_entry *e)
-{
-	return e->conf != NULL && e->conf->command != NULL ? e->conf->command :
-	    conf->command;
-}
-
 /* A new estimate, given to the pool through pool_model_add(), which
  * keeps the pinned models' sum right. */
 static void
@@ -324,11 +317,11 @@ repoint_models(struct daemon *d, const struct config *old)
 			e = m->udata;
 			again = false;
 			if (e->gguf_read) {
-				char *const *was = model_template(old, e);
+				char *const *was = config_command(old, e->conf);
 
 				catalog_apply_conf(d, m);
 				again = !strv_equal(was,
-				    model_template(d->conf, e));
+				    config_command(d->conf, e->conf));
 			} else
 				catalog_apply_conf(d, m);
 			if (again) {

@@ -158,7 +158,8 @@ idle_for(const struct config *conf, const struct model_entry *e,
 /*
  * m's class and idle timeout as the catalog says.  Pinning starts a
  * server, so it waits for usage_start() (and never happens offline).
- * -1 if a pin did not fit (m runs as high), the reason in err.
+ * -1 if a pin did not fit (m runs as high; logged), the reason in err
+ * (which may be NULL).
  */
 static int
 class_apply(struct daemon *d, struct pool_model *m, char *err, size_t len)
@@ -456,7 +457,6 @@ usage_model_added(struct daemon *d, struct pool_model *m)
 	struct pool_usage u;
 	const char *pin;
 	json_t *saved;
-	char err[POOL_ERROR_MAX];
 
 	pin = json_string_value(json_object_get(U.pins, m->name));
 	if (pin != NULL && strcmp(pin, PIN_PINNED) == 0)
@@ -472,7 +472,7 @@ usage_model_added(struct daemon *d, struct pool_model *m)
 		    d->conf->usage_half_life_ms);
 		pool_usage_restore(d->pool, m, &u);
 	}
-	(void)class_apply(d, m, err, sizeof(err));	/* logged */
+	(void)class_apply(d, m, NULL, 0);
 }
 
 /*
@@ -559,7 +559,7 @@ usage_apply(struct daemon *d, char *err, size_t len)
 		override_normalize(e, e->conf);
 		pins_record(all[i]->name, e);
 		if (catalog_priority(e) != POOL_PRIO_PINNED)
-			(void)class_apply(d, all[i], err, len);
+			(void)class_apply(d, all[i], NULL, 0);
 	}
 	/* Every pin is tried; the first that did not fit is the error. */
 	for (size_t i = 0; i < n; i++)
@@ -608,7 +608,7 @@ cmd_pin(struct session *s, const struct proto_request *req, bool pin)
 	} else {
 		e->priority_override = conf_prio == POOL_PRIO_PINNED ?
 		    POOL_PRIO_NORMAL : -1;
-		(void)class_apply(d, m, err, sizeof(err));
+		(void)class_apply(d, m, NULL, 0);
 	}
 	prio = catalog_priority(e);
 	m->idle_timeout = idle_for(d->conf, e, prio);
@@ -891,7 +891,6 @@ void
 usage_start(struct daemon *d)
 {
 	struct pool_model **all;
-	char err[POOL_ERROR_MAX];
 	size_t n;
 
 	U.d = d;
@@ -908,8 +907,7 @@ usage_start(struct daemon *d)
 		for (size_t i = 0; i < n; i++)
 			if (catalog_priority(all[i]->udata) ==
 			    POOL_PRIO_PINNED)
-				(void)class_apply(d, all[i], err,
-				    sizeof(err));	/* logged */
+				(void)class_apply(d, all[i], NULL, 0);
 		free(all);
 	}
 	preload_plan(d);
