@@ -41,16 +41,6 @@
 
 /* --- helpers ------------------------------------------------------ */
 
-/* The wall clock in ms, as events carry it. */
-static long long
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A connection that has sent SUBSCRIBE and had its reply. */
 static struct tl_conn *
 subscribe(struct tl_daemon *d)
@@ -281,7 +271,7 @@ START_TEST(test_lifecycle)
 	c = tl_connect(&d);
 	TL_ASSERT(stats_events(&d, c, "subscribers") == 1,
 	    "events.subscribers is not 1");
-	t0 = wall_ms();
+	t0 = tl_wall_ms();
 
 	lease = tl_acquire_ok(c, "m", true, &port);
 	pid = tl_stats_pid(&d, c, "m");
@@ -290,7 +280,7 @@ START_TEST(test_lifecycle)
 	    json_is_false(json_object_get(e, "preload")),
 	    "start: %s (port %d pid %d)", tl_dump(e), port, (int)pid);
 	TL_ASSERT(tl_int(e, "time") >= t0 - 1000 &&
-	    tl_int(e, "time") <= wall_ms() + 1000,
+	    tl_int(e, "time") <= tl_wall_ms() + 1000,
 	    "start: time %lld is not now (%lld)", tl_int(e, "time"), t0);
 	json_decref(e);
 	e = expect_next(s, "ready", "m", &seq);

@@ -562,7 +562,7 @@ START_TEST(test_usage_state_input)
 	struct tl_conn *c;
 	json_t *u, *root, *a;
 	char state[TL_PATH_MAX + 16];
-	long long before = (long long)time(NULL) * 1000;
+	long long before = tl_wall_ms();
 
 	tl_daemon_init(&d, 13);
 	tl_model(&d, "a", "load_ms=20\n");
@@ -596,8 +596,8 @@ START_TEST(test_usage_state_input)
 	    tl_int(a, "acquires") <= (1LL << 53) + 1 &&
 	    tl_int(a, "leased_ms") > 0 &&
 	    tl_int(a, "leased_ms") <= (1LL << 53) + 60000 &&
-	    tl_int(a, "last_used") >= before &&
-	    tl_int(a, "last_used") <= (long long)time(NULL) * 1000 + 1000 &&
+	    tl_int(a, "last_used") >= before - 1000 &&
+	    tl_int(a, "last_used") <= tl_wall_ms() + 1000 &&
 	    json_real_value(tl_get(a, "freq")) <= (double)tl_int(a,
 	    "acquires"), "usage from a damaged state file: %s", tl_dump(u));
 	json_decref(u);

@@ -109,6 +109,9 @@ bool	 tl_skip_main(const char *name, const char *fmt, ...)
 /* --- time --- */
 
 long long	 tl_now_ms(void);
+/* The wall clock in ms, as poold stamps events and usage (not time(),
+ * which may lag it by a tick). */
+long long	 tl_wall_ms(void);
 void		 tl_sleep_ms(long long);
 
 /* Evaluates cond every 10 ms until it holds or timeout_ms passed. */
