@@ -197,6 +197,14 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	if (control_socket_dir(conf, err, len) == -1 ||
 	    take_lock(d, conf->socket, err, len) == -1)
 		return -1;
+	/*
+	 * Signals are caught from here, before any socket listens: a
+	 * SIGTERM sent as soon as the socket answers (pm2, systemd, a
+	 * test) must end in a clean shutdown, not the default death.
+	 */
+	watch_signal(d, &d->sig_term, SIGTERM);
+	watch_signal(d, &d->sig_int, SIGINT);
+	watch_signal(d, &d->sig_hup, SIGHUP);
 	/* Under the lock, before serving: leftovers die, estimates load. */
 	child_init(d);
 	state_load(d);
@@ -223,9 +231,6 @@ daemon_init(struct daemon *d, struct ev_loop *loop, struct config *conf,
 	ev_prepare_init(&d->prepare, prepare_cb);
 	d->prepare.data = d;
 	ev_prepare_start(loop, &d->prepare);
-	watch_signal(d, &d->sig_term, SIGTERM);
-	watch_signal(d, &d->sig_int, SIGINT);
-	watch_signal(d, &d->sig_hup, SIGHUP);
 	/* Pinned models start, then preloading. */
 	usage_start(d);
 	return 0;
