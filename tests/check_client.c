@@ -796,7 +796,7 @@ script_slow_acquire(int fd, int conn)
  * own timeout plus that, or without limit when it has none. */
 START_TEST(acquire_outwaits_connection_timeout)
 {
-	struct poolc_acquire_opts	 opts = { .timeout_ms = 400 };
+	struct poolc_acquire_opts	 opts = { .timeout_ms = 2000 };
 	struct poolc_server		 s;
 	struct poolc			*c;
 

@@ -541,6 +541,25 @@ cl_wait_sees(struct cluster *c, const char *who, const char *names,
 	}
 }
 
+/* true if node n's view of etcd lists model's server on node as ready. */
+static bool
+cl_knows_ready(struct node *n, const char *node, const char *model)
+{
+	json_t *st = cl_stats(n), *s;
+	size_t i;
+	bool ok = false;
+
+	json_array_foreach(tl_get(st, "cluster.servers"), i, s)
+		if (tl_str(s, "node") != NULL && tl_str(s, "model") != NULL &&
+		    tl_str(s, "state") != NULL &&
+		    strcmp(tl_str(s, "node"), node) == 0 &&
+		    strcmp(tl_str(s, "model"), model) == 0 &&
+		    strcmp(tl_str(s, "state"), "ready") == 0)
+			ok = true;
+	json_decref(st);
+	return ok;
+}
+
 /* Starts the nodes named and waits until they all see each other. */
 static void
 cl_form(struct cluster *c, const char *names)
@@ -1088,6 +1107,10 @@ START_TEST(test_stop_cont)
 	/* Its server is published again: a and c use it, none starts. */
 	TL_WAIT_UNTIL(ok, cl_key_count(&c, "/servers/b/shared") == 1, 5000);
 	CL_ASSERT(ok, "servers/b/shared is not in etcd again");
+	/* a and c learn it through their watches, a little later. */
+	TL_WAIT_UNTIL(ok, cl_knows_ready(N(&c, 'a'), "b", "shared") &&
+	    cl_knows_ready(N(&c, 'c'), "b", "shared"), 5000);
+	CL_ASSERT(ok, "a and c do not list b's server of shared as ready");
 	for (i = 0; i < 2; i++) {
 		conn[i] = tl_connect(&c.n[i == 0 ? 0 : 2].d);
 		id[i] = tl_send_req(conn[i], tl_acquire_req("shared", ACQ_MS,

@@ -642,7 +642,7 @@ START_TEST(test_stopped_peer)
 	req(&O, "{\"cmd\":\"X\"}", &r);
 	RUN_UNTIL(r.done, 3000);
 	ck_assert(r.failed);
-	ck_assert_msg(tl_now_ms() - t0 <= 2 * 200 + 100, "%lld ms",
+	ck_assert_msg(tl_now_ms() - t0 <= 2 * 200 + 400, "%lld ms",
 	    tl_now_ms() - t0);
 	ck_assert_msg(strncmp(r.why, "no answer in ", 13) == 0, "%s", r.why);
 	ck_assert_uint_eq(O.downs, 1);
@@ -657,7 +657,7 @@ START_TEST(test_stopped_peer)
 	kill(pid, SIGSTOP);
 	t0 = tl_now_ms();
 	RUN_UNTIL(O.downs == 2, 3000);
-	ck_assert_msg(tl_now_ms() - t0 <= 3 * 200 + 100, "%lld ms",
+	ck_assert_msg(tl_now_ms() - t0 <= 3 * 200 + 400, "%lld ms",
 	    tl_now_ms() - t0);
 	(void)r2;
 	kill(pid, SIGKILL);

@@ -4,6 +4,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -425,6 +426,42 @@ tl_env_bin(const char *var, const char *rel, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * TL_PORT_SLOTS slots of 100 ports from 10000, below Linux's ephemeral
+ * ports (32768 up), which any outgoing connection may take (32000 up
+ * is the shell and Node tests', one fixed slot each).  The slot to try first comes
+ * from the pid and n; a flock on /tmp/poold-test-ports.K, held until
+ * tl_daemon_finish or the test's exit, makes it ours, so that two
+ * suites running at once (make -j) never hand one range to two
+ * poolds, which could both pick a port before either server binds it.
+ */
+#define TL_PORT_SLOTS	220
+
+static int
+tl_port_slot(struct tl_daemon *d, int n)
+{
+	char path[64];
+	long first = ((long)getpid() * 7919 + (long)n * 37) % TL_PORT_SLOTS;
+	long k;
+	int fd;
+
+	d->port_lock = -1;
+	for (long i = 0; i < TL_PORT_SLOTS; i++) {
+		k = (first + i) % TL_PORT_SLOTS;
+		snprintf(path, sizeof(path), "/tmp/poold-test-ports.%ld", k);
+		fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd == -1)
+			continue;	/* another user's, say */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			d->port_lock = fd;
+			return 10000 + 100 * (int)k;
+		}
+		close(fd);
+	}
+	/* No lock to be had (a read-only /tmp): the first guess. */
+	return 10000 + 100 * (int)first;
+}
+
 void
 tl_daemon_init(struct tl_daemon *d, int n)
 {
@@ -443,14 +480,7 @@ tl_daemon_init(struct tl_daemon *d, int n)
 	snprintf(d->log, sizeof(d->log), "%s/poold.log", d->dir);
 	TL_ASSERT(mkdir(d->models_dir, 0755) == 0, "mkdir %s: %s",
 	    d->models_dir, strerror(errno));
-	/*
-	 * 300 slots of 100 ports in 20000-49999.  7919 is prime to 300, so
-	 * two processes share a slot only if their pids differ by a
-	 * multiple of 300 (adjusted by n): parallel runs, whose pids are
-	 * close, do not collide.
-	 */
-	d->port_min = 20000 + 100 * (int)(((long)getpid() * 7919 +
-	    (long)n * 37) % 300);
+	d->port_min = tl_port_slot(d, n);
 	d->port_max = d->port_min + 99;
 	d->stop_timeout_ms = 2000;
 }
@@ -800,6 +830,9 @@ tl_daemon_finish(struct tl_daemon *d)
 	tl_rm_rf(d->dir);
 	tl_current = NULL;
 	tl_ntracked = 0;
+	if (d->port_lock != -1)
+		close(d->port_lock);	/* the ports are free for others */
+	d->port_lock = -1;
 }
 
 /* --- connections --- */

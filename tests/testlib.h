@@ -36,6 +36,7 @@ struct tl_daemon {
 	char		 config[TL_PATH_MAX];
 	char		 log[TL_PATH_MAX];	/* poold's stderr */
 	int		 port_min, port_max;
+	int		 port_lock;		/* flock on the slot, or -1 */
 	pid_t		 pid;			/* poold; 0 once reaped */
 	pid_t		 started_pid;		/* poold, kept after reaping */
 	int		 status;		/* wait status once reaped */

@@ -97,6 +97,8 @@ function alive(pid) {
 
 /* The test's pool: a temp folder with config, models and socket. */
 class Pool {
+	static made = 0;
+
 	/* extra: more keys of poold.json. */
 	constructor(extra) {
 		const base = process.env.POOLD_TEST_TMPDIR || os.tmpdir();
@@ -104,7 +106,10 @@ class Pool {
 		this.sock = path.join(this.dir, 'poold.sock');
 		this.models = path.join(this.dir, 'models');
 		this.conf = path.join(this.dir, 'poold.json');
-		this.portMin = 20000 + Math.floor(Math.random() * 90) * 100;
+		// This test's own ports, 32200-32399 (tests/testlib.c: the C
+		// suites lock slots below 32000, which may run beside it); two
+		// slots, so that a Pool never starts on its stopping one's.
+		this.portMin = 32200 + (Pool.made++ % 2) * 100;
 		this.portMax = this.portMin + 99;
 		this.proc = null;
 		this.log = '';
