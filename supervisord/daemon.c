@@ -39,34 +39,6 @@ pool_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	pool_tick(d->pool, daemon_now());
 }
 
-/*
- * The pool over its budget or server count (a reload shrank them, or
- * servers grew) with a server idle again: it goes now, as idle ones did
- * when the limits shrank (pool_set_limits sheds them, in eviction order,
- * reason budget).  The pool stops idle servers over the limits only at
- * the change itself; a leased one that kept it over is idle after its
- * RELEASE.  Costs nothing while the pool fits.
- */
-static void
-shed_over_limits(struct daemon *d)
-{
-	struct pool *p = d->pool;
-	const struct pool_server *srv;
-	struct pool_limits lim;
-
-	if (p->used <= p->lim.budget && p->nservers <= p->lim.max_servers)
-		return;
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (srv->state == POOL_READY && srv->leases == 0 &&
-		    srv->model->priority != POOL_PRIO_PINNED &&
-		    TAILQ_EMPTY(&srv->waiters))
-			break;
-	if (srv == NULL)
-		return;
-	lim = p->lim;
-	pool_set_limits(p, daemon_now(), &lim);
-}
-
 /* Before the loop sleeps: replies out, dead clients closed, timer set. */
 static void
 prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -78,8 +50,6 @@ prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	control_reap(d->control);
 	cluster_reap(d->cluster);
 	measure_update(d);
-	if (!d->stopping)
-		shed_over_limits(d);
 	if (d->state_dirty) {
 		state_save(d);
 		d->state_dirty = false;

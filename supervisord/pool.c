@@ -28,6 +28,7 @@ static void	 lost_end(struct pool *, struct pool_lost *);
 static const char *busy_reason(const struct pool *, const struct pool_model *,
 		    char *, size_t);
 static void	 unpin(struct pool *, pool_ms, struct pool_model *);
+static void	 shed_shrunk(struct pool *, pool_ms);
 
 /* --- small helpers --- */
 
@@ -1399,7 +1400,7 @@ start_pinned(struct pool *p, pool_ms now)
 }
 
 static void
-schedule(struct pool *p, pool_ms now)
+schedule_starts(struct pool *p, pool_ms now)
 {
 	struct pool_model *head;
 
@@ -1421,6 +1422,38 @@ schedule(struct pool *p, pool_ms now)
 		if (!start(p, now, head))
 			return;
 	}
+}
+
+/* A READY server nobody holds or waits for, that may be stopped. */
+static bool
+idle_evictable(const struct pool_server *srv)
+{
+	return srv->state == POOL_READY && srv->leases == 0 &&
+	    srv->model->priority != POOL_PRIO_PINNED &&
+	    TAILQ_EMPTY(&srv->waiters);
+}
+
+/*
+ * After every change: waiting requests start what they can, then a
+ * server idle again while the pool is over its limits (they shrank, or
+ * servers grew, while it was leased) goes now, as idle ones did at the
+ * change itself (shed_shrunk, reason budget).  Costs a comparison while
+ * the pool fits.
+ */
+static void
+schedule(struct pool *p, pool_ms now)
+{
+	const struct pool_server *srv;
+
+	schedule_starts(p, now);
+	if (p->shutting_down ||
+	    (p->used <= p->lim.budget && p->nservers <= p->lim.max_servers))
+		return;
+	TAILQ_FOREACH(srv, &p->servers, link)
+		if (idle_evictable(srv)) {
+			shed_shrunk(p, now);
+			return;
+		}
 }
 
 /* --- requests --- */
@@ -2330,7 +2363,7 @@ shed_shrunk(struct pool *p, pool_ms now)
 		}
 	if (covered(&s) || (evict_lru(p, now, &s, &shrunk) && covered(&s)))
 		return;
-	plog(p, "over the new limits (%s over the budget, %" PRId64 " server%s "
+	plog(p, "over the limits (%s over the budget, %" PRId64 " server%s "
 	    "over max_servers) until leased, starting and pinned servers "
 	    "stop", pool_format_size(s.mem > 0 ? (uint64_t)s.mem : 0, by,
 	    sizeof(by)), s.count > 0 ? s.count : 0, s.count == 1 ? "" : "s");

@@ -2718,23 +2718,34 @@ START_TEST(test_measured_growth)
 }
 END_TEST
 
-/* All leased: growth over the budget stops nothing (and is logged). */
+/*
+ * All leased: growth over the budget stops nothing (and is logged); the
+ * first released while the pool is still over is stopped then.
+ */
 START_TEST(test_measured_all_leased)
 {
 	struct pool_model	*a, *b;
+	int64_t			 lb;
 
 	fx_init(NULL);
 	a = model("a", 50 * G, 0);
 	b = model("b", 40 * G, 0);
 	at(0);
 	warm(a, &F.own, true);
-	warm(b, &F.own, true);
+	lb = warm(b, &F.own, true);
 	pool_measured(F.p, F.now, a->server, 70 * G);
 	inv();
 	ck_assert_uint_eq(F.p->used, 110 * G);
 	ck_assert_uint_eq(F.r.nstops, 0);
 	ck_assert_msg(strstr(F.r.lastlog, "over budget") != NULL,
 	    "no log line about it: %s", F.r.lastlog);
+	at(1000);
+	ck_assert_int_eq(release(lb), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].model, b);
+	ck_assert_uint_eq(b->counters.stops[POOL_STOP_BUDGET], 1);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(F.p->used, 70 * G);
 	fx_done();
 }
 END_TEST
@@ -4197,8 +4208,9 @@ END_TEST
 /*
  * A smaller budget stops idle servers (reason budget), least recently
  * used first, until used fits; leased, starting and pinned ones stay,
- * and nothing starts while used is over the budget.  A smaller
- * max_servers the same.
+ * and nothing starts while used is over the budget; one of them ready
+ * and idle while it is still over goes then.  A smaller max_servers the
+ * same.
  */
 START_TEST(test_set_limits_shrink)
 {
@@ -4249,16 +4261,25 @@ START_TEST(test_set_limits_shrink)
 	acquire(&wd, &F.own, d, false, LONG_MS);
 	ck_assert_ptr_null(d->server);
 	at(2000);
-	ready(s);				/* idle now, but not enough */
-	ck_assert_uint_eq(F.r.nstops, 2);
+	/* Ready and idle while the pool is over: it goes at once (not
+	 * room enough for d: the leased b keeps the pool over). */
+	pool_ready(F.p, F.now, s->server);
+	inv();
+	ck_assert_uint_eq(F.r.nstops, 3);
+	ck_assert_ptr_eq(stopped_model(2), s);
+	ck_assert_int_eq(last_event(POOL_EV_EVICT, s)->reason,
+	    POOL_STOP_BUDGET);
+	ck_assert_ptr_null(d->server);
 	at(3000);
-	ck_assert_int_eq(release(lb), 0);	/* s and b go for d */
+	ck_assert_int_eq(release(lb), 0);	/* b goes for d */
 	ck_assert_uint_eq(F.r.nstops, 4);
+	ck_assert_ptr_eq(stopped_model(3), b);
 	reap(F.r.stops[2].srv, "exited");
 	reap(F.r.stops[3].srv, "exited");
 	ck_assert_ptr_nonnull(d->server);
 	ck_assert_uint_eq(F.p->used, 40 * G);
-	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_LRU], 2);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_LRU], 1);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_BUDGET], 3);
 
 	/* max_servers 2 of 2 (pin, d): to 1, d goes (idle once ready). */
 	ready(d);
@@ -4267,7 +4288,7 @@ START_TEST(test_set_limits_shrink)
 	inv();
 	ck_assert_uint_eq(F.r.nstops, 5);
 	ck_assert_ptr_eq(stopped_model(4), d);
-	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_BUDGET], 3);
+	ck_assert_uint_eq(F.p->counters.stops[POOL_STOP_BUDGET], 4);
 	/* The port range stays the pool's. */
 	ck_assert_int_eq(F.p->lim.port_min, 8000);
 	fx_done();
