@@ -28,7 +28,7 @@ static void	 lost_end(struct pool *, struct pool_lost *);
 static const char *busy_reason(const struct pool *, const struct pool_model *,
 		    char *, size_t);
 static void	 unpin(struct pool *, pool_ms, struct pool_model *);
-static void	 shed_shrunk(struct pool *, pool_ms);
+static void	 shed_shrunk(struct pool *, pool_ms, bool);
 
 /* --- small helpers --- */
 
@@ -1433,6 +1433,19 @@ idle_evictable(const struct pool_server *srv)
 	    TAILQ_EMPTY(&srv->waiters);
 }
 
+/* Over the budget, max_servers or a GPU's budget (stopping servers
+ * counted until reaped)? */
+static bool
+over_limits(const struct pool *p)
+{
+	if (p->used > p->lim.budget || p->nservers > p->lim.max_servers)
+		return true;
+	for (unsigned d = 0; d < p->lim.ngpus; d++)
+		if (p->gpu_dev_used[d] > p->lim.gpu_budgets[d])
+			return true;
+	return false;
+}
+
 /*
  * After every change: waiting requests start what they can, then a
  * server idle again while the pool is over its limits (they shrank, or
@@ -1446,12 +1459,11 @@ schedule(struct pool *p, pool_ms now)
 	const struct pool_server *srv;
 
 	schedule_starts(p, now);
-	if (p->shutting_down ||
-	    (p->used <= p->lim.budget && p->nservers <= p->lim.max_servers))
+	if (p->shutting_down || !over_limits(p))
 		return;
 	TAILQ_FOREACH(srv, &p->servers, link)
 		if (idle_evictable(srv)) {
-			shed_shrunk(p, now);
+			shed_shrunk(p, now, false);
 			return;
 		}
 }
@@ -2332,15 +2344,18 @@ const pool_ms pool_load_bounds[POOL_LOAD_BUCKETS - 1] = {
 };
 
 /*
- * The limits shrank: every idle READY server over them goes (in eviction
- * order), even if leased, starting or pinned ones keep the pool over
- * them; those finish, and nothing starts while it is over.
+ * Over the limits (they shrank; or servers grew, or a leased one kept
+ * the pool over and is idle now): every idle READY server over them goes
+ * (in eviction order), even if leased, starting or pinned ones keep the
+ * pool over them; those finish, and nothing starts while it is over.
+ * say: log what is still over (at the change itself; schedule() calls
+ * this after every change and must not repeat it).
  */
 static void
-shed_shrunk(struct pool *p, pool_ms now)
+shed_shrunk(struct pool *p, pool_ms now, bool say)
 {
 	static const struct eviction shrunk = {
-		.for_ = "smaller limits", .reason = POOL_STOP_BUDGET,
+		.for_ = "the limits", .reason = POOL_STOP_BUDGET,
 		.ready_only = true, .partial = true,
 	};
 	const struct pool_server *srv;
@@ -2361,7 +2376,8 @@ shed_shrunk(struct pool *p, pool_ms now)
 			for (d = 0; d < p->lim.ngpus; d++)
 				s.gpu[d] -= (int64_t)srv->gpu_dev[d];
 		}
-	if (covered(&s) || (evict_lru(p, now, &s, &shrunk) && covered(&s)))
+	if (covered(&s) || (evict_lru(p, now, &s, &shrunk) && covered(&s)) ||
+	    !say)
 		return;
 	plog(p, "over the limits (%s over the budget, %" PRId64 " server%s "
 	    "over max_servers) until leased, starting and pinned servers "
@@ -2400,7 +2416,7 @@ pool_set_limits(struct pool *p, pool_ms now, const struct pool_limits *lim)
 		    pool_pinned_mem(p), was, sizeof(was)), pool_format_size(
 		    p->lim.budget, is, sizeof(is)));
 	if (!p->shutting_down)
-		shed_shrunk(p, now);
+		shed_shrunk(p, now, true);
 	schedule(p, now);
 }
 

@@ -514,8 +514,8 @@ proc_rchar(pid_t pid)
  * Pass: the first ACQUIRE of a model whose header has a big array (200
  * MiB of u8; or 1.6 million strings, 24 MiB, past the 16 MiB a header
  * read may take on the loop): a PING sent right after it on another
- * connection is answered within 2 s (a loop that read the whole header
- * first would not be), poold reads at most the 16 MiB
+ * connection is answered within 2 s (a bound for a loaded machine; the
+ * bytes read are what show the cap), poold reads at most the 16 MiB
  * cap for it (2 MiB for the u8 array, whose end the first read shows),
  * and the model is accounted at least its file's size ("default").
  */

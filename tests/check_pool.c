@@ -4958,6 +4958,54 @@ START_TEST(test_set_limits_gpu)
 END_TEST
 
 /*
+ * A smaller GPU budget that only leased servers keep the pool over:
+ * nothing idle elsewhere goes for it, and each server on that GPU is
+ * stopped when released while the GPU is still over, not once it fits.
+ */
+START_TEST(test_set_limits_gpu_leased)
+{
+	struct pool_limits	 l = lim_default(), nl;
+	struct pool_model	*a, *b, *c;
+	int64_t			 la, lc;
+
+	l.ngpus = 2;
+	l.gpu_budgets[0] = 40 * G;
+	l.gpu_budgets[1] = 40 * G;
+	fx_init(&l);
+	a = model("a", 10 * G, 0);
+	b = model("b", 10 * G, 0);
+	c = model("c", 10 * G, 0);
+	a->gpu_mem = b->gpu_mem = 20 * G;
+	c->gpu_mem = 15 * G;
+	a->gpu_share[0] = c->gpu_share[0] = 1;
+	b->gpu_share[1] = 1;
+	at(0);
+	warm(b, &F.own, false);
+	la = warm(a, &F.own, true);
+	lc = warm(c, &F.own, true);
+	nl = F.p->lim;
+	nl.gpu_budgets[0] = 20 * G;
+	F.shrunk = true;
+	pool_set_limits(F.p, F.now, &nl);
+	inv();
+	ck_assert_uint_eq(F.r.nstops, 0);	/* not b: GPU 1 */
+	at(1000);
+	ck_assert_int_eq(release(lc), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	ck_assert_ptr_eq(F.r.stops[0].model, c);
+	ck_assert_uint_eq(c->counters.stops[POOL_STOP_BUDGET], 1);
+	/* 35 G on GPU 0 until c is reaped, but 20 once it is: a stays. */
+	ck_assert_int_eq(release(la), 0);
+	ck_assert_uint_eq(F.r.nstops, 1);
+	reap(F.r.stops[0].srv, "exited");
+	ck_assert_uint_eq(F.p->gpu_dev_used[0], 20 * G);
+	ck_assert_ptr_nonnull(a->server);
+	ck_assert_ptr_nonnull(b->server);
+	fx_done();
+}
+END_TEST
+
+/*
  * A pinned server's health fails: it is stopped (the one stop a pinned
  * server gets besides start timeout and shutdown) and started again.
  */
@@ -5012,6 +5060,7 @@ issue12_tcase(void)
 	tcase_add_test(tc, test_retire_readd);
 	tcase_add_test(tc, test_pinned_acquired_while_waiting);
 	tcase_add_test(tc, test_set_limits_gpu);
+	tcase_add_test(tc, test_set_limits_gpu_leased);
 	tcase_add_test(tc, test_pinned_unhealthy);
 	return tc;
 }
