@@ -4910,26 +4910,35 @@ START_TEST(test_pinned_acquired_while_waiting)
 }
 END_TEST
 
+/* Two GPUs of 40 G: a (20 G) and c (15 G) on GPU 0, b (20 G) on 1. */
+static void
+gpus_abc(struct pool_model **a, struct pool_model **b, struct pool_model **c)
+{
+	struct pool_limits	 l = lim_default();
+
+	l.ngpus = 2;
+	l.gpu_budgets[0] = 40 * G;
+	l.gpu_budgets[1] = 40 * G;
+	fx_init(&l);
+	*a = model("a", 10 * G, 0);
+	*b = model("b", 10 * G, 0);
+	*c = model("c", 10 * G, 0);
+	(*a)->gpu_mem = (*b)->gpu_mem = 20 * G;
+	(*c)->gpu_mem = 15 * G;
+	(*a)->gpu_share[0] = (*c)->gpu_share[0] = 1;
+	(*b)->gpu_share[1] = 1;
+}
+
 /*
  * A smaller GPU budget stops idle servers on that GPU only, least
  * recently used first; the number of GPUs does not change.
  */
 START_TEST(test_set_limits_gpu)
 {
-	struct pool_limits	 l = lim_default(), nl;
+	struct pool_limits	 nl;
 	struct pool_model	*a, *b, *c;
 
-	l.ngpus = 2;
-	l.gpu_budgets[0] = 40 * G;
-	l.gpu_budgets[1] = 40 * G;
-	fx_init(&l);
-	a = model("a", 10 * G, 0);
-	b = model("b", 10 * G, 0);
-	c = model("c", 10 * G, 0);
-	a->gpu_mem = b->gpu_mem = 20 * G;
-	c->gpu_mem = 15 * G;
-	a->gpu_share[0] = c->gpu_share[0] = 1;
-	b->gpu_share[1] = 1;
+	gpus_abc(&a, &b, &c);
 	at(0);
 	warm(b, &F.own, false);
 	at(100);
@@ -4964,21 +4973,11 @@ END_TEST
  */
 START_TEST(test_set_limits_gpu_leased)
 {
-	struct pool_limits	 l = lim_default(), nl;
+	struct pool_limits	 nl;
 	struct pool_model	*a, *b, *c;
 	int64_t			 la, lc;
 
-	l.ngpus = 2;
-	l.gpu_budgets[0] = 40 * G;
-	l.gpu_budgets[1] = 40 * G;
-	fx_init(&l);
-	a = model("a", 10 * G, 0);
-	b = model("b", 10 * G, 0);
-	c = model("c", 10 * G, 0);
-	a->gpu_mem = b->gpu_mem = 20 * G;
-	c->gpu_mem = 15 * G;
-	a->gpu_share[0] = c->gpu_share[0] = 1;
-	b->gpu_share[1] = 1;
+	gpus_abc(&a, &b, &c);
 	at(0);
 	warm(b, &F.own, false);
 	la = warm(a, &F.own, true);
