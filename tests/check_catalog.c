@@ -256,6 +256,9 @@ START_TEST(test_gone_file)
 	TL_WAIT_UNTIL(ok, tl_stats_pid(&d, mon, "a") == 0, 10000);
 	TL_ASSERT(ok, "a's idle server runs on after its file went");
 	TL_ASSERT(tl_wait_gone(pa, 10000), "a's process is still there");
+	/* Listed (stopping) until poold has reaped it. */
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "a"), 5000);
+	TL_ASSERT(ok, "a is still listed after its process is gone");
 	rep = tl_evict(c, "a", false, 10000);
 	tl_expect_error(rep, "unknown_model", NULL, "EVICT of a gone model "
 	    "with no server");

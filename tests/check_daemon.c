@@ -54,16 +54,6 @@ matches(const char *text, const char *ere)
 	return m;
 }
 
-static bool
-has_server(struct tl_daemon *d, struct tl_conn *mon, const char *model)
-{
-	json_t *st = tl_stats(d, mon);
-	bool has = tl_server(st, model) != NULL;
-
-	json_decref(st);
-	return has;
-}
-
 static void
 assert_dead(pid_t pid, const char *what)
 {
@@ -224,7 +214,7 @@ START_TEST(test_idle_timeout)
 
 	t0 = tl_now_ms();
 	tl_release(c, lx);
-	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "x"), 5000);
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "x"), 5000);
 	dt = tl_now_ms() - t0;
 	TL_ASSERT(ok, "x (idle_timeout 1s) still running 5 s after RELEASE");
 	TL_ASSERT(dt >= 800, "x stopped %lld ms after RELEASE, before its"
@@ -252,7 +242,7 @@ START_TEST(test_idle_timeout)
 
 	t0 = tl_now_ms();
 	tl_release(c, ly);
-	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "y"), 5000);
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "y"), 5000);
 	dt = tl_now_ms() - t0;
 	TL_ASSERT(ok && dt >= 800, "y not stopped 0.8-5 s after RELEASE"
 	    " (%lld ms)", dt);
@@ -747,7 +737,7 @@ START_TEST(test_failing_servers)
 	    "never_ready failed after %lld ms, start_timeout is 1 s", dt);
 	TL_ASSERT(tl_wait_gone(pn, 3000), "never_ready's process %d still"
 	    " exists (state %c)", (int)pn, tl_proc_state(pn));
-	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "never"), 1000);
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "never"), 1000);
 	TL_ASSERT(ok, "never_ready still listed after its process is gone");
 
 	/* ignores SIGTERM: only the SIGKILL at stop_timeout ends it */
@@ -769,7 +759,7 @@ START_TEST(test_failing_servers)
 	    (json_int_t)lease), TL_REPLY_TIMEOUT_MS);
 	tl_expect_error(rep, "lease_lost", NULL, "RELEASE after EVICT force");
 	json_decref(rep);
-	TL_ASSERT(!has_server(&d, mon, "stubborn"), "stubborn still listed");
+	TL_ASSERT(!tl_has_server(&d, mon, "stubborn"), "stubborn still listed");
 
 	/* exits on the second SIGTERM */
 	tl_acquire_ok(c, "twice", false, NULL);
@@ -801,7 +791,7 @@ START_TEST(test_failing_servers)
 	/* crashes (SIGSEGV) 300 ms after ready, while leased */
 	lease = tl_acquire_ok(c, "later", true, NULL);
 	pf = tl_stats_pid(&d, mon, "later");
-	TL_WAIT_UNTIL(ok, !has_server(&d, mon, "later"), 3000);
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "later"), 3000);
 	TL_ASSERT(ok, "crashed server still listed 3 s after ready");
 	assert_dead(pf, "crashed server no longer listed");
 	st = tl_stats(&d, mon);

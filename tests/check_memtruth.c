@@ -1060,6 +1060,7 @@ START_TEST(daemon_gpus_per_card)
 	struct tl_conn *c, *mon;
 	json_t *rep, *st;
 	pid_t pa, pc;
+	bool ok;
 
 	TL_ASSERT(getenv("FAKENVML_DIR") != NULL, "FAKENVML_DIR is not set "
 	    "(make check sets it)");
@@ -1112,6 +1113,9 @@ START_TEST(daemon_gpus_per_card)
 	    (int)pa);
 	TL_ASSERT(tl_wait_gone(pc, 20000), "c's server %d still runs with "
 	    "card 1 over its budget", (int)pc);
+	/* Listed (stopping, and counted) until poold has reaped it. */
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "c"), 5000);
+	TL_ASSERT(ok, "c is still listed after its process is gone");
 	st = tl_stats(&d, mon);
 	TL_ASSERT(tl_server_pid(st, "a") == pa && tl_server(st, "c") == NULL &&
 	    gpu_is(st, 1, 150 * MIB, 60 * MIB) &&

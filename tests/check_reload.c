@@ -255,6 +255,9 @@ START_TEST(test_shrink_budget)
 	TL_WAIT_UNTIL(ok, raw_pid(mon, "a") == 0, WAIT_MS);
 	TL_ASSERT(ok, "a (8M) still runs after its RELEASE in a 6M budget");
 	TL_ASSERT(tl_wait_gone(pa, WAIT_MS), "a's process is still there");
+	/* Counted until poold has reaped it. */
+	TL_WAIT_UNTIL(ok, !tl_has_server(&d, mon, "a"), WAIT_MS);
+	TL_ASSERT(ok, "a is still listed after its process is gone");
 	/* The connection that held the lease still works, within the rules. */
 	TL_ASSERT(tl_stats_int(&d, c, "memory.used") == 0, "used is not 0");
 	tl_acquire_ok(c, "b", false, NULL);

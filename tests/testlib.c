@@ -1418,6 +1418,16 @@ tl_server(json_t *stats, const char *model)
 	return NULL;
 }
 
+bool
+tl_has_server(struct tl_daemon *d, struct tl_conn *mon, const char *model)
+{
+	json_t *st = tl_stats(d, mon);
+	bool has = tl_server(st, model) != NULL;
+
+	json_decref(st);
+	return has;
+}
+
 pid_t
 tl_server_pid(json_t *stats, const char *model)
 {

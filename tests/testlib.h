@@ -278,6 +278,9 @@ void		 tl_expect_error(json_t *rep, const char *code, json_t *id,
 const char	*tl_dump(json_t *j);
 /* The servers[] entry of model in a STATS reply, NULL if not there. */
 json_t		*tl_server(json_t *stats, const char *model);
+/* Does STATS list a server of model (in any state, stopping too)? */
+bool		 tl_has_server(struct tl_daemon *, struct tl_conn *,
+		    const char *model);
 /* Its pid, 0 if not there. */
 pid_t		 tl_server_pid(json_t *stats, const char *model);
 
