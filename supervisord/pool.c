@@ -1424,15 +1424,6 @@ schedule_starts(struct pool *p, pool_ms now)
 	}
 }
 
-/* A READY server nobody holds or waits for, that may be stopped. */
-static bool
-idle_evictable(const struct pool_server *srv)
-{
-	return srv->state == POOL_READY && srv->leases == 0 &&
-	    srv->model->priority != POOL_PRIO_PINNED &&
-	    TAILQ_EMPTY(&srv->waiters);
-}
-
 /* Over the budget, max_servers or a GPU's budget (stopping servers
  * counted until reaped)? */
 static bool
@@ -1456,16 +1447,9 @@ over_limits(const struct pool *p)
 static void
 schedule(struct pool *p, pool_ms now)
 {
-	const struct pool_server *srv;
-
 	schedule_starts(p, now);
-	if (p->shutting_down || !over_limits(p))
-		return;
-	TAILQ_FOREACH(srv, &p->servers, link)
-		if (idle_evictable(srv)) {
-			shed_shrunk(p, now, false);
-			return;
-		}
+	if (!p->shutting_down && over_limits(p))
+		shed_shrunk(p, now, false);
 }
 
 /* --- requests --- */
